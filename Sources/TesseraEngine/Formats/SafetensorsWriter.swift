@@ -1,0 +1,116 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One tensor to be written: its bytes are already encoded in `dtype`, little-endian.
+public struct TensorRecord: Sendable {
+    public var name: String
+    public var dtype: DType
+    public var shape: [Int]
+    public var bytes: [UInt8]
+
+    public init(name: String, dtype: DType, shape: [Int], bytes: [UInt8]) {
+        self.name = name
+        self.dtype = dtype
+        self.shape = shape
+        self.bytes = bytes
+    }
+
+    public init(name: String, shape: [Int], floats: [Float], as dtype: DType = .f32) {
+        var out: [UInt8] = []
+        out.reserveCapacity(floats.count * dtype.byteSize)
+        floats.withUnsafeBufferPointer { encodeFloats($0, as: dtype, into: &out) }
+        self.init(name: name, dtype: dtype, shape: shape, bytes: out)
+    }
+
+    public init(name: String, shape: [Int], int64s: [Int64]) {
+        var out = [UInt8](repeating: 0, count: int64s.count * 8)
+        out.withUnsafeMutableBytes { raw in
+            for (i, v) in int64s.enumerated() { raw.storeBytes(of: v.littleEndian, toByteOffset: 8 * i, as: Int64.self) }
+        }
+        self.init(name: name, dtype: .i64, shape: shape, bytes: out)
+    }
+}
+
+/// Writes safetensors files the way the reference writer does (tensors ordered by
+/// descending alignment then name, header padded with spaces to a multiple of 8), so
+/// that transformers and the safetensors library load them. The file appears at its
+/// path only when complete: written to a temporary name, flushed, then renamed.
+public enum SafetensorsWriter {
+    public static func write(_ records: [TensorRecord], metadata: [String: String] = ["format": "pt"], to path: String) throws {
+        var seen = Set<String>()
+        for r in records {
+            guard seen.insert(r.name).inserted else { throw SafetensorsError(file: path, "duplicate tensor name \(r.name)") }
+            guard r.name != "__metadata__" else { throw SafetensorsError(file: path, "tensor name __metadata__ is reserved") }
+            let expected = r.shape.reduce(1, *) * r.dtype.byteSize
+            guard r.bytes.count == expected, r.shape.allSatisfy({ $0 >= 0 }) else {
+                throw SafetensorsError(file: path, "tensor \(r.name): \(r.bytes.count) bytes do not match dtype \(r.dtype.rawValue) × shape \(r.shape)")
+            }
+        }
+        let ordered = records.sorted { ($0.dtype.byteSize, $1.name) > ($1.dtype.byteSize, $0.name) }
+        var members: [(String, JSONValue)] = []
+        if !metadata.isEmpty {
+            members.append(("__metadata__", .object(metadata.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })))
+        }
+        var offset = 0
+        for r in ordered {
+            members.append((r.name, .object([
+                ("dtype", .string(r.dtype.rawValue)),
+                ("shape", .array(r.shape.map { .number(Double($0)) })),
+                ("data_offsets", .array([.number(Double(offset)), .number(Double(offset + r.bytes.count))])),
+            ])))
+            offset += r.bytes.count
+        }
+        var header = Array(JSONValue.object(members).serialized().utf8)
+        while header.count % 8 != 0 { header.append(0x20) }
+        try AtomicFile.write(to: path) { sink in
+            var len = UInt64(header.count).littleEndian
+            try withUnsafeBytes(of: &len) { try sink($0) }
+            try header.withUnsafeBytes { try sink($0) }
+            for r in ordered { try r.bytes.withUnsafeBytes { try sink($0) } }
+        }
+    }
+}
+
+/// Writes a file under a temporary name, fsyncs it, renames it into place and fsyncs the
+/// folder, so a reader sees either the old file or the whole new one.
+public enum AtomicFile {
+    public typealias Sink = (UnsafeRawBufferPointer) throws -> Void
+
+    public static func write(to path: String, _ body: (Sink) throws -> Void) throws {
+        let tmp = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw SafetensorsError(file: path, "cannot create: \(String(cString: strerror(errno)))") }
+        var ok = false
+        defer {
+            if !ok { close(fd); unlink(tmp) }
+        }
+        try body { buf in
+            var done = 0
+            while done < buf.count {
+                let n = Glibc.write(fd, buf.baseAddress! + done, buf.count - done)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw SafetensorsError(file: path, "write failed: \(String(cString: strerror(errno)))")
+                }
+                done += n
+            }
+        }
+        guard fsync(fd) == 0 else { throw SafetensorsError(file: path, "fsync failed: \(String(cString: strerror(errno)))") }
+        ok = true
+        close(fd)
+        guard rename(tmp, path) == 0 else {
+            let message = String(cString: strerror(errno))
+            unlink(tmp)
+            throw SafetensorsError(file: path, "rename failed: \(message)")
+        }
+        let dir = (path as NSString).deletingLastPathComponent
+        let dfd = open(dir.isEmpty ? "." : dir, O_RDONLY)
+        if dfd >= 0 { fsync(dfd); close(dfd) }
+    }
+
+    public static func write(_ data: [UInt8], to path: String) throws {
+        try write(to: path) { sink in try data.withUnsafeBytes { try sink($0) } }
+    }
+}

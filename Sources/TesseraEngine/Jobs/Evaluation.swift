@@ -1,0 +1,70 @@
+import Foundation
+
+/// What `tessera eval` reports.
+public struct EvaluationReport: Codable, Sendable {
+    public var loss: Double
+    public var tokens: Int
+    public var modelType: String
+    public var experts: Int
+    public var topK: Int
+    /// Per layer, (token, slot) pairs routed to each expert; empty for dense layers.
+    public var routerCounts: [[Int]]
+    /// Per layer, routing weight carried to each expert.
+    public var gateMass: [[Double]]
+
+    enum CodingKeys: String, CodingKey {
+        case loss, tokens, experts
+        case modelType = "model_type"
+        case topK = "top_k"
+        case routerCounts = "router_counts"
+        case gateMass = "gate_mass"
+    }
+
+    public func jsonString() throws -> String {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        return String(decoding: try enc.encode(self), as: UTF8.self)
+    }
+}
+
+public enum Evaluation {
+    public static func run(modelDirectory: String, tokensPath: String, logitsOut: String? = nil) throws -> EvaluationReport {
+        let model = try MoEModel(directory: modelDirectory)
+        let tokens = try TokenBatch.load(path: tokensPath)
+        let run = ModelRun(model: model, batch: tokens.batch, seq: tokens.seq, training: false)
+        let loss = try run.forward(tokens)
+        if let logitsOut {
+            let V = model.config.vocabSize
+            let values = Array(UnsafeBufferPointer(start: run.logits.pointer, count: tokens.count * V))
+            try SafetensorsWriter.write([TensorRecord(name: "logits", shape: [tokens.batch, tokens.seq, V], floats: values)], to: logitsOut)
+        }
+        let c = model.config
+        return EvaluationReport(loss: loss, tokens: tokens.predictedTokens, modelType: c.family.rawValue, experts: c.experts,
+                                topK: c.topK, routerCounts: run.routerStats.counts, gateMass: run.routerStats.gateMass)
+    }
+}
+
+public enum GradientExport {
+    public struct Summary: Sendable {
+        public var loss: Double
+        public var tensors: Int
+    }
+
+    /// Computes gradients of the mean loss and writes them under the checkpoint's own
+    /// tensor names. With an expert list, only those experts' tensors are written (in the
+    /// fused layout, the fused tensors with the other experts' slices left at zero).
+    public static func run(modelDirectory: String, tokensPath: String, outPath: String, experts: String?) throws -> Summary {
+        let model = try MoEModel(directory: modelDirectory)
+        let tokens = try TokenBatch.load(path: tokensPath)
+        let trainable = try experts.map { try TrainableSet.experts(parseExpertList($0), in: model.layout) } ?? .all(model.layout)
+        let run = ModelRun(model: model, batch: tokens.batch, seq: tokens.seq, training: true)
+        let grads = FloatBuffer(count: model.parameters.count)
+        let loss = try run.lossAndGradients(tokens, trainable: trainable, grads: grads)
+        let records = model.layout.tensors.enumerated().filter { trainable.tensors.contains($0.offset) }.map { _, slot in
+            TensorRecord(name: slot.name, shape: slot.shape,
+                         floats: Array(UnsafeBufferPointer(start: grads.pointer + slot.offset, count: slot.count)))
+        }
+        try SafetensorsWriter.write(records, to: outPath)
+        return Summary(loss: loss, tensors: records.count)
+    }
+}

@@ -1,0 +1,108 @@
+import CBLAS
+
+/// Shapes of one causal self-attention call: q [B·S, H·d], k and v [B·S, Hkv·d].
+public struct AttentionShape: Sendable {
+    public var batch: Int, seq: Int, heads: Int, kvHeads: Int, headDim: Int
+    /// Keys more than `window - 1` positions back are masked (nil: none).
+    public var window: Int?
+    public var qStride: Int { heads * headDim }
+    public var kvStride: Int { kvHeads * headDim }
+    public var scale: Float { 1 / Float(headDim).squareRoot() }
+    public init(batch: Int, seq: Int, heads: Int, kvHeads: Int, headDim: Int, window: Int?) {
+        self.batch = batch; self.seq = seq; self.heads = heads; self.kvHeads = kvHeads
+        self.headDim = headDim; self.window = window
+    }
+    /// Rows are processed in blocks; block b only sees keys before its end, which halves
+    /// the work of causal attention against a full S×S product.
+    @usableFromInline static let block = 64
+    public var probsPerHead: Int { seq * seq }
+    @inlinable func firstKey(_ i: Int) -> Int { window.map { max(0, i - $0 + 1) } ?? 0 }
+}
+
+@inline(__always) @usableFromInline
+func sgemmRaw(_ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+              _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+              _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+}
+
+/// out = softmax(q kᵀ / √d + causal mask) v for every (sequence, head). `probs`, when
+/// given, receives the attention weights [B, H, S, S] for the backward pass (rows hold
+/// zeros at masked keys up to the end of their block); otherwise `scratch` must hold
+/// `Parallel.workers · S · S` floats.
+public func attentionForward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>,
+                             _ out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>?,
+                             scratch: UnsafeMutablePointer<Float>, shape s: AttentionShape) {
+    let S = s.seq, d = s.headDim, group = s.heads / s.kvHeads
+    Parallel.parts(s.batch * s.heads) { part, items in
+        for item in items {
+            let b = item / s.heads, h = item % s.heads, kvh = h / group
+            let P = probs.map { $0 + item * S * S } ?? scratch + part * S * S
+            let qb = q + b * S * s.qStride + h * d
+            let kb = k + b * S * s.kvStride + kvh * d
+            let vb = v + b * S * s.kvStride + kvh * d
+            let ob = out + b * S * s.qStride + h * d
+            var r0 = 0
+            while r0 < S {
+                let r1 = min(S, r0 + AttentionShape.block)
+                let rows = r1 - r0
+                sgemmRaw(false, true, rows, r1, d, s.scale, qb + r0 * s.qStride, s.qStride, kb, s.kvStride, 0, P + r0 * S, S)
+                for i in r0..<r1 {
+                    let row = P + i * S
+                    let lo = s.firstKey(i)
+                    if lo > 0 { row.update(repeating: 0, count: lo) }
+                    softmaxRow(row + lo, i + 1 - lo)
+                    if i + 1 < r1 { (row + i + 1).update(repeating: 0, count: r1 - i - 1) }
+                }
+                sgemmRaw(false, false, rows, d, r1, 1, P + r0 * S, S, vb, s.kvStride, 0, ob + r0 * s.qStride, s.qStride)
+                r0 = r1
+            }
+        }
+    }
+}
+
+/// Accumulates dq, dk, dv from dOut, given the saved weights `probs`. `scratch` holds
+/// `Parallel.workers · S · S` floats.
+public func attentionBackward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>,
+                              probs: UnsafePointer<Float>, _ dOut: UnsafePointer<Float>,
+                              _ dq: UnsafeMutablePointer<Float>, _ dk: UnsafeMutablePointer<Float>, _ dv: UnsafeMutablePointer<Float>,
+                              scratch: UnsafeMutablePointer<Float>, shape s: AttentionShape) {
+    let S = s.seq, d = s.headDim, group = s.heads / s.kvHeads
+    // One work item per (sequence, kv head): the heads sharing a kv head write the same
+    // dk/dv rows, so they run in one item, in order.
+    Parallel.parts(s.batch * s.kvHeads) { part, items in
+        let dP = scratch + part * S * S
+        for item in items {
+            let b = item / s.kvHeads, kvh = item % s.kvHeads
+            let kb = k + b * S * s.kvStride + kvh * d
+            let vb = v + b * S * s.kvStride + kvh * d
+            let dkb = dk + b * S * s.kvStride + kvh * d
+            let dvb = dv + b * S * s.kvStride + kvh * d
+            for h in (kvh * group)..<((kvh + 1) * group) {
+                let P = probs + (b * s.heads + h) * S * S
+                let qb = q + b * S * s.qStride + h * d
+                let dqb = dq + b * S * s.qStride + h * d
+                let dob = dOut + b * S * s.qStride + h * d
+                var r0 = 0
+                while r0 < S {
+                    let r1 = min(S, r0 + AttentionShape.block)
+                    let rows = r1 - r0
+                    sgemmRaw(false, true, rows, r1, d, 1, dob + r0 * s.qStride, s.qStride, vb, s.kvStride, 0, dP + r0 * S, S)
+                    for i in r0..<r1 {
+                        let pr = P + i * S, gr = dP + i * S
+                        let lo = s.firstKey(i), hi = i + 1
+                        let c = dot(pr + lo, gr + lo, hi - lo)
+                        if lo > 0 { gr.update(repeating: 0, count: lo) }
+                        for j in lo..<hi { gr[j] = pr[j] * (gr[j] - c) }
+                        if hi < r1 { (gr + hi).update(repeating: 0, count: r1 - hi) }
+                    }
+                    sgemmRaw(false, false, rows, d, r1, s.scale, dP + r0 * S, S, kb, s.kvStride, 1, dqb + r0 * s.qStride, s.qStride)
+                    sgemmRaw(true, false, r1, d, rows, s.scale, dP + r0 * S, S, qb + r0 * s.qStride, s.qStride, 1, dkb, s.kvStride)
+                    sgemmRaw(true, false, r1, d, rows, 1, P + r0 * S, S, dob + r0 * s.qStride, s.qStride, 1, dvb, s.kvStride)
+                    r0 = r1
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,51 @@
+import CBLAS
+
+/// Row-major C[m,n] = alpha · op(A)[m,k] · op(B)[k,n] + beta · C, with op = transpose when
+/// asked. Large products are split by rows of C across the workers; each block is one
+/// single-threaded OpenBLAS call.
+@inlinable
+public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+                 alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+                 b: UnsafePointer<Float>, ldb: Int,
+                 beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
+                 parallel: Bool = true) {
+    if m == 0 || n == 0 { return }
+    if k == 0 {
+        if beta == 0 {
+            for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) }
+        } else if beta != 1 {
+            for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } }
+        }
+        return
+    }
+    let work = parallel ? m * n * k / 64 : 0
+    _ = Parallel.workers  // sets OpenBLAS to one thread before the first call
+    Parallel.ranges(m, granule: 16, work: work) { rows in
+        let aRow = transA ? a + rows.lowerBound : a + rows.lowerBound * lda
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(rows.count), Int32(n), Int32(k), alpha, aRow, Int32(lda), b, Int32(ldb),
+                    beta, c + rows.lowerBound * ldc, Int32(ldc))
+    }
+}
+
+/// Y[m, out] (+)= X[m, in] · Wᵀ, for a weight W [out, in] as checkpoints store it.
+@inlinable
+public func linearForward(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                          rows: Int, inDim: Int, outDim: Int, accumulate: Bool = false) {
+    gemm(transB: true, m: rows, n: outDim, k: inDim, a: x, lda: inDim, b: w, ldb: inDim,
+         beta: accumulate ? 1 : 0, c: y, ldc: outDim)
+}
+
+/// dX[m, in] += dY[m, out] · W.
+@inlinable
+public func linearBackwardInput(_ dy: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+                                rows: Int, inDim: Int, outDim: Int, accumulate: Bool = true) {
+    gemm(m: rows, n: inDim, k: outDim, a: dy, lda: outDim, b: w, ldb: inDim, beta: accumulate ? 1 : 0, c: dx, ldc: inDim)
+}
+
+/// dW[out, in] += dYᵀ · X.
+@inlinable
+public func linearBackwardWeight(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dw: UnsafeMutablePointer<Float>,
+                                 rows: Int, inDim: Int, outDim: Int) {
+    gemm(transA: true, m: outDim, n: inDim, k: rows, a: dy, lda: outDim, b: x, ldb: inDim, beta: 1, c: dw, ldc: inDim)
+}

@@ -1,0 +1,58 @@
+import Foundation
+
+/// cos/sin tables for rotary embeddings at positions 0..<length, computed as transformers
+/// does in float32: inv_freq = 1 / theta^(2i/d), angle = position · inv_freq.
+public struct RotaryTable: Sendable {
+    public let length: Int
+    public let half: Int
+    public let cos: [Float]   // [length, half]
+    public let sin: [Float]
+
+    public init(headDim: Int, theta: Double, length: Int) {
+        half = headDim / 2
+        self.length = length
+        var c = [Float](repeating: 0, count: length * half)
+        var s = c
+        for i in 0..<half {
+            let invFreq = 1 / Float(pow(theta, Double(Float(2 * i) / Float(headDim))))
+            for p in 0..<length {
+                let angle = Float(p) * invFreq
+                c[p * half + i] = Float(Foundation.cos(Double(angle)))
+                s[p * half + i] = Float(Foundation.sin(Double(angle)))
+            }
+        }
+        cos = c
+        sin = s
+    }
+}
+
+/// Rotates each head of `x` [batch·seq, heads·headDim] in place, pairing element i with
+/// i + headDim/2 (transformers' rotate_half). `inverse` applies the transpose, which is
+/// the backward pass.
+@inlinable
+public func applyRotary(_ x: UnsafeMutablePointer<Float>, table: RotaryTable, batch: Int, seq: Int, heads: Int,
+                        headDim: Int, inverse: Bool) {
+    let half = headDim / 2
+    let rowStride = heads * headDim
+    table.cos.withUnsafeBufferPointer { cosBuf in
+        table.sin.withUnsafeBufferPointer { sinBuf in
+            let cp = cosBuf.baseAddress!, sp = sinBuf.baseAddress!
+            let sign: Float = inverse ? -1 : 1
+            Parallel.ranges(batch * seq, work: batch * seq * rowStride) { range in
+                for t in range {
+                    let pos = t % seq
+                    let c = cp + pos * half, s = sp + pos * half
+                    for h in 0..<heads {
+                        let v = x + t * rowStride + h * headDim
+                        for i in 0..<half {
+                            let a = v[i], b = v[i + half]
+                            let si = sign * s[i]
+                            v[i] = a * c[i] - b * si
+                            v[i + half] = b * c[i] + a * si
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

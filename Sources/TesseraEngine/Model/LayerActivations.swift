@@ -1,0 +1,71 @@
+/// What one decoder layer keeps from its forward pass: enough for the backward pass
+/// without recomputation. Evaluation reuses a single instance for every layer.
+final class LayerActivations: @unchecked Sendable {
+    let xIn: FloatBuffer, rinv1: FloatBuffer, h1: FloatBuffer
+    let qProj: FloatBuffer, kProj: FloatBuffer, vProj: FloatBuffer
+    let qNormed: FloatBuffer?, kNormed: FloatBuffer?, rinvQ: FloatBuffer?, rinvK: FloatBuffer?
+    let q: FloatBuffer, k: FloatBuffer, v: FloatBuffer
+    let probs: FloatBuffer?
+    let attn: FloatBuffer
+    let xMid: FloatBuffer, rinv2: FloatBuffer, h2: FloatBuffer
+    // Routed experts, rows in dispatch order (grouped by expert).
+    let routerProbs: FloatBuffer?
+    let topIdx: IndexBuffer?, topW: FloatBuffer?, slotPos: IndexBuffer?, dispTok: IndexBuffer?
+    var expertStart: [Int] = []
+    let xDisp: FloatBuffer?, g: FloatBuffer?, u: FloatBuffer?, y: FloatBuffer?
+    // Shared expert (Qwen2-MoE) or dense MLP: g, u over all tokens, then its output.
+    let mlpG: FloatBuffer?, mlpU: FloatBuffer?, mlpY: FloatBuffer?, sharedGate: FloatBuffer?
+
+    init(config c: ModelConfig, layer l: Int, tokens T: Int, batch: Int, seq: Int, training: Bool) {
+        let H = c.hiddenSize
+        xIn = FloatBuffer(count: T * H)
+        rinv1 = FloatBuffer(count: T)
+        h1 = FloatBuffer(count: T * H)
+        qProj = FloatBuffer(count: T * c.qDim)
+        kProj = FloatBuffer(count: T * c.kvDim)
+        vProj = FloatBuffer(count: T * c.kvDim)
+        let normed = c.qkNorm != .none
+        let normRowsQ = c.qkNorm == .perHead ? T * c.heads : T
+        let normRowsK = c.qkNorm == .perHead ? T * c.kvHeads : T
+        qNormed = normed ? FloatBuffer(count: T * c.qDim) : nil
+        kNormed = normed ? FloatBuffer(count: T * c.kvDim) : nil
+        rinvQ = normed ? FloatBuffer(count: normRowsQ) : nil
+        rinvK = normed ? FloatBuffer(count: normRowsK) : nil
+        q = FloatBuffer(count: T * c.qDim)
+        k = FloatBuffer(count: T * c.kvDim)
+        v = FloatBuffer(count: T * c.kvDim)
+        probs = training ? FloatBuffer(count: batch * c.heads * seq * seq) : nil
+        attn = FloatBuffer(count: T * c.qDim)
+        xMid = FloatBuffer(count: T * H)
+        rinv2 = FloatBuffer(count: T)
+        h2 = FloatBuffer(count: T * H)
+        // Evaluation shares one instance across layers, so it must fit either kind.
+        let sparse = training ? c.sparseLayers[l] : c.sparseLayers.contains(true)
+        let TK = T * c.topK
+        if sparse {
+            routerProbs = FloatBuffer(count: T * c.experts)
+            topIdx = IndexBuffer(count: TK)
+            topW = FloatBuffer(count: TK)
+            slotPos = IndexBuffer(count: TK)
+            dispTok = IndexBuffer(count: TK)
+            xDisp = FloatBuffer(count: TK * H)
+            g = FloatBuffer(count: TK * c.expertWidth)
+            u = FloatBuffer(count: TK * c.expertWidth)
+            y = FloatBuffer(count: TK * H)
+        } else {
+            routerProbs = nil; topIdx = nil; topW = nil; slotPos = nil; dispTok = nil
+            xDisp = nil; g = nil; u = nil; y = nil
+        }
+        let mlpWidth = training
+            ? (c.sparseLayers[l] ? c.sharedExpertWidth : c.denseWidth)
+            : max(c.sharedExpertWidth, c.sparseLayers.contains(false) ? c.denseWidth : 0)
+        if mlpWidth > 0 {
+            mlpG = FloatBuffer(count: T * mlpWidth)
+            mlpU = FloatBuffer(count: T * mlpWidth)
+            mlpY = FloatBuffer(count: T * H)
+            sharedGate = FloatBuffer(count: T)
+        } else {
+            mlpG = nil; mlpU = nil; mlpY = nil; sharedGate = nil
+        }
+    }
+}

@@ -1,0 +1,151 @@
+import Foundation
+
+/// A Mixture-of-Experts causal language model held as one flat float32 parameter buffer
+/// with named views, as llm.c holds GPT-2.
+public final class MoEModel: @unchecked Sendable {
+    public let config: ModelConfig
+    public let layout: WeightLayout
+    public let parameters: FloatBuffer
+    /// The dtype each checkpoint tensor had on disk, for writing it back unchanged.
+    public var sourceDTypes: [DType]
+
+    public init(config: ModelConfig, layout: ExpertLayout = .perExpert) {
+        self.config = config
+        self.layout = WeightLayout(config: config, expertLayout: layout)
+        self.parameters = FloatBuffer(count: self.layout.totalCount)
+        self.sourceDTypes = Array(repeating: .f32, count: self.layout.tensors.count)
+    }
+
+    /// Loads a Hugging Face checkpoint directory (config.json plus one or several
+    /// safetensors files). Strict: every expected tensor present with its exact shape, no
+    /// tensor left unused.
+    public convenience init(directory: String) throws {
+        let config = try ModelConfig.load(directory: directory)
+        let files = try CheckpointFiles(directory: directory)
+        let fused = files.entries.keys.contains { $0.hasSuffix(".mlp.experts.gate_up_proj") || $0.hasSuffix(".mlp.experts.down_proj") }
+        self.init(config: config, layout: fused ? .fused : .perExpert)
+        try load(from: files)
+    }
+
+    public func load(from files: CheckpointFiles) throws {
+        var problems: [String] = []
+        for slot in layout.tensors {
+            guard let info = files.info(slot.name) else {
+                problems.append("missing tensor \(slot.name) \(slot.shape)")
+                continue
+            }
+            if info.shape != slot.shape {
+                problems.append("tensor \(slot.name) in \(files.path(of: slot.name) ?? "?") has shape \(info.shape), expected \(slot.shape)")
+            }
+            if !info.dtype.isFloatingPoint {
+                problems.append("tensor \(slot.name) has dtype \(info.dtype.rawValue); supported: F32, F16, BF16, F64")
+            }
+        }
+        for name in files.tensorNames where layout.indexByName[name] == nil {
+            var hint = ""
+            if name == "lm_head.weight" && config.tieWordEmbeddings { hint = " (tie_word_embeddings is true, so the lm head is the embedding)" }
+            problems.append("unused tensor \(name) in \(files.path(of: name) ?? "?")\(hint)")
+        }
+        if !problems.isEmpty {
+            let shown = problems.prefix(12).joined(separator: "\n  ")
+            let more = problems.count > 12 ? "\n  … and \(problems.count - 12) more" : ""
+            throw EngineError.checkpoint("checkpoint \(files.directory) does not match its config.json (model_type \(config.family.rawValue), \(layout.expertLayout.rawValue) expert layout; supported model types: \(ModelFamily.allCases.map(\.rawValue).joined(separator: ", ")); expert layouts: per-expert tensors or fused gate_up_proj/down_proj):\n  \(shown)\(more)")
+        }
+        let base = parameters.pointer
+        for (i, slot) in layout.tensors.enumerated() {
+            let info = files.info(slot.name)!
+            let src = files.bytes(slot.name)!
+            sourceDTypes[i] = info.dtype
+            if slot.count > 0 { convertToFloat(src.baseAddress!, dtype: info.dtype, count: slot.count, into: base + slot.offset) }
+        }
+        for (i, slot) in layout.tensors.enumerated() {
+            let p = base + slot.offset
+            for j in 0..<slot.count where !p[j].isFinite {
+                throw EngineError.checkpoint("tensor \(slot.name) in \(files.path(of: slot.name) ?? "?") holds a non-finite value (\(p[j])) at element \(j)")
+            }
+            _ = i
+        }
+    }
+
+    public func tensor(_ name: String) -> [Float]? {
+        guard let i = layout.indexByName[name] else { return nil }
+        let s = layout.tensors[i]
+        return Array(UnsafeBufferPointer(start: parameters.pointer + s.offset, count: s.count))
+    }
+
+    /// The parameters as checkpoint tensors, each in its source dtype (or `dtype`).
+    public func records(dtype: DType? = nil) -> [TensorRecord] {
+        layout.tensors.enumerated().map { i, slot in
+            let values = Array(UnsafeBufferPointer(start: parameters.pointer + slot.offset, count: slot.count))
+            return TensorRecord(name: slot.name, shape: slot.shape, floats: values, as: dtype ?? sourceDTypes[i])
+        }
+    }
+
+    /// Writes config.json and model.safetensors that transformers loads.
+    public func save(directory: String, dtype: DType? = nil) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try SafetensorsWriter.write(records(dtype: dtype), to: (directory as NSString).appendingPathComponent("model.safetensors"))
+        let json = config.huggingFaceJSON(dtype: dtype ?? sourceDTypes.first ?? .f32)
+        try AtomicFile.write(Array(json.utf8), to: (directory as NSString).appendingPathComponent("config.json"))
+    }
+
+    /// Parameter count, and how many of them are routed-expert weights.
+    public var parameterCount: Int { layout.tensors.reduce(0) { $0 + $1.count } }
+}
+
+extension ModelConfig {
+    /// config.json in the transformers 5 spelling for this family.
+    public func huggingFaceJSON(dtype: DType = .f32) -> String {
+        var m: [(String, JSONValue)] = []
+        let arch: String
+        switch family {
+        case .mixtral: arch = "MixtralForCausalLM"
+        case .olmoe: arch = "OlmoeForCausalLM"
+        case .qwen2MoE: arch = "Qwen2MoeForCausalLM"
+        case .qwen3MoE: arch = "Qwen3MoeForCausalLM"
+        }
+        func n(_ x: Int) -> JSONValue { .number(Double(x)) }
+        m.append(("architectures", .array([.string(arch)])))
+        m.append(("model_type", .string(family.rawValue)))
+        m.append(("vocab_size", n(vocabSize)))
+        m.append(("hidden_size", n(hiddenSize)))
+        m.append(("num_hidden_layers", n(layers)))
+        m.append(("num_attention_heads", n(heads)))
+        m.append(("num_key_value_heads", n(kvHeads)))
+        m.append(("head_dim", n(headDim)))
+        m.append(("rms_norm_eps", .number(Double(rmsNormEps))))
+        m.append(("rope_theta", .number(ropeTheta)))
+        m.append(("hidden_act", .string("silu")))
+        m.append(("num_experts_per_tok", n(topK)))
+        m.append(("tie_word_embeddings", .bool(tieWordEmbeddings)))
+        m.append(("max_position_embeddings", n(4096)))
+        m.append(("torch_dtype", .string(dtype == .bf16 ? "bfloat16" : dtype == .f16 ? "float16" : "float32")))
+        switch family {
+        case .mixtral:
+            m.append(("num_local_experts", n(experts)))
+            m.append(("intermediate_size", n(expertWidth)))
+            m.append(("sliding_window", slidingWindow.map(n) ?? .null))
+        case .olmoe:
+            m.append(("num_experts", n(experts)))
+            m.append(("intermediate_size", n(expertWidth)))
+            m.append(("norm_topk_prob", .bool(normTopKProb)))
+            m.append(("attention_bias", .bool(qkvBias)))
+            m.append(("clip_qkv", clipQKV.map { .number(Double($0)) } ?? .null))
+        case .qwen2MoE, .qwen3MoE:
+            m.append(("num_experts", n(experts)))
+            m.append(("moe_intermediate_size", n(expertWidth)))
+            m.append(("intermediate_size", n(denseWidth > 0 ? denseWidth : expertWidth)))
+            m.append(("norm_topk_prob", .bool(normTopKProb)))
+            m.append(("decoder_sparse_step", n(1)))
+            m.append(("mlp_only_layers", .array((0..<layers).filter { !sparseLayers[$0] }.map(n))))
+            m.append(("use_sliding_window", .bool(false)))
+            if family == .qwen2MoE {
+                m.append(("shared_expert_intermediate_size", n(sharedExpertWidth)))
+                m.append(("qkv_bias", .bool(qkvBias)))
+            } else {
+                m.append(("attention_bias", .bool(qkvBias)))
+            }
+        }
+        return JSONValue.object(m).serialized() + "\n"
+    }
+}

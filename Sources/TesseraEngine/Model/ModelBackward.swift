@@ -1,0 +1,264 @@
+import Foundation
+
+/// Buffers that only the backward pass needs; one set serves every layer.
+final class BackwardBuffers: @unchecked Sendable {
+    let dRes: FloatBuffer, dh: FloatBuffer, dlogits: FloatBuffer
+    let dq: FloatBuffer, dk: FloatBuffer, dv: FloatBuffer, dqPre: FloatBuffer, dkPre: FloatBuffer
+    let dAttn: FloatBuffer, dY: FloatBuffer, dXDisp: FloatBuffer, dRouter: FloatBuffer, dMLP: FloatBuffer, dRow: FloatBuffer
+
+    init(config c: ModelConfig, tokens T: Int) {
+        let H = c.hiddenSize, TK = T * c.topK
+        dRes = FloatBuffer(count: T * H)
+        dh = FloatBuffer(count: T * H)
+        dlogits = FloatBuffer(count: T * c.vocabSize)
+        dq = FloatBuffer(count: T * c.qDim)
+        dk = FloatBuffer(count: T * c.kvDim)
+        dv = FloatBuffer(count: T * c.kvDim)
+        dqPre = FloatBuffer(count: c.qkNorm == .none ? 0 : T * c.qDim)
+        dkPre = FloatBuffer(count: c.qkNorm == .none ? 0 : T * c.kvDim)
+        dAttn = FloatBuffer(count: T * c.qDim)
+        let sparse = c.sparseLayers.contains(true)
+        dY = FloatBuffer(count: sparse ? TK * H : 0)
+        dXDisp = FloatBuffer(count: sparse ? TK * H : 0)
+        dRouter = FloatBuffer(count: sparse ? T * c.experts : 0)
+        dMLP = FloatBuffer(count: T * H)
+        dRow = FloatBuffer(count: max(TK, T))
+    }
+}
+
+extension ModelRun {
+    /// Runs forward and backward, adding ∂(mean loss)/∂θ into `grads` (laid out like the
+    /// parameters) for the trainable tensors only. Returns the loss.
+    @discardableResult
+    public func lossAndGradients(_ tokens: TokenBatch, trainable: TrainableSet, grads: FloatBuffer,
+                                 buffers: BackwardWorkspace? = nil) throws -> Double {
+        guard training else { throw EngineError.invalidInput("this run was made for evaluation; create it with training: true") }
+        precondition(grads.count == model.parameters.count, "gradient buffer must match the parameter buffer")
+        let loss = try forward(tokens)
+        let work = buffers ?? BackwardWorkspace(run: self)
+        backward(trainable: trainable, grads: grads, b: work.buffers)
+        return loss
+    }
+
+    func backward(trainable tr: TrainableSet, grads: FloatBuffer, b: BackwardBuffers) {
+        let c = config, H = c.hiddenSize, V = c.vocabSize
+        let P = model.parameters.pointer, G = grads.pointer
+        let w = model.layout
+        // needBelow[l]: some trainable tensor lives under layer l (lower layers or embedding),
+        // so the gradient must flow out of layer l's input.
+        var needBelow = [Bool](repeating: false, count: c.layers + 1)
+        var below = tr.contains(w.embed)
+        for l in 0..<c.layers {
+            needBelow[l] = below
+            below = below || layerHasTrainable(l, tr)
+        }
+        let needAny = below || tr.contains(w.finalNorm)
+        _ = crossEntropyLoss(logits.pointer, ids: ids.pointer, batch: batch, seq: seq, vocab: V,
+                             rowLoss: rowLoss.pointer, dlogits: b.dlogits.pointer)
+        if tr.contains(w.lmHead) {
+            linearBackwardWeight(b.dlogits.pointer, xFinal.pointer, G + w.lmHead.offset, rows: T, inDim: H, outDim: V)
+        }
+        guard needAny else { return }
+        let dRes = b.dRes.pointer
+        linearBackwardInput(b.dlogits.pointer, P + w.lmHead.offset, b.dh.pointer, rows: T, inDim: H, outDim: V, accumulate: false)
+        dRes.update(repeating: 0, count: T * H)
+        rmsNormBackward(xFinalIn.pointer, P + w.finalNorm.offset, rinvF.pointer, b.dh.pointer, dx: dRes,
+                        dw: tr.contains(w.finalNorm) ? G + w.finalNorm.offset : nil, rows: T, dim: H)
+        for l in stride(from: c.layers - 1, through: 0, by: -1) {
+            if !layerHasTrainable(l, tr) && !needBelow[l] { break }
+            layerBackward(l, tr, needInputGrad: needBelow[l], grads: G, b: b)
+        }
+        if tr.contains(w.embed) {
+            let dE = G + w.embed.offset
+            for t in 0..<T { axpy(1, dRes + t * H, dE + Int(ids.pointer[t]) * H, H) }
+        }
+    }
+
+    func layerHasTrainable(_ l: Int, _ tr: TrainableSet) -> Bool {
+        let lw = model.layout.layers[l]
+        if attentionHasTrainable(lw, tr) || tr.contains(lw.postNorm) || tr.contains(lw.router) || tr.contains(lw.sharedExpertGate) {
+            return true
+        }
+        for m in [lw.sharedExpert, lw.dense].compactMap({ $0 }) where tr.contains(m.gate) || tr.contains(m.up) || tr.contains(m.down) {
+            return true
+        }
+        return lw.experts.indices.contains { tr.containsExpert(layer: l, expert: $0, lw.experts[$0]) }
+    }
+
+    func attentionHasTrainable(_ lw: LayerWeights, _ tr: TrainableSet) -> Bool {
+        let a = lw.attention
+        return [lw.inputNorm, a.q, a.k, a.v, a.o, a.qBias, a.kBias, a.vBias, a.oBias, a.qNorm, a.kNorm].contains { tr.contains($0) }
+    }
+
+    private func layerBackward(_ l: Int, _ tr: TrainableSet, needInputGrad: Bool, grads G: UnsafeMutablePointer<Float>, b: BackwardBuffers) {
+        let c = config, H = c.hiddenSize
+        let P = model.parameters.pointer
+        let lw = model.layout.layers[l]
+        let a = acts[l]
+        let dRes = b.dRes.pointer, dh = b.dh.pointer
+        let attnTrainable = attentionHasTrainable(lw, tr)
+        // The MLP block's input gradient is needed when anything at or below this layer's
+        // post-attention norm trains.
+        let needDh2 = needInputGrad || attnTrainable || tr.contains(lw.postNorm)
+        if needDh2 { dh.update(repeating: 0, count: T * H) }
+        let dh2: UnsafeMutablePointer<Float>? = needDh2 ? dh : nil
+        if let router = lw.router {
+            moeBackward(l, lw, router: router, a, tr, dh2: dh2, grads: G, b: b)
+        } else if let dense = lw.dense {
+            let trains = tr.contains(dense.gate) || tr.contains(dense.up) || tr.contains(dense.down)
+            mlpBackward(a.h2.pointer, MLPPointers(dense, base: P), rows: T, hidden: H, g: a.mlpG!.pointer, u: a.mlpU!.pointer,
+                        dy: dRes, grads: trains ? MLPPointers(dense, base: G) : nil, dx: dh2,
+                        scratchA: mlpScratchA.pointer, scratchB: mlpScratchB.pointer)
+        }
+        guard needDh2 else { return }
+        rmsNormBackward(a.xMid.pointer, P + lw.postNorm.offset, a.rinv2.pointer, dh, dx: (attnTrainable || needInputGrad) ? dRes : nil,
+                        dw: tr.contains(lw.postNorm) ? G + lw.postNorm.offset : nil, rows: T, dim: H)
+        guard attnTrainable || needInputGrad else { return }
+        attentionBlockBackward(lw, a, tr, needInputGrad: needInputGrad, grads: G, b: b)
+    }
+
+    private func attentionBlockBackward(_ lw: LayerWeights, _ a: LayerActivations, _ tr: TrainableSet, needInputGrad: Bool,
+                                        grads G: UnsafeMutablePointer<Float>, b: BackwardBuffers) {
+        let c = config, H = c.hiddenSize
+        let P = model.parameters.pointer
+        let aw = lw.attention
+        let dRes = b.dRes.pointer, dh = b.dh.pointer
+        let dq = b.dq.pointer, dk = b.dk.pointer, dv = b.dv.pointer, dAttn = b.dAttn.pointer
+        if tr.contains(aw.o) { linearBackwardWeight(dRes, a.attn.pointer, G + aw.o.offset, rows: T, inDim: c.qDim, outDim: H) }
+        if let ob = aw.oBias, tr.contains(ob) { columnSums(dRes, into: G + ob.offset, rows: T, dim: H) }
+        linearBackwardInput(dRes, P + aw.o.offset, dAttn, rows: T, inDim: c.qDim, outDim: H, accumulate: false)
+        dq.update(repeating: 0, count: T * c.qDim)
+        dk.update(repeating: 0, count: T * c.kvDim)
+        dv.update(repeating: 0, count: T * c.kvDim)
+        attentionBackward(a.q.pointer, a.k.pointer, a.v.pointer, probs: a.probs!.pointer, dAttn, dq, dk, dv,
+                          scratch: attnScratch.pointer, shape: attentionShape)
+        applyRotary(dq, table: rotary, batch: batch, seq: seq, heads: c.heads, headDim: c.headDim, inverse: true)
+        applyRotary(dk, table: rotary, batch: batch, seq: seq, heads: c.kvHeads, headDim: c.headDim, inverse: true)
+        if let clip = c.clipQKV {
+            clampBackward(a.qNormed?.pointer ?? a.qProj.pointer, dq, T * c.qDim, clip)
+            clampBackward(a.kNormed?.pointer ?? a.kProj.pointer, dk, T * c.kvDim, clip)
+            clampBackward(a.vProj.pointer, dv, T * c.kvDim, clip)
+        }
+        var dqProj = dq, dkProj = dk
+        if let qn = aw.qNorm, let kn = aw.kNorm {
+            let perHead = c.qkNorm == .perHead
+            dqProj = b.dqPre.pointer
+            dkProj = b.dkPre.pointer
+            dqProj.update(repeating: 0, count: T * c.qDim)
+            dkProj.update(repeating: 0, count: T * c.kvDim)
+            rmsNormBackward(a.qProj.pointer, P + qn.offset, a.rinvQ!.pointer, dq, dx: dqProj, dw: tr.contains(qn) ? G + qn.offset : nil,
+                            rows: perHead ? T * c.heads : T, dim: perHead ? c.headDim : c.qDim)
+            rmsNormBackward(a.kProj.pointer, P + kn.offset, a.rinvK!.pointer, dk, dx: dkProj, dw: tr.contains(kn) ? G + kn.offset : nil,
+                            rows: perHead ? T * c.kvHeads : T, dim: perHead ? c.headDim : c.kvDim)
+        }
+        let h1 = a.h1.pointer
+        for (d, view, bias, outDim) in [(dqProj, aw.q, aw.qBias, c.qDim), (dkProj, aw.k, aw.kBias, c.kvDim), (UnsafeMutablePointer(dv), aw.v, aw.vBias, c.kvDim)] {
+            if tr.contains(view) { linearBackwardWeight(d, h1, G + view.offset, rows: T, inDim: H, outDim: outDim) }
+            if let bias, tr.contains(bias) { columnSums(d, into: G + bias.offset, rows: T, dim: outDim) }
+        }
+        guard needInputGrad || tr.contains(lw.inputNorm) else { return }
+        linearBackwardInput(dqProj, P + aw.q.offset, dh, rows: T, inDim: H, outDim: c.qDim, accumulate: false)
+        linearBackwardInput(dkProj, P + aw.k.offset, dh, rows: T, inDim: H, outDim: c.kvDim)
+        linearBackwardInput(dv, P + aw.v.offset, dh, rows: T, inDim: H, outDim: c.kvDim)
+        rmsNormBackward(a.xIn.pointer, P + lw.inputNorm.offset, a.rinv1.pointer, dh, dx: needInputGrad ? dRes : nil,
+                        dw: tr.contains(lw.inputNorm) ? G + lw.inputNorm.offset : nil, rows: T, dim: H)
+    }
+
+    private func moeBackward(_ l: Int, _ lw: LayerWeights, router: ParamView, _ a: LayerActivations, _ tr: TrainableSet,
+                             dh2: UnsafeMutablePointer<Float>?, grads G: UnsafeMutablePointer<Float>, b: BackwardBuffers) {
+        let c = config, H = c.hiddenSize, E = c.experts, K = c.topK, I = c.expertWidth
+        let P = model.parameters.pointer
+        let dOut = b.dRes.pointer
+        let topIdx = a.topIdx!.pointer, topW = a.topW!.pointer, slotPos = a.slotPos!.pointer, dispTok = a.dispTok!.pointer
+        let y = a.y!.pointer, dY = b.dY.pointer, dw = b.dRow.pointer
+        let start = a.expertStart
+        let expertTrains = (0..<E).map { tr.containsExpert(layer: l, expert: $0, lw.experts[$0]) }
+        let routerNeeded = dh2 != nil || tr.contains(router)
+        // dY for each (token, slot) = weight · dOut; dw = ⟨dOut, Y⟩ feeds the router.
+        Parallel.ranges(T, work: T * K * H) { range in
+            for t in range {
+                for k in 0..<K {
+                    let i = t * K + k
+                    let pos = Int(slotPos[i])
+                    let e = Int(topIdx[i])
+                    if routerNeeded { dw[i] = dot(dOut + t * H, y + pos * H, H) }
+                    if dh2 != nil || expertTrains[e] {
+                        let dst = dY + pos * H, src = dOut + t * H, wt = topW[i]
+                        for j in 0..<H { dst[j] = wt * src[j] }
+                    }
+                }
+            }
+        }
+        let dXd = b.dXDisp.pointer
+        for e in 0..<E {
+            let n = start[e + 1] - start[e]
+            if n == 0 || (dh2 == nil && !expertTrains[e]) { continue }
+            let r = start[e]
+            if dh2 != nil { (dXd + r * H).update(repeating: 0, count: n * H) }
+            mlpBackward(a.xDisp!.pointer + r * H, MLPPointers(lw.experts[e], base: P), rows: n, hidden: H,
+                        g: a.g!.pointer + r * I, u: a.u!.pointer + r * I, dy: dY + r * H,
+                        grads: expertTrains[e] ? MLPPointers(lw.experts[e], base: G) : nil,
+                        dx: dh2 != nil ? dXd + r * H : nil,
+                        scratchA: mlpScratchA.pointer, scratchB: mlpScratchB.pointer)
+        }
+        if let dh2 {
+            Parallel.ranges(T, work: T * K * H) { range in
+                for t in range {
+                    for k in 0..<K { axpy(1, dXd + Int(slotPos[t * K + k]) * H, dh2 + t * H, H) }
+                }
+            }
+        }
+        if routerNeeded {
+            let probs = a.routerProbs!.pointer, dLogits = b.dRouter.pointer
+            for t in 0..<T {
+                let p = probs + t * E, dl = dLogits + t * E
+                dl.update(repeating: 0, count: E)
+                // dl holds ∂L/∂p first, then becomes ∂L/∂logits.
+                if c.normTopKProb {
+                    var sum: Float = 0, weighted: Float = 0
+                    for k in 0..<K { sum += p[Int(topIdx[t * K + k])]; weighted += dw[t * K + k] * topW[t * K + k] }
+                    for k in 0..<K { dl[Int(topIdx[t * K + k])] = (dw[t * K + k] - weighted) / sum }
+                } else {
+                    for k in 0..<K { dl[Int(topIdx[t * K + k])] = dw[t * K + k] }
+                }
+                let s = dot(p, dl, E)
+                for e in 0..<E { dl[e] = p[e] * (dl[e] - s) }
+            }
+            if tr.contains(router) { linearBackwardWeight(dLogits, a.h2.pointer, G + router.offset, rows: T, inDim: H, outDim: E) }
+            if let dh2 { linearBackwardInput(dLogits, P + router.offset, dh2, rows: T, inDim: H, outDim: E) }
+        }
+        if let shared = lw.sharedExpert, let gate = lw.sharedExpertGate {
+            let sg = a.sharedGate!.pointer, sy = a.mlpY!.pointer, h2 = a.h2.pointer
+            let dS = b.dMLP.pointer
+            let gateTrains = tr.contains(gate)
+            let trains = tr.contains(shared.gate) || tr.contains(shared.up) || tr.contains(shared.down)
+            for t in 0..<T {
+                let s = sg[t]
+                let dz = dot(dOut + t * H, sy + t * H, H) * s * (1 - s)
+                if gateTrains { axpy(dz, h2 + t * H, G + gate.offset, H) }
+                if let dh2 { axpy(dz, P + gate.offset, dh2 + t * H, H) }
+                let dst = dS + t * H, src = dOut + t * H
+                for j in 0..<H { dst[j] = s * src[j] }
+            }
+            mlpBackward(h2, MLPPointers(shared, base: P), rows: T, hidden: H, g: a.mlpG!.pointer, u: a.mlpU!.pointer, dy: dS,
+                        grads: trains ? MLPPointers(shared, base: G) : nil, dx: dh2,
+                        scratchA: mlpScratchA.pointer, scratchB: mlpScratchB.pointer)
+        }
+        _ = dispTok
+    }
+}
+
+/// Backward-only buffers, kept apart from a run so several runs can share one set.
+public final class BackwardWorkspace: @unchecked Sendable {
+    let buffers: BackwardBuffers
+    public init(run: ModelRun) { buffers = BackwardBuffers(config: run.config, tokens: run.T) }
+}
+
+@inlinable func columnSums(_ d: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, rows: Int, dim: Int) {
+    for r in 0..<rows { axpy(1, d + r * dim, out, dim) }
+}
+
+/// torch's clamp passes the gradient where min ≤ x ≤ max.
+@inlinable func clampBackward(_ x: UnsafePointer<Float>, _ d: UnsafeMutablePointer<Float>, _ n: Int, _ limit: Float) {
+    for i in 0..<n where x[i] > limit || x[i] < -limit { d[i] = 0 }
+}

@@ -1,0 +1,298 @@
+import Foundation
+
+public enum ModelFamily: String, Sendable, CaseIterable, Codable {
+    case mixtral
+    case olmoe
+    case qwen2MoE = "qwen2_moe"
+    case qwen3MoE = "qwen3_moe"
+}
+
+public struct ConfigError: Error, CustomStringConvertible, Sendable {
+    public let file: String
+    public let problem: String
+    public init(file: String, _ problem: String) {
+        self.file = file
+        self.problem = problem
+    }
+    public var description: String { "\(file): \(problem)" }
+}
+
+/// config.json as transformers 4.x and 5.x write it for the four supported families.
+/// Spellings that changed between versions are both accepted; features the engine does
+/// not implement are refused by `validated`, never ignored.
+public struct HFConfigFile: Codable, Sendable {
+    public struct RopeParameters: Codable, Sendable {
+        public var ropeTheta: Double?
+        public var ropeType: String?
+        enum CodingKeys: String, CodingKey {
+            case ropeTheta = "rope_theta"
+            case ropeType = "rope_type"
+        }
+    }
+    public struct RopeScaling: Codable, Sendable {
+        public var type: String?
+        public var ropeType: String?
+        enum CodingKeys: String, CodingKey {
+            case type
+            case ropeType = "rope_type"
+        }
+    }
+
+    public var modelType: String?
+    public var vocabSize: Int?
+    public var hiddenSize: Int?
+    public var intermediateSize: Int?
+    public var moeIntermediateSize: Int?
+    public var sharedExpertIntermediateSize: Int?
+    public var numHiddenLayers: Int?
+    public var numAttentionHeads: Int?
+    public var numKeyValueHeads: Int?
+    public var headDim: Int?
+    public var rmsNormEps: Double?
+    public var ropeTheta: Double?
+    public var ropeParameters: RopeParameters?
+    public var ropeScaling: RopeScaling?
+    public var numLocalExperts: Int?
+    public var numExperts: Int?
+    public var numExpertsPerTok: Int?
+    public var normTopkProb: Bool?
+    public var decoderSparseStep: Int?
+    public var mlpOnlyLayers: [Int]?
+    public var tieWordEmbeddings: Bool?
+    public var attentionBias: Bool?
+    public var qkvBias: Bool?
+    public var clipQKV: Double?
+    public var hiddenAct: String?
+    public var slidingWindow: Int?
+    public var useSlidingWindow: Bool?
+    public var maxPositionEmbeddings: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case modelType = "model_type"
+        case vocabSize = "vocab_size"
+        case hiddenSize = "hidden_size"
+        case intermediateSize = "intermediate_size"
+        case moeIntermediateSize = "moe_intermediate_size"
+        case sharedExpertIntermediateSize = "shared_expert_intermediate_size"
+        case numHiddenLayers = "num_hidden_layers"
+        case numAttentionHeads = "num_attention_heads"
+        case numKeyValueHeads = "num_key_value_heads"
+        case headDim = "head_dim"
+        case rmsNormEps = "rms_norm_eps"
+        case ropeTheta = "rope_theta"
+        case ropeParameters = "rope_parameters"
+        case ropeScaling = "rope_scaling"
+        case numLocalExperts = "num_local_experts"
+        case numExperts = "num_experts"
+        case numExpertsPerTok = "num_experts_per_tok"
+        case normTopkProb = "norm_topk_prob"
+        case decoderSparseStep = "decoder_sparse_step"
+        case mlpOnlyLayers = "mlp_only_layers"
+        case tieWordEmbeddings = "tie_word_embeddings"
+        case attentionBias = "attention_bias"
+        case qkvBias = "qkv_bias"
+        case clipQKV = "clip_qkv"
+        case hiddenAct = "hidden_act"
+        case slidingWindow = "sliding_window"
+        case useSlidingWindow = "use_sliding_window"
+        case maxPositionEmbeddings = "max_position_embeddings"
+    }
+}
+
+/// The resolved architecture the engine runs: every choice explicit.
+public struct ModelConfig: Sendable, Equatable, Codable {
+    public var family: ModelFamily
+    public var vocabSize: Int
+    public var hiddenSize: Int
+    public var layers: Int
+    public var heads: Int
+    public var kvHeads: Int
+    public var headDim: Int
+    public var rmsNormEps: Float
+    public var ropeTheta: Double
+    /// Routed experts per sparse layer, and how many each token uses.
+    public var experts: Int
+    public var topK: Int
+    public var expertWidth: Int
+    /// Width of the dense MLP in layers that have no experts (Qwen2/3-MoE).
+    public var denseWidth: Int
+    /// Qwen2-MoE's always-on expert (0 when absent).
+    public var sharedExpertWidth: Int
+    public var normTopKProb: Bool
+    /// Which layers route to experts; the others use a dense MLP.
+    public var sparseLayers: [Bool]
+    public var tieWordEmbeddings: Bool
+    public var qkvBias: Bool
+    public var oBias: Bool
+    public var qkNorm: QKNorm
+    public var clipQKV: Float?
+    /// Keys further back than this many positions are masked (nil: full causal attention).
+    public var slidingWindow: Int?
+
+    public enum QKNorm: String, Sendable, Codable {
+        case none
+        /// OLMoE: RMSNorm over the whole q (and k) projection.
+        case wholeProjection = "whole_projection"
+        /// Qwen3: RMSNorm over each head's head_dim slice, weights shared by heads.
+        case perHead = "per_head"
+    }
+
+    public init(family: ModelFamily, vocabSize: Int, hiddenSize: Int, layers: Int, heads: Int, kvHeads: Int,
+                headDim: Int? = nil, rmsNormEps: Float = 1e-6, ropeTheta: Double = 10000, experts: Int, topK: Int,
+                expertWidth: Int, denseWidth: Int = 0, sharedExpertWidth: Int = 0, normTopKProb: Bool? = nil,
+                sparseLayers: [Bool]? = nil, tieWordEmbeddings: Bool = false, slidingWindow: Int? = nil) {
+        self.family = family
+        self.vocabSize = vocabSize
+        self.hiddenSize = hiddenSize
+        self.layers = layers
+        self.heads = heads
+        self.kvHeads = kvHeads
+        self.headDim = headDim ?? hiddenSize / heads
+        self.rmsNormEps = rmsNormEps
+        self.ropeTheta = ropeTheta
+        self.experts = experts
+        self.topK = topK
+        self.expertWidth = expertWidth
+        self.denseWidth = denseWidth
+        self.sharedExpertWidth = family == .qwen2MoE ? sharedExpertWidth : 0
+        self.normTopKProb = family == .mixtral ? true : (normTopKProb ?? false)
+        self.sparseLayers = sparseLayers ?? Array(repeating: true, count: layers)
+        self.tieWordEmbeddings = tieWordEmbeddings
+        self.qkvBias = family == .qwen2MoE
+        self.oBias = false
+        switch family {
+        case .olmoe: qkNorm = .wholeProjection
+        case .qwen3MoE: qkNorm = .perHead
+        default: qkNorm = .none
+        }
+        self.clipQKV = nil
+        self.slidingWindow = slidingWindow
+    }
+
+    public var qDim: Int { heads * headDim }
+    public var kvDim: Int { kvHeads * headDim }
+
+    public static func load(directory: String) throws -> ModelConfig {
+        let path = (directory as NSString).appendingPathComponent("config.json")
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError(file: path, "cannot read config.json")
+        }
+        return try parse(data, file: path)
+    }
+
+    public static func parse(_ data: Data, file: String) throws -> ModelConfig {
+        let raw: HFConfigFile
+        do {
+            raw = try JSONDecoder().decode(HFConfigFile.self, from: data)
+        } catch let DecodingError.typeMismatch(_, ctx), let DecodingError.valueNotFound(_, ctx) {
+            let key = ctx.codingPath.map(\.stringValue).joined(separator: ".")
+            throw ConfigError(file: file, "field \(key) has the wrong type: \(ctx.debugDescription)")
+        } catch {
+            throw ConfigError(file: file, "not a valid config.json: \(error)")
+        }
+        return try resolve(raw, file: file)
+    }
+
+    static func resolve(_ c: HFConfigFile, file: String) throws -> ModelConfig {
+        func need<T>(_ v: T?, _ key: String) throws -> T {
+            guard let v else { throw ConfigError(file: file, "missing required field \(key)") }
+            return v
+        }
+        func positive(_ v: Int, _ key: String) throws -> Int {
+            guard v > 0 else { throw ConfigError(file: file, "field \(key) must be positive, got \(v)") }
+            return v
+        }
+        let typeName = try need(c.modelType, "model_type")
+        guard let family = ModelFamily(rawValue: typeName) else {
+            throw ConfigError(file: file, "unsupported model_type \(typeName); supported: \(ModelFamily.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        if let act = c.hiddenAct, act != "silu" {
+            throw ConfigError(file: file, "unsupported hidden_act \(act); supported: silu")
+        }
+        if let rs = c.ropeScaling, (rs.ropeType ?? rs.type ?? "default") != "default" {
+            throw ConfigError(file: file, "unsupported rope_scaling type \(rs.ropeType ?? rs.type ?? "?"); supported: default (no scaling)")
+        }
+        if let rt = c.ropeParameters?.ropeType, rt != "default" {
+            throw ConfigError(file: file, "unsupported rope_parameters.rope_type \(rt); supported: default")
+        }
+        let hidden = try positive(try need(c.hiddenSize, "hidden_size"), "hidden_size")
+        let heads = try positive(try need(c.numAttentionHeads, "num_attention_heads"), "num_attention_heads")
+        let kvHeads = try positive(c.numKeyValueHeads ?? heads, "num_key_value_heads")
+        guard heads % kvHeads == 0 else {
+            throw ConfigError(file: file, "num_attention_heads \(heads) is not a multiple of num_key_value_heads \(kvHeads)")
+        }
+        let headDim = try positive(c.headDim ?? hidden / heads, "head_dim")
+        guard headDim % 2 == 0 else { throw ConfigError(file: file, "head_dim \(headDim) must be even for rotary embeddings") }
+        if c.headDim == nil, hidden % heads != 0 {
+            throw ConfigError(file: file, "hidden_size \(hidden) is not a multiple of num_attention_heads \(heads) and head_dim is not given")
+        }
+        let layers = try positive(try need(c.numHiddenLayers, "num_hidden_layers"), "num_hidden_layers")
+        let experts = try positive(try need(c.numLocalExperts ?? c.numExperts, "num_local_experts or num_experts"), "num_experts")
+        let topK = try positive(try need(c.numExpertsPerTok, "num_experts_per_tok"), "num_experts_per_tok")
+        guard topK <= experts else {
+            throw ConfigError(file: file, "num_experts_per_tok \(topK) exceeds the number of experts \(experts)")
+        }
+        let theta = c.ropeParameters?.ropeTheta ?? c.ropeTheta ?? (family == .mixtral ? 1_000_000 : 10_000)
+        guard theta > 0, theta.isFinite else { throw ConfigError(file: file, "rope_theta must be positive, got \(theta)") }
+        let eps = c.rmsNormEps ?? 1e-6
+        guard eps > 0, eps.isFinite else { throw ConfigError(file: file, "rms_norm_eps must be positive, got \(eps)") }
+
+        var sparse = Array(repeating: true, count: layers)
+        var expertWidth: Int
+        var denseWidth = 0
+        var sharedWidth = 0
+        switch family {
+        case .mixtral, .olmoe:
+            expertWidth = try positive(try need(c.intermediateSize, "intermediate_size"), "intermediate_size")
+        case .qwen2MoE, .qwen3MoE:
+            expertWidth = try positive(try need(c.moeIntermediateSize, "moe_intermediate_size"), "moe_intermediate_size")
+            let step = c.decoderSparseStep ?? 1
+            guard step >= 1 else { throw ConfigError(file: file, "decoder_sparse_step must be at least 1, got \(step)") }
+            let mlpOnly = Set(c.mlpOnlyLayers ?? [])
+            for l in mlpOnly where l < 0 || l >= layers {
+                throw ConfigError(file: file, "mlp_only_layers names layer \(l), outside 0..<\(layers)")
+            }
+            for l in 0..<layers { sparse[l] = !mlpOnly.contains(l) && (l + 1) % step == 0 }
+            if sparse.contains(false) {
+                denseWidth = try positive(try need(c.intermediateSize, "intermediate_size"), "intermediate_size")
+            }
+            if family == .qwen2MoE {
+                sharedWidth = try positive(try need(c.sharedExpertIntermediateSize, "shared_expert_intermediate_size"), "shared_expert_intermediate_size")
+            }
+        }
+        var window: Int? = nil
+        switch family {
+        case .mixtral:
+            window = c.slidingWindow
+        case .qwen2MoE, .qwen3MoE:
+            if c.useSlidingWindow == true {
+                throw ConfigError(file: file, "use_sliding_window true is not supported (Qwen's per-layer windows); supported: false")
+            }
+        case .olmoe: break
+        }
+        if let w = window, w <= 0 { window = nil }
+
+        var config = ModelConfig(
+            family: family, vocabSize: try positive(try need(c.vocabSize, "vocab_size"), "vocab_size"),
+            hiddenSize: hidden, layers: layers, heads: heads, kvHeads: kvHeads, headDim: headDim,
+            rmsNormEps: Float(eps), ropeTheta: theta, experts: experts, topK: topK, expertWidth: expertWidth,
+            denseWidth: denseWidth, sharedExpertWidth: sharedWidth, normTopKProb: c.normTopkProb,
+            sparseLayers: sparse, tieWordEmbeddings: c.tieWordEmbeddings ?? false, slidingWindow: window)
+        switch family {
+        case .mixtral: break
+        case .olmoe:
+            config.qkvBias = c.attentionBias ?? false
+            config.oBias = c.attentionBias ?? false
+            if let clip = c.clipQKV {
+                guard clip > 0 else { throw ConfigError(file: file, "clip_qkv must be positive, got \(clip)") }
+                config.clipQKV = Float(clip)
+            }
+        case .qwen2MoE:
+            config.qkvBias = c.qkvBias ?? true
+        case .qwen3MoE:
+            config.qkvBias = c.attentionBias ?? false
+            config.oBias = c.attentionBias ?? false
+        }
+        return config
+    }
+}

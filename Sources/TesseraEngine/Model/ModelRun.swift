@@ -1,0 +1,211 @@
+import Foundation
+
+/// One forward pass (and, for training, one backward pass) of a model over a token batch.
+/// Holds every buffer it needs, sized for the batch; reuse it for batches of one shape.
+public final class ModelRun: @unchecked Sendable {
+    public let model: MoEModel
+    public let batch: Int
+    public let seq: Int
+    public let training: Bool
+    let config: ModelConfig
+    let T: Int
+    let ids: IndexBuffer
+    let acts: [LayerActivations]
+    let x: FloatBuffer          // residual stream [T, H]
+    let xFinalIn: FloatBuffer   // residual entering the final norm
+    let xFinal: FloatBuffer     // normed [T, H]
+    let rinvF: FloatBuffer
+    public let logits: FloatBuffer
+    let rowLoss: FloatBuffer
+    let attnScratch: FloatBuffer
+    let mlpScratchA: FloatBuffer
+    let mlpScratchB: FloatBuffer
+    let rotary: RotaryTable
+    public private(set) var routerStats: RouterStats
+
+    public init(model: MoEModel, batch: Int, seq: Int, training: Bool) {
+        self.model = model
+        self.batch = batch
+        self.seq = seq
+        self.training = training
+        let c = model.config
+        config = c
+        T = batch * seq
+        ids = IndexBuffer(count: T)
+        acts = training
+            ? (0..<c.layers).map { LayerActivations(config: c, layer: $0, tokens: batch * seq, batch: batch, seq: seq, training: true) }
+            : [LayerActivations(config: c, layer: 0, tokens: batch * seq, batch: batch, seq: seq, training: false)]
+        x = FloatBuffer(count: T * c.hiddenSize)
+        xFinalIn = FloatBuffer(count: training ? T * c.hiddenSize : 0)
+        xFinal = FloatBuffer(count: T * c.hiddenSize)
+        rinvF = FloatBuffer(count: T)
+        logits = FloatBuffer(count: T * c.vocabSize)
+        rowLoss = FloatBuffer(count: T)
+        attnScratch = FloatBuffer(count: Parallel.workers * seq * seq)
+        let widest = max(T * c.topK * c.expertWidth, T * max(c.sharedExpertWidth, c.denseWidth))
+        mlpScratchA = FloatBuffer(count: widest)
+        mlpScratchB = FloatBuffer(count: training ? widest : 0)
+        rotary = RotaryTable(headDim: c.headDim, theta: c.ropeTheta, length: seq)
+        routerStats = RouterStats(config: c)
+    }
+
+    var attentionShape: AttentionShape {
+        AttentionShape(batch: batch, seq: seq, heads: config.heads, kvHeads: config.kvHeads, headDim: config.headDim,
+                       window: config.slidingWindow)
+    }
+
+    /// Runs the forward pass and returns the mean next-token loss.
+    @discardableResult
+    public func forward(_ tokens: TokenBatch) throws -> Double {
+        guard tokens.batch == batch, tokens.seq == seq else {
+            throw EngineError.invalidInput("token batch [\(tokens.batch), \(tokens.seq)] does not match this run's [\(batch), \(seq)]")
+        }
+        guard seq >= 2 else {
+            throw EngineError.invalidInput("sequence length \(seq) leaves no next-token labels; need at least 2")
+        }
+        let V = config.vocabSize, H = config.hiddenSize
+        for (i, id) in tokens.ids.enumerated() {
+            guard id >= 0, Int(id) < V else {
+                throw EngineError.invalidInput("token id \(id) at position \(i) is outside the vocabulary 0..<\(V)")
+            }
+            ids.pointer[i] = id
+        }
+        let P = model.parameters.pointer
+        let w = model.layout
+        let xp = x.pointer
+        for t in 0..<T { (xp + t * H).update(from: P + w.embed.offset + Int(ids.pointer[t]) * H, count: H) }
+        routerStats = RouterStats(config: config)
+        for l in 0..<config.layers {
+            layerForward(l, acts[training ? l : 0])
+        }
+        if training { xFinalIn.pointer.update(from: xp, count: T * H) }
+        rmsNormForward(xp, P + w.finalNorm.offset, xFinal.pointer, rinvF.pointer, rows: T, dim: H, eps: config.rmsNormEps)
+        linearForward(xFinal.pointer, P + w.lmHead.offset, logits.pointer, rows: T, inDim: H, outDim: V)
+        return crossEntropyLoss(logits.pointer, ids: ids.pointer, batch: batch, seq: seq, vocab: V,
+                                rowLoss: rowLoss.pointer, dlogits: nil)
+    }
+
+    /// Per-position losses of the last forward pass, [batch, seq - 1].
+    public var positionLosses: [Float] {
+        (0..<T).filter { $0 % seq != seq - 1 }.map { rowLoss.pointer[$0] }
+    }
+
+    private func layerForward(_ l: Int, _ a: LayerActivations) {
+        let c = config, H = c.hiddenSize
+        let P = model.parameters.pointer
+        let lw = model.layout.layers[l]
+        let xp = x.pointer
+        if training { a.xIn.pointer.update(from: xp, count: T * H) }
+        rmsNormForward(xp, P + lw.inputNorm.offset, a.h1.pointer, a.rinv1.pointer, rows: T, dim: H, eps: c.rmsNormEps)
+        attentionBlockForward(lw.attention, a)
+        if training { a.xMid.pointer.update(from: xp, count: T * H) }
+        rmsNormForward(xp, P + lw.postNorm.offset, a.h2.pointer, a.rinv2.pointer, rows: T, dim: H, eps: c.rmsNormEps)
+        if let router = lw.router {
+            moeForward(l, lw, router: router, a)
+        } else if let dense = lw.dense {
+            mlpForward(a.h2.pointer, MLPPointers(dense, base: P), rows: T, hidden: H,
+                       g: a.mlpG!.pointer, u: a.mlpU!.pointer, a: mlpScratchA.pointer, y: a.mlpY!.pointer)
+            axpy(1, a.mlpY!.pointer, xp, T * H)
+        }
+    }
+
+    private func attentionBlockForward(_ aw: AttentionWeights, _ a: LayerActivations) {
+        let c = config, H = c.hiddenSize
+        let P = model.parameters.pointer
+        let h1 = a.h1.pointer
+        linearForward(h1, P + aw.q.offset, a.qProj.pointer, rows: T, inDim: H, outDim: c.qDim)
+        linearForward(h1, P + aw.k.offset, a.kProj.pointer, rows: T, inDim: H, outDim: c.kvDim)
+        linearForward(h1, P + aw.v.offset, a.vProj.pointer, rows: T, inDim: H, outDim: c.kvDim)
+        if let b = aw.qBias { addRowBias(a.qProj.pointer, P + b.offset, rows: T, dim: c.qDim) }
+        if let b = aw.kBias { addRowBias(a.kProj.pointer, P + b.offset, rows: T, dim: c.kvDim) }
+        if let b = aw.vBias { addRowBias(a.vProj.pointer, P + b.offset, rows: T, dim: c.kvDim) }
+        var qSrc = a.qProj.pointer, kSrc = a.kProj.pointer
+        if let qn = aw.qNorm, let kn = aw.kNorm {
+            let perHead = c.qkNorm == .perHead
+            rmsNormForward(a.qProj.pointer, P + qn.offset, a.qNormed!.pointer, a.rinvQ!.pointer,
+                           rows: perHead ? T * c.heads : T, dim: perHead ? c.headDim : c.qDim, eps: c.rmsNormEps)
+            rmsNormForward(a.kProj.pointer, P + kn.offset, a.kNormed!.pointer, a.rinvK!.pointer,
+                           rows: perHead ? T * c.kvHeads : T, dim: perHead ? c.headDim : c.kvDim, eps: c.rmsNormEps)
+            qSrc = a.qNormed!.pointer
+            kSrc = a.kNormed!.pointer
+        }
+        a.q.pointer.update(from: qSrc, count: T * c.qDim)
+        a.k.pointer.update(from: kSrc, count: T * c.kvDim)
+        a.v.pointer.update(from: a.vProj.pointer, count: T * c.kvDim)
+        if let clip = c.clipQKV {
+            clamp(a.q.pointer, T * c.qDim, clip)
+            clamp(a.k.pointer, T * c.kvDim, clip)
+            clamp(a.v.pointer, T * c.kvDim, clip)
+        }
+        applyRotary(a.q.pointer, table: rotary, batch: batch, seq: seq, heads: c.heads, headDim: c.headDim, inverse: false)
+        applyRotary(a.k.pointer, table: rotary, batch: batch, seq: seq, heads: c.kvHeads, headDim: c.headDim, inverse: false)
+        attentionForward(a.q.pointer, a.k.pointer, a.v.pointer, a.attn.pointer, probs: a.probs?.pointer,
+                         scratch: attnScratch.pointer, shape: attentionShape)
+        linearForward(a.attn.pointer, P + aw.o.offset, x.pointer, rows: T, inDim: c.qDim, outDim: H, accumulate: true)
+        if let b = aw.oBias { addRowBias(x.pointer, P + b.offset, rows: T, dim: H) }
+    }
+
+    private func moeForward(_ l: Int, _ lw: LayerWeights, router: ParamView, _ a: LayerActivations) {
+        let c = config, H = c.hiddenSize, E = c.experts, K = c.topK, I = c.expertWidth
+        let P = model.parameters.pointer
+        let h2 = a.h2.pointer, xp = x.pointer
+        let probs = a.routerProbs!.pointer, topIdx = a.topIdx!.pointer, topW = a.topW!.pointer
+        let slotPos = a.slotPos!.pointer, dispTok = a.dispTok!.pointer
+        linearForward(h2, P + router.offset, probs, rows: T, inDim: H, outDim: E)
+        routeTokens(probs: probs, tokens: T, experts: E, topK: K, normalize: c.normTopKProb, topIdx: topIdx, topW: topW)
+        // Group (token, slot) pairs by expert, tokens ascending within each group.
+        var start = [Int](repeating: 0, count: E + 1)
+        for i in 0..<(T * K) { start[Int(topIdx[i]) + 1] += 1 }
+        for e in 0..<E { start[e + 1] += start[e] }
+        var fill = start
+        for t in 0..<T {
+            for k in 0..<K {
+                let e = Int(topIdx[t * K + k])
+                let pos = fill[e]
+                fill[e] += 1
+                dispTok[pos] = Int32(t)
+                slotPos[t * K + k] = Int32(pos)
+                routerStats.gateMass[l][e] += Double(topW[t * K + k])
+            }
+        }
+        for e in 0..<E { routerStats.counts[l][e] += start[e + 1] - start[e] }
+        a.expertStart = start
+        let xd = a.xDisp!.pointer, g = a.g!.pointer, u = a.u!.pointer, y = a.y!.pointer
+        Parallel.ranges(T * K, work: T * K * H) { range in
+            for pos in range { (xd + pos * H).update(from: h2 + Int(dispTok[pos]) * H, count: H) }
+        }
+        for e in 0..<E {
+            let n = start[e + 1] - start[e]
+            if n == 0 { continue }
+            let r = start[e]
+            mlpForward(xd + r * H, MLPPointers(lw.experts[e], base: P), rows: n, hidden: H,
+                       g: g + r * I, u: u + r * I, a: mlpScratchA.pointer, y: y + r * H)
+        }
+        Parallel.ranges(T, work: T * K * H) { range in
+            for t in range {
+                for k in 0..<K {
+                    axpy(topW[t * K + k], y + Int(slotPos[t * K + k]) * H, xp + t * H, H)
+                }
+            }
+        }
+        if let shared = lw.sharedExpert, let gate = lw.sharedExpertGate {
+            let sg = a.sharedGate!.pointer, sy = a.mlpY!.pointer
+            mlpForward(h2, MLPPointers(shared, base: P), rows: T, hidden: H,
+                       g: a.mlpG!.pointer, u: a.mlpU!.pointer, a: mlpScratchA.pointer, y: sy)
+            let gw = P + gate.offset
+            for t in 0..<T {
+                let z = dot(h2 + t * H, gw, H)
+                sg[t] = 1 / (1 + Foundation.exp(-z))
+                axpy(sg[t], sy + t * H, xp + t * H, H)
+            }
+        }
+    }
+}
+
+@inlinable func addRowBias(_ y: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, rows: Int, dim: Int) {
+    for r in 0..<rows { axpy(1, b, y + r * dim, dim) }
+}
+
+@inlinable func clamp(_ p: UnsafeMutablePointer<Float>, _ n: Int, _ limit: Float) {
+    for i in 0..<n { p[i] = min(max(p[i], -limit), limit) }
+}

@@ -1,0 +1,51 @@
+/// Per layer: how many (token, slot) pairs chose each expert, and the routing weight
+/// those pairs carried. Dense layers have empty rows.
+public struct RouterStats: Sendable, Equatable, Codable {
+    public var counts: [[Int]]
+    public var gateMass: [[Double]]
+
+    public init(config: ModelConfig) {
+        counts = config.sparseLayers.map { Array(repeating: 0, count: $0 ? config.experts : 0) }
+        gateMass = config.sparseLayers.map { Array(repeating: 0, count: $0 ? config.experts : 0) }
+    }
+
+    public mutating func add(_ other: RouterStats) {
+        for l in counts.indices {
+            for e in counts[l].indices {
+                counts[l][e] += other.counts[l][e]
+                gateMass[l][e] += other.gateMass[l][e]
+            }
+        }
+    }
+}
+
+/// Softmax over the router logits, top-k per token (lower index first on ties), and the
+/// routing weights: renormalised over the chosen k when the family does so.
+func routeTokens(probs: UnsafeMutablePointer<Float>, tokens T: Int, experts E: Int, topK K: Int, normalize: Bool,
+                 topIdx: UnsafeMutablePointer<Int32>, topW: UnsafeMutablePointer<Float>) {
+    Parallel.ranges(T, work: T * E * 16) { range in
+        for t in range {
+            let p = probs + t * E
+            softmaxRow(p, E)
+            var sum: Float = 0
+            for k in 0..<K {
+                var best = -1
+                var bestV = -Float.infinity
+                for e in 0..<E {
+                    let v = p[e]
+                    if v > bestV || best < 0 {
+                        var taken = false
+                        for j in 0..<k where topIdx[t * K + j] == Int32(e) { taken = true }
+                        if !taken { best = e; bestV = v }
+                    }
+                }
+                topIdx[t * K + k] = Int32(best)
+                topW[t * K + k] = bestV
+                sum += bestV
+            }
+            if normalize {
+                for k in 0..<K { topW[t * K + k] /= sum }
+            }
+        }
+    }
+}

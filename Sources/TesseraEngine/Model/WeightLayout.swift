@@ -1,0 +1,167 @@
+/// A run of floats inside the model's flat parameter buffer.
+public struct ParamView: Sendable, Equatable {
+    public var offset: Int
+    public var count: Int
+    /// Index of the checkpoint tensor this view lies in (a fused tensor holds many views).
+    public var tensor: Int
+}
+
+/// One SwiGLU MLP: down(silu(gate x) * up x). Routed experts, Qwen2-MoE's shared expert
+/// and dense MLP layers all have this shape.
+public struct MLPWeights: Sendable, Equatable {
+    public var gate: ParamView   // [width, hidden]
+    public var up: ParamView     // [width, hidden]
+    public var down: ParamView   // [hidden, width]
+    public var width: Int
+}
+
+public struct AttentionWeights: Sendable, Equatable {
+    public var q: ParamView, k: ParamView, v: ParamView, o: ParamView
+    public var qBias: ParamView?, kBias: ParamView?, vBias: ParamView?, oBias: ParamView?
+    public var qNorm: ParamView?, kNorm: ParamView?
+}
+
+public struct LayerWeights: Sendable, Equatable {
+    public var inputNorm: ParamView
+    public var postNorm: ParamView
+    public var attention: AttentionWeights
+    /// Sparse layers: router [experts, hidden] and the routed experts.
+    public var router: ParamView?
+    public var experts: [MLPWeights]
+    public var sharedExpert: MLPWeights?
+    public var sharedExpertGate: ParamView?   // [1, hidden]
+    /// Dense layers: the MLP used instead of experts.
+    public var dense: MLPWeights?
+}
+
+/// How expert tensors are stored on disk.
+public enum ExpertLayout: String, Sendable, Codable {
+    /// One tensor per expert and projection (what save_pretrained writes).
+    case perExpert = "per_expert"
+    /// `mlp.experts.gate_up_proj` [E, 2I, H] (gate rows first) and `mlp.experts.down_proj` [E, H, I].
+    case fused
+}
+
+/// A checkpoint tensor as the engine expects it: its name, shape, and where its values
+/// live in the flat parameter buffer.
+public struct TensorSlot: Sendable, Equatable {
+    public var name: String
+    public var shape: [Int]
+    public var offset: Int
+    public var count: Int { shape.reduce(1, *) }
+}
+
+/// Every tensor a checkpoint of this config and layout must hold, and the named views the
+/// model computes with. Built from the config alone; loading checks the files against it.
+public struct WeightLayout: Sendable {
+    public let config: ModelConfig
+    public let expertLayout: ExpertLayout
+    public private(set) var tensors: [TensorSlot] = []
+    public private(set) var embed: ParamView
+    public private(set) var finalNorm: ParamView
+    public private(set) var lmHead: ParamView
+    public private(set) var layers: [LayerWeights] = []
+    public private(set) var totalCount = 0
+    public private(set) var indexByName: [String: Int] = [:]
+
+    /// Routed-expert tensors are aligned to 16 floats (64 bytes) so every view starts on a
+    /// cache line.
+    private mutating func add(_ name: String, _ shape: [Int]) -> ParamView {
+        let count = shape.reduce(1, *)
+        let offset = (totalCount + 15) / 16 * 16
+        tensors.append(TensorSlot(name: name, shape: shape, offset: offset))
+        totalCount = offset + count
+        return ParamView(offset: offset, count: count, tensor: tensors.count - 1)
+    }
+
+    public init(config c: ModelConfig, expertLayout: ExpertLayout) {
+        self.config = c
+        self.expertLayout = expertLayout
+        let H = c.hiddenSize
+        embed = ParamView(offset: 0, count: 0, tensor: 0)
+        finalNorm = embed
+        lmHead = embed
+        embed = add("model.embed_tokens.weight", [c.vocabSize, H])
+        for l in 0..<c.layers {
+            let p = "model.layers.\(l)."
+            let inputNorm = add(p + "input_layernorm.weight", [H])
+            let q = add(p + "self_attn.q_proj.weight", [c.qDim, H])
+            let k = add(p + "self_attn.k_proj.weight", [c.kvDim, H])
+            let v = add(p + "self_attn.v_proj.weight", [c.kvDim, H])
+            let o = add(p + "self_attn.o_proj.weight", [H, c.qDim])
+            var attn = AttentionWeights(q: q, k: k, v: v, o: o)
+            if c.qkvBias {
+                attn.qBias = add(p + "self_attn.q_proj.bias", [c.qDim])
+                attn.kBias = add(p + "self_attn.k_proj.bias", [c.kvDim])
+                attn.vBias = add(p + "self_attn.v_proj.bias", [c.kvDim])
+            }
+            if c.oBias { attn.oBias = add(p + "self_attn.o_proj.bias", [H]) }
+            switch c.qkNorm {
+            case .none: break
+            case .wholeProjection:
+                attn.qNorm = add(p + "self_attn.q_norm.weight", [c.qDim])
+                attn.kNorm = add(p + "self_attn.k_norm.weight", [c.kvDim])
+            case .perHead:
+                attn.qNorm = add(p + "self_attn.q_norm.weight", [c.headDim])
+                attn.kNorm = add(p + "self_attn.k_norm.weight", [c.headDim])
+            }
+            let postNorm = add(p + "post_attention_layernorm.weight", [H])
+            var layer = LayerWeights(inputNorm: inputNorm, postNorm: postNorm, attention: attn, router: nil, experts: [])
+            if c.sparseLayers[l] {
+                let I = c.expertWidth
+                let moe = (c.family == .mixtral && expertLayout == .perExpert) ? "block_sparse_moe" : "mlp"
+                layer.router = add(p + moe + ".gate.weight", [c.experts, H])
+                switch expertLayout {
+                case .perExpert:
+                    let (g, u, d) = c.family == .mixtral ? ("w1", "w3", "w2") : ("gate_proj", "up_proj", "down_proj")
+                    for e in 0..<c.experts {
+                        let ep = p + moe + ".experts.\(e)."
+                        let gate = add(ep + g + ".weight", [I, H])
+                        let up = add(ep + u + ".weight", [I, H])
+                        let down = add(ep + d + ".weight", [H, I])
+                        layer.experts.append(MLPWeights(gate: gate, up: up, down: down, width: I))
+                    }
+                case .fused:
+                    let gateUp = add(p + "mlp.experts.gate_up_proj", [c.experts, 2 * I, H])
+                    let down = add(p + "mlp.experts.down_proj", [c.experts, H, I])
+                    for e in 0..<c.experts {
+                        let g0 = gateUp.offset + e * 2 * I * H
+                        layer.experts.append(MLPWeights(
+                            gate: ParamView(offset: g0, count: I * H, tensor: gateUp.tensor),
+                            up: ParamView(offset: g0 + I * H, count: I * H, tensor: gateUp.tensor),
+                            down: ParamView(offset: down.offset + e * H * I, count: H * I, tensor: down.tensor),
+                            width: I))
+                    }
+                }
+                if c.sharedExpertWidth > 0 {
+                    let S = c.sharedExpertWidth
+                    let gate = add(p + "mlp.shared_expert.gate_proj.weight", [S, H])
+                    let up = add(p + "mlp.shared_expert.up_proj.weight", [S, H])
+                    let down = add(p + "mlp.shared_expert.down_proj.weight", [H, S])
+                    layer.sharedExpert = MLPWeights(gate: gate, up: up, down: down, width: S)
+                    layer.sharedExpertGate = add(p + "mlp.shared_expert_gate.weight", [1, H])
+                }
+            } else {
+                let D = c.denseWidth
+                let gate = add(p + "mlp.gate_proj.weight", [D, H])
+                let up = add(p + "mlp.up_proj.weight", [D, H])
+                let down = add(p + "mlp.down_proj.weight", [H, D])
+                layer.dense = MLPWeights(gate: gate, up: up, down: down, width: D)
+            }
+            layers.append(layer)
+        }
+        finalNorm = add("model.norm.weight", [H])
+        lmHead = c.tieWordEmbeddings ? embed : add("lm_head.weight", [c.vocabSize, H])
+        var index: [String: Int] = [:]
+        for (i, t) in tensors.enumerated() { index[t.name] = i }
+        indexByName = index
+    }
+
+    /// The tensors that hold routed expert (layer, expert): several for the per-expert
+    /// layout, the two fused tensors (shared with the other experts) for the fused one.
+    public func tensorIndices(layer: Int, expert: Int) -> [Int] {
+        guard layer >= 0, layer < layers.count, expert >= 0, expert < layers[layer].experts.count else { return [] }
+        let e = layers[layer].experts[expert]
+        return Array(Set([e.gate.tensor, e.up.tensor, e.down.tensor])).sorted()
+    }
+}

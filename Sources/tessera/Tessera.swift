@@ -1,0 +1,9 @@
+import ArgumentParser
+
+@main
+struct Tessera: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tessera",
+        abstract: "An expert market for Mixture-of-Experts language models.",
+        subcommands: [Eval.self, Grad.self, Bench.self])
+}

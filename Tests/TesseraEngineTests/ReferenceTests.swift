@@ -1,0 +1,49 @@
+import Foundation
+import Testing
+@testable import TesseraEngine
+
+/// Logits, loss, router counts and every gradient against what transformers computed.
+@Suite struct ReferenceTests {
+    static func tokens(_ expected: SafetensorsFile) throws -> TokenBatch {
+        let info = expected.tensors["input_ids"]!
+        return try TokenBatch(batch: info.shape[0], seq: info.shape[1], ids: try expected.int64s("input_ids").map { Int32($0) })
+    }
+
+    @Test(arguments: Fixtures.names)
+    func forwardMatchesTransformers(_ name: String) throws {
+        let model = try MoEModel(directory: Fixtures.directory(name))
+        let expected = try Fixtures.expected(name)
+        let tokens = try Self.tokens(expected)
+        let run = ModelRun(model: model, batch: tokens.batch, seq: tokens.seq, training: false)
+        let loss = try run.forward(tokens)
+        let refLoss = Double(try expected.floats("loss")[0])
+        #expect(abs(loss - refLoss) / refLoss < 1e-5, "loss \(loss) vs \(refLoss)")
+        let ref = try expected.floats("logits")
+        var worst: Float = 0
+        for i in 0..<ref.count { worst = max(worst, abs(run.logits.pointer[i] - ref[i])) }
+        #expect(worst < 1e-4, "max logit difference \(worst)")
+        for l in 0..<model.config.layers {
+            let counts = try expected.int64s("router_counts.\(l)").map(Int.init)
+            #expect(run.routerStats.counts[l] == counts, "layer \(l) router counts")
+        }
+    }
+
+    @Test(arguments: Fixtures.names)
+    func gradientsMatchTransformers(_ name: String) throws {
+        let model = try MoEModel(directory: Fixtures.directory(name))
+        let expected = try Fixtures.expected(name)
+        let tokens = try Self.tokens(expected)
+        let run = ModelRun(model: model, batch: tokens.batch, seq: tokens.seq, training: true)
+        let grads = FloatBuffer(count: model.parameters.count)
+        let loss = try run.lossAndGradients(tokens, trainable: .all(model.layout), grads: grads)
+        let refLoss = Double(try expected.floats("loss")[0])
+        #expect(abs(loss - refLoss) / refLoss < 1e-5)
+        for slot in model.layout.tensors {
+            let ref = try expected.floats("grad." + slot.name)
+            let scale = ref.map { abs($0) }.max() ?? 0
+            var worst: Float = 0
+            for i in 0..<slot.count { worst = max(worst, abs(grads.pointer[slot.offset + i] - ref[i])) }
+            #expect(worst <= 1e-3 * max(scale, 1e-12), "\(slot.name): max diff \(worst), largest magnitude \(scale)")
+        }
+    }
+}
