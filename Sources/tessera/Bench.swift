@@ -9,9 +9,11 @@ struct Bench: ParsableCommand {
     var json = false
     @Option(help: "Timed repetitions of each measurement.")
     var repeats = 3
+    @Option(help: "Which measurements to run: eval, train or all (for profiling one of them).")
+    var phase = "all"
 
     func run() throws {
-        let result = try EngineBenchmark.run(repeats: repeats)
+        let result = try EngineBenchmark.run(repeats: repeats, phases: phase == "all" ? ["eval", "train"] : [phase])
         print(json ? try result.jsonString() : result.text)
     }
 }

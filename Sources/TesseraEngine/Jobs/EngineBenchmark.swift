@@ -40,7 +40,139 @@ public struct EngineBenchmarkResult: Codable, Sendable {
 }
 
 public enum EngineBenchmark {
-    public static func run(repeats: Int) throws -> EngineBenchmarkResult {
-        throw EngineError.invalidInput("not yet")
+    /// The reference shape of the engine issue: Mixtral layout, byte vocabulary, hidden 512,
+    /// expert width 1024, 4 layers, 8 heads, 8 experts, top-2, batch 8 × 256.
+    public static let referenceConfig = ModelConfig(
+        family: .mixtral, vocabSize: 256, hiddenSize: 512, layers: 4, heads: 8, kvHeads: 8,
+        ropeTheta: 1_000_000, experts: 8, topK: 2, expertWidth: 1024)
+    public static let batch = 8
+    public static let seq = 256
+    public static let trainablePerLayer = 2
+
+    public static func run(repeats: Int, phases: Set<String> = ["eval", "train"], config: ModelConfig = referenceConfig, batch: Int = batch, seq: Int = seq) throws -> EngineBenchmarkResult {
+        let reps = max(1, repeats)
+        let sgemm = measureSgemm(repeats: reps)
+        let model = MoEModel(config: config)
+        model.initializeRandomly(seed: 0)
+        var rng = SplitMix64(seed: 1)
+        let tokens = try TokenBatch(batch: batch, seq: seq,
+                                    ids: (0..<(batch * seq)).map { _ in Int32(rng.next() % UInt64(config.vocabSize)) })
+        let evalRun = ModelRun(model: model, batch: batch, seq: seq, training: false)
+        var evalTime = Double.nan
+        if phases.contains("eval") {
+            try evalRun.forward(tokens)
+            evalTime = try bestTime(reps) { try evalRun.forward(tokens) }
+        }
+
+        let pairs = (0..<config.layers).flatMap { l in (0..<trainablePerLayer).map { (layer: l, expert: $0) } }
+        let trainable = try TrainableSet.experts(pairs, in: model.layout)
+        let views = trainable.views(in: model.layout)
+        let trainRun = ModelRun(model: model, batch: batch, seq: seq, training: true)
+        let work = BackwardWorkspace(run: trainRun)
+        let grads = FloatBuffer(count: model.parameters.count)
+        let optimizer = AdamW(views: views, hyper: .init(learningRate: 1e-4))
+        func step() throws {
+            for v in views { grads.zero(v) }
+            try trainRun.lossAndGradients(tokens, trainable: trainable, grads: grads, buffers: work)
+            clipGradientNorm(grads, views: views, maxNorm: 1)
+            optimizer.update(params: model.parameters, grads: grads)
+        }
+        var trainTime = Double.nan
+        if phases.contains("train") {
+            try step()
+            trainTime = try bestTime(reps) { try step() }
+        }
+
+        let T = Double(batch * seq)
+        let fwd = forwardFlopsPerToken(config, seq: seq)
+        let trainFlops = trainingFlopsPerToken(config, seq: seq, trainablePerLayer: trainablePerLayer)
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return EngineBenchmarkResult(
+            sgemmGflops: sgemm / 1e9,
+            evalTokensPerS: T / evalTime,
+            evalFractionOfSgemm: fwd * T / evalTime / sgemm,
+            trainTokensPerS: T / trainTime,
+            trainFractionOfSgemm: trainFlops * T / trainTime / sgemm,
+            peakRssBytes: Int(usage.ru_maxrss) * 1024,
+            modelFlopsPerToken: fwd,
+            workers: Parallel.workers,
+            shape: "\(config.family.rawValue) V=\(config.vocabSize) H=\(config.hiddenSize) I=\(config.expertWidth) L=\(config.layers) heads=\(config.heads)/\(config.kvHeads) E=\(config.experts) top-\(config.topK) batch \(batch)×\(seq), sparse step trains \(trainablePerLayer) experts/layer")
+    }
+
+    static func bestTime(_ n: Int, _ body: () throws -> Void) rethrows -> Double {
+        var best = Double.infinity
+        for _ in 0..<n {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            try body()
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        }
+        return best
+    }
+
+    /// FLOP/s of one large single-precision product through the same path the model uses.
+    public static func measureSgemm(repeats: Int, m: Int = 2048, n: Int = 2048, k: Int = 2048) -> Double {
+        let a = FloatBuffer(count: m * k), b = FloatBuffer(count: k * n), c = FloatBuffer(count: m * n)
+        for i in 0..<(m * k) { a.pointer[i] = Float(i % 7) * 0.01 }
+        for i in 0..<(k * n) { b.pointer[i] = Float(i % 5) * 0.01 }
+        gemm(m: m, n: n, k: k, a: a.pointer, lda: k, b: b.pointer, ldb: n, c: c.pointer, ldc: n)
+        let t = bestTime(max(repeats, 3)) {
+            gemm(m: m, n: n, k: k, a: a.pointer, lda: k, b: b.pointer, ldb: n, c: c.pointer, ldc: n)
+        }
+        return 2 * Double(m) * Double(n) * Double(k) / t
+    }
+
+    /// Matrix-product FLOPs of one forward token: projections, causal attention (the
+    /// average position attends to (S+1)/2 keys), router, the k chosen experts, shared
+    /// expert or dense MLP, and the lm head.
+    public static func forwardFlopsPerToken(_ c: ModelConfig, seq: Int) -> Double {
+        let H = Double(c.hiddenSize)
+        var total = 2 * H * Double(c.vocabSize)
+        for l in 0..<c.layers { total += layerForwardFlops(c, layer: l, seq: seq) }
+        return total
+    }
+
+    static func attentionFlops(_ c: ModelConfig, seq: Int) -> Double {
+        let H = Double(c.hiddenSize)
+        let proj = 2 * H * Double(c.qDim + 2 * c.kvDim) + 2 * Double(c.qDim) * H
+        let core = 2 * 2 * Double(c.qDim) * Double(seq + 1) / 2
+        return proj + core
+    }
+
+    static func mlpFlops(_ c: ModelConfig, layer l: Int) -> Double {
+        let H = Double(c.hiddenSize)
+        if c.sparseLayers[l] {
+            return 2 * H * Double(c.experts) + Double(c.topK) * 6 * H * Double(c.expertWidth) + 6 * H * Double(c.sharedExpertWidth)
+        }
+        return 6 * H * Double(c.denseWidth)
+    }
+
+    static func layerForwardFlops(_ c: ModelConfig, layer l: Int, seq: Int) -> Double {
+        attentionFlops(c, seq: seq) + mlpFlops(c, layer: l)
+    }
+
+    /// FLOPs a sparse step actually performs per token: the forward pass, input gradients
+    /// through every layer above the lowest trainable one (attention's core costs twice its
+    /// forward), and weight gradients for the trainable experts only (their share of the
+    /// routed tokens, assuming balanced routing).
+    public static func trainingFlopsPerToken(_ c: ModelConfig, seq: Int, trainablePerLayer: Int) -> Double {
+        let H = Double(c.hiddenSize), I = Double(c.expertWidth)
+        var total = forwardFlopsPerToken(c, seq: seq) + 2 * H * Double(c.vocabSize)
+        let share = Double(trainablePerLayer) / Double(c.experts)
+        for l in 0..<c.layers {
+            let expertWeightGrads = Double(c.topK) * share * 6 * H * I
+            if l == 0 {
+                // Only the trainable experts' dA (one product) and weight gradients.
+                total += expertWeightGrads + Double(c.topK) * share * 2 * H * I
+            } else {
+                total += attentionFlops(c, seq: seq) + 2 * 2 * Double(c.qDim) * Double(seq + 1) / 2
+                total += mlpFlops(c, layer: l) + expertWeightGrads
+            }
+        }
+        return total
     }
 }
+
+#if canImport(Glibc)
+import Glibc
+#endif

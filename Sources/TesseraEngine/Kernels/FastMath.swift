@@ -2,8 +2,13 @@
 /// matters): the scalar libm call costs more than everything else in a softmax or SiLU.
 @inlinable @inline(__always)
 public func exp8(_ x: SIMD8<Float>) -> SIMD8<Float> {
-    let xc = x.clamped(lowerBound: SIMD8(repeating: -87.33654), upperBound: SIMD8(repeating: 88.37626))
-    let n = (xc * 1.44269504088896341).rounded(.toNearestOrEven)
+    // Everything here maps to vector instructions: rounding and the float→int step use
+    // the 1.5·2²³ trick, since Swift's generic SIMD conversions are scalarised.
+    let magic = SIMD8<Float>(repeating: 12_582_912)
+    var xc = x.replacing(with: 88.37626, where: x .> 88.37626)
+    xc = xc.replacing(with: -87.33654, where: xc .< -87.33654)
+    let shifted = xc * 1.44269504088896341 + magic
+    let n = shifted - magic
     var r = xc - n * 0.693359375
     r = r + n * 2.12194440e-4
     let r2 = r * r
@@ -14,8 +19,9 @@ public func exp8(_ x: SIMD8<Float>) -> SIMD8<Float> {
     p = p * r + 1.6666665459e-1
     p = p * r + 5.0000001201e-1
     p = p * r2 + r + 1
-    let bits = (SIMD8<Int32>(n, rounding: .toNearestOrEven) &+ 127) &<< 23
-    return p * unsafeBitCast(bits, to: SIMD8<Float>.self)
+    let k = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
+    let scale = unsafeBitCast((k &+ 127) &<< 23, to: SIMD8<Float>.self)
+    return p * scale
 }
 
 @inlinable @inline(__always)
@@ -45,7 +51,11 @@ public func softmaxRow(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
     var m = -Float.infinity
     var i = 0
     var mv = SIMD8<Float>(repeating: -.infinity)
-    while i + 8 <= n { mv = pointwiseMax(mv, load8(x + i, 8, fill: 0)); i += 8 }
+    while i + 8 <= n {
+        let v = load8(x + i, 8, fill: 0)
+        mv = mv.replacing(with: v, where: v .> mv)
+        i += 8
+    }
     m = mv.max()
     while i < n { m = max(m, x[i]); i += 1 }
     var sv = SIMD8<Float>()

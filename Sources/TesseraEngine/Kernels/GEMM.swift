@@ -31,21 +31,23 @@ public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: 
 /// Y[m, out] (+)= X[m, in] · Wᵀ, for a weight W [out, in] as checkpoints store it.
 @inlinable
 public func linearForward(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                          rows: Int, inDim: Int, outDim: Int, accumulate: Bool = false) {
+                          rows: Int, inDim: Int, outDim: Int, accumulate: Bool = false, parallel: Bool = true) {
     gemm(transB: true, m: rows, n: outDim, k: inDim, a: x, lda: inDim, b: w, ldb: inDim,
-         beta: accumulate ? 1 : 0, c: y, ldc: outDim)
+         beta: accumulate ? 1 : 0, c: y, ldc: outDim, parallel: parallel)
 }
 
 /// dX[m, in] += dY[m, out] · W.
 @inlinable
 public func linearBackwardInput(_ dy: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
-                                rows: Int, inDim: Int, outDim: Int, accumulate: Bool = true) {
-    gemm(m: rows, n: inDim, k: outDim, a: dy, lda: outDim, b: w, ldb: inDim, beta: accumulate ? 1 : 0, c: dx, ldc: inDim)
+                                rows: Int, inDim: Int, outDim: Int, accumulate: Bool = true, parallel: Bool = true) {
+    gemm(m: rows, n: inDim, k: outDim, a: dy, lda: outDim, b: w, ldb: inDim, beta: accumulate ? 1 : 0, c: dx, ldc: inDim,
+         parallel: parallel)
 }
 
 /// dW[out, in] += dYᵀ · X.
 @inlinable
 public func linearBackwardWeight(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dw: UnsafeMutablePointer<Float>,
-                                 rows: Int, inDim: Int, outDim: Int) {
-    gemm(transA: true, m: outDim, n: inDim, k: rows, a: dy, lda: outDim, b: x, ldb: inDim, beta: 1, c: dw, ldc: inDim)
+                                 rows: Int, inDim: Int, outDim: Int, parallel: Bool = true) {
+    gemm(transA: true, m: outDim, n: inDim, k: rows, a: dy, lda: outDim, b: x, ldb: inDim, beta: 1, c: dw, ldc: inDim,
+         parallel: parallel)
 }

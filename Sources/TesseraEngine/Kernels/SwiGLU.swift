@@ -1,87 +1,87 @@
-/// a = silu(g) · u, elementwise over n values.
+/// a[r, i] = silu(gu[r, i]) · gu[r, W + i] for rows of gu = [gate | up] (2W wide).
 @inlinable
-public func swigluActivate(_ g: UnsafePointer<Float>, _ u: UnsafePointer<Float>, _ a: UnsafeMutablePointer<Float>, _ n: Int) {
-    Parallel.ranges(n, granule: 1024, work: n * 8) { range in
-        var i = range.lowerBound
-        while i < range.upperBound {
-            let c = min(8, range.upperBound - i)
-            let gv = load8(g + i, c, fill: 0)
-            let s = 1 / (1 + exp8(-gv))
-            store8(gv * s * load8(u + i, c, fill: 0), a + i, c)
-            i += 8
+public func swigluActivate(_ gu: UnsafePointer<Float>, _ a: UnsafeMutablePointer<Float>, rows: Int, width W: Int, parallel: Bool = true) {
+    Parallel.ranges(rows, work: parallel ? rows * W * 8 : 0) { range in
+        for r in range {
+            let g = gu + r * 2 * W, u = g + W, ar = a + r * W
+            var i = 0
+            while i < W {
+                let c = min(8, W - i)
+                let gv = load8(g + i, c, fill: 0)
+                let s = 1 / (1 + exp8(-gv))
+                store8(gv * s * load8(u + i, c, fill: 0), ar + i, c)
+                i += 8
+            }
         }
     }
 }
 
-/// Given da = ∂L/∂a: dg = da · u · silu'(g) and du = da · silu(g), written over `da` (dg)
-/// and `du`.
+/// Given da = ∂L/∂a [rows, W], writes ∂L/∂gu [rows, 2W]: dg = da · u · silu'(g) in the
+/// first half of each row, du = da · silu(g) in the second.
 @inlinable
-public func swigluActivateBackward(_ g: UnsafePointer<Float>, _ u: UnsafePointer<Float>,
-                                   _ da: UnsafeMutablePointer<Float>, _ du: UnsafeMutablePointer<Float>, _ n: Int) {
-    Parallel.ranges(n, granule: 1024, work: n * 8) { range in
-        var i = range.lowerBound
-        while i < range.upperBound {
-            let c = min(8, range.upperBound - i)
-            let gv = load8(g + i, c, fill: 0)
-            let s = 1 / (1 + exp8(-gv))
-            let d = load8(da + i, c, fill: 0)
-            store8(d * gv * s, du + i, c)
-            store8(d * load8(u + i, c, fill: 0) * s * (1 + gv * (1 - s)), da + i, c)
-            i += 8
+public func swigluActivateBackward(_ gu: UnsafePointer<Float>, _ da: UnsafePointer<Float>, _ dgu: UnsafeMutablePointer<Float>,
+                                   rows: Int, width W: Int, parallel: Bool = true) {
+    Parallel.ranges(rows, work: parallel ? rows * W * 8 : 0) { range in
+        for r in range {
+            let g = gu + r * 2 * W, u = g + W, d = da + r * W
+            let dg = dgu + r * 2 * W, du = dg + W
+            var i = 0
+            while i < W {
+                let c = min(8, W - i)
+                let gv = load8(g + i, c, fill: 0)
+                let s = 1 / (1 + exp8(-gv))
+                let dv = load8(d + i, c, fill: 0)
+                store8(dv * gv * s, du + i, c)
+                store8(dv * load8(u + i, c, fill: 0) * s * (1 + gv * (1 - s)), dg + i, c)
+                i += 8
+            }
         }
     }
 }
 
-/// The weights of one SwiGLU MLP as pointers into the parameter buffer.
+/// The weights of one SwiGLU MLP as pointers into a parameter-shaped buffer: gate and
+/// up rows together as one [2·width, hidden] matrix, then down [hidden, width].
 public struct MLPPointers {
-    public var gate: UnsafeMutablePointer<Float>
-    public var up: UnsafeMutablePointer<Float>
+    public var gateUp: UnsafeMutablePointer<Float>
     public var down: UnsafeMutablePointer<Float>
     public var width: Int
     @inlinable public init(_ w: MLPWeights, base: UnsafeMutablePointer<Float>) {
-        gate = base + w.gate.offset
-        up = base + w.up.offset
+        precondition(w.up.offset == w.gate.offset + w.gate.count, "up rows must follow gate rows")
+        gateUp = base + w.gate.offset
         down = base + w.down.offset
         width = w.width
     }
 }
 
-/// y = down(silu(gate x) · up x) for `rows` contiguous rows; keeps g and u for backward.
-/// `a` is scratch of rows · width.
+/// y = down(silu(gate x) · up x) for `rows` contiguous rows; keeps gu = [gate x | up x]
+/// [rows, 2·width] for the backward pass. `a` is scratch of rows · width. With
+/// `parallel` false everything runs on the calling thread (the caller spreads experts).
 @inlinable
 public func mlpForward(_ x: UnsafePointer<Float>, _ w: MLPPointers, rows: Int, hidden: Int,
-                       g: UnsafeMutablePointer<Float>, u: UnsafeMutablePointer<Float>, a: UnsafeMutablePointer<Float>,
-                       y: UnsafeMutablePointer<Float>) {
+                       gu: UnsafeMutablePointer<Float>, a: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>,
+                       parallel: Bool = true) {
     if rows == 0 { return }
-    linearForward(x, w.gate, g, rows: rows, inDim: hidden, outDim: w.width)
-    linearForward(x, w.up, u, rows: rows, inDim: hidden, outDim: w.width)
-    swigluActivate(g, u, a, rows * w.width)
-    linearForward(a, w.down, y, rows: rows, inDim: w.width, outDim: hidden)
+    linearForward(x, w.gateUp, gu, rows: rows, inDim: hidden, outDim: 2 * w.width, parallel: parallel)
+    swigluActivate(gu, a, rows: rows, width: w.width, parallel: parallel)
+    linearForward(a, w.down, y, rows: rows, inDim: w.width, outDim: hidden, parallel: parallel)
 }
 
 /// Backward of `mlpForward`. Weight gradients go to `grads` when given (the MLP is
-/// trainable), input gradients are added to `dx` when given. `scratchA`, `scratchB`
-/// hold rows · width each.
+/// trainable), input gradients are added to `dx` when given. `scratchA` holds
+/// rows · width floats, `scratchB` rows · 2 · width.
 @inlinable
 public func mlpBackward(_ x: UnsafePointer<Float>, _ w: MLPPointers, rows: Int, hidden: Int,
-                        g: UnsafePointer<Float>, u: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+                        gu: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                         grads: MLPPointers?, dx: UnsafeMutablePointer<Float>?,
-                        scratchA: UnsafeMutablePointer<Float>, scratchB: UnsafeMutablePointer<Float>) {
+                        scratchA: UnsafeMutablePointer<Float>, scratchB: UnsafeMutablePointer<Float>, parallel: Bool = true) {
     if rows == 0 || (grads == nil && dx == nil) { return }
-    let n = rows * w.width
+    let W = w.width
     if let grads {
-        swigluActivate(g, u, scratchA, n)
-        linearBackwardWeight(dy, scratchA, grads.down, rows: rows, inDim: w.width, outDim: hidden)
+        swigluActivate(gu, scratchA, rows: rows, width: W, parallel: parallel)
+        linearBackwardWeight(dy, scratchA, grads.down, rows: rows, inDim: W, outDim: hidden, parallel: parallel)
     }
-    // scratchB = da, then dg in place; scratchA = du.
-    linearBackwardInput(dy, w.down, scratchB, rows: rows, inDim: w.width, outDim: hidden, accumulate: false)
-    swigluActivateBackward(g, u, scratchB, scratchA, n)
-    if let grads {
-        linearBackwardWeight(scratchB, x, grads.gate, rows: rows, inDim: hidden, outDim: w.width)
-        linearBackwardWeight(scratchA, x, grads.up, rows: rows, inDim: hidden, outDim: w.width)
-    }
-    if let dx {
-        linearBackwardInput(scratchB, w.gate, dx, rows: rows, inDim: hidden, outDim: w.width)
-        linearBackwardInput(scratchA, w.up, dx, rows: rows, inDim: hidden, outDim: w.width)
-    }
+    linearBackwardInput(dy, w.down, scratchA, rows: rows, inDim: W, outDim: hidden, accumulate: false, parallel: parallel)
+    swigluActivateBackward(gu, scratchA, scratchB, rows: rows, width: W, parallel: parallel)
+    if let grads { linearBackwardWeight(scratchB, x, grads.gateUp, rows: rows, inDim: hidden, outDim: 2 * W, parallel: parallel) }
+    if let dx { linearBackwardInput(scratchB, w.gateUp, dx, rows: rows, inDim: hidden, outDim: 2 * W, parallel: parallel) }
 }

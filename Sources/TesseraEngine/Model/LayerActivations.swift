@@ -12,9 +12,9 @@ final class LayerActivations: @unchecked Sendable {
     let routerProbs: FloatBuffer?
     let topIdx: IndexBuffer?, topW: FloatBuffer?, slotPos: IndexBuffer?, dispTok: IndexBuffer?
     var expertStart: [Int] = []
-    let xDisp: FloatBuffer?, g: FloatBuffer?, u: FloatBuffer?, y: FloatBuffer?
-    // Shared expert (Qwen2-MoE) or dense MLP: g, u over all tokens, then its output.
-    let mlpG: FloatBuffer?, mlpU: FloatBuffer?, mlpY: FloatBuffer?, sharedGate: FloatBuffer?
+    let xDisp: FloatBuffer?, gu: FloatBuffer?, y: FloatBuffer?
+    // Shared expert (Qwen2-MoE) or dense MLP: [gate | up] over all tokens, then its output.
+    let mlpGU: FloatBuffer?, mlpY: FloatBuffer?, sharedGate: FloatBuffer?
 
     init(config c: ModelConfig, layer l: Int, tokens T: Int, batch: Int, seq: Int, training: Bool) {
         let H = c.hiddenSize
@@ -49,23 +49,21 @@ final class LayerActivations: @unchecked Sendable {
             slotPos = IndexBuffer(count: TK)
             dispTok = IndexBuffer(count: TK)
             xDisp = FloatBuffer(count: TK * H)
-            g = FloatBuffer(count: TK * c.expertWidth)
-            u = FloatBuffer(count: TK * c.expertWidth)
+            gu = FloatBuffer(count: TK * 2 * c.expertWidth)
             y = FloatBuffer(count: TK * H)
         } else {
             routerProbs = nil; topIdx = nil; topW = nil; slotPos = nil; dispTok = nil
-            xDisp = nil; g = nil; u = nil; y = nil
+            xDisp = nil; gu = nil; y = nil
         }
         let mlpWidth = training
             ? (c.sparseLayers[l] ? c.sharedExpertWidth : c.denseWidth)
             : max(c.sharedExpertWidth, c.sparseLayers.contains(false) ? c.denseWidth : 0)
         if mlpWidth > 0 {
-            mlpG = FloatBuffer(count: T * mlpWidth)
-            mlpU = FloatBuffer(count: T * mlpWidth)
+            mlpGU = FloatBuffer(count: T * 2 * mlpWidth)
             mlpY = FloatBuffer(count: T * H)
             sharedGate = FloatBuffer(count: T)
         } else {
-            mlpG = nil; mlpU = nil; mlpY = nil; sharedGate = nil
+            mlpGU = nil; mlpY = nil; sharedGate = nil
         }
     }
 }

@@ -106,7 +106,7 @@ extension ModelRun {
             moeBackward(l, lw, router: router, a, tr, dh2: dh2, grads: G, b: b)
         } else if let dense = lw.dense {
             let trains = tr.contains(dense.gate) || tr.contains(dense.up) || tr.contains(dense.down)
-            mlpBackward(a.h2.pointer, MLPPointers(dense, base: P), rows: T, hidden: H, g: a.mlpG!.pointer, u: a.mlpU!.pointer,
+            mlpBackward(a.h2.pointer, MLPPointers(dense, base: P), rows: T, hidden: H, gu: a.mlpGU!.pointer,
                         dy: dRes, grads: trains ? MLPPointers(dense, base: G) : nil, dx: dh2,
                         scratchA: mlpScratchA.pointer, scratchB: mlpScratchB.pointer)
         }
@@ -190,16 +190,20 @@ extension ModelRun {
             }
         }
         let dXd = b.dXDisp.pointer
-        for e in 0..<E {
+        let order = expertsBySize(start)
+        let sA = mlpScratchA.pointer, sB = mlpScratchB.pointer
+        let xd = a.xDisp!.pointer, gu = a.gu!.pointer
+        Parallel.forEach(E) { i in
+            let e = order[i]
             let n = start[e + 1] - start[e]
-            if n == 0 || (dh2 == nil && !expertTrains[e]) { continue }
+            if n == 0 || (dh2 == nil && !expertTrains[e]) { return }
             let r = start[e]
             if dh2 != nil { (dXd + r * H).update(repeating: 0, count: n * H) }
-            mlpBackward(a.xDisp!.pointer + r * H, MLPPointers(lw.experts[e], base: P), rows: n, hidden: H,
-                        g: a.g!.pointer + r * I, u: a.u!.pointer + r * I, dy: dY + r * H,
+            mlpBackward(xd + r * H, MLPPointers(lw.experts[e], base: P), rows: n, hidden: H,
+                        gu: gu + r * 2 * I, dy: dY + r * H,
                         grads: expertTrains[e] ? MLPPointers(lw.experts[e], base: G) : nil,
                         dx: dh2 != nil ? dXd + r * H : nil,
-                        scratchA: mlpScratchA.pointer, scratchB: mlpScratchB.pointer)
+                        scratchA: sA + r * I, scratchB: sB + r * 2 * I, parallel: false)
         }
         if let dh2 {
             Parallel.ranges(T, work: T * K * H) { range in
@@ -240,7 +244,7 @@ extension ModelRun {
                 let dst = dS + t * H, src = dOut + t * H
                 for j in 0..<H { dst[j] = s * src[j] }
             }
-            mlpBackward(h2, MLPPointers(shared, base: P), rows: T, hidden: H, g: a.mlpG!.pointer, u: a.mlpU!.pointer, dy: dS,
+            mlpBackward(h2, MLPPointers(shared, base: P), rows: T, hidden: H, gu: a.mlpGU!.pointer, dy: dS,
                         grads: trains ? MLPPointers(shared, base: G) : nil, dx: dh2,
                         scratchA: mlpScratchA.pointer, scratchB: mlpScratchB.pointer)
         }

@@ -44,7 +44,7 @@ public final class ModelRun: @unchecked Sendable {
         attnScratch = FloatBuffer(count: Parallel.workers * seq * seq)
         let widest = max(T * c.topK * c.expertWidth, T * max(c.sharedExpertWidth, c.denseWidth))
         mlpScratchA = FloatBuffer(count: widest)
-        mlpScratchB = FloatBuffer(count: training ? widest : 0)
+        mlpScratchB = FloatBuffer(count: training ? 2 * widest : 0)
         rotary = RotaryTable(headDim: c.headDim, theta: c.ropeTheta, length: seq)
         routerStats = RouterStats(config: c)
     }
@@ -104,7 +104,7 @@ public final class ModelRun: @unchecked Sendable {
             moeForward(l, lw, router: router, a)
         } else if let dense = lw.dense {
             mlpForward(a.h2.pointer, MLPPointers(dense, base: P), rows: T, hidden: H,
-                       g: a.mlpG!.pointer, u: a.mlpU!.pointer, a: mlpScratchA.pointer, y: a.mlpY!.pointer)
+                       gu: a.mlpGU!.pointer, a: mlpScratchA.pointer, y: a.mlpY!.pointer)
             axpy(1, a.mlpY!.pointer, xp, T * H)
         }
     }
@@ -170,16 +170,21 @@ public final class ModelRun: @unchecked Sendable {
         }
         for e in 0..<E { routerStats.counts[l][e] += start[e + 1] - start[e] }
         a.expertStart = start
-        let xd = a.xDisp!.pointer, g = a.g!.pointer, u = a.u!.pointer, y = a.y!.pointer
+        let order = expertsBySize(start)
+        let xd = a.xDisp!.pointer, gu = a.gu!.pointer, y = a.y!.pointer
         Parallel.ranges(T * K, work: T * K * H) { range in
             for pos in range { (xd + pos * H).update(from: h2 + Int(dispTok[pos]) * H, count: H) }
         }
-        for e in 0..<E {
+        // Experts run side by side, one per worker, largest first; each owns its dispatch
+        // rows (and the matching rows of the scratch), so nothing is shared.
+        let scratch = mlpScratchA.pointer
+        Parallel.forEach(E) { i in
+            let e = order[i]
             let n = start[e + 1] - start[e]
-            if n == 0 { continue }
+            if n == 0 { return }
             let r = start[e]
             mlpForward(xd + r * H, MLPPointers(lw.experts[e], base: P), rows: n, hidden: H,
-                       g: g + r * I, u: u + r * I, a: mlpScratchA.pointer, y: y + r * H)
+                       gu: gu + r * 2 * I, a: scratch + r * I, y: y + r * H, parallel: false)
         }
         Parallel.ranges(T, work: T * K * H) { range in
             for t in range {
@@ -191,7 +196,7 @@ public final class ModelRun: @unchecked Sendable {
         if let shared = lw.sharedExpert, let gate = lw.sharedExpertGate {
             let sg = a.sharedGate!.pointer, sy = a.mlpY!.pointer
             mlpForward(h2, MLPPointers(shared, base: P), rows: T, hidden: H,
-                       g: a.mlpG!.pointer, u: a.mlpU!.pointer, a: mlpScratchA.pointer, y: sy)
+                       gu: a.mlpGU!.pointer, a: mlpScratchA.pointer, y: sy)
             let gw = P + gate.offset
             for t in 0..<T {
                 let z = dot(h2 + t * H, gw, H)

@@ -49,3 +49,10 @@ func routeTokens(probs: UnsafeMutablePointer<Float>, tokens T: Int, experts E: I
         }
     }
 }
+
+/// Experts ordered by how many rows they received, largest first (lower index first on
+/// ties), so that spreading them over workers starts with the longest jobs.
+func expertsBySize(_ start: [Int]) -> [Int] {
+    let sizes = (0..<(start.count - 1)).map { start[$0 + 1] - start[$0] }
+    return sizes.indices.sorted { a, b in sizes[a] != sizes[b] ? sizes[a] > sizes[b] : a < b }
+}

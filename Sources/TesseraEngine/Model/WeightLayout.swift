@@ -7,7 +7,9 @@ public struct ParamView: Sendable, Equatable {
 }
 
 /// One SwiGLU MLP: down(silu(gate x) * up x). Routed experts, Qwen2-MoE's shared expert
-/// and dense MLP layers all have this shape.
+/// and dense MLP layers all have this shape. The up rows always follow the gate rows in
+/// the parameter buffer (as in the fused on-disk layout), so both projections are one
+/// matrix product with 2·width outputs.
 public struct MLPWeights: Sendable, Equatable {
     public var gate: ParamView   // [width, hidden]
     public var up: ParamView     // [width, hidden]
@@ -64,11 +66,11 @@ public struct WeightLayout: Sendable {
     public private(set) var totalCount = 0
     public private(set) var indexByName: [String: Int] = [:]
 
-    /// Routed-expert tensors are aligned to 16 floats (64 bytes) so every view starts on a
-    /// cache line.
-    private mutating func add(_ name: String, _ shape: [Int]) -> ParamView {
+    /// Tensors start on 16-float (64-byte) boundaries, except an up projection, which
+    /// directly follows its gate projection.
+    private mutating func add(_ name: String, _ shape: [Int], aligned: Bool = true) -> ParamView {
         let count = shape.reduce(1, *)
-        let offset = (totalCount + 15) / 16 * 16
+        let offset = aligned ? (totalCount + 15) / 16 * 16 : totalCount
         tensors.append(TensorSlot(name: name, shape: shape, offset: offset))
         totalCount = offset + count
         return ParamView(offset: offset, count: count, tensor: tensors.count - 1)
@@ -117,7 +119,7 @@ public struct WeightLayout: Sendable {
                     for e in 0..<c.experts {
                         let ep = p + moe + ".experts.\(e)."
                         let gate = add(ep + g + ".weight", [I, H])
-                        let up = add(ep + u + ".weight", [I, H])
+                        let up = add(ep + u + ".weight", [I, H], aligned: false)
                         let down = add(ep + d + ".weight", [H, I])
                         layer.experts.append(MLPWeights(gate: gate, up: up, down: down, width: I))
                     }
@@ -136,7 +138,7 @@ public struct WeightLayout: Sendable {
                 if c.sharedExpertWidth > 0 {
                     let S = c.sharedExpertWidth
                     let gate = add(p + "mlp.shared_expert.gate_proj.weight", [S, H])
-                    let up = add(p + "mlp.shared_expert.up_proj.weight", [S, H])
+                    let up = add(p + "mlp.shared_expert.up_proj.weight", [S, H], aligned: false)
                     let down = add(p + "mlp.shared_expert.down_proj.weight", [H, S])
                     layer.sharedExpert = MLPWeights(gate: gate, up: up, down: down, width: S)
                     layer.sharedExpertGate = add(p + "mlp.shared_expert_gate.weight", [1, H])
@@ -144,7 +146,7 @@ public struct WeightLayout: Sendable {
             } else {
                 let D = c.denseWidth
                 let gate = add(p + "mlp.gate_proj.weight", [D, H])
-                let up = add(p + "mlp.up_proj.weight", [D, H])
+                let up = add(p + "mlp.up_proj.weight", [D, H], aligned: false)
                 let down = add(p + "mlp.down_proj.weight", [H, D])
                 layer.dense = MLPWeights(gate: gate, up: up, down: down, width: D)
             }
