@@ -22,7 +22,7 @@ import Testing
         var worst: Float = 0
         for i in 0..<ref.count { worst = max(worst, abs(run.logits.pointer[i] - ref[i])) }
         #expect(worst < 1e-4, "max logit difference \(worst)")
-        for l in 0..<model.config.layers {
+        for l in 0..<model.config.layers where model.config.sparseLayers[l] {
             let counts = try expected.int64s("router_counts.\(l)").map(Int.init)
             #expect(run.routerStats.counts[l] == counts, "layer \(l) router counts")
         }

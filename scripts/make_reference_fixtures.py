@@ -1,0 +1,128 @@
+"""Reference fixtures for cases ../shared/fixtures/hf-moe does not cover.
+
+Run where torch and transformers are installed (they are not needed for the tests):
+    python scripts/make_reference_fixtures.py Tests/TesseraEngineTests/Reference
+
+Each folder gets config.json, the checkpoint as the case asks (per-expert or fused
+names, float32 or bfloat16, one file or shards with model.safetensors.index.json), and
+expected.safetensors in the layout of ../shared/fixtures (input_ids, logits, loss,
+router_counts.L, grad.NAME for every checkpoint tensor). Weights are drawn wide
+(std 0.15) so routing is far from uniform; bf16 cases round the weights to bf16 first
+and compute the reference in float32 from those values.
+"""
+import json, os, sys
+import torch, transformers
+from safetensors.torch import save_file
+
+torch.set_num_threads(2)
+OUT = sys.argv[1]
+
+
+def per_expert_names(sd, prefix_map):
+    """Fused in-memory expert tensors -> per-expert checkpoint names."""
+    out = {}
+    for k, v in sd.items():
+        if k.endswith("mlp.experts.gate_up_proj"):
+            base = k[: -len("mlp.experts.gate_up_proj")]
+            moe, g, u, _ = prefix_map
+            I = v.shape[1] // 2
+            for e in range(v.shape[0]):
+                out[f"{base}{moe}.experts.{e}.{g}.weight"] = v[e, :I].contiguous()
+                out[f"{base}{moe}.experts.{e}.{u}.weight"] = v[e, I:].contiguous()
+        elif k.endswith("mlp.experts.down_proj"):
+            base = k[: -len("mlp.experts.down_proj")]
+            moe, _, _, d = prefix_map
+            for e in range(v.shape[0]):
+                out[f"{base}{moe}.experts.{e}.{d}.weight"] = v[e].contiguous()
+        elif k.endswith("mlp.gate.weight") and prefix_map[0] != "mlp":
+            out[k.replace("mlp.gate.weight", prefix_map[0] + ".gate.weight")] = v
+        else:
+            out[k] = v
+    return out
+
+
+def make(name, cls, cfg, seed, fused=False, bf16=False, shards=1, batch=2, seq=11, tweak_config=None):
+    torch.manual_seed(seed)
+    cfg._attn_implementation = "eager"
+    model = cls(cfg).float().eval()
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "norm" in n:
+                p.copy_(1 + 0.3 * torch.randn_like(p))
+            elif n.endswith("bias"):
+                p.copy_(0.2 * torch.randn_like(p))
+            else:
+                p.copy_(0.15 * torch.randn_like(p))
+            if bf16:
+                p.copy_(p.to(torch.bfloat16).float())
+    ids = torch.randint(0, cfg.vocab_size, (batch, seq))
+    counts = {}
+    hooks = []
+    for li, layer in enumerate(model.model.layers):
+        gate = getattr(layer.mlp, "gate", None)
+        if gate is not None and hasattr(gate, "top_k"):
+            def hook(mod, inp, out, li=li):
+                counts[li] = torch.bincount(out[2].flatten(), minlength=mod.num_experts)
+            hooks.append(gate.register_forward_hook(hook))
+    out = model(input_ids=ids, labels=ids)
+    out.loss.backward()
+    sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    grads = {k: p.grad.detach().clone() for k, p in model.named_parameters()}
+    if cfg.tie_word_embeddings:
+        sd.pop("lm_head.weight", None)
+        grads.pop("lm_head.weight", None)
+    if not fused:
+        names = ("block_sparse_moe", "w1", "w3", "w2") if cfg.model_type == "mixtral" else ("mlp", "gate_proj", "up_proj", "down_proj")
+        sd = per_expert_names(sd, names)
+        grads = per_expert_names(grads, names)
+    folder = os.path.join(OUT, name)
+    os.makedirs(folder, exist_ok=True)
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    tensors = {k: v.to(dtype).contiguous() for k, v in sd.items()}
+    keys = sorted(tensors)
+    if shards == 1:
+        save_file(tensors, os.path.join(folder, "model.safetensors"), metadata={"format": "pt"})
+    else:
+        weight_map = {}
+        per = (len(keys) + shards - 1) // shards
+        for s in range(shards):
+            fname = f"model-{s + 1:05d}-of-{shards:05d}.safetensors"
+            part = {k: tensors[k] for k in keys[s * per:(s + 1) * per]}
+            save_file(part, os.path.join(folder, fname), metadata={"format": "pt"})
+            weight_map.update({k: fname for k in part})
+        with open(os.path.join(folder, "model.safetensors.index.json"), "w") as f:
+            json.dump({"metadata": {"total_size": sum(t.numel() * t.element_size() for t in tensors.values())},
+                       "weight_map": weight_map}, f, indent=2)
+    config = json.loads(cfg.to_json_string())
+    if tweak_config:
+        tweak_config(config)
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+    expected = {"input_ids": ids, "logits": out.logits.detach().float().contiguous(),
+                "loss": out.loss.detach().reshape(1).float()}
+    for li, c in counts.items():
+        expected[f"router_counts.{li}"] = c.to(torch.int64)
+    for k, g in grads.items():
+        expected["grad." + k] = g.float().contiguous()
+    save_file(expected, os.path.join(folder, "expected.safetensors"))
+    print(name, float(out.loss))
+
+
+def rope_theta_top_level(c):
+    theta = c.pop("rope_parameters")["rope_theta"]
+    c["rope_theta"] = theta
+
+
+make("qwen3moe-tied-dense", transformers.Qwen3MoeForCausalLM, transformers.Qwen3MoeConfig(
+    vocab_size=64, hidden_size=32, intermediate_size=40, moe_intermediate_size=24, num_hidden_layers=3,
+    num_attention_heads=4, num_key_value_heads=2, head_dim=16, num_experts=6, num_experts_per_tok=2,
+    norm_topk_prob=True, mlp_only_layers=[1], tie_word_embeddings=True, max_position_embeddings=64,
+    rope_theta=10000.0), seed=3, tweak_config=rope_theta_top_level)
+make("mixtral-fused-sharded", transformers.MixtralForCausalLM, transformers.MixtralConfig(
+    vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+    num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2, max_position_embeddings=64,
+    sliding_window=5), seed=4, fused=True, shards=3, seq=9)
+make("olmoe-bf16-clip", transformers.OlmoeForCausalLM, transformers.OlmoeConfig(
+    vocab_size=64, hidden_size=32, intermediate_size=40, num_hidden_layers=2, num_attention_heads=4,
+    num_key_value_heads=4, num_experts=6, num_experts_per_tok=3, norm_topk_prob=True, clip_qkv=1.5,
+    max_position_embeddings=64), seed=5, bf16=True)
