@@ -11,9 +11,11 @@ struct Bench: ParsableCommand {
     var repeats = 3
     @Option(help: "Which measurements to run: eval, train or all (for profiling one of them).")
     var phase = "all"
+    @Flag(help: "Also report wall time per phase of the passes.")
+    var profile = false
 
     func run() throws {
-        let result = try EngineBenchmark.run(repeats: repeats, phases: phase == "all" ? ["eval", "train"] : [phase])
+        let result = try EngineBenchmark.run(repeats: repeats, phases: phase == "all" ? ["eval", "train"] : [phase], profile: profile)
         print(json ? try result.jsonString() : result.text)
     }
 }

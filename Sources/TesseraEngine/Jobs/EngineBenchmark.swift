@@ -10,6 +10,8 @@ public struct EngineBenchmarkResult: Codable, Sendable {
     public var modelFlopsPerToken: Double
     public var workers: Int
     public var shape: String
+    /// Seconds per phase over the timed repetitions, when profiling was asked for.
+    public var profile: [String: Double]?
 
     enum CodingKeys: String, CodingKey {
         case sgemmGflops = "sgemm_gflops"
@@ -19,7 +21,7 @@ public struct EngineBenchmarkResult: Codable, Sendable {
         case trainFractionOfSgemm = "train_fraction_of_sgemm"
         case peakRssBytes = "peak_rss_bytes"
         case modelFlopsPerToken = "model_flops_per_token"
-        case workers, shape
+        case workers, shape, profile
     }
 
     public func jsonString() throws -> String {
@@ -28,14 +30,23 @@ public struct EngineBenchmarkResult: Codable, Sendable {
         return String(decoding: try enc.encode(self), as: UTF8.self)
     }
 
+    var profileText: String {
+        guard let profile else { return "" }
+        let lines = profile.sorted { $0.value > $1.value }.map { entry -> String in
+            let name = entry.key.padding(toLength: 22, withPad: " ", startingAt: 0)
+            return "  " + name + String(format: "%8.3f", entry.value)
+        }
+        return "\nphases (seconds summed over the timed runs):\n" + lines.joined(separator: "\n")
+    }
+
     public var text: String {
         """
         shape: \(shape)
-        sgemm (2048×1024×512, \(workers) workers): \(String(format: "%.1f", sgemmGflops)) GFLOP/s
+        sgemm (2048×2048×2048, \(workers) workers): \(String(format: "%.1f", sgemmGflops)) GFLOP/s
         eval:  \(String(format: "%.0f", evalTokensPerS)) tokens/s, model FLOP/s = \(String(format: "%.1f%%", 100 * evalFractionOfSgemm)) of sgemm
         sparse train step: \(String(format: "%.0f", trainTokensPerS)) tokens/s (\(String(format: "%.1f%%", 100 * trainFractionOfSgemm)) of sgemm, counting the FLOPs done)
         peak RSS: \(String(format: "%.1f", Double(peakRssBytes) / 1_048_576)) MiB
-        """
+        """ + profileText
     }
 }
 
@@ -49,7 +60,7 @@ public enum EngineBenchmark {
     public static let seq = 256
     public static let trainablePerLayer = 2
 
-    public static func run(repeats: Int, phases: Set<String> = ["eval", "train"], config: ModelConfig = referenceConfig, batch: Int = batch, seq: Int = seq) throws -> EngineBenchmarkResult {
+    public static func run(repeats: Int, phases: Set<String> = ["eval", "train"], profile: Bool = false, config: ModelConfig = referenceConfig, batch: Int = batch, seq: Int = seq) throws -> EngineBenchmarkResult {
         let reps = max(1, repeats)
         let sgemm = measureSgemm(repeats: reps)
         let model = MoEModel(config: config)
@@ -59,9 +70,13 @@ public enum EngineBenchmark {
                                     ids: (0..<(batch * seq)).map { _ in Int32(rng.next() % UInt64(config.vocabSize)) })
         let evalRun = ModelRun(model: model, batch: batch, seq: seq, training: false)
         var evalTime = Double.nan
+        let timer = PhaseTimer.shared
         if phases.contains("eval") {
             try evalRun.forward(tokens)
-            evalTime = try bestTime(reps) { try evalRun.forward(tokens) }
+            timer.reset()
+            timer.enabled = profile
+            evalTime = try bestTime(reps) { _ = try timer.measure("eval.total") { try evalRun.forward(tokens) } }
+            timer.enabled = false
         }
 
         let pairs = (0..<config.layers).flatMap { l in (0..<trainablePerLayer).map { (layer: l, expert: $0) } }
@@ -80,7 +95,9 @@ public enum EngineBenchmark {
         var trainTime = Double.nan
         if phases.contains("train") {
             try step()
-            trainTime = try bestTime(reps) { try step() }
+            timer.enabled = profile
+            trainTime = try bestTime(reps) { _ = try timer.measure("train.total") { try step() } }
+            timer.enabled = false
         }
 
         let T = Double(batch * seq)
@@ -88,6 +105,15 @@ public enum EngineBenchmark {
         let trainFlops = trainingFlopsPerToken(config, seq: seq, trainablePerLayer: trainablePerLayer)
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
+        var phaseSeconds: [String: Double]? = nil
+        if profile {
+            var d: [String: Double] = [:]
+            for entry in timer.report { d[entry.phase] = entry.seconds }
+            phaseSeconds = d
+        }
+        let shape = "\(config.family.rawValue) V=\(config.vocabSize) H=\(config.hiddenSize) I=\(config.expertWidth) L=\(config.layers) "
+            + "heads=\(config.heads)/\(config.kvHeads) E=\(config.experts) top-\(config.topK) batch \(batch)×\(seq), "
+            + "sparse step trains \(trainablePerLayer) experts/layer"
         return EngineBenchmarkResult(
             sgemmGflops: sgemm / 1e9,
             evalTokensPerS: T / evalTime,
@@ -97,7 +123,7 @@ public enum EngineBenchmark {
             peakRssBytes: Int(usage.ru_maxrss) * 1024,
             modelFlopsPerToken: fwd,
             workers: Parallel.workers,
-            shape: "\(config.family.rawValue) V=\(config.vocabSize) H=\(config.hiddenSize) I=\(config.expertWidth) L=\(config.layers) heads=\(config.heads)/\(config.kvHeads) E=\(config.experts) top-\(config.topK) batch \(batch)×\(seq), sparse step trains \(trainablePerLayer) experts/layer")
+            shape: shape, profile: phaseSeconds)
     }
 
     static func bestTime(_ n: Int, _ body: () throws -> Void) rethrows -> Double {

@@ -36,7 +36,7 @@ extension ModelRun {
         precondition(grads.count == model.parameters.count, "gradient buffer must match the parameter buffer")
         let loss = try forward(tokens)
         let work = buffers ?? BackwardWorkspace(run: self)
-        backward(trainable: trainable, grads: grads, b: work.buffers)
+        PhaseTimer.shared.measure("bwd.total") { backward(trainable: trainable, grads: grads, b: work.buffers) }
         return loss
     }
 
@@ -103,7 +103,7 @@ extension ModelRun {
         if needDh2 { dh.update(repeating: 0, count: T * H) }
         let dh2: UnsafeMutablePointer<Float>? = needDh2 ? dh : nil
         if let router = lw.router {
-            moeBackward(l, lw, router: router, a, tr, dh2: dh2, grads: G, b: b)
+            PhaseTimer.shared.measure("bwd.moe") { moeBackward(l, lw, router: router, a, tr, dh2: dh2, grads: G, b: b) }
         } else if let dense = lw.dense {
             let trains = tr.contains(dense.gate) || tr.contains(dense.up) || tr.contains(dense.down)
             mlpBackward(a.h2.pointer, MLPPointers(dense, base: P), rows: T, hidden: H, gu: a.mlpGU!.pointer,
@@ -114,7 +114,7 @@ extension ModelRun {
         rmsNormBackward(a.xMid.pointer, P + lw.postNorm.offset, a.rinv2.pointer, dh, dx: (attnTrainable || needInputGrad) ? dRes : nil,
                         dw: tr.contains(lw.postNorm) ? G + lw.postNorm.offset : nil, rows: T, dim: H)
         guard attnTrainable || needInputGrad else { return }
-        attentionBlockBackward(lw, a, tr, needInputGrad: needInputGrad, grads: G, b: b)
+        PhaseTimer.shared.measure("bwd.attention_block") { attentionBlockBackward(lw, a, tr, needInputGrad: needInputGrad, grads: G, b: b) }
     }
 
     private func attentionBlockBackward(_ lw: LayerWeights, _ a: LayerActivations, _ tr: TrainableSet, needInputGrad: Bool,

@@ -73,16 +73,20 @@ public final class ModelRun: @unchecked Sendable {
         let P = model.parameters.pointer
         let w = model.layout
         let xp = x.pointer
-        for t in 0..<T { (xp + t * H).update(from: P + w.embed.offset + Int(ids.pointer[t]) * H, count: H) }
+        PhaseTimer.shared.measure("fwd.embed") {
+            for t in 0..<T { (xp + t * H).update(from: P + w.embed.offset + Int(ids.pointer[t]) * H, count: H) }
+        }
         routerStats = RouterStats(config: config)
         for l in 0..<config.layers {
             layerForward(l, acts[training ? l : 0])
         }
         if training { xFinalIn.pointer.update(from: xp, count: T * H) }
-        rmsNormForward(xp, P + w.finalNorm.offset, xFinal.pointer, rinvF.pointer, rows: T, dim: H, eps: config.rmsNormEps)
-        linearForward(xFinal.pointer, P + w.lmHead.offset, logits.pointer, rows: T, inDim: H, outDim: V)
-        return crossEntropyLoss(logits.pointer, ids: ids.pointer, batch: batch, seq: seq, vocab: V,
-                                rowLoss: rowLoss.pointer, dlogits: nil)
+        return PhaseTimer.shared.measure("fwd.head_loss") {
+            rmsNormForward(xp, P + w.finalNorm.offset, xFinal.pointer, rinvF.pointer, rows: T, dim: H, eps: config.rmsNormEps)
+            linearForward(xFinal.pointer, P + w.lmHead.offset, logits.pointer, rows: T, inDim: H, outDim: V)
+            return crossEntropyLoss(logits.pointer, ids: ids.pointer, batch: batch, seq: seq, vocab: V,
+                                    rowLoss: rowLoss.pointer, dlogits: nil)
+        }
     }
 
     /// Per-position losses of the last forward pass, [batch, seq - 1].
@@ -96,10 +100,15 @@ public final class ModelRun: @unchecked Sendable {
         let lw = model.layout.layers[l]
         let xp = x.pointer
         if training { a.xIn.pointer.update(from: xp, count: T * H) }
-        rmsNormForward(xp, P + lw.inputNorm.offset, a.h1.pointer, a.rinv1.pointer, rows: T, dim: H, eps: c.rmsNormEps)
+        let timer = PhaseTimer.shared
+        timer.measure("fwd.norms") {
+            rmsNormForward(xp, P + lw.inputNorm.offset, a.h1.pointer, a.rinv1.pointer, rows: T, dim: H, eps: c.rmsNormEps)
+        }
         attentionBlockForward(lw.attention, a)
         if training { a.xMid.pointer.update(from: xp, count: T * H) }
-        rmsNormForward(xp, P + lw.postNorm.offset, a.h2.pointer, a.rinv2.pointer, rows: T, dim: H, eps: c.rmsNormEps)
+        timer.measure("fwd.norms") {
+            rmsNormForward(xp, P + lw.postNorm.offset, a.h2.pointer, a.rinv2.pointer, rows: T, dim: H, eps: c.rmsNormEps)
+        }
         if let router = lw.router {
             moeForward(l, lw, router: router, a)
         } else if let dense = lw.dense {
@@ -113,9 +122,12 @@ public final class ModelRun: @unchecked Sendable {
         let c = config, H = c.hiddenSize
         let P = model.parameters.pointer
         let h1 = a.h1.pointer
-        linearForward(h1, P + aw.q.offset, a.qProj.pointer, rows: T, inDim: H, outDim: c.qDim)
-        linearForward(h1, P + aw.k.offset, a.kProj.pointer, rows: T, inDim: H, outDim: c.kvDim)
-        linearForward(h1, P + aw.v.offset, a.vProj.pointer, rows: T, inDim: H, outDim: c.kvDim)
+        let timer = PhaseTimer.shared
+        timer.measure("fwd.qkv") {
+            linearForward(h1, P + aw.q.offset, a.qProj.pointer, rows: T, inDim: H, outDim: c.qDim)
+            linearForward(h1, P + aw.k.offset, a.kProj.pointer, rows: T, inDim: H, outDim: c.kvDim)
+            linearForward(h1, P + aw.v.offset, a.vProj.pointer, rows: T, inDim: H, outDim: c.kvDim)
+        }
         if let b = aw.qBias { addRowBias(a.qProj.pointer, P + b.offset, rows: T, dim: c.qDim) }
         if let b = aw.kBias { addRowBias(a.kProj.pointer, P + b.offset, rows: T, dim: c.kvDim) }
         if let b = aw.vBias { addRowBias(a.vProj.pointer, P + b.offset, rows: T, dim: c.kvDim) }
@@ -137,11 +149,17 @@ public final class ModelRun: @unchecked Sendable {
             clamp(a.k.pointer, T * c.kvDim, clip)
             clamp(a.v.pointer, T * c.kvDim, clip)
         }
-        applyRotary(a.q.pointer, table: rotary, batch: batch, seq: seq, heads: c.heads, headDim: c.headDim, inverse: false)
-        applyRotary(a.k.pointer, table: rotary, batch: batch, seq: seq, heads: c.kvHeads, headDim: c.headDim, inverse: false)
-        attentionForward(a.q.pointer, a.k.pointer, a.v.pointer, a.attn.pointer, probs: a.probs?.pointer,
-                         scratch: attnScratch.pointer, shape: attentionShape)
-        linearForward(a.attn.pointer, P + aw.o.offset, x.pointer, rows: T, inDim: c.qDim, outDim: H, accumulate: true)
+        timer.measure("fwd.rope") {
+            applyRotary(a.q.pointer, table: rotary, batch: batch, seq: seq, heads: c.heads, headDim: c.headDim, inverse: false)
+            applyRotary(a.k.pointer, table: rotary, batch: batch, seq: seq, heads: c.kvHeads, headDim: c.headDim, inverse: false)
+        }
+        timer.measure("fwd.attention") {
+            attentionForward(a.q.pointer, a.k.pointer, a.v.pointer, a.attn.pointer, probs: a.probs?.pointer,
+                             scratch: attnScratch.pointer, shape: attentionShape)
+        }
+        timer.measure("fwd.o_proj") {
+            linearForward(a.attn.pointer, P + aw.o.offset, x.pointer, rows: T, inDim: c.qDim, outDim: H, accumulate: true)
+        }
         if let b = aw.oBias { addRowBias(x.pointer, P + b.offset, rows: T, dim: H) }
     }
 
@@ -151,8 +169,11 @@ public final class ModelRun: @unchecked Sendable {
         let h2 = a.h2.pointer, xp = x.pointer
         let probs = a.routerProbs!.pointer, topIdx = a.topIdx!.pointer, topW = a.topW!.pointer
         let slotPos = a.slotPos!.pointer, dispTok = a.dispTok!.pointer
-        linearForward(h2, P + router.offset, probs, rows: T, inDim: H, outDim: E)
-        routeTokens(probs: probs, tokens: T, experts: E, topK: K, normalize: c.normTopKProb, topIdx: topIdx, topW: topW)
+        let timer = PhaseTimer.shared
+        timer.measure("fwd.router") {
+            linearForward(h2, P + router.offset, probs, rows: T, inDim: H, outDim: E)
+            routeTokens(probs: probs, tokens: T, experts: E, topK: K, normalize: c.normTopKProb, topIdx: topIdx, topW: topW)
+        }
         // Group (token, slot) pairs by expert, tokens ascending within each group.
         var start = [Int](repeating: 0, count: E + 1)
         for i in 0..<(T * K) { start[Int(topIdx[i]) + 1] += 1 }
@@ -172,24 +193,28 @@ public final class ModelRun: @unchecked Sendable {
         a.expertStart = start
         let order = expertsBySize(start)
         let xd = a.xDisp!.pointer, gu = a.gu!.pointer, y = a.y!.pointer
-        Parallel.ranges(T * K, work: T * K * H) { range in
-            for pos in range { (xd + pos * H).update(from: h2 + Int(dispTok[pos]) * H, count: H) }
-        }
         // Experts run side by side, one per worker, largest first; each owns its dispatch
         // rows (and the matching rows of the scratch), so nothing is shared.
         let scratch = mlpScratchA.pointer
-        Parallel.forEach(E) { i in
+        timer.measure("fwd.gather") {
+            Parallel.ranges(T * K, work: T * K * H) { range in
+                for pos in range { (xd + pos * H).update(from: h2 + Int(dispTok[pos]) * H, count: H) }
+            }
+        }
+        timer.measure("fwd.experts") { Parallel.forEach(E) { i in
             let e = order[i]
             let n = start[e + 1] - start[e]
             if n == 0 { return }
             let r = start[e]
             mlpForward(xd + r * H, MLPPointers(lw.experts[e], base: P), rows: n, hidden: H,
                        gu: gu + r * 2 * I, a: scratch + r * I, y: y + r * H, parallel: false)
-        }
-        Parallel.ranges(T, work: T * K * H) { range in
-            for t in range {
-                for k in 0..<K {
-                    axpy(topW[t * K + k], y + Int(slotPos[t * K + k]) * H, xp + t * H, H)
+        } }
+        timer.measure("fwd.combine") {
+            Parallel.ranges(T, work: T * K * H) { range in
+                for t in range {
+                    for k in 0..<K {
+                        axpy(topW[t * K + k], y + Int(slotPos[t * K + k]) * H, xp + t * H, H)
+                    }
                 }
             }
         }
