@@ -73,13 +73,21 @@ public final class AdamW: @unchecked Sendable {
 /// Returns the norm before clipping.
 @discardableResult
 public func clipGradientNorm(_ grads: FloatBuffer, views: [ParamView], maxNorm: Float) -> Double {
-    var sum: Double = 0
     let G = grads.pointer
+    var sum: Double = 0
     for view in views {
-        let g = G + view.offset
-        var s: Double = 0
-        for i in 0..<view.count { s += Double(g[i]) * Double(g[i]) }
-        sum += s
+        // Fixed 4096-element chunks summed in order: the same figure for any worker count.
+        let chunk = 4096
+        let chunks = (view.count + chunk - 1) / chunk
+        let partial = FloatBuffer(count: chunks)
+        let g = G + view.offset, pp = partial.pointer
+        Parallel.ranges(chunks, work: view.count * 4) { range in
+            for c in range {
+                let lo = c * chunk
+                pp[c] = dot(g + lo, g + lo, min(chunk, view.count - lo))
+            }
+        }
+        for c in 0..<chunks { sum += Double(pp[c]) }
     }
     let norm = sum.squareRoot()
     let coef = Double(maxNorm) / (norm + 1e-6)
@@ -87,7 +95,9 @@ public func clipGradientNorm(_ grads: FloatBuffer, views: [ParamView], maxNorm: 
         let c = Float(coef)
         for view in views {
             let g = G + view.offset
-            for i in 0..<view.count { g[i] *= c }
+            Parallel.ranges(view.count, granule: 1024, work: view.count * 2) { range in
+                for i in range { g[i] *= c }
+            }
         }
     }
     return norm
