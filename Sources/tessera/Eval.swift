@@ -6,17 +6,14 @@ struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Mean next-token loss of a model on a token file.")
 
-    @Option(help: "Hugging Face checkpoint directory (config.json and safetensors).")
-    var model: String
-    @Option(help: "safetensors file with int64 input_ids [batch, seq].")
-    var tokens: String
+    @OptionGroup var input: ModelInput
     @Option(name: .customLong("logits-out"), help: "Write float32 logits [batch, seq, vocab] to this safetensors file.")
     var logitsOut: String?
     @Flag(help: "Print one JSON object.")
     var json = false
 
     func run() throws {
-        let report = try Evaluation.run(modelDirectory: model, tokensPath: tokens, logitsOut: logitsOut)
+        let report = try Evaluation.run(modelDirectory: input.model, tokensPath: input.tokens, logitsOut: logitsOut)
         if json {
             print(try report.jsonString())
         } else {

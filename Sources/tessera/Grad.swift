@@ -5,17 +5,14 @@ struct Grad: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Gradients of the mean next-token loss, one float32 tensor per checkpoint tensor.")
 
-    @Option(help: "Hugging Face checkpoint directory.")
-    var model: String
-    @Option(help: "safetensors file with int64 input_ids [batch, seq].")
-    var tokens: String
+    @OptionGroup var input: ModelInput
     @Option(help: "Output safetensors file.")
     var out: String
     @Option(help: "Only these routed experts, as LAYER:EXPERT,LAYER:EXPERT.")
     var experts: String?
 
     func run() throws {
-        let summary = try GradientExport.run(modelDirectory: model, tokensPath: tokens, outPath: out, experts: experts)
+        let summary = try GradientExport.run(modelDirectory: input.model, tokensPath: input.tokens, outPath: out, experts: experts)
         print("loss \(summary.loss); wrote \(summary.tensors) gradient tensors to \(out)")
     }
 }

@@ -3,7 +3,8 @@ import Foundation
 import Glibc
 #endif
 
-public struct SafetensorsError: Error, CustomStringConvertible, Sendable {
+/// A problem with one file, reported as "path: problem".
+public struct FileProblem: Error, CustomStringConvertible, Sendable {
     public let file: String
     public let problem: String
     public init(file: String, _ problem: String) {
@@ -12,6 +13,8 @@ public struct SafetensorsError: Error, CustomStringConvertible, Sendable {
     }
     public var description: String { "\(file): \(problem)" }
 }
+
+public typealias SafetensorsError = FileProblem
 
 /// One tensor's entry in a safetensors header.
 public struct TensorInfo: Sendable, Equatable {

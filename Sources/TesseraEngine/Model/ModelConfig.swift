@@ -7,15 +7,7 @@ public enum ModelFamily: String, Sendable, CaseIterable, Codable {
     case qwen3MoE = "qwen3_moe"
 }
 
-public struct ConfigError: Error, CustomStringConvertible, Sendable {
-    public let file: String
-    public let problem: String
-    public init(file: String, _ problem: String) {
-        self.file = file
-        self.problem = problem
-    }
-    public var description: String { "\(file): \(problem)" }
-}
+public typealias ConfigError = FileProblem
 
 /// config.json as transformers 4.x and 5.x write it for the four supported families.
 /// Spellings that changed between versions are both accepted; features the engine does
