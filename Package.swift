@@ -19,7 +19,7 @@ let package = Package(
         .target(
             name: "TesseraEngine",
             dependencies: ["CBLAS"],
-            swiftSettings: [.unsafeFlags(["-O"])]
+            swiftSettings: [.unsafeFlags(["-O", "-target-cpu", "haswell"])]
         ),
         .executableTarget(
             name: "tessera",
@@ -30,7 +30,8 @@ let package = Package(
         ),
         .testTarget(
             name: "TesseraEngineTests",
-            dependencies: ["TesseraEngine"]
+            dependencies: ["TesseraEngine"],
+            exclude: ["Reference"]
         ),
     ],
     swiftLanguageModes: [.v6]
