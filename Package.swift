@@ -6,10 +6,12 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .library(name: "TesseraEngine", targets: ["TesseraEngine"]),
+        .library(name: "TesseraLibrary", targets: ["TesseraLibrary"]),
         .executable(name: "tessera", targets: ["tessera"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
@@ -21,10 +23,15 @@ let package = Package(
             dependencies: ["CBLAS"],
             swiftSettings: [.unsafeFlags(["-O", "-target-cpu", "haswell"])]
         ),
+        .target(
+            name: "TesseraLibrary",
+            dependencies: ["TesseraEngine", "CZstd", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .executableTarget(
             name: "tessera",
             dependencies: [
                 "TesseraEngine",
+                "TesseraLibrary",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -32,6 +39,10 @@ let package = Package(
             name: "TesseraEngineTests",
             dependencies: ["TesseraEngine"],
             exclude: ["Reference"]
+        ),
+        .testTarget(
+            name: "TesseraLibraryTests",
+            dependencies: ["TesseraLibrary", "TesseraEngine"]
         ),
     ],
     swiftLanguageModes: [.v6]

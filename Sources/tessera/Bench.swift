@@ -8,7 +8,7 @@ struct Bench: ParsableCommand {
     @Flag(help: "Print one JSON object.")
     var json = false
     @Option(help: "Timed repetitions of each measurement.")
-    var repeats = 3
+    var repeats = 5
     @Option(help: "Which measurements to run: eval, train or all (for profiling one of them).")
     var phase = "all"
     @Flag(help: "Also report wall time per phase of the passes.")

@@ -13,7 +13,7 @@ struct Eval: ParsableCommand {
     var json = false
 
     func run() throws {
-        let report = try Evaluation.run(modelDirectory: input.model, tokensPath: input.tokens, logitsOut: logitsOut)
+        let report = try Evaluation.run(model: try input.load(), tokensPath: input.tokens, logitsOut: logitsOut)
         if json {
             print(try report.jsonString())
         } else {

@@ -12,7 +12,7 @@ struct Grad: ParsableCommand {
     var experts: String?
 
     func run() throws {
-        let summary = try GradientExport.run(modelDirectory: input.model, tokensPath: input.tokens, outPath: out, experts: experts)
+        let summary = try GradientExport.run(model: try input.load(), tokensPath: input.tokens, outPath: out, experts: experts)
         print("loss \(summary.loss); wrote \(summary.tensors) gradient tensors to \(out)")
     }
 }

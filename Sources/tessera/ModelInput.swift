@@ -1,9 +1,20 @@
 import ArgumentParser
+import TesseraEngine
+import TesseraLibrary
 
-/// The checkpoint and token file that eval and grad both take.
+/// The model and token file that eval and grad both take. The model is a Hugging Face
+/// checkpoint directory or an expert library.
 struct ModelInput: ParsableArguments {
-    @Option(help: "Hugging Face checkpoint directory (config.json and safetensors).")
+    @Option(help: "Hugging Face checkpoint directory or expert library.")
     var model: String
     @Option(help: "safetensors file with int64 input_ids [batch, seq].")
     var tokens: String
+    @Option(name: .customLong("version"), help: "Library only: use this version of an expert, LAYER:EXPERT=HASH (repeatable).")
+    var versions: [String] = []
+    @Option(help: "Library only: load just these experts, LAYER:EXPERT,...; tokens are routed among them.")
+    var resident: String?
+
+    func load() throws -> MoEModel {
+        try ModelSource.load(model, versions: versions, resident: resident)
+    }
 }

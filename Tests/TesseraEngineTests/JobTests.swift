@@ -8,7 +8,7 @@ import Testing
         let dir = TemporaryDirectory()
         let name = "mixtral-fused-sharded"
         let tokensPath = Fixtures.directory(name) + "/expected.safetensors"
-        let report = try Evaluation.run(modelDirectory: Fixtures.directory(name), tokensPath: tokensPath,
+        let report = try Evaluation.run(model: try MoEModel(directory: Fixtures.directory(name)), tokensPath: tokensPath,
                                         logitsOut: dir.file("logits.safetensors"))
         let expected = try Fixtures.expected(name)
         #expect(abs(report.loss - Double(try expected.floats("loss")[0])) < 1e-5)
@@ -28,7 +28,7 @@ import Testing
         let name = "mixtral-fused-sharded"
         let tokensPath = Fixtures.directory(name) + "/expected.safetensors"
         let out = dir.file("g.safetensors")
-        _ = try GradientExport.run(modelDirectory: Fixtures.directory(name), tokensPath: tokensPath, outPath: out, experts: "1:2")
+        _ = try GradientExport.run(model: try MoEModel(directory: Fixtures.directory(name)), tokensPath: tokensPath, outPath: out, experts: "1:2")
         let g = try SafetensorsFile(path: out)
         #expect(Set(g.tensors.keys) == ["model.layers.1.mlp.experts.gate_up_proj", "model.layers.1.mlp.experts.down_proj"])
         let expected = try Fixtures.expected(name)
@@ -45,10 +45,10 @@ import Testing
             }
         }
         #expect(throws: EngineError.self) {
-            _ = try GradientExport.run(modelDirectory: Fixtures.directory(name), tokensPath: tokensPath, outPath: out, experts: "7:0")
+            _ = try GradientExport.run(model: try MoEModel(directory: Fixtures.directory(name)), tokensPath: tokensPath, outPath: out, experts: "7:0")
         }
         #expect(throws: EngineError.self) {
-            _ = try GradientExport.run(modelDirectory: Fixtures.directory(name), tokensPath: tokensPath, outPath: out, experts: "one")
+            _ = try GradientExport.run(model: try MoEModel(directory: Fixtures.directory(name)), tokensPath: tokensPath, outPath: out, experts: "one")
         }
     }
 

@@ -89,6 +89,20 @@ public final class SafetensorsFile: @unchecked Sendable {
         UnsafeRawBufferPointer(start: base! + dataStart + info.begin, count: info.byteCount)
     }
 
+    /// Tells the kernel the pages of a tensor are no longer needed, so that streaming a
+    /// large file through its map keeps resident memory near one tensor.
+    public func release(_ info: TensorInfo) {
+        guard let base, info.byteCount > 0 else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (dataStart + info.begin) / page * page
+        let end = min(mappedLength, dataStart + info.end)
+        guard end > start else { return }
+        madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, MADV_DONTNEED)
+    }
+
+    /// Every byte of the file as mapped (header included), for hashing.
+    public var wholeFile: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: mappedLength) }
+
     /// A floating-point tensor converted to Float.
     public func floats(_ name: String) throws -> [Float] {
         guard let info = tensors[name] else { throw SafetensorsError(file: path, "no tensor named \(name)") }

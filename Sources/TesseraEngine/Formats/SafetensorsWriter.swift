@@ -33,42 +33,91 @@ public struct TensorRecord: Sendable {
     }
 }
 
+/// A tensor whose bytes are produced while the file is written (from a mapped shard,
+/// or several slices in turn), so that nothing larger than one tensor is ever copied.
+public struct StreamedTensor {
+    public var name: String
+    public var dtype: DType
+    public var shape: [Int]
+    /// Calls the sink with the tensor's bytes, in one or more pieces.
+    public var emit: (_ sink: (UnsafeRawBufferPointer) throws -> Void) throws -> Void
+
+    public init(name: String, dtype: DType, shape: [Int], emit: @escaping (_ sink: (UnsafeRawBufferPointer) throws -> Void) throws -> Void) {
+        self.name = name
+        self.dtype = dtype
+        self.shape = shape
+        self.emit = emit
+    }
+
+    public init(_ record: TensorRecord) {
+        self.init(name: record.name, dtype: record.dtype, shape: record.shape) { sink in
+            try record.bytes.withUnsafeBytes { try sink($0) }
+        }
+    }
+
+    public var byteCount: Int { shape.reduce(1, *) * dtype.byteSize }
+}
+
 /// Writes safetensors files the way the reference writer does (tensors ordered by
 /// descending alignment then name, header padded with spaces to a multiple of 8), so
 /// that transformers and the safetensors library load them. The file appears at its
 /// path only when complete: written to a temporary name, flushed, then renamed.
 public enum SafetensorsWriter {
     public static func write(_ records: [TensorRecord], metadata: [String: String] = ["format": "pt"], to path: String) throws {
-        var seen = Set<String>()
         for r in records {
-            guard seen.insert(r.name).inserted else { throw SafetensorsError(file: path, "duplicate tensor name \(r.name)") }
-            guard r.name != "__metadata__" else { throw SafetensorsError(file: path, "tensor name __metadata__ is reserved") }
             let expected = r.shape.reduce(1, *) * r.dtype.byteSize
             guard r.bytes.count == expected, r.shape.allSatisfy({ $0 >= 0 }) else {
                 throw SafetensorsError(file: path, "tensor \(r.name): \(r.bytes.count) bytes do not match dtype \(r.dtype.rawValue) × shape \(r.shape)")
             }
         }
-        let ordered = records.sorted { ($0.dtype.byteSize, $1.name) > ($1.dtype.byteSize, $0.name) }
+        try write(streamed: records.map(StreamedTensor.init), metadata: metadata, to: path)
+    }
+
+    public static func write(streamed: [StreamedTensor], metadata: [String: String] = ["format": "pt"], to path: String) throws {
+        try AtomicFile.write(to: path) { sink in try encode(streamed, metadata: metadata, file: path, sink: sink) }
+    }
+
+    /// Produces the file's bytes in order through `sink`: the length, the header, then
+    /// each tensor, checking that every tensor emits exactly the bytes its shape needs.
+    public static func encode(_ tensors: [StreamedTensor], metadata: [String: String], file: String,
+                              sink: (UnsafeRawBufferPointer) throws -> Void) throws {
+        var seen = Set<String>()
+        for t in tensors {
+            guard seen.insert(t.name).inserted else { throw SafetensorsError(file: file, "duplicate tensor name \(t.name)") }
+            guard t.name != "__metadata__" else { throw SafetensorsError(file: file, "tensor name __metadata__ is reserved") }
+            guard t.shape.allSatisfy({ $0 >= 0 }) else { throw SafetensorsError(file: file, "tensor \(t.name) has a negative dimension") }
+        }
+        let ordered = tensors.sorted { ($0.dtype.byteSize, $1.name) > ($1.dtype.byteSize, $0.name) }
         var members: [(String, JSONValue)] = []
         if !metadata.isEmpty {
             members.append(("__metadata__", .object(metadata.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })))
         }
         var offset = 0
-        for r in ordered {
-            members.append((r.name, .object([
-                ("dtype", .string(r.dtype.rawValue)),
-                ("shape", .array(r.shape.map { .number(Double($0)) })),
-                ("data_offsets", .array([.number(Double(offset)), .number(Double(offset + r.bytes.count))])),
+        for t in ordered {
+            members.append((t.name, .object([
+                ("dtype", .string(t.dtype.rawValue)),
+                ("shape", .array(t.shape.map { .number(Double($0)) })),
+                ("data_offsets", .array([.number(Double(offset)), .number(Double(offset + t.byteCount))])),
             ])))
-            offset += r.bytes.count
+            offset += t.byteCount
         }
         var header = Array(JSONValue.object(members).serialized().utf8)
         while header.count % 8 != 0 { header.append(0x20) }
-        try AtomicFile.write(to: path) { sink in
-            var len = UInt64(header.count).littleEndian
-            try withUnsafeBytes(of: &len) { try sink($0) }
-            try header.withUnsafeBytes { try sink($0) }
-            for r in ordered { try r.bytes.withUnsafeBytes { try sink($0) } }
+        var len = UInt64(header.count).littleEndian
+        try withUnsafeBytes(of: &len) { try sink($0) }
+        try header.withUnsafeBytes { try sink($0) }
+        for t in ordered {
+            var written = 0
+            try t.emit { piece in
+                written += piece.count
+                guard written <= t.byteCount else {
+                    throw SafetensorsError(file: file, "tensor \(t.name) produced more than its \(t.byteCount) bytes")
+                }
+                try sink(piece)
+            }
+            guard written == t.byteCount else {
+                throw SafetensorsError(file: file, "tensor \(t.name) produced \(written) bytes, expected \(t.byteCount)")
+            }
         }
     }
 }
@@ -79,6 +128,13 @@ public enum AtomicFile {
     public typealias Sink = (UnsafeRawBufferPointer) throws -> Void
 
     public static func write(to path: String, _ body: (Sink) throws -> Void) throws {
+        let tmp = try writeTemporary(near: path, body)
+        try publish(tmp, to: path)
+    }
+
+    /// Writes and fsyncs a temporary file beside `path` and returns its name; the caller
+    /// decides the final name (a content hash, say) and calls `publish`.
+    public static func writeTemporary(near path: String, _ body: (Sink) throws -> Void) throws -> String {
         let tmp = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw SafetensorsError(file: path, "cannot create: \(String(cString: strerror(errno)))") }
@@ -100,6 +156,11 @@ public enum AtomicFile {
         guard fsync(fd) == 0 else { throw SafetensorsError(file: path, "fsync failed: \(String(cString: strerror(errno)))") }
         ok = true
         close(fd)
+        return tmp
+    }
+
+    /// Renames a finished temporary file into place and makes the rename durable.
+    public static func publish(_ tmp: String, to path: String) throws {
         guard rename(tmp, path) == 0 else {
             let message = String(cString: strerror(errno))
             unlink(tmp)

@@ -11,6 +11,8 @@ public struct EvaluationReport: Codable, Sendable {
     public var routerCounts: [[Int]]
     /// Per layer, routing weight carried to each expert.
     public var gateMass: [[Double]]
+    /// Peak resident memory of the process when the report was made.
+    public var peakRSSBytes: Int
 
     enum CodingKeys: String, CodingKey {
         case loss, tokens, experts
@@ -18,6 +20,7 @@ public struct EvaluationReport: Codable, Sendable {
         case topK = "top_k"
         case routerCounts = "router_counts"
         case gateMass = "gate_mass"
+        case peakRSSBytes = "peak_rss_bytes"
     }
 
     public func jsonString() throws -> String {
@@ -28,8 +31,7 @@ public struct EvaluationReport: Codable, Sendable {
 }
 
 public enum Evaluation {
-    public static func run(modelDirectory: String, tokensPath: String, logitsOut: String? = nil) throws -> EvaluationReport {
-        let model = try MoEModel(directory: modelDirectory)
+    public static func run(model: MoEModel, tokensPath: String, logitsOut: String? = nil) throws -> EvaluationReport {
         let tokens = try TokenBatch.load(path: tokensPath)
         let run = ModelRun(model: model, batch: tokens.batch, seq: tokens.seq, training: false)
         let loss = try run.forward(tokens)
@@ -40,7 +42,8 @@ public enum Evaluation {
         }
         let c = model.config
         return EvaluationReport(loss: loss, tokens: tokens.predictedTokens, modelType: c.family.rawValue, experts: c.experts,
-                                topK: c.topK, routerCounts: run.routerStats.counts, gateMass: run.routerStats.gateMass)
+                                topK: c.topK, routerCounts: run.routerStats.counts, gateMass: run.routerStats.gateMass,
+                                peakRSSBytes: peakResidentBytes())
     }
 }
 
@@ -53,8 +56,7 @@ public enum GradientExport {
     /// Computes gradients of the mean loss and writes them under the checkpoint's own
     /// tensor names. With an expert list, only those experts' tensors are written (in the
     /// fused layout, the fused tensors with the other experts' slices left at zero).
-    public static func run(modelDirectory: String, tokensPath: String, outPath: String, experts: String?) throws -> Summary {
-        let model = try MoEModel(directory: modelDirectory)
+    public static func run(model: MoEModel, tokensPath: String, outPath: String, experts: String?) throws -> Summary {
         let tokens = try TokenBatch.load(path: tokensPath)
         let trainable = try experts.map { try TrainableSet.experts(parseExpertList($0), in: model.layout) } ?? .all(model.layout)
         let run = ModelRun(model: model, batch: tokens.batch, seq: tokens.seq, training: true)
@@ -68,3 +70,14 @@ public enum GradientExport {
         return Summary(loss: loss, tensors: records.count)
     }
 }
+
+/// Peak resident set size of this process (getrusage), in bytes.
+public func peakResidentBytes() -> Int {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Int(usage.ru_maxrss) * 1024
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -8,6 +8,9 @@ public final class MoEModel: @unchecked Sendable {
     public let parameters: FloatBuffer
     /// The dtype each checkpoint tensor had on disk, for writing it back unchanged.
     public var sourceDTypes: [DType]
+    /// Per sparse layer, which routed experts are loaded (nil: all). Tokens are routed
+    /// among the resident experts only; see whitepaper-notes/library.md for the rule.
+    public var residentExperts: [[Bool]]?
 
     public init(config: ModelConfig, layout: ExpertLayout = .perExpert) {
         self.config = config
@@ -22,48 +25,46 @@ public final class MoEModel: @unchecked Sendable {
     public convenience init(directory: String) throws {
         let config = try ModelConfig.load(directory: directory)
         let files = try CheckpointFiles(directory: directory)
-        let fused = files.entries.keys.contains { $0.hasSuffix(".mlp.experts.gate_up_proj") || $0.hasSuffix(".mlp.experts.down_proj") }
-        self.init(config: config, layout: fused ? .fused : .perExpert)
+        self.init(config: config, layout: Self.expertLayout(of: files))
         try load(from: files)
     }
 
+    /// The on-disk expert layout of a checkpoint: fused when it holds fused expert tensors.
+    public static func expertLayout(of files: CheckpointFiles) -> ExpertLayout {
+        files.entries.keys.contains { $0.hasSuffix(".mlp.experts.gate_up_proj") || $0.hasSuffix(".mlp.experts.down_proj") }
+            ? .fused : .perExpert
+    }
+
+    public func checkCheckpoint(_ files: CheckpointFiles) throws {
+        try layout.checkCheckpoint(files)
+    }
+
     public func load(from files: CheckpointFiles) throws {
-        var problems: [String] = []
-        for slot in layout.tensors {
-            guard let info = files.info(slot.name) else {
-                problems.append("missing tensor \(slot.name) \(slot.shape)")
-                continue
-            }
-            if info.shape != slot.shape {
-                problems.append("tensor \(slot.name) in \(files.path(of: slot.name) ?? "?") has shape \(info.shape), expected \(slot.shape)")
-            }
-            if !info.dtype.isFloatingPoint {
-                problems.append("tensor \(slot.name) has dtype \(info.dtype.rawValue); supported: F32, F16, BF16, F64")
-            }
-        }
-        for name in files.tensorNames where layout.indexByName[name] == nil {
-            var hint = ""
-            if name == "lm_head.weight" && config.tieWordEmbeddings { hint = " (tie_word_embeddings is true, so the lm head is the embedding)" }
-            problems.append("unused tensor \(name) in \(files.path(of: name) ?? "?")\(hint)")
-        }
-        if !problems.isEmpty {
-            let shown = problems.prefix(12).joined(separator: "\n  ")
-            let more = problems.count > 12 ? "\n  … and \(problems.count - 12) more" : ""
-            throw EngineError.checkpoint("checkpoint \(files.directory) does not match its config.json (model_type \(config.family.rawValue), \(layout.expertLayout.rawValue) expert layout; supported model types: \(ModelFamily.allCases.map(\.rawValue).joined(separator: ", ")); expert layouts: per-expert tensors or fused gate_up_proj/down_proj):\n  \(shown)\(more)")
-        }
-        let base = parameters.pointer
+        try checkCheckpoint(files)
         for (i, slot) in layout.tensors.enumerated() {
             let info = files.info(slot.name)!
-            let src = files.bytes(slot.name)!
-            sourceDTypes[i] = info.dtype
-            if slot.count > 0 { convertToFloat(src.baseAddress!, dtype: info.dtype, count: slot.count, into: base + slot.offset) }
+            try setTensor(i, from: files.bytes(slot.name)!, dtype: info.dtype, origin: files.path(of: slot.name) ?? files.directory)
         }
-        for (i, slot) in layout.tensors.enumerated() {
-            let p = base + slot.offset
-            for j in 0..<slot.count where !p[j].isFinite {
-                throw EngineError.checkpoint("tensor \(slot.name) in \(files.path(of: slot.name) ?? "?") holds a non-finite value (\(p[j])) at element \(j)")
-            }
-            _ = i
+    }
+
+    /// Fills tensor `index` (or, with `elementOffset`, a run of it: one expert's slice of a
+    /// fused tensor) from little-endian bytes of a floating-point dtype. Non-finite values
+    /// are refused with the tensor, element and origin named.
+    public func setTensor(_ index: Int, from bytes: UnsafeRawBufferPointer, dtype: DType, elementOffset: Int = 0, origin: String) throws {
+        let slot = layout.tensors[index]
+        guard dtype.isFloatingPoint else {
+            throw EngineError.checkpoint("tensor \(slot.name) in \(origin) has dtype \(dtype.rawValue); supported: F32, F16, BF16, F64")
+        }
+        let count = bytes.count / dtype.byteSize
+        guard bytes.count % dtype.byteSize == 0, elementOffset >= 0, elementOffset + count <= slot.count else {
+            throw EngineError.checkpoint("tensor \(slot.name) in \(origin): \(bytes.count) bytes of \(dtype.rawValue) at element \(elementOffset) do not fit its \(slot.count) elements")
+        }
+        sourceDTypes[index] = dtype
+        guard count > 0 else { return }
+        let dst = parameters.pointer + slot.offset + elementOffset
+        convertToFloat(bytes.baseAddress!, dtype: dtype, count: count, into: dst)
+        for j in 0..<count where !dst[j].isFinite {
+            throw EngineError.checkpoint("tensor \(slot.name) in \(origin) holds a non-finite value (\(dst[j])) at element \(elementOffset + j)")
         }
     }
 

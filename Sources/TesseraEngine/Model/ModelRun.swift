@@ -172,7 +172,8 @@ public final class ModelRun: @unchecked Sendable {
         let timer = PhaseTimer.shared
         timer.measure("fwd.router") {
             linearForward(h2, P + router.offset, probs, rows: T, inDim: H, outDim: E)
-            routeTokens(probs: probs, tokens: T, experts: E, topK: K, normalize: c.normTopKProb, topIdx: topIdx, topW: topW)
+            routeTokens(probs: probs, tokens: T, experts: E, topK: K, normalize: c.normTopKProb, resident: model.residentExperts?[l],
+                        topIdx: topIdx, topW: topW)
         }
         // Group (token, slot) pairs by expert, tokens ascending within each group.
         var start = [Int](repeating: 0, count: E + 1)

@@ -20,8 +20,11 @@ public struct RouterStats: Sendable, Equatable, Codable {
 }
 
 /// Softmax over the router logits, top-k per token (lower index first on ties), and the
-/// routing weights: renormalised over the chosen k when the family does so.
+/// routing weights: renormalised over the chosen k when the family does so. With a
+/// resident mask, only resident experts can be chosen; the softmax still runs over all
+/// experts, so a token whose top-k are all resident gets exactly the full model's weights.
 func routeTokens(probs: UnsafeMutablePointer<Float>, tokens T: Int, experts E: Int, topK K: Int, normalize: Bool,
+                 resident: [Bool]? = nil,
                  topIdx: UnsafeMutablePointer<Int32>, topW: UnsafeMutablePointer<Float>) {
     Parallel.ranges(T, work: T * E * 16) { range in
         for t in range {
@@ -31,7 +34,7 @@ func routeTokens(probs: UnsafeMutablePointer<Float>, tokens T: Int, experts E: I
             for k in 0..<K {
                 var best = -1
                 var bestV = -Float.infinity
-                for e in 0..<E {
+                for e in 0..<E where resident?[e] ?? true {
                     let v = p[e]
                     if v > bestV || best < 0 {
                         var taken = false

@@ -167,3 +167,61 @@ public struct WeightLayout: Sendable {
         return Array(Set([e.gate.tensor, e.up.tensor, e.down.tensor])).sorted()
     }
 }
+
+extension WeightLayout {
+    /// Everything that keeps `files` from being exactly this layout's checkpoint; empty
+    /// when it matches.
+    public func checkpointProblems(_ files: CheckpointFiles) -> [String] {
+        var problems: [String] = []
+        for slot in tensors {
+            guard let info = files.info(slot.name) else {
+                problems.append("missing tensor \(slot.name) \(slot.shape)")
+                continue
+            }
+            if info.shape != slot.shape {
+                problems.append("tensor \(slot.name) in \(files.path(of: slot.name) ?? "?") has shape \(info.shape), expected \(slot.shape)")
+            }
+            if !info.dtype.isFloatingPoint {
+                problems.append("tensor \(slot.name) has dtype \(info.dtype.rawValue); supported: F32, F16, BF16, F64")
+            }
+        }
+        for name in files.tensorNames where indexByName[name] == nil {
+            var hint = ""
+            if name == "lm_head.weight" && config.tieWordEmbeddings { hint = " (tie_word_embeddings is true, so the lm head is the embedding)" }
+            problems.append("unused tensor \(name) in \(files.path(of: name) ?? "?")\(hint)")
+        }
+        return problems
+    }
+
+    public func checkCheckpoint(_ files: CheckpointFiles) throws {
+        let problems = checkpointProblems(files)
+        guard !problems.isEmpty else { return }
+        let shown = problems.prefix(12).joined(separator: "\n  ")
+        let more = problems.count > 12 ? "\n  … and \(problems.count - 12) more" : ""
+        throw EngineError.checkpoint("checkpoint \(files.directory) does not match its config.json (model_type \(config.family.rawValue), \(expertLayout.rawValue) expert layout; supported model types: \(ModelFamily.allCases.map(\.rawValue).joined(separator: ", ")); expert layouts: per-expert tensors or fused gate_up_proj/down_proj):\n  \(shown)\(more)")
+    }
+
+    /// Where a checkpoint tensor belongs in the expert library.
+    public enum Placement: Equatable, Sendable {
+        /// Shared by every expert: embeddings, attention, norms, routers, shared experts, dense MLPs, lm head.
+        case trunk
+        /// One routed expert's own tensor (per-expert layout).
+        case expert(ExpertID)
+        /// A fused tensor [E, ...] whose slice e belongs to expert (layer, e).
+        case expertSlices(layer: Int)
+    }
+
+    public func placement(ofTensor index: Int) -> Placement {
+        for (l, layer) in layers.enumerated() {
+            for (e, w) in layer.experts.enumerated() where [w.gate.tensor, w.up.tensor, w.down.tensor].contains(index) {
+                return expertLayout == .fused ? .expertSlices(layer: l) : .expert(ExpertID(layer: l, expert: e))
+            }
+        }
+        return .trunk
+    }
+
+    /// All routed experts, layer by layer.
+    public var expertIDs: [ExpertID] {
+        layers.enumerated().flatMap { l, layer in layer.experts.indices.map { ExpertID(layer: l, expert: $0) } }
+    }
+}

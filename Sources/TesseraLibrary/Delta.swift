@@ -1,0 +1,271 @@
+import Foundation
+import TesseraEngine
+
+/// An update to one expert against a named base version, carried in a safetensors file:
+/// one U8 tensor of zstd-compressed payload per expert tensor, and the description in the
+/// `tessera.delta` metadata entry.
+public struct DeltaHeader: Codable, Sendable, Equatable {
+    public static let formatName = "tessera-delta/1"
+
+    public enum Encoding: String, Codable, Sendable, CaseIterable {
+        /// New weights XOR base weights in the expert's own dtype, zstd-compressed: exact.
+        case lossless
+        /// Per chunk, the top-k |Δ| (Δ in float32) with 12-bit packed indices and int8
+        /// values scaled per chunk, zstd-compressed.
+        case sparse
+    }
+
+    public struct Tensor: Codable, Sendable, Equatable {
+        /// The tensor's name inside the expert shard.
+        public var name: String
+        public var dtype: DType
+        public var shape: [Int]
+        /// Size of the payload before compression.
+        public var rawBytes: Int
+        /// Sparse only: elements per chunk and entries kept per full chunk.
+        public var chunk: Int?
+        public var keep: Int?
+
+        public var count: Int { shape.reduce(1, *) }
+        enum CodingKeys: String, CodingKey {
+            case name, dtype, shape, chunk, keep
+            case rawBytes = "raw_bytes"
+        }
+    }
+
+    public var format: String
+    public var layer: Int
+    public var expert: Int
+    /// The version hash this delta applies to.
+    public var base: String
+    public var encoding: Encoding
+    public var modelType: String
+    public var configSHA256: String
+    public var tensors: [Tensor]
+
+    public var id: ExpertID { ExpertID(layer: layer, expert: expert) }
+    /// Bytes of the expert in float32: what the compression ratio is measured against.
+    public var float32Bytes: Int { tensors.reduce(0) { $0 + $1.count * 4 } }
+
+    enum CodingKeys: String, CodingKey {
+        case format, layer, expert, base, encoding, tensors
+        case modelType = "model_type"
+        case configSHA256 = "config_sha256"
+    }
+}
+
+public struct DeltaOptions: Sendable {
+    public var encoding: DeltaHeader.Encoding
+    /// Sparse: fraction of each chunk's entries kept.
+    public var density: Double
+    /// Sparse: elements per chunk (at most 4096, so indices fit 12 bits).
+    public var chunk: Int
+    public var zstdLevel: Int32
+
+    public init(encoding: DeltaHeader.Encoding = .sparse, density: Double = 1.0 / 64, chunk: Int = 4096, zstdLevel: Int32 = 3) {
+        self.encoding = encoding
+        self.density = density
+        self.chunk = chunk
+        self.zstdLevel = zstdLevel
+    }
+}
+
+/// How faithfully a delta carries an update.
+public struct DeltaStats: Sendable, Encodable {
+    public var compressedBytes: Int
+    public var float32Bytes: Int
+    public var ratio: Double { Double(float32Bytes) / Double(max(compressedBytes, 1)) }
+    /// ‖Δ̂ − Δ‖ / ‖Δ‖ and max |Δ̂ − Δ| against the true update Δ = new − base.
+    public var relativeL2: Double
+    public var maxAbs: Double
+
+    enum CodingKeys: String, CodingKey {
+        case ratio
+        case compressedBytes = "compressed_bytes"
+        case float32Bytes = "float32_bytes"
+        case relativeL2 = "relative_l2"
+        case maxAbs = "max_abs"
+    }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(compressedBytes, forKey: .compressedBytes)
+        try c.encode(float32Bytes, forKey: .float32Bytes)
+        try c.encode(ratio, forKey: .ratio)
+        try c.encode(relativeL2, forKey: .relativeL2)
+        try c.encode(maxAbs, forKey: .maxAbs)
+    }
+}
+
+/// One expert's weights as Float, by shard tensor name, with the dtype and shape each
+/// is stored in.
+public struct ExpertWeights: Sendable {
+    public var tensors: [(name: String, dtype: DType, shape: [Int], values: [Float])]
+
+    public init(tensors: [(name: String, dtype: DType, shape: [Int], values: [Float])]) { self.tensors = tensors }
+
+    /// Reads the expert's tensors from a shard, in the shard's order.
+    public init(shard: SafetensorsFile) throws {
+        tensors = try shard.names.map { name in
+            let info = shard.tensors[name]!
+            return (name, info.dtype, info.shape, try shard.floats(name))
+        }
+    }
+
+    public func values(_ name: String) -> [Float]? { tensors.first { $0.name == name }?.values }
+}
+
+public enum DeltaCodec {
+    public static let metadataKey = "tessera.delta"
+
+    /// Encodes new − base. `residual` (sparse only) is error feedback from the previous
+    /// round, added to Δ before selection; the new residual is returned.
+    public static func encode(base: ExpertWeights, new: ExpertWeights, header template: DeltaHeader, options: DeltaOptions,
+                              residual: [String: [Float]]? = nil) throws -> (records: [TensorRecord], header: DeltaHeader, stats: DeltaStats, residual: [String: [Float]]) {
+        guard options.chunk > 0, options.chunk <= 4096 else { throw LibraryError("delta chunk \(options.chunk) must be in 1...4096") }
+        guard options.density > 0, options.density <= 1 else { throw LibraryError("delta density \(options.density) must be in (0, 1]") }
+        var header = template
+        header.encoding = options.encoding
+        header.tensors = []
+        var records: [TensorRecord] = []
+        var newResidual: [String: [Float]] = [:]
+        var errSq: Double = 0, refSq: Double = 0, maxAbs: Double = 0
+        var compressed = 0
+        for b in base.tensors {
+            guard let n = new.tensors.first(where: { $0.name == b.name }) else { throw LibraryError("new weights lack tensor \(b.name)") }
+            guard n.values.count == b.values.count else {
+                throw LibraryError("new weights for \(b.name) have \(n.values.count) values, expected \(b.values.count)")
+            }
+            if let bad = n.values.firstIndex(where: { !$0.isFinite }) {
+                throw LibraryError("new weights for \(b.name) hold a non-finite value at element \(bad)")
+            }
+            var entry = DeltaHeader.Tensor(name: b.name, dtype: b.dtype, shape: b.shape, rawBytes: 0)
+            let payload: [UInt8]
+            var decoded: [Float]
+            switch options.encoding {
+            case .lossless:
+                let baseBytes = storageBytes(b.values, b.dtype), newBytes = storageBytes(n.values, b.dtype)
+                payload = zip(baseBytes, newBytes).map { $0 ^ $1 }
+                decoded = decodeStorage(newBytes, b.dtype)
+            case .sparse:
+                var delta = [Float](repeating: 0, count: b.values.count)
+                for i in delta.indices { delta[i] = n.values[i] - b.values[i] + (residual?[b.name]?[i] ?? 0) }
+                let keep = max(1, Int((Double(options.chunk) * options.density).rounded(.up)))
+                entry.chunk = options.chunk
+                entry.keep = keep
+                payload = SparseCodec.encode(delta, chunk: options.chunk, keep: keep)
+                let approx = try SparseCodec.decode(payload, count: delta.count, chunk: options.chunk, keep: keep, what: b.name)
+                do {
+                    var r = [Float](repeating: 0, count: delta.count)
+                    for i in r.indices { r[i] = delta[i] - approx[i] }
+                    newResidual[b.name] = r
+                }
+                decoded = b.values
+                for i in decoded.indices { decoded[i] += approx[i] }
+                decoded = decodeStorage(storageBytes(decoded, b.dtype), b.dtype)
+            }
+            for i in decoded.indices {
+                let truth = Double(n.values[i]) - Double(b.values[i])
+                let err = (Double(decoded[i]) - Double(b.values[i])) - truth
+                errSq += err * err
+                refSq += truth * truth
+                maxAbs = max(maxAbs, abs(err))
+            }
+            entry.rawBytes = payload.count
+            let z = try Zstd.compress(payload, level: options.zstdLevel)
+            compressed += z.count
+            records.append(TensorRecord(name: b.name, dtype: .u8, shape: [z.count], bytes: z))
+            header.tensors.append(entry)
+        }
+        let stats = DeltaStats(compressedBytes: compressed, float32Bytes: header.float32Bytes,
+                               relativeL2: refSq > 0 ? (errSq / refSq).squareRoot() : (errSq > 0 ? .infinity : 0), maxAbs: maxAbs)
+        return (records, header, stats, newResidual)
+    }
+
+    public static func write(_ records: [TensorRecord], header: DeltaHeader, to path: String) throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        let json = String(decoding: try enc.encode(header), as: UTF8.self)
+        try SafetensorsWriter.write(records, metadata: ["format": "pt", metadataKey: json], to: path)
+    }
+
+    /// Reads and checks a delta file's description and payload sizes.
+    public static func read(_ path: String) throws -> (file: SafetensorsFile, header: DeltaHeader) {
+        let file = try SafetensorsFile(path: path)
+        guard let text = file.metadata[metadataKey] else { throw LibraryError("\(path): not a Tessera delta (no \(metadataKey) metadata)") }
+        let header: DeltaHeader
+        do { header = try JSONDecoder().decode(DeltaHeader.self, from: Data(text.utf8)) } catch {
+            throw LibraryError("\(path): delta description is not valid: \(error)")
+        }
+        guard header.format == DeltaHeader.formatName else { throw LibraryError("\(path): delta format \(header.format) is not \(DeltaHeader.formatName)") }
+        guard ContentHash.isValid(header.base) else { throw LibraryError("\(path): base \(header.base) is not a SHA-256 hex digest") }
+        for t in header.tensors {
+            guard let info = file.tensors[t.name], info.dtype == .u8, info.shape.count == 1 else {
+                throw LibraryError("\(path): payload for \(t.name) is missing or not a U8 vector")
+            }
+            guard t.shape.allSatisfy({ $0 >= 0 }), t.count <= 1 << 34 else { throw LibraryError("\(path): tensor \(t.name) has an invalid shape \(t.shape)") }
+            let expected: Int
+            switch header.encoding {
+            case .lossless: expected = t.count * t.dtype.byteSize
+            case .sparse:
+                guard let chunk = t.chunk, let keep = t.keep, chunk > 0, chunk <= 4096, keep > 0, keep <= chunk else {
+                    throw LibraryError("\(path): tensor \(t.name) lacks a valid chunk and keep")
+                }
+                expected = SparseCodec.payloadSize(count: t.count, chunk: chunk, keep: keep)
+            }
+            guard t.rawBytes == expected else {
+                throw LibraryError("\(path): tensor \(t.name) declares \(t.rawBytes) payload bytes, its shape and encoding need \(expected)")
+            }
+        }
+        guard Set(file.names) == Set(header.tensors.map(\.name)) else {
+            throw LibraryError("\(path): payload tensors do not match the description")
+        }
+        return (file, header)
+    }
+
+    /// Reconstructs the expert's new weights from its base weights and a delta.
+    public static func decode(_ file: SafetensorsFile, header: DeltaHeader, base: ExpertWeights) throws -> ExpertWeights {
+        var out: [(name: String, dtype: DType, shape: [Int], values: [Float])] = []
+        guard Set(base.tensors.map(\.name)) == Set(header.tensors.map(\.name)) else {
+            throw LibraryError("\(file.path): delta tensors \(header.tensors.map(\.name)) do not match the expert's \(base.tensors.map(\.name))")
+        }
+        for t in header.tensors {
+            let b = base.tensors.first { $0.name == t.name }!
+            guard b.dtype == t.dtype, b.shape == t.shape else {
+                throw LibraryError("\(file.path): tensor \(t.name) is \(t.dtype.rawValue) \(t.shape) in the delta but \(b.dtype.rawValue) \(b.shape) in the base")
+            }
+            let raw = try Zstd.decompress(try file.bytes(of: t.name), expectedSize: t.rawBytes, what: "\(file.path): \(t.name)")
+            var values: [Float]
+            switch header.encoding {
+            case .lossless:
+                let baseBytes = storageBytes(b.values, b.dtype)
+                values = decodeStorage(zip(baseBytes, raw).map { $0 ^ $1 }, t.dtype)
+            case .sparse:
+                let approx = try SparseCodec.decode(raw, count: t.count, chunk: t.chunk!, keep: t.keep!, what: "\(file.path): \(t.name)")
+                values = b.values
+                for i in values.indices { values[i] += approx[i] }
+                values = decodeStorage(storageBytes(values, t.dtype), t.dtype)
+            }
+            if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                throw LibraryError("\(file.path): tensor \(t.name) decodes to a non-finite value at element \(bad)")
+            }
+            out.append((t.name, t.dtype, t.shape, values))
+        }
+        return ExpertWeights(tensors: out)
+    }
+
+    static func storageBytes(_ values: [Float], _ dtype: DType) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(values.count * dtype.byteSize)
+        values.withUnsafeBufferPointer { encodeFloats($0, as: dtype, into: &out) }
+        return out
+    }
+
+    static func decodeStorage(_ bytes: [UInt8], _ dtype: DType) -> [Float] {
+        let n = bytes.count / dtype.byteSize
+        var out = [Float](repeating: 0, count: n)
+        bytes.withUnsafeBytes { src in
+            out.withUnsafeMutableBufferPointer { convertToFloat(src.baseAddress ?? UnsafeRawPointer(bitPattern: 8)!, dtype: dtype, count: n, into: $0.baseAddress!) }
+        }
+        return out
+    }
+}

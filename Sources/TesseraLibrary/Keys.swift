@@ -1,0 +1,83 @@
+@preconcurrency import Crypto
+import Foundation
+import TesseraEngine
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A participant's Ed25519 identity. The key file is JSON with the public and private
+/// keys in hex, created with mode 0600 and refused when others can read it.
+public struct ParticipantKey: Sendable {
+    public let privateKey: Curve25519.Signing.PrivateKey
+    public var publicKey: Curve25519.Signing.PublicKey { privateKey.publicKey }
+    /// The identity: the raw public key in hex.
+    public var publicHex: String { Hex.encode(publicKey.rawRepresentation) }
+
+    public init(privateKey: Curve25519.Signing.PrivateKey) { self.privateKey = privateKey }
+
+    public static func generate() -> ParticipantKey { ParticipantKey(privateKey: Curve25519.Signing.PrivateKey()) }
+
+    public func sign(_ bytes: [UInt8]) throws -> [UInt8] { Array(try privateKey.signature(for: bytes)) }
+
+    /// Creates a new key file; never overwrites one.
+    public func save(to path: String) throws {
+        let json = JSONValue.object([
+            ("algorithm", .string("ed25519")),
+            ("public_key", .string(publicHex)),
+            ("private_key", .string(Hex.encode(privateKey.rawRepresentation))),
+        ]).serialized() + "\n"
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard fd >= 0 else {
+            throw LibraryError("\(path): cannot create key file: \(String(cString: strerror(errno)))\(errno == EEXIST ? " (a key is already there; it is never overwritten)" : "")")
+        }
+        defer { close(fd) }
+        fchmod(fd, 0o600)
+        let bytes = Array(json.utf8)
+        guard Glibc.write(fd, bytes, bytes.count) == bytes.count, fsync(fd) == 0 else {
+            unlink(path)
+            throw LibraryError("\(path): cannot write key file")
+        }
+    }
+
+    public static func load(_ path: String) throws -> ParticipantKey {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw LibraryError("\(path): no key file") }
+        guard st.st_mode & 0o077 == 0 else {
+            throw LibraryError("\(path): key file is readable by others (mode \(String(st.st_mode & 0o777, radix: 8))); chmod 600 it")
+        }
+        guard let data = FileManager.default.contents(atPath: path), let json = try? JSONValue.parse(data) else {
+            throw LibraryError("\(path): not a key file")
+        }
+        guard json["algorithm"]?.stringValue == "ed25519", let hex = json["private_key"]?.stringValue,
+              let raw = Hex.decode(hex), raw.count == 32, let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: raw) else {
+            throw LibraryError("\(path): key file has no valid ed25519 private_key")
+        }
+        let k = ParticipantKey(privateKey: key)
+        if let pub = json["public_key"]?.stringValue, pub != k.publicHex {
+            throw LibraryError("\(path): public_key does not belong to private_key")
+        }
+        return k
+    }
+
+    /// Checks an Ed25519 signature by a public key given in hex.
+    public static func verify(signature: [UInt8], of bytes: [UInt8], publicHex: String) -> Bool {
+        guard let raw = Hex.decode(publicHex), raw.count == 32,
+              let key = try? Curve25519.Signing.PublicKey(rawRepresentation: raw) else { return false }
+        return key.isValidSignature(signature, for: bytes)
+    }
+}
+
+extension JSONValue {
+    /// The canonical form that is signed: object keys sorted (by UTF-8 bytes) at every
+    /// level, no whitespace, integers without a fraction.
+    public func canonicalized() -> JSONValue {
+        switch self {
+        case let .array(items): return .array(items.map { $0.canonicalized() })
+        case let .object(members):
+            return .object(members.map { ($0.0, $0.1.canonicalized()) }.sorted { Array($0.0.utf8).lexicographicallyPrecedes(Array($1.0.utf8)) })
+        default: return self
+        }
+    }
+
+    public var canonicalBytes: [UInt8] { Array(canonicalized().serialized().utf8) }
+}

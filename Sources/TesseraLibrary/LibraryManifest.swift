@@ -1,0 +1,117 @@
+import Foundation
+import TesseraEngine
+
+/// manifest.json of an expert library: where every source tensor lives, and the chain
+/// of versions of every routed expert. Written last and atomically, so a library on disk
+/// is always the state before or after an operation.
+public struct LibraryManifest: Codable, Sendable, Equatable {
+    public static let formatName = "tessera-library/1"
+
+    public struct SourceFile: Codable, Sendable, Equatable {
+        public var name: String
+        /// Tensor names of this file in its data order.
+        public var tensors: [String]
+    }
+
+    public struct TensorEntry: Codable, Sendable, Equatable {
+        public var name: String
+        public var dtype: DType
+        public var shape: [Int]
+        /// "trunk", "expert" (with layer and expert) or "expert_slices" (with layer): a
+        /// fused tensor whose slice e is stored in expert (layer, e)'s shard.
+        public var placement: String
+        public var layer: Int?
+        public var expert: Int?
+    }
+
+    public struct ExpertVersion: Codable, Sendable, Equatable {
+        /// SHA-256 of the shard file, which is also its name.
+        public var hash: String
+        public var parent: String?
+        /// The submissions (or other records) merged into this version.
+        public var producedBy: [String]
+        /// What made it: "split" for the base, "delta" for an applied update.
+        public var origin: String
+
+        enum CodingKeys: String, CodingKey {
+            case hash, parent, origin
+            case producedBy = "produced_by"
+        }
+    }
+
+    public struct ExpertEntry: Codable, Sendable, Equatable {
+        public var layer: Int
+        public var expert: Int
+        /// Oldest first; the last is the current version.
+        public var versions: [ExpertVersion]
+        public var id: ExpertID { ExpertID(layer: layer, expert: expert) }
+        public var head: ExpertVersion { versions[versions.count - 1] }
+    }
+
+    public var format: String
+    public var modelType: String
+    public var expertLayout: ExpertLayout
+    /// SHA-256 of config.json, which is kept beside the manifest byte for byte.
+    public var configSHA256: String
+    public var sourceFiles: [SourceFile]
+    public var tensors: [TensorEntry]
+    public var trunk: String
+    public var experts: [ExpertEntry]
+
+    enum CodingKeys: String, CodingKey {
+        case format, tensors, trunk, experts
+        case modelType = "model_type"
+        case expertLayout = "expert_layout"
+        case configSHA256 = "config_sha256"
+        case sourceFiles = "source_files"
+    }
+
+    public func entry(_ id: ExpertID) -> ExpertEntry? {
+        experts.first { $0.layer == id.layer && $0.expert == id.expert }
+    }
+
+    func encoded() throws -> [UInt8] {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .prettyPrinted]
+        return Array(try enc.encode(self)) + [0x0A]
+    }
+
+    /// Structural checks, so a hand-edited or damaged manifest fails on open with the
+    /// field named instead of misbehaving later.
+    func validate(file: String) throws {
+        guard format == Self.formatName else {
+            throw LibraryError("\(file): format \"\(format)\" is not \(Self.formatName)")
+        }
+        guard ContentHash.isValid(trunk), ContentHash.isValid(configSHA256) else {
+            throw LibraryError("\(file): trunk or config_sha256 is not a SHA-256 hex digest")
+        }
+        var seen = Set<ExpertID>()
+        for e in experts {
+            guard seen.insert(e.id).inserted else { throw LibraryError("\(file): expert \(e.id) is listed twice") }
+            guard !e.versions.isEmpty else { throw LibraryError("\(file): expert \(e.id) has no version") }
+            for (i, v) in e.versions.enumerated() {
+                guard ContentHash.isValid(v.hash) else { throw LibraryError("\(file): expert \(e.id) version \(i) hash \"\(v.hash)\" is not a SHA-256 hex digest") }
+                if i > 0, v.parent != e.versions[i - 1].hash {
+                    throw LibraryError("\(file): expert \(e.id) version \(v.hash.prefix(12)) names parent \(v.parent ?? "none") instead of \(e.versions[i - 1].hash.prefix(12))")
+                }
+            }
+        }
+        let named = Set(sourceFiles.flatMap(\.tensors))
+        for t in tensors {
+            guard named.contains(t.name) else { throw LibraryError("\(file): tensor \(t.name) belongs to no source file") }
+            switch t.placement {
+            case "trunk": break
+            case "expert":
+                guard let l = t.layer, let x = t.expert, seen.contains(ExpertID(layer: l, expert: x)) else {
+                    throw LibraryError("\(file): tensor \(t.name) names an expert the manifest does not list")
+                }
+            case "expert_slices":
+                guard let l = t.layer, seen.contains(where: { $0.layer == l }) else {
+                    throw LibraryError("\(file): tensor \(t.name) names layer slices the manifest does not list")
+                }
+            default:
+                throw LibraryError("\(file): tensor \(t.name) has unknown placement \"\(t.placement)\"")
+            }
+        }
+    }
+}

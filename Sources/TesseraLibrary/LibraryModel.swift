@@ -1,0 +1,92 @@
+import Foundation
+import TesseraEngine
+
+extension ExpertLibrary {
+    /// Loads the model from the library: the trunk plus, for every expert in `resident`
+    /// (all when nil), the chosen version (the current one unless `chosen` names another).
+    /// A partial model routes tokens among its resident experts only; the parameter pages
+    /// of the others are never touched, so they cost no memory.
+    public func loadModel(versions chosen: [ExpertID: String] = [:], resident: Set<ExpertID>? = nil) throws -> MoEModel {
+        let config = try config()
+        let model = MoEModel(config: config, layout: manifest.expertLayout)
+        let versions = try versions(chosen)
+        let layout = model.layout
+        if let resident {
+            for id in resident where manifest.entry(id) == nil {
+                throw LibraryError("expert \(id) is not in library \(directory)")
+            }
+            var mask: [[Bool]] = []
+            for (l, layer) in layout.layers.enumerated() {
+                let row = layer.experts.indices.map { resident.contains(ExpertID(layer: l, expert: $0)) }
+                if !layer.experts.isEmpty, row.filter({ $0 }).count < config.topK {
+                    throw LibraryError("a partial model needs at least \(config.topK) resident experts in every sparse layer (top-k); layer \(l) has \(row.filter { $0 }.count)")
+                }
+                mask.append(row)
+            }
+            model.residentExperts = mask
+        }
+        let trunk = try openShard(manifest.trunk, what: "trunk")
+        for entry in manifest.tensors where entry.placement == "trunk" {
+            try fill(model, entry, from: trunk, inner: entry.name, elementOffset: 0)
+        }
+        for e in manifest.experts where resident?.contains(e.id) ?? true {
+            let hash = versions[e.id]!
+            let shard = try openShard(hash, what: "expert \(e.id) version \(hash.prefix(12))")
+            for entry in manifest.tensors where entry.layer == e.layer && (entry.expert == e.expert || entry.placement == "expert_slices") {
+                let sliceCount = entry.shape.dropFirst().reduce(1, *)
+                try fill(model, entry, from: shard, inner: Self.shardTensorName(entry, expert: e.expert),
+                         elementOffset: entry.placement == "expert_slices" ? e.expert * sliceCount : 0)
+            }
+        }
+        return model
+    }
+
+    private func fill(_ model: MoEModel, _ entry: LibraryManifest.TensorEntry, from shard: SafetensorsFile, inner: String, elementOffset: Int) throws {
+        guard let index = model.layout.indexByName[entry.name] else {
+            throw LibraryError("\(manifestPath): tensor \(entry.name) is not part of a \(model.config.family.rawValue) model of this config")
+        }
+        let expectedShape = entry.placement == "expert_slices" ? Array(entry.shape.dropFirst()) : entry.shape
+        guard let info = shard.tensors[inner], info.shape == expectedShape, info.dtype == entry.dtype,
+              entry.shape == model.layout.tensors[index].shape else {
+            throw LibraryError("shard \(shard.path): tensor \(inner) is missing or not \(entry.dtype.rawValue) \(expectedShape)")
+        }
+        try model.setTensor(index, from: shard.bytes(of: info), dtype: info.dtype, elementOffset: elementOffset, origin: shard.path)
+    }
+}
+
+/// Where `tessera eval`, `grad` and the other model commands get their model: a Hugging
+/// Face checkpoint directory or an expert library, with optional version choices and,
+/// for a library, an optional resident subset of experts.
+public enum ModelSource {
+    public static func load(_ path: String, versions: [String] = [], resident: String? = nil) throws -> MoEModel {
+        guard ExpertLibrary.isLibrary(path) else {
+            guard versions.isEmpty, resident == nil else {
+                throw LibraryError("\(path): --version and --resident need an expert library, and this is a checkpoint directory")
+            }
+            return try MoEModel(directory: path)
+        }
+        let library = try ExpertLibrary(directory: path)
+        return try library.loadModel(versions: try parseVersionChoices(versions), resident: try resident.map(parseExpertSet))
+    }
+
+    /// "L:E=HASH" items.
+    public static func parseVersionChoices(_ items: [String]) throws -> [ExpertID: String] {
+        var out: [ExpertID: String] = [:]
+        for item in items {
+            let parts = item.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2 else { throw LibraryError("version choice \"\(item)\" is not of the form LAYER:EXPERT=HASH") }
+            let ids = try parseExpertSet(String(parts[0]))
+            guard ids.count == 1 else { throw LibraryError("version choice \"\(item)\" names more than one expert") }
+            out[ids.first!] = String(parts[1])
+        }
+        return out
+    }
+
+    public static func parseExpertSet(_ text: String) throws -> Set<ExpertID> {
+        do {
+            return Set(try parseExpertList(text).map { ExpertID(layer: $0.layer, expert: $0.expert) })
+        } catch {
+            throw LibraryError("\(error)")
+        }
+    }
+}

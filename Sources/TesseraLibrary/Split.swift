@@ -1,0 +1,104 @@
+import Foundation
+import TesseraEngine
+
+extension ExpertLibrary {
+    public struct SplitSummary: Sendable {
+        public var library: String
+        public var trunk: String
+        public var experts: Int
+        public var bytes: Int
+        /// False when the library already held exactly this model: nothing was written.
+        public var changed: Bool
+    }
+
+    /// Splits a Hugging Face checkpoint into a trunk shard and one shard per routed expert.
+    /// Tensor bytes are copied straight from the mapped input (no conversion, so every
+    /// dtype survives bit for bit) and each tensor's pages are dropped once copied, which
+    /// bounds resident memory by about one tensor.
+    @discardableResult
+    public static func split(checkpoint: String, into directory: String, progress: Bool = false) throws -> SplitSummary {
+        let configPath = (checkpoint as NSString).appendingPathComponent("config.json")
+        guard let configData = FileManager.default.contents(atPath: configPath) else {
+            throw LibraryError("\(configPath): cannot read config.json")
+        }
+        let config = try ModelConfig.parse(configData, file: configPath)
+        let files = try CheckpointFiles(directory: checkpoint)
+        let layout = WeightLayout(config: config, expertLayout: MoEModel.expertLayout(of: files))
+        try layout.checkCheckpoint(files)
+        let configSHA = ContentHash.sha256(Array(configData))
+        let fm = FileManager.default
+        let shards = (directory as NSString).appendingPathComponent("shards")
+        try fm.createDirectory(atPath: shards, withIntermediateDirectories: true)
+
+        var entries: [LibraryManifest.TensorEntry] = []
+        var trunkTensors: [StreamedTensor] = []
+        var expertTensors: [ExpertID: [StreamedTensor]] = [:]
+        let total = layout.tensors.reduce(0) { $0 + (files.info($1.name)?.byteCount ?? 0) }
+        let bar = ProgressBar(label: "split", total: Double(total) * 2, unit: "MB", scale: 1e6, enabled: progress && isatty(2) == 1)
+        func stream(_ name: String, _ info: TensorInfo, sliceBytes: Int = 0, slice: Int = 0) -> (_ sink: (UnsafeRawBufferPointer) throws -> Void) throws -> Void {
+            let file = files.files[files.entries[name]!.file]
+            return { sink in
+                let all = file.bytes(of: info)
+                let piece = sliceBytes > 0 ? UnsafeRawBufferPointer(rebasing: all[(slice * sliceBytes)..<((slice + 1) * sliceBytes)]) : all
+                try sink(piece)
+                bar.advance(by: Double(piece.count))
+                file.release(info)
+            }
+        }
+        for (i, slot) in layout.tensors.enumerated() {
+            let info = files.info(slot.name)!
+            switch layout.placement(ofTensor: i) {
+            case .trunk:
+                entries.append(.init(name: slot.name, dtype: info.dtype, shape: info.shape, placement: "trunk"))
+                trunkTensors.append(StreamedTensor(name: slot.name, dtype: info.dtype, shape: info.shape, emit: stream(slot.name, info)))
+            case let .expert(id):
+                entries.append(.init(name: slot.name, dtype: info.dtype, shape: info.shape, placement: "expert", layer: id.layer, expert: id.expert))
+                expertTensors[id, default: []].append(StreamedTensor(name: slot.name, dtype: info.dtype, shape: info.shape, emit: stream(slot.name, info)))
+            case let .expertSlices(layer):
+                let entry = LibraryManifest.TensorEntry(name: slot.name, dtype: info.dtype, shape: info.shape, placement: "expert_slices", layer: layer)
+                entries.append(entry)
+                let sliceShape = Array(info.shape.dropFirst())
+                let sliceBytes = info.byteCount / info.shape[0]
+                for e in 0..<info.shape[0] {
+                    expertTensors[ExpertID(layer: layer, expert: e), default: []].append(
+                        StreamedTensor(name: shardTensorName(entry, expert: e), dtype: info.dtype, shape: sliceShape,
+                                       emit: stream(slot.name, info, sliceBytes: sliceBytes, slice: e)))
+                }
+            }
+        }
+        let trunkHash = try storeShard(trunkTensors, metadata: ["format": "pt", "tessera.kind": "trunk", "tessera.config_sha256": configSHA,
+                                                                "tessera.model_type": config.family.rawValue], in: shards)
+        var experts: [LibraryManifest.ExpertEntry] = []
+        for id in layout.expertIDs {
+            let meta = expertMetadata(id, parent: nil, configSHA256: configSHA, modelType: config.family.rawValue)
+            let hash = try storeShard(expertTensors[id] ?? [], metadata: meta, in: shards)
+            experts.append(.init(layer: id.layer, expert: id.expert,
+                                 versions: [.init(hash: hash, parent: nil, producedBy: [], origin: "split")]))
+        }
+        let sourceFiles = files.files.map { f in
+            LibraryManifest.SourceFile(name: (f.path as NSString).lastPathComponent, tensors: f.names)
+        }
+        let manifest = LibraryManifest(format: LibraryManifest.formatName, modelType: config.family.rawValue,
+                                       expertLayout: layout.expertLayout, configSHA256: configSHA, sourceFiles: sourceFiles,
+                                       tensors: entries, trunk: trunkHash, experts: experts)
+        if progress {
+            bar.update(Double(total) * 2)
+            bar.finish()
+        }
+        let summary = SplitSummary(library: directory, trunk: trunkHash, experts: experts.count, bytes: total, changed: true)
+        if isLibrary(directory) {
+            let existing = try ExpertLibrary(directory: directory)
+            let sameBase = existing.manifest.configSHA256 == configSHA && existing.manifest.trunk == trunkHash
+                && existing.manifest.tensors == entries
+                && existing.manifest.experts.map { $0.versions[0].hash } == experts.map { $0.versions[0].hash }
+            guard sameBase else {
+                throw LibraryError("\(directory) already holds a library of a different model; split into an empty directory")
+            }
+            return SplitSummary(library: directory, trunk: trunkHash, experts: experts.count, bytes: total, changed: false)
+        }
+        let configCopy = (directory as NSString).appendingPathComponent("config.json")
+        try AtomicFile.write(Array(configData), to: configCopy)
+        try AtomicFile.write(try manifest.encoded(), to: manifestPath(directory))
+        return summary
+    }
+}
