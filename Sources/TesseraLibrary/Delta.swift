@@ -25,11 +25,15 @@ public struct DeltaHeader: Codable, Sendable, Equatable {
         /// Sparse only: elements per chunk and entries kept per full chunk.
         public var chunk: Int?
         public var keep: Int?
+        /// SHA-256 of the compressed payload, so a damaged delta is caught on its own,
+        /// not only inside a bundle.
+        public var payloadSHA256: String = ""
 
         public var count: Int { shape.reduce(1, *) }
         enum CodingKeys: String, CodingKey {
             case name, dtype, shape, chunk, keep
             case rawBytes = "raw_bytes"
+            case payloadSHA256 = "payload_sha256"
         }
     }
 
@@ -172,6 +176,7 @@ public enum DeltaCodec {
             }
             entry.rawBytes = payload.count
             let z = try Zstd.compress(payload, level: options.zstdLevel)
+            entry.payloadSHA256 = ContentHash.sha256(z)
             compressed += z.count
             records.append(TensorRecord(name: b.name, dtype: .u8, shape: [z.count], bytes: z))
             header.tensors.append(entry)
@@ -201,6 +206,9 @@ public enum DeltaCodec {
         for t in header.tensors {
             guard let info = file.tensors[t.name], info.dtype == .u8, info.shape.count == 1 else {
                 throw LibraryError("\(path): payload for \(t.name) is missing or not a U8 vector")
+            }
+            guard ContentHash.sha256(file.bytes(of: info)) == t.payloadSHA256 else {
+                throw LibraryError("\(path): payload for \(t.name) is corrupt (its SHA-256 does not match the description)")
             }
             guard t.shape.allSatisfy({ $0 >= 0 }), t.count <= 1 << 34 else { throw LibraryError("\(path): tensor \(t.name) has an invalid shape \(t.shape)") }
             let expected: Int

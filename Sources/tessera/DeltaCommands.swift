@@ -98,7 +98,14 @@ struct Delta: ParsableCommand {
 
         func run() throws {
             let r = try DeltaBenchmark.run(width: width, hidden: hidden, density: density)
-            print(json ? try jsonString(r) : r.text)
+            let g = try GainSurvival.run()
+            if json {
+                struct Out: Encodable { var speed: DeltaBenchmark; var gain: GainSurvival }
+                print(try jsonString(Out(speed: r, gain: g)))
+            } else {
+                print(r.text)
+                print(g.text)
+            }
         }
     }
 }

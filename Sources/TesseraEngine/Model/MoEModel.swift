@@ -42,8 +42,10 @@ public final class MoEModel: @unchecked Sendable {
     public func load(from files: CheckpointFiles) throws {
         try checkCheckpoint(files)
         for (i, slot) in layout.tensors.enumerated() {
-            let info = files.info(slot.name)!
-            try setTensor(i, from: files.bytes(slot.name)!, dtype: info.dtype, origin: files.path(of: slot.name) ?? files.directory)
+            let (fileIndex, info) = files.entries[slot.name]!
+            let file = files.files[fileIndex]
+            try setTensor(i, from: file.bytes(of: info), dtype: info.dtype, origin: file.path)
+            file.release(info)
         }
     }
 

@@ -1,0 +1,37 @@
+import ArgumentParser
+import TesseraEngine
+
+struct Init: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a randomly initialised MoE checkpoint (for tests and benchmarks).")
+    @Option(help: "mixtral, olmoe, qwen2_moe or qwen3_moe.") var family = "qwen3_moe"
+    @Option var vocab = 256
+    @Option var hidden = 512
+    @Option var layers = 4
+    @Option var heads = 8
+    @Option(name: .customLong("kv-heads")) var kvHeads = 8
+    @Option var experts = 8
+    @Option(name: .customLong("top-k")) var topK = 2
+    @Option(name: .customLong("expert-width")) var expertWidth = 1024
+    @Option(help: "F32, BF16 or F16.") var dtype = "F32"
+    @Option var seed: UInt64 = 0
+    @Option(help: "Output checkpoint directory.") var out: String
+
+    func run() throws {
+        guard let fam = ModelFamily(rawValue: family) else {
+            throw ValidationError("--family \(family): supported: \(ModelFamily.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard let dt = DType(rawValue: dtype.uppercased()), dt.isFloatingPoint else { throw ValidationError("--dtype \(dtype): use F32, BF16 or F16") }
+        guard vocab > 0, hidden > 0, layers > 0, heads > 0, kvHeads > 0, heads % kvHeads == 0, hidden % heads == 0,
+              experts > 0, topK > 0, topK <= experts, expertWidth > 0 else {
+            throw ValidationError("sizes must be positive, heads a multiple of kv heads and of hidden's divisor, top-k ≤ experts")
+        }
+        let config = ModelConfig(family: fam, vocabSize: vocab, hiddenSize: hidden, layers: layers, heads: heads, kvHeads: kvHeads,
+                                 experts: experts, topK: topK, expertWidth: expertWidth, denseWidth: expertWidth,
+                                 sharedExpertWidth: fam == .qwen2MoE ? expertWidth : 0)
+        let model = MoEModel(config: config)
+        model.initializeRandomly(seed: seed)
+        try model.save(directory: out, dtype: dt)
+        print("wrote \(out): \(model.parameterCount) parameters")
+    }
+}
