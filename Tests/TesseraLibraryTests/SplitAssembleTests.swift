@@ -23,6 +23,10 @@ import Testing
             #expect(Array(source.bytes(tensor)!) == Array(rebuilt.bytes(tensor)!), "\(tensor) bytes differ")
         }
         #expect(FileManager.default.contents(atPath: Paths.fixture(name) + "/config.json") == FileManager.default.contents(atPath: out + "/config.json"))
+        if source.files.count == 1 {
+            #expect(FileManager.default.contents(atPath: source.files[0].path) == FileManager.default.contents(atPath: out + "/model.safetensors"),
+                    "a single-file checkpoint is reproduced as the same file")
+        }
     }
 
     @Test(arguments: all)
