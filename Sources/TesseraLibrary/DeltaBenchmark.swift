@@ -71,15 +71,7 @@ public struct DeltaBenchmark: Encodable, Sendable {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
 
-        func time(_ body: () throws -> Void) rethrows -> Double {
-            var best = Double.infinity
-            for _ in 0..<3 {
-                let t0 = DispatchTime.now().uptimeNanoseconds
-                try body()
-                best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
-            }
-            return best
-        }
+        func time(_ body: () throws -> Void) rethrows -> Double { try EngineBenchmark.bestTime(3, body) }
         // Encode speed: Δ, selection, quantisation, packing and zstd (no error statistics).
         var sparsePayloads: [[UInt8]] = []
         let options = DeltaOptions(encoding: .sparse, density: density)

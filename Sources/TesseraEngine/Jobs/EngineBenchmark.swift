@@ -126,7 +126,8 @@ public enum EngineBenchmark {
             shape: shape, profile: phaseSeconds)
     }
 
-    static func bestTime(_ n: Int, _ body: () throws -> Void) rethrows -> Double {
+    /// The shortest wall time of `n` runs: on a shared machine the least-disturbed run.
+    public static func bestTime(_ n: Int, _ body: () throws -> Void) rethrows -> Double {
         var best = Double.infinity
         for _ in 0..<n {
             let t0 = DispatchTime.now().uptimeNanoseconds
