@@ -7,11 +7,13 @@ let package = Package(
     products: [
         .library(name: "TesseraEngine", targets: ["TesseraEngine"]),
         .library(name: "TesseraLibrary", targets: ["TesseraLibrary"]),
+        .library(name: "TesseraLedger", targets: ["TesseraLedger"]),
         .executable(name: "tessera", targets: ["tessera"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
@@ -27,11 +29,16 @@ let package = Package(
             name: "TesseraLibrary",
             dependencies: ["TesseraEngine", "CZstd", .product(name: "Crypto", package: "swift-crypto")]
         ),
+        .target(
+            name: "TesseraLedger",
+            dependencies: ["TesseraLibrary", "TesseraEngine", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
         .executableTarget(
             name: "tessera",
             dependencies: [
                 "TesseraEngine",
                 "TesseraLibrary",
+                "TesseraLedger",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -43,6 +50,10 @@ let package = Package(
         .testTarget(
             name: "TesseraLibraryTests",
             dependencies: ["TesseraLibrary", "TesseraEngine"]
+        ),
+        .testTarget(
+            name: "TesseraLedgerTests",
+            dependencies: ["TesseraLedger", "TesseraLibrary", "TesseraEngine"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -60,7 +60,7 @@ public func parseExpertList(_ text: String) throws -> [(layer: Int, expert: Int)
     }
 }
 
-public struct ExpertID: Hashable, Sendable, Comparable, CustomStringConvertible {
+public struct ExpertID: Hashable, Sendable, Comparable, CustomStringConvertible, Codable {
     public var layer: Int
     public var expert: Int
     public init(layer: Int, expert: Int) { self.layer = layer; self.expert = expert }

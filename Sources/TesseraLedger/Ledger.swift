@@ -1,0 +1,113 @@
+import Foundation
+import TesseraEngine
+import TesseraLibrary
+
+/// A market's ledger: appends signed actions after checking them against the rules, as
+/// hash-chained events written in the same transaction as their effects; answers queries
+/// from the derived tables; and verifies the whole chain on demand.
+public final class Ledger: @unchecked Sendable {
+    public let store: LedgerStore
+    public let policy: MarketPolicy
+    private var state: LedgerState
+    private let lock = NSLock()
+    /// A state snapshot is stored with every event whose number is a multiple of this,
+    /// so opening a long ledger replays at most this many events.
+    public static let snapshotInterval: Int64 = 5_000
+
+    public enum Outcome: Sendable, Equatable {
+        case appended(seq: Int64)
+        /// The same action was already recorded, as this event; nothing new was written.
+        case duplicate(seq: Int64)
+        public var seq: Int64 { switch self { case let .appended(s), let .duplicate(s): return s } }
+    }
+
+    public init(store: LedgerStore, policy: MarketPolicy) throws {
+        self.store = store
+        self.policy = policy
+        state = LedgerState(policy: policy)
+        state = try store.read { r in try Self.catchUp(LedgerState(policy: policy), reader: r) }
+    }
+
+    /// Brings a state up to the store's head: from the latest snapshot when that is
+    /// newer, then event by event (signatures were checked when each event was appended;
+    /// `verify` checks them again).
+    static func catchUp(_ start: LedgerState, reader: any LedgerReader) throws -> LedgerState {
+        var s = start
+        if let head = try reader.head(), head.seq > s.seq, let snap = try reader.snapshot(atOrBefore: head.seq), snap.seq > s.seq {
+            let decoded = try JSONDecoder().decode(LedgerState.self, from: snap.data)
+            guard decoded.policy == s.policy else {
+                throw LedgerError.corrupt("snapshot at event \(snap.seq) was made under another policy")
+            }
+            s = decoded
+        }
+        while true {
+            let batch = try reader.events(after: s.seq, limit: 10_000)
+            if batch.isEmpty { break }
+            for e in batch {
+                let action = try LedgerAction.decode(kind: e.kind, payload: e.payload)
+                _ = try s.apply(SignedAction(action: action, actor: e.actor, signature: e.signature), seq: e.seq, hash: e.hash, checkSignature: false)
+            }
+        }
+        return s
+    }
+
+    public static func idempotencyKey(kind: String, payload: String, actor: String) -> String {
+        ContentHash.sha256(Array("{\"actor\":\"\(actor)\",\"kind\":\"\(kind)\",\"payload\":\(payload)}".utf8))
+    }
+
+    public static func eventHash(seq: Int64, kind: String, payload: String, actor: String, signature: String, prev: String) -> String {
+        ContentHash.sha256(Array("{\"actor\":\"\(actor)\",\"kind\":\"\(kind)\",\"payload\":\(payload),\"prev\":\"\(prev)\",\"seq\":\(seq),\"signature\":\"\(signature)\"}".utf8))
+    }
+
+    /// Appends actions in one transaction: all are recorded, or (on the first refusal)
+    /// none. An action identical to one already recorded is not recorded again.
+    @discardableResult
+    public func append(_ actions: [SignedAction]) throws -> [Outcome] {
+        for a in actions { try LedgerState.checkSignature(a) }
+        lock.lock()
+        defer { lock.unlock() }
+        let (outcomes, next) = try store.write { w -> ([Outcome], LedgerState) in
+            var s = try Self.catchUp(state, reader: w)
+            var outcomes: [Outcome] = []
+            var seen: [String: Int64] = [:]
+            for a in actions {
+                let payload = try a.action.payloadJSON()
+                let idem = Self.idempotencyKey(kind: a.action.kind, payload: payload, actor: a.actor)
+                if let seq = seen[idem] {
+                    outcomes.append(.duplicate(seq: seq))
+                    continue
+                }
+                if let existing = try w.event(idempotencyKey: idem) {
+                    outcomes.append(.duplicate(seq: existing.seq))
+                    continue
+                }
+                let seq = s.seq + 1
+                let hash = Self.eventHash(seq: seq, kind: a.action.kind, payload: payload, actor: a.actor, signature: a.signature, prev: s.headHash)
+                let prev = s.headHash
+                let rows = try s.apply(a, seq: seq, hash: hash, checkSignature: false)
+                try w.append(StoredEvent(seq: seq, kind: a.action.kind, payload: payload, actor: a.actor, signature: a.signature,
+                                         prevHash: prev, hash: hash, idempotencyKey: idem, at: a.action.at))
+                try w.upsert(rows)
+                if seq % Self.snapshotInterval == 0 {
+                    try w.saveSnapshot(seq: seq, data: try JSONEncoder().encode(s))
+                }
+                seen[idem] = seq
+                outcomes.append(.appended(seq: seq))
+            }
+            return (outcomes, s)
+        }
+        state = next
+        return outcomes
+    }
+
+    @discardableResult
+    public func append(_ action: SignedAction) throws -> Outcome { try append([action])[0] }
+
+    /// The current state (after catching up with other writers).
+    public func currentState() throws -> LedgerState {
+        lock.lock()
+        defer { lock.unlock() }
+        state = try store.read { r in try Self.catchUp(state, reader: r) }
+        return state
+    }
+}

@@ -1,0 +1,340 @@
+import Foundation
+import TesseraEngine
+import TesseraLibrary
+
+/// Everything the events imply, kept in memory: the rules read it to decide, and every
+/// change to it is also emitted as derived-table rows. Replaying the events from the
+/// first reproduces it exactly; there is no floating point anywhere in it.
+public struct LedgerState: Sendable, Codable, Equatable {
+    public struct Participant: Sendable, Equatable, Codable { public var roles: Set<Role>; public var stake: Int64 }
+    public struct Round: Sendable, Equatable, Codable { public var domain: String; public var experts: Set<ExpertID>; public var closesAt: Int64; public var open: Bool }
+    public struct ActiveClaim: Sendable, Equatable, Codable { public var participant: String; public var round: String; public var expiresAt: Int64 }
+    public enum SubmissionState: String, Sendable, Codable { case pending, accepted, rejected, merged }
+    public struct VerdictRecord: Sendable, Equatable, Codable { public var gain: Int64; public var regression: Int64; public var accept: Bool }
+    public struct Submission: Sendable, Equatable, Codable {
+        public var contributor: String
+        public var round: String
+        public var experts: [ExpertRef]
+        public var state: SubmissionState
+        public var verdicts: [String: VerdictRecord]
+        public var consensusGain: Int64?
+    }
+    public struct Expert: Sendable, Equatable, Codable {
+        public var versions: [String]
+        public var holdings: [String: Int64]
+        public var units: Int64
+        public var revenue: Int64
+    }
+
+    public let policy: MarketPolicy
+    public private(set) var seq: Int64 = 0
+    public private(set) var headHash = String(repeating: "0", count: 64)
+    public private(set) var operatorKey: String?
+    public private(set) var participants: [String: Participant] = [:]
+    public private(set) var domains: Set<String> = []
+    public private(set) var rounds: [String: Round] = [:]
+    public private(set) var claims: [ExpertID: [ActiveClaim]] = [:]
+    public private(set) var submissions: [String: Submission] = [:]
+    public private(set) var experts: [ExpertID: Expert] = [:]
+    public private(set) var versionOwner: [String: ExpertID] = [:]
+    public private(set) var revenuePeriods: Set<String> = []
+    public private(set) var payoutTotals: [String: [ExpertID: Int64]] = [:]
+
+    public init(policy: MarketPolicy) { self.policy = policy }
+
+    /// A refusal: no rule lets this action happen now.
+    func refuse(_ why: String) -> LedgerError { .refused(why) }
+
+    /// Checks and applies the next event. On a refusal the state is unchanged.
+    public mutating func apply(_ signed: SignedAction, seq newSeq: Int64, hash: String, checkSignature: Bool = true) throws -> [DerivedRow] {
+        var next = self
+        if checkSignature { try Self.checkSignature(signed) }
+        let rows = try next.applyUnchecked(signed, seq: newSeq)
+        next.seq = newSeq
+        next.headHash = hash
+        self = next
+        return rows
+    }
+
+    /// The actor's Ed25519 signature over the action's canonical bytes.
+    public static func checkSignature(_ s: SignedAction) throws {
+        guard let sig = Hex.decode(s.signature), sig.count == 64,
+              ParticipantKey.verify(signature: sig, of: LedgerAction.signedBytes(kind: s.action.kind, payload: try s.action.payloadJSON()), publicHex: s.actor)
+        else { throw LedgerError.refused("bad signature by \(s.actor.prefix(16))… on \(s.action.kind)") }
+    }
+
+    private mutating func applyUnchecked(_ s: SignedAction, seq: Int64) throws -> [DerivedRow] {
+        if case .genesis = s.action {} else {
+            guard operatorKey != nil else { throw refuse("the ledger has no genesis event yet") }
+        }
+        switch s.action {
+        case let .genesis(g): return try genesis(g, actor: s.actor, seq: seq)
+        case let .register(r): return try register(r, actor: s.actor, seq: seq)
+        case let .openDomain(d): return try openDomain(d, actor: s.actor, seq: seq)
+        case let .openRound(r): return try openRound(r, actor: s.actor, seq: seq)
+        case let .closeRound(r): return try closeRound(r, actor: s.actor, seq: seq)
+        case let .claim(c): return try claim(c, actor: s.actor, seq: seq)
+        case let .submit(x): return try submit(x, actor: s.actor, seq: seq)
+        case let .verdict(v): return try verdict(v, actor: s.actor, seq: seq)
+        case let .newVersion(v): return try newVersion(v, actor: s.actor, seq: seq)
+        case let .revenue(r): return try revenue(r, actor: s.actor, seq: seq)
+        }
+    }
+
+    func requireOperator(_ actor: String, _ what: String) throws {
+        guard actor == operatorKey else { throw refuse("\(what) must be signed by the market operator") }
+    }
+
+    func requireRole(_ actor: String, _ role: Role, _ what: String) throws {
+        guard let p = participants[actor] else { throw refuse("\(what): key \(actor.prefix(16))… is not registered") }
+        guard p.roles.contains(role) else { throw refuse("\(what): participant \(actor.prefix(16))… is not a \(role.rawValue)") }
+    }
+
+    // MARK: rules
+
+    mutating func genesis(_ g: LedgerAction.Genesis, actor: String, seq: Int64) throws -> [DerivedRow] {
+        guard operatorKey == nil, seq == 1 else { throw refuse("genesis must be the first event") }
+        guard isKey(g.publisher) else { throw refuse("genesis publisher is not an Ed25519 public key") }
+        guard !g.experts.isEmpty, Set(g.experts.map(\.id)).count == g.experts.count else { throw refuse("genesis needs each expert once") }
+        operatorKey = actor
+        participants[actor] = Participant(roles: [], stake: 0)
+        participants[g.publisher, default: Participant(roles: [], stake: 0)].roles.insert(.owner)
+        var rows = [participantRow(actor, seq), participantRow(g.publisher, seq)]
+        for e in g.experts {
+            guard let v = e.version, isHash(v) else { throw refuse("genesis expert \(e.id) lacks a version hash") }
+            experts[e.id] = Expert(versions: [v], holdings: [g.publisher: policy.genesisUnits], units: policy.genesisUnits, revenue: 0)
+            versionOwner[v] = e.id
+            rows += [versionRow(v, e.id, parent: nil, submissions: [], seq), holdingRow(e.id, g.publisher, seq), expertRow(e.id, seq)]
+        }
+        return rows
+    }
+
+    mutating func register(_ r: LedgerAction.Register, actor: String, seq: Int64) throws -> [DerivedRow] {
+        try requireOperator(actor, "register")
+        guard isKey(r.key) else { throw refuse("register: \(r.key) is not an Ed25519 public key") }
+        guard !r.roles.isEmpty, r.stake >= 0 else { throw refuse("register: needs at least one role and a non-negative stake") }
+        guard r.stake == 0 || r.roles.contains(.validator) else { throw refuse("register: only validators hold stake") }
+        var p = participants[r.key] ?? Participant(roles: [], stake: 0)
+        p.roles.formUnion(r.roles)
+        if r.roles.contains(.validator) { p.stake = r.stake }
+        participants[r.key] = p
+        return [participantRow(r.key, seq)]
+    }
+
+    mutating func openDomain(_ d: LedgerAction.OpenDomain, actor: String, seq: Int64) throws -> [DerivedRow] {
+        try requireOperator(actor, "open_domain")
+        guard !d.name.isEmpty, domains.insert(d.name).inserted else { throw refuse("domain \(d.name) is already open or unnamed") }
+        return [DerivedRow(table: .domains, key: [.text(d.name)], values: [.int(seq)])]
+    }
+
+    mutating func openRound(_ r: LedgerAction.OpenRound, actor: String, seq: Int64) throws -> [DerivedRow] {
+        try requireOperator(actor, "open_round")
+        guard rounds[r.round] == nil, !r.round.isEmpty else { throw refuse("round \(r.round) already exists") }
+        guard domains.contains(r.domain) else { throw refuse("open_round: unknown domain \(r.domain)") }
+        guard r.closesAt > r.at else { throw refuse("open_round: closes_at must be after at") }
+        let ids = Set(r.experts.map(\.id))
+        guard !ids.isEmpty, ids.allSatisfy({ experts[$0] != nil }) else { throw refuse("open_round: experts must be non-empty and known") }
+        rounds[r.round] = Round(domain: r.domain, experts: ids, closesAt: r.closesAt, open: true)
+        return [roundRow(r.round, seq)]
+    }
+
+    mutating func closeRound(_ r: LedgerAction.CloseRound, actor: String, seq: Int64) throws -> [DerivedRow] {
+        try requireOperator(actor, "close_round")
+        guard var round = rounds[r.round], round.open else { throw refuse("round \(r.round) is not open") }
+        round.open = false
+        rounds[r.round] = round
+        return [roundRow(r.round, seq)]
+    }
+
+    mutating func claim(_ c: LedgerAction.Claim, actor: String, seq: Int64) throws -> [DerivedRow] {
+        try requireRole(actor, .contributor, "claim")
+        guard let round = rounds[c.round], round.open, c.at < round.closesAt else { throw refuse("claim: round \(c.round) is not open") }
+        guard c.expiresAt > c.at else { throw refuse("claim: expires_at must be after at") }
+        let ids = Set(c.experts.map(\.id))
+        guard !ids.isEmpty, ids.isSubset(of: round.experts) else { throw refuse("claim: experts must belong to round \(c.round)") }
+        for id in ids.sorted() {
+            let active = (claims[id] ?? []).filter { $0.expiresAt > c.at && $0.participant != actor && rounds[$0.round]?.open == true }
+            guard Set(active.map(\.participant)).count < policy.maxClaimantsPerExpert else {
+                throw refuse("claim: expert \(id) already has \(policy.maxClaimantsPerExpert) claimants (the cap)")
+            }
+        }
+        for id in ids {
+            var list = (claims[id] ?? []).filter { $0.expiresAt > c.at }
+            list.append(ActiveClaim(participant: actor, round: c.round, expiresAt: c.expiresAt))
+            claims[id] = list
+        }
+        return [DerivedRow(table: .claims, key: [.int(seq)],
+                           values: [.text(actor), .text(c.round), .text(expertList(ids)), .int(c.expiresAt), .int(seq)])]
+    }
+
+    mutating func submit(_ x: LedgerAction.Submit, actor: String, seq: Int64) throws -> [DerivedRow] {
+        try requireRole(actor, .contributor, "submit")
+        guard isHash(x.bundle) else { throw refuse("submit: bundle is not a SHA-256 hash") }
+        guard submissions[x.bundle] == nil else { throw refuse("submit: bundle \(x.bundle.prefix(12)) was already submitted") }
+        guard let round = rounds[x.round], round.open, x.at < round.closesAt else { throw refuse("submit: round \(x.round) is not open") }
+        guard !x.experts.isEmpty, Set(x.experts.map(\.id)).count == x.experts.count else { throw refuse("submit: list each expert once") }
+        for e in x.experts {
+            guard (claims[e.id] ?? []).contains(where: { $0.participant == actor && $0.round == x.round && $0.expiresAt > x.at }) else {
+                throw refuse("submit: expert \(e.id) is not claimed by this contributor in round \(x.round)")
+            }
+            guard let current = experts[e.id]?.versions.last, e.version == current else {
+                throw refuse("submit: base version \(e.version?.prefix(12) ?? "none") of expert \(e.id) is stale; current is \(experts[e.id]?.versions.last?.prefix(12) ?? "?")")
+            }
+        }
+        submissions[x.bundle] = Submission(contributor: actor, round: x.round, experts: x.experts.sorted(), state: .pending, verdicts: [:], consensusGain: nil)
+        return [submissionRow(x.bundle, seq)]
+    }
+
+    mutating func verdict(_ v: LedgerAction.Verdict, actor: String, seq: Int64) throws -> [DerivedRow] {
+        try requireRole(actor, .validator, "verdict")
+        guard var sub = submissions[v.submission] else { throw refuse("verdict: unknown submission \(v.submission.prefix(12))") }
+        guard sub.contributor != actor else { throw refuse("verdict: a validator cannot judge its own submission") }
+        guard sub.verdicts[actor] == nil else { throw refuse("verdict: this validator already judged submission \(v.submission.prefix(12))") }
+        guard sub.state == .pending else { throw refuse("verdict: submission \(v.submission.prefix(12)) is already \(sub.state.rawValue)") }
+        sub.verdicts[actor] = VerdictRecord(gain: v.gainLCBMicronats, regression: v.regressionUCBMicronats, accept: v.accept)
+        var rows = [DerivedRow(table: .verdicts, key: [.text(v.submission), .text(actor)],
+                               values: [.int(v.gainLCBMicronats), .int(v.regressionUCBMicronats), .int(v.accept ? 1 : 0), .text(v.reason), .int(seq)])]
+        if sub.verdicts.count >= policy.quorum {
+            // Stake-weighted median of the figures; the verdict is the stake majority's.
+            let items = sub.verdicts.map { (key: $0.key, value: $0.value.gain, stake: max(participants[$0.key]?.stake ?? 0, 1)) }
+            let gain = Allocation.weightedMedian(items) ?? 0
+            let acceptStake = sub.verdicts.filter(\.value.accept).reduce(Int64(0)) { $0 + max(participants[$1.key]?.stake ?? 0, 1) }
+            let totalStake = items.reduce(Int64(0)) { $0 + $1.stake }
+            let accepted = 2 * acceptStake > totalStake && gain >= policy.minGainMicronats && gain > 0
+            sub.consensusGain = gain
+            sub.state = accepted ? .accepted : .rejected
+        }
+        submissions[v.submission] = sub
+        rows.append(submissionRow(v.submission, seq))
+        return rows
+    }
+
+    mutating func newVersion(_ v: LedgerAction.NewVersion, actor: String, seq: Int64) throws -> [DerivedRow] {
+        try requireOperator(actor, "new_version")
+        let id = ExpertID(layer: v.layer, expert: v.expert)
+        guard var expert = experts[id] else { throw refuse("new_version: unknown expert \(id)") }
+        guard expert.versions.last == v.parent else { throw refuse("new_version: parent \(v.parent.prefix(12)) is not the current version of \(id)") }
+        guard isHash(v.version), versionOwner[v.version] == nil else { throw refuse("new_version: version \(v.version.prefix(12)) is invalid or already recorded") }
+        guard !v.submissions.isEmpty, Set(v.submissions).count == v.submissions.count else { throw refuse("new_version: name each merged submission once") }
+        var gains: [(key: String, weight: Int64)] = []
+        for h in v.submissions {
+            guard let sub = submissions[h], sub.state == .accepted || sub.state == .merged else {
+                throw refuse("new_version: submission \(h.prefix(12)) is not accepted")
+            }
+            guard sub.experts.contains(where: { $0.id == id }) else { throw refuse("new_version: submission \(h.prefix(12)) does not update expert \(id)") }
+            gains.append((sub.contributor, sub.consensusGain ?? 0))
+        }
+        // Minting: M = min(U·G/G₂, U·cap/10000) units for a summed consensus gain G, where U is
+        // the units outstanding and G₂ the gain that doubles them; split by gain.
+        let G = gains.reduce(Int64(0)) { $0 + $1.weight }
+        let byGain = expert.units.multipliedFullWidth(by: G)
+        let uncapped = policy.doublingGainMicronats.dividingFullWidth(byGain).quotient
+        let cap = expert.units.multipliedFullWidth(by: policy.maxMintBps)
+        let minted = min(uncapped, Int64(10_000).dividingFullWidth(cap).quotient)
+        var merged: [String: Int64] = [:]
+        for (k, w) in gains { merged[k, default: 0] += w }
+        let shares = Allocation.largestRemainder(minted, merged.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+        var rows: [DerivedRow] = []
+        for (owner, amount) in shares where amount > 0 {
+            expert.holdings[owner, default: 0] += amount
+            participants[owner]?.roles.insert(.owner)
+            rows += [participantRow(owner, seq)]
+        }
+        expert.units += shares.reduce(0) { $0 + $1.amount }
+        expert.versions.append(v.version)
+        experts[id] = expert
+        versionOwner[v.version] = id
+        for h in v.submissions {
+            submissions[h]!.state = .merged
+            rows.append(submissionRow(h, seq))
+        }
+        rows.append(versionRow(v.version, id, parent: v.parent, submissions: v.submissions, seq))
+        for (owner, _) in shares where (expert.holdings[owner] ?? 0) > 0 { rows.append(holdingRow(id, owner, seq)) }
+        rows.append(expertRow(id, seq))
+        return rows
+    }
+
+    mutating func revenue(_ r: LedgerAction.Revenue, actor: String, seq: Int64) throws -> [DerivedRow] {
+        try requireOperator(actor, "revenue")
+        guard r.amount > 0 else { throw refuse("revenue: amount must be positive, got \(r.amount)") }
+        guard domains.contains(r.domain) else { throw refuse("revenue: unknown domain \(r.domain)") }
+        guard !r.period.isEmpty, !revenuePeriods.contains(r.domain + "\u{0}" + r.period) else {
+            throw refuse("revenue: domain \(r.domain) period \(r.period) was already distributed")
+        }
+        guard !r.usage.isEmpty, r.usage.allSatisfy({ $0.usage >= 0 }), r.usage.contains(where: { $0.usage > 0 }) else {
+            throw refuse("revenue: usage must be non-negative with some positive")
+        }
+        var usageByExpert: [ExpertID: Int64] = [:]
+        for u in r.usage {
+            let id = ExpertID(layer: u.layer, expert: u.expert)
+            guard versionOwner[u.version] == id else { throw refuse("revenue: \(u.version.prefix(12)) is not a version of expert \(id)") }
+            usageByExpert[id, default: 0] += u.usage
+        }
+        revenuePeriods.insert(r.domain + "\u{0}" + r.period)
+        // Fees first (floor of basis points), then the rest by usage over experts, then by
+        // units over each expert's holders: every split is largest-remainder, so the
+        // payouts add up to the amount exactly.
+        let validatorFee = r.amount * policy.validatorFeeBps / 10_000
+        let operatorFee = r.amount * policy.operatorFeeBps / 10_000
+        var payouts: [(recipient: String, kind: String, expert: ExpertID?, amount: Int64)] = []
+        let validators = participants.filter { $0.value.roles.contains(.validator) }.sorted { $0.key < $1.key }
+        let stakeWeights = validators.map { (key: $0.key, weight: max($0.value.stake, 0)) }
+        var toOwners = r.amount - operatorFee
+        if stakeWeights.contains(where: { $0.weight > 0 }) {
+            for (k, a) in Allocation.largestRemainder(validatorFee, stakeWeights) where a > 0 { payouts.append((k, "validator_fee", nil, a)) }
+            toOwners -= validatorFee
+        }
+        if operatorFee > 0 { payouts.append((operatorKey!, "operator_fee", nil, operatorFee)) }
+        let perExpert = Allocation.largestRemainder(toOwners, usageByExpert.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+        for (id, amount) in perExpert where amount > 0 {
+            let holders = experts[id]!.holdings.sorted { $0.key < $1.key }.map { (key: $0.key, weight: $0.value) }
+            for (owner, a) in Allocation.largestRemainder(amount, holders) where a > 0 { payouts.append((owner, "owner", id, a)) }
+            experts[id]!.revenue += amount
+        }
+        var rows = [DerivedRow(table: .revenue, key: [.text(r.domain), .text(r.period)], values: [.int(r.amount), .int(seq), .int(seq)])]
+        var touched = Set<String>()
+        for p in payouts {
+            let eid = p.expert ?? ExpertID(layer: -1, expert: -1)
+            rows.append(DerivedRow(table: .payouts, key: [.int(seq), .text(p.recipient), .text(p.kind), .int(Int64(eid.layer)), .int(Int64(eid.expert))],
+                                   values: [.int(p.amount), .int(seq)]))
+            payoutTotals[p.recipient, default: [:]][eid, default: 0] += p.amount
+            let tkey = p.recipient + "/\(eid.layer)/\(eid.expert)"
+            if touched.insert(tkey).inserted {
+                rows.append(DerivedRow(table: .payoutTotals, key: [.text(p.recipient), .int(Int64(eid.layer)), .int(Int64(eid.expert))],
+                                       values: [.int(payoutTotals[p.recipient]![eid]!), .int(seq)]))
+            }
+        }
+        for (id, a) in perExpert where a > 0 { rows.append(expertRow(id, seq)) }
+        return rows
+    }
+
+    // MARK: rows
+
+    func participantRow(_ key: String, _ seq: Int64) -> DerivedRow {
+        let p = participants[key]!
+        return DerivedRow(table: .participants, key: [.text(key)], values: [.text(p.roles.sorted().map(\.rawValue).joined(separator: ",")), .int(p.stake), .int(seq)])
+    }
+    func roundRow(_ id: String, _ seq: Int64) -> DerivedRow {
+        let r = rounds[id]!
+        return DerivedRow(table: .rounds, key: [.text(id)], values: [.text(r.domain), .text(expertList(r.experts)), .int(r.closesAt), .text(r.open ? "open" : "closed"), .int(seq)])
+    }
+    func submissionRow(_ h: String, _ seq: Int64) -> DerivedRow {
+        let s = submissions[h]!
+        return DerivedRow(table: .submissions, key: [.text(h)],
+                          values: [.text(s.contributor), .text(s.round), .text(s.experts.map { "\($0.layer):\($0.expert)@\($0.version ?? "")" }.joined(separator: ",")),
+                                   .text(s.state.rawValue), s.consensusGain.map(SQLValue.int) ?? .null, .int(seq)])
+    }
+    func versionRow(_ h: String, _ id: ExpertID, parent: String?, submissions: [String], _ seq: Int64) -> DerivedRow {
+        DerivedRow(table: .versions, key: [.text(h)], values: [.int(Int64(id.layer)), .int(Int64(id.expert)), parent.map(SQLValue.text) ?? .null, .text(submissions.joined(separator: ",")), .int(seq)])
+    }
+    func holdingRow(_ id: ExpertID, _ owner: String, _ seq: Int64) -> DerivedRow {
+        DerivedRow(table: .holdings, key: [.int(Int64(id.layer)), .int(Int64(id.expert)), .text(owner)], values: [.int(experts[id]!.holdings[owner] ?? 0), .int(seq)])
+    }
+    func expertRow(_ id: ExpertID, _ seq: Int64) -> DerivedRow {
+        let e = experts[id]!
+        return DerivedRow(table: .expertTotals, key: [.int(Int64(id.layer)), .int(Int64(id.expert))], values: [.int(e.units), .text(e.versions.last!), .int(e.revenue), .int(seq)])
+    }
+    func expertList(_ ids: Set<ExpertID>) -> String { ids.sorted().map(\.description).joined(separator: ",") }
+    func isKey(_ s: String) -> Bool { s.utf8.count == 64 && Hex.decode(s) != nil }
+    func isHash(_ s: String) -> Bool { ContentHash.isValid(s) }
+}

@@ -1,0 +1,129 @@
+import Foundation
+import GRDB
+
+/// The ledger in SQLite through GRDB: WAL, synchronous FULL, one writer at a time (also
+/// across processes: writes start with BEGIN IMMEDIATE and wait on a busy lock), schema
+/// by DatabaseMigrator.
+public final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
+    public let path: String
+    let pool: DatabasePool
+
+    public init(path: String) throws {
+        self.path = path
+        var config = Configuration()
+        config.busyMode = .timeout(30)
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        pool = try DatabasePool(path: path, configuration: config)
+        try Self.migrator.migrate(pool)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE events (seq BIGINT PRIMARY KEY, kind TEXT NOT NULL, payload TEXT NOT NULL, actor TEXT NOT NULL,
+                  signature TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, idem TEXT NOT NULL UNIQUE, at BIGINT NOT NULL)
+                """)
+            try db.execute(sql: "CREATE TABLE snapshots (seq BIGINT PRIMARY KEY, data BLOB NOT NULL)")
+            for t in DerivedTable.allCases { try db.execute(sql: t.createSQL) }
+            try db.execute(sql: "CREATE INDEX holdings_owner ON holdings (owner)")
+            try db.execute(sql: "CREATE INDEX payout_totals_recipient ON payout_totals (recipient)")
+            try db.execute(sql: "CREATE INDEX payouts_event ON payouts (event)")
+            try db.execute(sql: "CREATE INDEX claims_round ON claims (round)")
+            try db.execute(sql: "CREATE INDEX submissions_round ON submissions (round)")
+        }
+        return m
+    }
+
+    public func read<T>(_ body: (any LedgerReader) throws -> T) throws -> T {
+        try pool.read { db in try body(Access(db: db)) }
+    }
+
+    public func write<T>(_ body: (any LedgerWriter) throws -> T) throws -> T {
+        try pool.write { db in try body(Access(db: db)) }
+    }
+
+    struct Access: LedgerWriter {
+        let db: Database
+
+        func decodeEvent(_ r: Row) -> StoredEvent {
+            StoredEvent(seq: r["seq"], kind: r["kind"], payload: r["payload"], actor: r["actor"], signature: r["signature"],
+                        prevHash: r["prev_hash"], hash: r["hash"], idempotencyKey: r["idem"], at: r["at"])
+        }
+
+        func head() throws -> StoredEvent? {
+            try Row.fetchOne(db, sql: "SELECT * FROM events ORDER BY seq DESC LIMIT 1").map(decodeEvent)
+        }
+
+        func events(after seq: Int64, limit: Int) throws -> [StoredEvent] {
+            try Row.fetchAll(db, sql: "SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?", arguments: [seq, limit]).map(decodeEvent)
+        }
+
+        func event(idempotencyKey: String) throws -> StoredEvent? {
+            try Row.fetchOne(db, sql: "SELECT * FROM events WHERE idem = ?", arguments: [idempotencyKey]).map(decodeEvent)
+        }
+
+        func eventCount() throws -> Int64 {
+            try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM events") ?? 0
+        }
+
+        func rows(_ table: DerivedTable, matching: [(column: String, value: SQLValue)]) throws -> [DerivedRow] {
+            let cols = table.keyColumns + table.valueColumns
+            let known = Set(cols)
+            precondition(matching.allSatisfy { known.contains($0.column) }, "unknown column")
+            let whereSQL = matching.isEmpty ? "" : " WHERE " + matching.map { "\($0.column) = ?" }.joined(separator: " AND ")
+            let sql = "SELECT \(cols.joined(separator: ", ")) FROM \(table.rawValue)\(whereSQL) ORDER BY \(table.keyColumns.joined(separator: ", "))"
+            let args = StatementArguments(matching.map { Self.dbValue($0.value) })
+            return try Row.fetchAll(db, sql: sql, arguments: args).map { r in
+                let values = cols.map { c -> SQLValue in
+                    let v: DatabaseValue = r[c]
+                    switch v.storage {
+                    case .null: return .null
+                    case let .int64(i): return .int(i)
+                    case let .string(s): return .text(s)
+                    case let .double(d): return .int(Int64(d))
+                    case .blob: return .null
+                    }
+                }
+                return DerivedRow(table: table, key: Array(values.prefix(table.keyColumns.count)), values: Array(values.dropFirst(table.keyColumns.count)))
+            }
+        }
+
+        static func dbValue(_ v: SQLValue) -> DatabaseValue {
+            switch v {
+            case let .int(i): return i.databaseValue
+            case let .text(s): return s.databaseValue
+            case .null: return .null
+            }
+        }
+
+        func append(_ e: StoredEvent) throws {
+            try db.execute(sql: "INSERT INTO events (seq, kind, payload, actor, signature, prev_hash, hash, idem, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           arguments: [e.seq, e.kind, e.payload, e.actor, e.signature, e.prevHash, e.hash, e.idempotencyKey, e.at])
+        }
+
+        func upsert(_ rows: [DerivedRow]) throws {
+            var statements: [DerivedTable: Statement] = [:]
+            for row in rows {
+                let st: Statement
+                if let s = statements[row.table] { st = s } else {
+                    st = try db.cachedStatement(sql: row.table.upsertSQL)
+                    statements[row.table] = st
+                }
+                try st.execute(arguments: StatementArguments((row.key + row.values).map(Self.dbValue)))
+            }
+        }
+
+        func snapshot(atOrBefore seq: Int64) throws -> (seq: Int64, data: Data)? {
+            guard let r = try Row.fetchOne(db, sql: "SELECT seq, data FROM snapshots WHERE seq <= ? ORDER BY seq DESC LIMIT 1", arguments: [seq]) else { return nil }
+            return (r["seq"], r["data"])
+        }
+
+        func saveSnapshot(seq: Int64, data: Data) throws {
+            try db.execute(sql: "INSERT INTO snapshots (seq, data) VALUES (?, ?) ON CONFLICT (seq) DO UPDATE SET data = excluded.data", arguments: [seq, data])
+            try db.execute(sql: "DELETE FROM snapshots WHERE seq < ?", arguments: [seq])
+        }
+    }
+}

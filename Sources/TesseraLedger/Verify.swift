@@ -1,0 +1,104 @@
+import Foundation
+import TesseraEngine
+import TesseraLibrary
+
+public struct VerifyReport: Codable, Sendable, Equatable {
+    public var events: Int64
+    public var ok: Bool
+    /// The first event at which anything disagrees: a broken link, a bad hash or
+    /// signature, a rule the event breaks, or a derived figure that does not match.
+    public var firstBadEvent: Int64?
+    public var problem: String?
+
+    enum CodingKeys: String, CodingKey {
+        case events, ok, problem
+        case firstBadEvent = "first_bad_event"
+    }
+}
+
+extension Ledger {
+    /// Replays the whole chain from the first event, checking every link, hash, signature
+    /// and rule, recomputes every derived table (and the latest snapshot) from the events
+    /// alone, and compares them with what is stored.
+    public static func verify(store: LedgerStore, policy: MarketPolicy) throws -> VerifyReport {
+        try store.read { r in
+            var s = LedgerState(policy: policy)
+            var expected: [DerivedTable: [[SQLValue]: [SQLValue]]] = [:]
+            let snapshot = try r.snapshot(atOrBefore: .max)
+            var count: Int64 = 0
+            func bad(_ seq: Int64, _ why: String) -> VerifyReport {
+                VerifyReport(events: count, ok: false, firstBadEvent: seq, problem: why)
+            }
+            while true {
+                let page = try r.events(after: s.seq, limit: 10_000)
+                if page.isEmpty { break }
+                // Signatures are the costly check: both cores, then in order.
+                var sigOK = [Bool](repeating: false, count: page.count)
+                var actions = [LedgerAction?](repeating: nil, count: page.count)
+                sigOK.withUnsafeMutableBufferPointer { okBuf in
+                    actions.withUnsafeMutableBufferPointer { actBuf in
+                        let okp = okBuf.baseAddress!, ap = actBuf.baseAddress!
+                        Parallel.ranges(page.count, work: page.count << 16) { range in
+                            for i in range {
+                                let e = page[i]
+                                guard let a = try? LedgerAction.decode(kind: e.kind, payload: e.payload) else { continue }
+                                ap[i] = a
+                                okp[i] = (try? LedgerState.checkSignature(SignedAction(action: a, actor: e.actor, signature: e.signature))) != nil
+                            }
+                        }
+                    }
+                }
+                for (i, e) in page.enumerated() {
+                    count += 1
+                    guard e.seq == s.seq + 1 else { return bad(s.seq + 1, "event \(s.seq + 1) is missing (next stored is \(e.seq))") }
+                    guard e.prevHash == s.headHash else { return bad(e.seq, "event \(e.seq) does not link to the hash of event \(s.seq)") }
+                    guard let action = actions[i], (try? action.payloadJSON()) == e.payload else {
+                        return bad(e.seq, "event \(e.seq) payload is not a valid canonical \(e.kind) action")
+                    }
+                    let hash = Ledger.eventHash(seq: e.seq, kind: e.kind, payload: e.payload, actor: e.actor, signature: e.signature, prev: e.prevHash)
+                    guard hash == e.hash else { return bad(e.seq, "event \(e.seq) hash does not match its contents") }
+                    guard e.idempotencyKey == Ledger.idempotencyKey(kind: e.kind, payload: e.payload, actor: e.actor) else {
+                        return bad(e.seq, "event \(e.seq) idempotency key does not match its contents")
+                    }
+                    guard sigOK[i] else { return bad(e.seq, "event \(e.seq) has a bad signature") }
+                    guard e.at == action.at else { return bad(e.seq, "event \(e.seq) time column disagrees with its payload") }
+                    let rows: [DerivedRow]
+                    do {
+                        rows = try s.apply(SignedAction(action: action, actor: e.actor, signature: e.signature), seq: e.seq, hash: e.hash, checkSignature: false)
+                    } catch {
+                        return bad(e.seq, "event \(e.seq) breaks the rules: \(error)")
+                    }
+                    for row in rows { expected[row.table, default: [:]][row.key] = row.values }
+                    if let snapshot, snapshot.seq == e.seq {
+                        guard let stored = try? JSONDecoder().decode(LedgerState.self, from: snapshot.data), stored == s else {
+                            return bad(e.seq, "the state snapshot stored at event \(e.seq) does not match the events")
+                        }
+                    }
+                }
+            }
+            if let snapshot, snapshot.seq > s.seq { return bad(snapshot.seq, "a snapshot exists for event \(snapshot.seq), past the last event") }
+            // Derived tables: every stored row must be what the events give, and no row missing.
+            var worst: (seq: Int64, why: String)? = nil
+            func note(_ seq: Int64, _ why: String) { if worst == nil || seq < worst!.seq { worst = (seq, why) } }
+            for table in DerivedTable.allCases {
+                let stored = try r.rows(table, matching: [])
+                var want = expected[table] ?? [:]
+                for row in stored {
+                    if let v = want.removeValue(forKey: row.key) {
+                        if v != row.values {
+                            let seq = min(row.seq, DerivedRow(table: table, key: row.key, values: v).seq)
+                            note(seq, "\(table.rawValue) \(row.key.map(\.description).joined(separator: "/")): stored \(zip(table.valueColumns, row.values).map { "\($0)=\($1)" }.joined(separator: " ")), the events give \(zip(table.valueColumns, v).map { "\($0)=\($1)" }.joined(separator: " "))")
+                        }
+                    } else {
+                        note(row.seq, "\(table.rawValue) \(row.key.map(\.description).joined(separator: "/")): stored, but no event produces it")
+                    }
+                }
+                for (key, v) in want {
+                    note(DerivedRow(table: table, key: key, values: v).seq, "\(table.rawValue) \(key.map(\.description).joined(separator: "/")): produced by the events, but not stored")
+                }
+            }
+            if let worst { return VerifyReport(events: count, ok: false, firstBadEvent: worst.seq, problem: worst.why) }
+            return VerifyReport(events: count, ok: true, firstBadEvent: nil, problem: nil)
+        }
+    }
+}

@@ -1,0 +1,159 @@
+import Foundation
+import Testing
+@testable import TesseraEngine
+@testable import TesseraLibrary
+@testable import TesseraLedger
+
+@Suite struct LedgerFlowTests {
+    @Test func aRoundFromClaimToPayouts() throws {
+        let m = try MarketFixture()
+        let (a, b) = (m.contributors[0], m.contributors[1])
+        let e = m.experts[1]
+        try m.claim(a, [e])
+        try m.claim(b, [e])
+        try m.submit(a, [e], bundle: "A")
+        try m.submit(b, [e], bundle: "B")
+        for (v, gain) in zip(m.validators, [3_000, 2_000, 2_500] as [Int64]) { try m.verdict(v, bundle: "A", gain: gain, accept: true) }
+        for (v, gain) in zip(m.validators, [1_000, 999_999, 1_200] as [Int64]) { try m.verdict(v, bundle: "B", gain: gain, accept: true) }
+        let s = try m.ledger.currentState()
+        // Stakes 100, 150, 120: the weighted lower median is the first figure (ascending) at
+        // which half of the 370 stake is reached.
+        #expect(s.submissions[fakeHash("A")]?.consensusGain == 2_500)
+        #expect(s.submissions[fakeHash("B")]?.consensusGain == 1_200, "one validator's extreme figure does not move the median")
+        #expect(s.submissions[fakeHash("A")]?.state == .accepted)
+        try m.merge(e, bundles: ["A", "B"], version: "v2")
+        // Minting: U·G/G₂ = 1e6·3700/1e4 = 370,000, under the 50% cap; split 2500:1200 by gain.
+        let report = try #require(try m.ledger.expert(e))
+        #expect(report.totalUnits == 1_370_000)
+        #expect(Set(report.holders.map { "\($0.owner.prefix(8)):\($0.units)" }) == [
+            "\(m.publisher.publicHex.prefix(8)):1000000", "\(a.publicHex.prefix(8)):250000", "\(b.publicHex.prefix(8)):120000"])
+        #expect(report.versions.map(\.hash) == [fakeHash("base\(e)"), fakeHash("v2")])
+        // Revenue: 7% fees, the rest by usage then by units, summing exactly.
+        try m.revenue(1_000_003, period: "2026-11", usage: [(m.experts[0], 1), (e, 2)])
+        let payouts = try m.ledger.payouts()
+        #expect(payouts.reduce(0) { $0 + $1.amount } == 1_000_003)
+        let fees = payouts.filter { $0.kind != "owner" }.reduce(0) { $0 + $1.amount }
+        #expect(fees == 1_000_003 * 500 / 10_000 + 1_000_003 * 200 / 10_000)
+        let shares = try m.ledger.shares(owner: a.publicHex)
+        #expect(shares.holdings.count == 1 && shares.holdings[0].units == 250_000)
+        #expect(shares.holdings[0].payouts > 0 && abs(shares.holdings[0].fraction - 250_000.0 / 1_370_000) < 1e-12)
+        let v = try m.verify()
+        #expect(v.ok, "\(v.problem ?? "")")
+        #expect(try m.ledger.round("r1")?.submissions.count == 2)
+    }
+
+    @Test func refusalsChangeNothing() throws {
+        let m = try MarketFixture()
+        let (a, b, c) = (m.contributors[0], m.contributors[1], m.contributors[2])
+        let e = m.experts[0]
+        try m.claim(a, [e])
+        try m.claim(b, [e])
+        try m.submit(a, [e], bundle: "A")
+        let before = try m.eventCount()
+        let stranger = ParticipantKey.generate()
+        func refused(_ fragment: String, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void) {
+            #expect(sourceLocation: sourceLocation) { try body() } throws: { "\($0)".contains(fragment) }
+        }
+        refused("not registered") { try m.claim(stranger, [e]) }
+        refused("cap") { try m.claim(c, [e]) }
+        refused("not open") { try m.claim(c, [m.experts[1]], round: "r9") }
+        refused("not claimed") { try m.submit(c, [m.experts[2]], bundle: "C") }
+        refused("not a validator") { try m.verdict(b, bundle: "A", gain: 1, accept: true) }
+        refused("unknown submission") { try m.verdict(m.validators[0], bundle: "nope", gain: 1, accept: true) }
+        refused("must be positive") { try m.revenue(0, period: "p", usage: [(e, 1)]) }
+        refused("unknown domain") { try m.revenue(10, period: "p", usage: [(e, 1)], domain: "xx") }
+        refused("market operator") {
+            try m.ledger.append(try SignedAction(.openDomain(.init(at: m.tick(), name: "de")), key: a))
+        }
+        // A bad signature: a valid action with someone else's signature.
+        let action = LedgerAction.claim(.init(at: m.tick(), round: "r1", experts: [m.ref(m.experts[3])], expiresAt: 50_000))
+        let forged = SignedAction(action: action, actor: c.publicHex, signature: try SignedAction(action, key: a).signature)
+        refused("bad signature") { try m.ledger.append(forged) }
+        // Judging one's own submission: register a contributor who is also a validator.
+        try m.ledger.append(try SignedAction(.register(.init(at: m.tick(), key: a.publicHex, roles: [.validator], stake: 10)), key: m.op))
+        let afterRegister = try m.eventCount()
+        refused("own submission") { try m.verdict(a, bundle: "A", gain: 1, accept: true) }
+        try m.verdict(m.validators[0], bundle: "A", gain: 5, accept: true)
+        refused("already judged") { try m.verdict(m.validators[0], bundle: "A", gain: 6, accept: true) }
+        // Stale base: another version lands between claim and submission.
+        #expect(try m.eventCount() == afterRegister + 1)
+        #expect(afterRegister == before + 1)
+        let v = try m.verify()
+        #expect(v.ok, "\(v.problem ?? "")")
+    }
+
+    @Test func staleBaseAndPartialBatchesAreRefusedWhole() throws {
+        let m = try MarketFixture()
+        let (a, b) = (m.contributors[0], m.contributors[1])
+        let e = m.experts[2]
+        try m.claim(a, [e])
+        try m.claim(b, [e])
+        try m.submit(a, [e], bundle: "A")
+        let staleBase = try m.current(e)
+        for v in m.validators { try m.verdict(v, bundle: "A", gain: 600, accept: true) }
+        try m.merge(e, bundles: ["A"], version: "v2")
+        let stale = try SignedAction(.submit(.init(at: m.tick(), round: "r1", bundle: fakeHash("B"), bundleSignature: "00",
+                                                   experts: [m.ref(e, staleBase)])), key: b)
+        #expect { try m.ledger.append(stale) } throws: { "\($0)".contains("stale") }
+        // A batch with one refused action records none of it.
+        let count = try m.eventCount()
+        let good = try SignedAction(.claim(.init(at: m.tick(), round: "r1", experts: [m.ref(m.experts[3])], expiresAt: 60_000)), key: b)
+        #expect(throws: LedgerError.self) { try m.ledger.append([good, stale]) }
+        #expect(try m.eventCount() == count)
+        #expect(try m.verify().ok)
+    }
+
+    @Test func resendingAnActionRecordsItOnce() throws {
+        let m = try MarketFixture()
+        let a = m.contributors[0]
+        let action = try SignedAction(.claim(.init(at: m.tick(), round: "r1", experts: [m.ref(m.experts[0])], expiresAt: 50_000)), key: a)
+        let first = try m.ledger.append(action)
+        let again = try m.ledger.append(action)
+        #expect(again == .duplicate(seq: first.seq))
+        // Even through another handle on the same database (another process, say).
+        let other = try Ledger(store: try SQLiteLedgerStore(path: m.dir.sub("ledger.sqlite")), policy: testPolicy)
+        #expect(try other.append(action) == .duplicate(seq: first.seq))
+        let submit = try SignedAction(.submit(.init(at: m.tick(), round: "r1", bundle: fakeHash("A"), bundleSignature: "00",
+                                                    experts: [m.ref(m.experts[0], try m.current(m.experts[0]))])), key: a)
+        let seq = try m.ledger.append(submit).seq
+        #expect(try m.ledger.append(submit) == .duplicate(seq: seq))
+        #expect(try m.eventCount() == seq)
+    }
+
+    @Test func verifyFindsTheFirstTamperedEvent() throws {
+        let m = try MarketFixture()
+        try m.claim(m.contributors[0], [m.experts[0]])
+        try m.submit(m.contributors[0], [m.experts[0]], bundle: "A")
+        try m.verdict(m.validators[0], bundle: "A", gain: 900, accept: true)
+        try m.verdict(m.validators[1], bundle: "A", gain: 800, accept: true)
+        try m.verdict(m.validators[2], bundle: "A", gain: 850, accept: true)
+        try m.merge(m.experts[0], bundles: ["A"], version: "v2")
+        try m.revenue(5_000, period: "p1", usage: [(m.experts[0], 3)])
+        #expect(try m.verify().ok)
+        let db = m.dir.sub("ledger.sqlite")
+        func sql(_ s: String) throws {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = ["python3", "-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()", db, s]
+            try p.run()
+            p.waitUntilExit()
+        }
+        // A balance edited behind the ledger's back.
+        let holdingsSeq = try m.ledger.store.read { try $0.rows(.holdings, matching: [("owner", .text(m.contributors[0].publicHex))]) }[0].seq
+        try sql("UPDATE holdings SET units = units + 1 WHERE owner = '\(m.contributors[0].publicHex)'")
+        var v = try Ledger.verify(store: m.ledger.store, policy: testPolicy)
+        #expect(!v.ok && v.firstBadEvent == holdingsSeq && (v.problem ?? "").contains("holdings"), "\(v)")
+        try sql("UPDATE holdings SET units = units - 1 WHERE owner = '\(m.contributors[0].publicHex)'")
+        #expect(try Ledger.verify(store: m.ledger.store, policy: testPolicy).ok)
+        // A payload edited: the hash no longer matches (and the signature fails).
+        try sql("UPDATE events SET payload = replace(payload, '\"gain_lcb_micronats\":900', '\"gain_lcb_micronats\":901') WHERE kind = 'verdict'")
+        v = try Ledger.verify(store: m.ledger.store, policy: testPolicy)
+        let verdictSeq = try m.ledger.events(since: 0).first { $0.kind == "verdict" }!.seq
+        #expect(!v.ok && v.firstBadEvent == verdictSeq, "\(v)")
+        // An event removed: the chain breaks there.
+        try sql("UPDATE events SET payload = replace(payload, '\"gain_lcb_micronats\":901', '\"gain_lcb_micronats\":900') WHERE kind = 'verdict'")
+        try sql("DELETE FROM events WHERE seq = 5")
+        v = try Ledger.verify(store: m.ledger.store, policy: testPolicy)
+        #expect(!v.ok && v.firstBadEvent == 5, "\(v)")
+    }
+}

@@ -1,0 +1,83 @@
+import Foundation
+@testable import TesseraEngine
+@testable import TesseraLibrary
+@testable import TesseraLedger
+
+final class TempDir {
+    let path: String
+    init() {
+        path = NSTemporaryDirectory() + "tessera-ledger-" + UUID().uuidString
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+    func sub(_ n: String) -> String { (path as NSString).appendingPathComponent(n) }
+}
+
+let testPolicy = MarketPolicy(confidence: 0.95, minGainMicronats: 100, backgroundToleranceMicronats: 1000, deltaNormBound: 0.2,
+                              copyThreshold: 0.95, quorum: 3, genesisUnits: 1_000_000, doublingGainMicronats: 10_000,
+                              maxMintBps: 5_000, validatorFeeBps: 500, operatorFeeBps: 200, maxClaimantsPerExpert: 2)
+
+func fakeHash(_ s: String) -> String { ContentHash.sha256(Array(s.utf8)) }
+
+/// A small market: operator, publisher, three contributors, three validators (stakes 100,
+/// 150, 120; quorum 3), four experts
+/// (2 layers × 2), domain "es", round "r1" over all experts.
+final class MarketFixture {
+    let dir = TempDir()
+    let op = ParticipantKey.generate(), publisher = ParticipantKey.generate()
+    let contributors = (0..<3).map { _ in ParticipantKey.generate() }
+    let validators = (0..<3).map { _ in ParticipantKey.generate() }
+    let experts = [ExpertID(layer: 0, expert: 0), ExpertID(layer: 0, expert: 1), ExpertID(layer: 1, expert: 0), ExpertID(layer: 1, expert: 1)]
+    var ledger: Ledger!
+    var t: Int64 = 1_000
+
+    init(policy: MarketPolicy = testPolicy) throws {
+        ledger = try Ledger(store: try SQLiteLedgerStore(path: dir.sub("ledger.sqlite")), policy: policy)
+        try ledger.append(try SignedAction(.genesis(.init(at: tick(), publisher: publisher.publicHex,
+                                                           experts: experts.map { ExpertRef(layer: $0.layer, expert: $0.expert, version: fakeHash("base\($0)")) },
+                                                           policySHA256: fakeHash("policy"))), key: op))
+        try ledger.append(try SignedAction(.openDomain(.init(at: tick(), name: "es")), key: op))
+        for c in contributors { try ledger.append(try SignedAction(.register(.init(at: tick(), key: c.publicHex, roles: [.contributor], stake: 0)), key: op)) }
+        for (i, v) in validators.enumerated() {
+            try ledger.append(try SignedAction(.register(.init(at: tick(), key: v.publicHex, roles: [.validator], stake: [100, 150, 120][i])), key: op))
+        }
+        try ledger.append(try SignedAction(.openRound(.init(at: tick(), round: "r1", domain: "es", experts: experts.map { ExpertRef(layer: $0.layer, expert: $0.expert) },
+                                                           closesAt: 100_000)), key: op))
+    }
+
+    func tick() -> Int64 { t += 1; return t }
+    func ref(_ id: ExpertID, _ version: String? = nil) -> ExpertRef { ExpertRef(layer: id.layer, expert: id.expert, version: version) }
+    func current(_ id: ExpertID) throws -> String { try ledger.currentState().experts[id]!.versions.last! }
+
+    @discardableResult
+    func claim(_ who: ParticipantKey, _ ids: [ExpertID], round: String = "r1") throws -> Ledger.Outcome {
+        try ledger.append(try SignedAction(.claim(.init(at: tick(), round: round, experts: ids.map { ref($0) }, expiresAt: 50_000)), key: who))
+    }
+
+    @discardableResult
+    func submit(_ who: ParticipantKey, _ ids: [ExpertID], bundle: String) throws -> Ledger.Outcome {
+        try ledger.append(try SignedAction(.submit(.init(at: tick(), round: "r1", bundle: fakeHash(bundle), bundleSignature: String(repeating: "ab", count: 64),
+                                                         experts: try ids.map { ref($0, try current($0)) })), key: who))
+    }
+
+    @discardableResult
+    func verdict(_ who: ParticipantKey, bundle: String, gain: Int64, accept: Bool) throws -> Ledger.Outcome {
+        try ledger.append(try SignedAction(.verdict(.init(at: tick(), submission: fakeHash(bundle), gainLCBMicronats: gain,
+                                                          regressionUCBMicronats: 10, accept: accept, reason: accept ? "gain" : "no gain")), key: who))
+    }
+
+    @discardableResult
+    func merge(_ id: ExpertID, bundles: [String], version: String) throws -> Ledger.Outcome {
+        try ledger.append(try SignedAction(.newVersion(.init(at: tick(), layer: id.layer, expert: id.expert, version: fakeHash(version),
+                                                             parent: try current(id), submissions: bundles.map(fakeHash))), key: op))
+    }
+
+    @discardableResult
+    func revenue(_ amount: Int64, period: String, usage: [(ExpertID, Int64)], domain: String = "es") throws -> Ledger.Outcome {
+        try ledger.append(try SignedAction(.revenue(.init(at: tick(), domain: domain, period: period, amount: amount,
+                                                          usage: try usage.map { .init(layer: $0.0.layer, expert: $0.0.expert, version: try current($0.0), usage: $0.1) })), key: op))
+    }
+
+    func verify() throws -> VerifyReport { try Ledger.verify(store: ledger.store, policy: ledger.policy) }
+    func eventCount() throws -> Int64 { try ledger.store.read { try $0.eventCount() } }
+}
