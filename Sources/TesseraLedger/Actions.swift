@@ -217,22 +217,34 @@ public enum LedgerAction: Sendable, Equatable {
     }
 }
 
-/// An action signed by its actor, ready to be appended.
+/// An action signed by its actor, ready to be appended. Its canonical payload is
+/// computed once, here.
 public struct SignedAction: Sendable {
-    public var action: LedgerAction
-    public var actor: String
-    public var signature: String
+    public let action: LedgerAction
+    public let actor: String
+    public let signature: String
+    public let payload: String
 
     public init(_ action: LedgerAction, key: ParticipantKey) throws {
         self.action = action
         actor = key.publicHex
-        signature = Hex.encode(try key.sign(LedgerAction.signedBytes(kind: action.kind, payload: try action.payloadJSON())))
+        payload = try action.payloadJSON()
+        signature = Hex.encode(try key.sign(LedgerAction.signedBytes(kind: action.kind, payload: payload)))
     }
 
-    public init(action: LedgerAction, actor: String, signature: String) {
+    public init(action: LedgerAction, actor: String, signature: String) throws {
         self.action = action
         self.actor = actor
         self.signature = signature
+        payload = try action.payloadJSON()
+    }
+
+    /// An action read back from a stored event, whose payload is already canonical.
+    init(action: LedgerAction, actor: String, signature: String, storedPayload: String) {
+        self.action = action
+        self.actor = actor
+        self.signature = signature
+        payload = storedPayload
     }
 }
 

@@ -12,7 +12,7 @@ public final class Ledger: @unchecked Sendable {
     private let lock = NSLock()
     /// A state snapshot is stored with every event whose number is a multiple of this,
     /// so opening a long ledger replays at most this many events.
-    public static let snapshotInterval: Int64 = 5_000
+    public let snapshotInterval: Int64
 
     public enum Outcome: Sendable, Equatable {
         case appended(seq: Int64)
@@ -21,9 +21,10 @@ public final class Ledger: @unchecked Sendable {
         public var seq: Int64 { switch self { case let .appended(s), let .duplicate(s): return s } }
     }
 
-    public init(store: LedgerStore, policy: MarketPolicy) throws {
+    public init(store: LedgerStore, policy: MarketPolicy, snapshotInterval: Int64 = 5_000) throws {
         self.store = store
         self.policy = policy
+        self.snapshotInterval = max(1, snapshotInterval)
         state = LedgerState(policy: policy)
         state = try store.read { r in try Self.catchUp(LedgerState(policy: policy), reader: r) }
     }
@@ -45,7 +46,7 @@ public final class Ledger: @unchecked Sendable {
             if batch.isEmpty { break }
             for e in batch {
                 let action = try LedgerAction.decode(kind: e.kind, payload: e.payload)
-                _ = try s.apply(SignedAction(action: action, actor: e.actor, signature: e.signature), seq: e.seq, hash: e.hash, checkSignature: false)
+                _ = try s.apply(SignedAction(action: action, actor: e.actor, signature: e.signature, storedPayload: e.payload), seq: e.seq, hash: e.hash, checkSignature: false)
             }
         }
         return s
@@ -63,39 +64,50 @@ public final class Ledger: @unchecked Sendable {
     /// none. An action identical to one already recorded is not recorded again.
     @discardableResult
     public func append(_ actions: [SignedAction]) throws -> [Outcome] {
-        for a in actions { try LedgerState.checkSignature(a) }
+        // Signatures first, on every core, outside the write lock.
+        let failures = ErrorList()
+        PhaseTimer.shared.measure("ledger.signatures") {
+            Parallel.ranges(actions.count, work: actions.count << 16) { range in
+                for i in range {
+                    do { try LedgerState.checkSignature(actions[i]) } catch { failures.add(i, error) }
+                }
+            }
+        }
+        if let first = failures.first { throw first }
         lock.lock()
         defer { lock.unlock() }
-        let (outcomes, next) = try store.write { w -> ([Outcome], LedgerState) in
+        let (outcomes, next) = try PhaseTimer.shared.measure("ledger.write") { try store.write { w -> ([Outcome], LedgerState) in
             var s = try Self.catchUp(state, reader: w)
             var outcomes: [Outcome] = []
             var seen: [String: Int64] = [:]
             for a in actions {
-                let payload = try a.action.payloadJSON()
+                let payload = a.payload
                 let idem = Self.idempotencyKey(kind: a.action.kind, payload: payload, actor: a.actor)
                 if let seq = seen[idem] {
                     outcomes.append(.duplicate(seq: seq))
                     continue
                 }
-                if let existing = try w.event(idempotencyKey: idem) {
+                if let existing = try PhaseTimer.shared.measure("ledger.idem", { try w.event(idempotencyKey: idem) }) {
                     outcomes.append(.duplicate(seq: existing.seq))
                     continue
                 }
                 let seq = s.seq + 1
                 let hash = Self.eventHash(seq: seq, kind: a.action.kind, payload: payload, actor: a.actor, signature: a.signature, prev: s.headHash)
                 let prev = s.headHash
-                let rows = try s.apply(a, seq: seq, hash: hash, checkSignature: false)
-                try w.append(StoredEvent(seq: seq, kind: a.action.kind, payload: payload, actor: a.actor, signature: a.signature,
-                                         prevHash: prev, hash: hash, idempotencyKey: idem, at: a.action.at))
-                try w.upsert(rows)
-                if seq % Self.snapshotInterval == 0 {
+                let rows = try PhaseTimer.shared.measure("ledger.rules") { try s.apply(a, seq: seq, hash: hash, checkSignature: false) }
+                try PhaseTimer.shared.measure("ledger.sql") {
+                    try w.append(StoredEvent(seq: seq, kind: a.action.kind, payload: payload, actor: a.actor, signature: a.signature,
+                                             prevHash: prev, hash: hash, idempotencyKey: idem, at: a.action.at))
+                    try w.upsert(rows)
+                }
+                if seq % snapshotInterval == 0 {
                     try w.saveSnapshot(seq: seq, data: try JSONEncoder().encode(s))
                 }
                 seen[idem] = seq
                 outcomes.append(.appended(seq: seq))
             }
             return (outcomes, s)
-        }
+        } }
         state = next
         return outcomes
     }
@@ -110,4 +122,11 @@ public final class Ledger: @unchecked Sendable {
         state = try store.read { r in try Self.catchUp(state, reader: r) }
         return state
     }
+}
+
+final class ErrorList: @unchecked Sendable {
+    private let lock = NSLock()
+    private var errors: [(Int, Error)] = []
+    func add(_ i: Int, _ e: Error) { lock.lock(); errors.append((i, e)); lock.unlock() }
+    var first: Error? { lock.lock(); defer { lock.unlock() }; return errors.min { $0.0 < $1.0 }?.1 }
 }

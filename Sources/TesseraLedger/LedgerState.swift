@@ -45,21 +45,21 @@ public struct LedgerState: Sendable, Codable, Equatable {
     /// A refusal: no rule lets this action happen now.
     func refuse(_ why: String) -> LedgerError { .refused(why) }
 
-    /// Checks and applies the next event. On a refusal the state is unchanged.
+    /// Checks and applies the next event. Every rule checks everything before it changes
+    /// anything, so on a refusal the state is unchanged (and it is changed in place
+    /// otherwise: copying the whole state per event would make a long ledger quadratic).
     public mutating func apply(_ signed: SignedAction, seq newSeq: Int64, hash: String, checkSignature: Bool = true) throws -> [DerivedRow] {
-        var next = self
         if checkSignature { try Self.checkSignature(signed) }
-        let rows = try next.applyUnchecked(signed, seq: newSeq)
-        next.seq = newSeq
-        next.headHash = hash
-        self = next
+        let rows = try applyUnchecked(signed, seq: newSeq)
+        seq = newSeq
+        headHash = hash
         return rows
     }
 
     /// The actor's Ed25519 signature over the action's canonical bytes.
     public static func checkSignature(_ s: SignedAction) throws {
         guard let sig = Hex.decode(s.signature), sig.count == 64,
-              ParticipantKey.verify(signature: sig, of: LedgerAction.signedBytes(kind: s.action.kind, payload: try s.action.payloadJSON()), publicHex: s.actor)
+              ParticipantKey.verify(signature: sig, of: LedgerAction.signedBytes(kind: s.action.kind, payload: s.payload), publicHex: s.actor)
         else { throw LedgerError.refused("bad signature by \(s.actor.prefix(16))… on \(s.action.kind)") }
     }
 
@@ -96,12 +96,15 @@ public struct LedgerState: Sendable, Codable, Equatable {
         guard operatorKey == nil, seq == 1 else { throw refuse("genesis must be the first event") }
         guard isKey(g.publisher) else { throw refuse("genesis publisher is not an Ed25519 public key") }
         guard !g.experts.isEmpty, Set(g.experts.map(\.id)).count == g.experts.count else { throw refuse("genesis needs each expert once") }
+        for e in g.experts {
+            guard let v = e.version, isHash(v) else { throw refuse("genesis expert \(e.id) lacks a version hash") }
+        }
         operatorKey = actor
         participants[actor] = Participant(roles: [], stake: 0)
         participants[g.publisher, default: Participant(roles: [], stake: 0)].roles.insert(.owner)
         var rows = [participantRow(actor, seq), participantRow(g.publisher, seq)]
         for e in g.experts {
-            guard let v = e.version, isHash(v) else { throw refuse("genesis expert \(e.id) lacks a version hash") }
+            let v = e.version!
             experts[e.id] = Expert(versions: [v], holdings: [g.publisher: policy.genesisUnits], units: policy.genesisUnits, revenue: 0)
             versionOwner[v] = e.id
             rows += [versionRow(v, e.id, parent: nil, submissions: [], seq), holdingRow(e.id, g.publisher, seq), expertRow(e.id, seq)]

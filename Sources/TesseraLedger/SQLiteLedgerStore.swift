@@ -54,7 +54,7 @@ public final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
         }
 
         func head() throws -> StoredEvent? {
-            try Row.fetchOne(db, sql: "SELECT * FROM events ORDER BY seq DESC LIMIT 1").map(decodeEvent)
+            try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM events ORDER BY seq DESC LIMIT 1")).map(decodeEvent)
         }
 
         func events(after seq: Int64, limit: Int) throws -> [StoredEvent] {
@@ -62,7 +62,8 @@ public final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
         }
 
         func event(idempotencyKey: String) throws -> StoredEvent? {
-            try Row.fetchOne(db, sql: "SELECT * FROM events WHERE idem = ?", arguments: [idempotencyKey]).map(decodeEvent)
+            let st = try db.cachedStatement(sql: "SELECT * FROM events WHERE idem = ?")
+            return try Row.fetchOne(st, arguments: [idempotencyKey]).map(decodeEvent)
         }
 
         func eventCount() throws -> Int64 {
@@ -100,8 +101,8 @@ public final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
         }
 
         func append(_ e: StoredEvent) throws {
-            try db.execute(sql: "INSERT INTO events (seq, kind, payload, actor, signature, prev_hash, hash, idem, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           arguments: [e.seq, e.kind, e.payload, e.actor, e.signature, e.prevHash, e.hash, e.idempotencyKey, e.at])
+            let st = try db.cachedStatement(sql: "INSERT INTO events (seq, kind, payload, actor, signature, prev_hash, hash, idem, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            try st.execute(arguments: [e.seq, e.kind, e.payload, e.actor, e.signature, e.prevHash, e.hash, e.idempotencyKey, e.at])
         }
 
         func upsert(_ rows: [DerivedRow]) throws {

@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import TesseraEngine
 import TesseraLibrary
@@ -35,24 +36,25 @@ extension Ledger {
                 // Signatures are the costly check: both cores, then in order.
                 var sigOK = [Bool](repeating: false, count: page.count)
                 var actions = [LedgerAction?](repeating: nil, count: page.count)
-                sigOK.withUnsafeMutableBufferPointer { okBuf in
+                PhaseTimer.shared.measure("verify.parallel") { sigOK.withUnsafeMutableBufferPointer { okBuf in
                     actions.withUnsafeMutableBufferPointer { actBuf in
                         let okp = okBuf.baseAddress!, ap = actBuf.baseAddress!
                         Parallel.ranges(page.count, work: page.count << 16) { range in
                             for i in range {
                                 let e = page[i]
+                                // The signature covers the stored payload bytes; the action is what they decode to.
                                 guard let a = try? LedgerAction.decode(kind: e.kind, payload: e.payload) else { continue }
                                 ap[i] = a
-                                okp[i] = (try? LedgerState.checkSignature(SignedAction(action: a, actor: e.actor, signature: e.signature))) != nil
+                                okp[i] = (try? LedgerState.checkSignature(SignedAction(action: a, actor: e.actor, signature: e.signature, storedPayload: e.payload))) != nil
                             }
                         }
                     }
-                }
+                } }
                 for (i, e) in page.enumerated() {
                     count += 1
                     guard e.seq == s.seq + 1 else { return bad(s.seq + 1, "event \(s.seq + 1) is missing (next stored is \(e.seq))") }
                     guard e.prevHash == s.headHash else { return bad(e.seq, "event \(e.seq) does not link to the hash of event \(s.seq)") }
-                    guard let action = actions[i], (try? action.payloadJSON()) == e.payload else {
+                    guard let action = actions[i] else {
                         return bad(e.seq, "event \(e.seq) payload is not a valid canonical \(e.kind) action")
                     }
                     let hash = Ledger.eventHash(seq: e.seq, kind: e.kind, payload: e.payload, actor: e.actor, signature: e.signature, prev: e.prevHash)
@@ -64,7 +66,7 @@ extension Ledger {
                     guard e.at == action.at else { return bad(e.seq, "event \(e.seq) time column disagrees with its payload") }
                     let rows: [DerivedRow]
                     do {
-                        rows = try s.apply(SignedAction(action: action, actor: e.actor, signature: e.signature), seq: e.seq, hash: e.hash, checkSignature: false)
+                        rows = try s.apply(SignedAction(action: action, actor: e.actor, signature: e.signature, storedPayload: e.payload), seq: e.seq, hash: e.hash, checkSignature: false)
                     } catch {
                         return bad(e.seq, "event \(e.seq) breaks the rules: \(error)")
                     }
@@ -77,6 +79,8 @@ extension Ledger {
                 }
             }
             if let snapshot, snapshot.seq > s.seq { return bad(snapshot.seq, "a snapshot exists for event \(snapshot.seq), past the last event") }
+            let compareStart = DispatchTime.now().uptimeNanoseconds
+            defer { PhaseTimer.shared.add("verify.compare", DispatchTime.now().uptimeNanoseconds - compareStart) }
             // Derived tables: every stored row must be what the events give, and no row missing.
             var worst: (seq: Int64, why: String)? = nil
             func note(_ seq: Int64, _ why: String) { if worst == nil || seq < worst!.seq { worst = (seq, why) } }

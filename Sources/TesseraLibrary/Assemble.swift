@@ -53,7 +53,7 @@ extension ExpertLibrary {
             var map: [(String, JSONValue)] = []
             for file in manifest.sourceFiles { for name in file.tensors { map.append((name, .string(file.name))) } }
             map.sort { $0.0 < $1.0 }
-            let index = JSONValue.object([("metadata", .object([("total_size", .number(Double(totalSize)))])), ("weight_map", .object(map))])
+            let index = JSONValue.object([("metadata", .object([("total_size", .integer(Int64(totalSize)))])), ("weight_map", .object(map))])
             try AtomicFile.write(Array(index.serialized().utf8), to: (out as NSString).appendingPathComponent("model.safetensors.index.json"))
         }
         guard let config = FileManager.default.contents(atPath: configPath) else { throw LibraryError("\(configPath): missing") }

@@ -34,10 +34,10 @@ public struct SubmissionBundle: Sendable {
             ("round", .string(round)),
             ("experts", .array(items.map { i in
                 .object([
-                    ("layer", .number(Double(i.expert.layer))), ("expert", .number(Double(i.expert.expert))),
+                    ("layer", .integer(Int64(i.expert.layer))), ("expert", .integer(Int64(i.expert.expert))),
                     ("base", .string(i.base)),
                     ("delta", .object([("file", .string(i.file)), ("sha256", .string(i.sha256)),
-                                       ("size", .number(Double(i.size))), ("encoding", .string(i.encoding))])),
+                                       ("size", .integer(Int64(i.size))), ("encoding", .string(i.encoding))])),
                 ])
             })),
             ("training", training),

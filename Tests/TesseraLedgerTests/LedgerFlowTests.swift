@@ -67,7 +67,7 @@ import Testing
         }
         // A bad signature: a valid action with someone else's signature.
         let action = LedgerAction.claim(.init(at: m.tick(), round: "r1", experts: [m.ref(m.experts[3])], expiresAt: 50_000))
-        let forged = SignedAction(action: action, actor: c.publicHex, signature: try SignedAction(action, key: a).signature)
+        let forged = try SignedAction(action: action, actor: c.publicHex, signature: try SignedAction(action, key: a).signature)
         refused("bad signature") { try m.ledger.append(forged) }
         // Judging one's own submission: register a contributor who is also a validator.
         try m.ledger.append(try SignedAction(.register(.init(at: m.tick(), key: a.publicHex, roles: [.validator], stake: 10)), key: m.op))

@@ -96,8 +96,8 @@ public enum SafetensorsWriter {
         for t in ordered {
             members.append((t.name, .object([
                 ("dtype", .string(t.dtype.rawValue)),
-                ("shape", .array(t.shape.map { .number(Double($0)) })),
-                ("data_offsets", .array([.number(Double(offset)), .number(Double(offset + t.byteCount))])),
+                ("shape", .array(t.shape.map { .integer(Int64($0)) })),
+                ("data_offsets", .array([.integer(Int64(offset)), .integer(Int64(offset + t.byteCount))])),
             ])))
             offset += t.byteCount
         }

@@ -107,7 +107,7 @@ extension ModelConfig {
         case .qwen2MoE: arch = "Qwen2MoeForCausalLM"
         case .qwen3MoE: arch = "Qwen3MoeForCausalLM"
         }
-        func n(_ x: Int) -> JSONValue { .number(Double(x)) }
+        func n(_ x: Int) -> JSONValue { .integer(Int64(x)) }
         m.append(("architectures", .array([.string(arch)])))
         m.append(("model_type", .string(family.rawValue)))
         m.append(("vocab_size", n(vocabSize)))
@@ -116,7 +116,7 @@ extension ModelConfig {
         m.append(("num_attention_heads", n(heads)))
         m.append(("num_key_value_heads", n(kvHeads)))
         m.append(("head_dim", n(headDim)))
-        m.append(("rms_norm_eps", .number(Double(rmsNormEps))))
+        m.append(("rms_norm_eps", .number(Double("\(rmsNormEps)") ?? Double(rmsNormEps))))
         m.append(("rope_theta", .number(ropeTheta)))
         m.append(("hidden_act", .string("silu")))
         m.append(("num_experts_per_tok", n(topK)))
@@ -133,7 +133,7 @@ extension ModelConfig {
             m.append(("intermediate_size", n(expertWidth)))
             m.append(("norm_topk_prob", .bool(normTopKProb)))
             m.append(("attention_bias", .bool(qkvBias)))
-            m.append(("clip_qkv", clipQKV.map { .number(Double($0)) } ?? .null))
+            m.append(("clip_qkv", clipQKV.map { .number(Double("\($0)") ?? Double($0)) } ?? .null))
         case .qwen2MoE, .qwen3MoE:
             m.append(("num_experts", n(experts)))
             m.append(("moe_intermediate_size", n(expertWidth)))

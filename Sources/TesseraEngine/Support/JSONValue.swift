@@ -5,6 +5,8 @@ import Foundation
 public indirect enum JSONValue: Sendable, Equatable {
     case null
     case bool(Bool)
+    /// An integer literal that fits Int64, kept exact (a Double would round past 2^53).
+    case integer(Int64)
     case number(Double)
     case string(String)
     case array([JSONValue])
@@ -14,6 +16,7 @@ public indirect enum JSONValue: Sendable, Equatable {
         switch (a, b) {
         case (.null, .null): return true
         case let (.bool(x), .bool(y)): return x == y
+        case let (.integer(x), .integer(y)): return x == y
         case let (.number(x), .number(y)): return x == y
         case let (.string(x), .string(y)): return x == y
         case let (.array(x), .array(y)): return x == y
@@ -42,10 +45,12 @@ public indirect enum JSONValue: Sendable, Equatable {
     }
     public var doubleValue: Double? {
         if case let .number(n) = self { return n }
+        if case let .integer(i) = self { return Double(i) }
         return nil
     }
-    /// An exact non-negative or negative integer, or nil for fractions and values past 2^53.
+    /// An exact integer, or nil for fractions and for floating values past 2^53.
     public var intValue: Int? {
+        if case let .integer(i) = self { return Int(i) }
         guard case let .number(n) = self, n == n.rounded(), abs(n) <= 9_007_199_254_740_992 else { return nil }
         return Int(n)
     }
@@ -90,6 +95,7 @@ extension JSONValue {
         switch self {
         case .null: out += "null"
         case let .bool(b): out += b ? "true" : "false"
+        case let .integer(i): out += String(i)
         case let .number(n):
             if n == n.rounded(), abs(n) < 1e15 { out += String(Int64(n)) } else { out += "\(n)" }
         case let .string(s): JSONValue.writeString(s, into: &out)
@@ -159,7 +165,7 @@ private struct JSONParser {
         case UInt8(ascii: "t"): try literal("true"); return .bool(true)
         case UInt8(ascii: "f"): try literal("false"); return .bool(false)
         case UInt8(ascii: "n"): try literal("null"); return .null
-        default: return .number(try number())
+        default: return try number()
         }
     }
 
@@ -276,7 +282,7 @@ private struct JSONParser {
         return s
     }
 
-    mutating func number() throws -> Double {
+    mutating func number() throws -> JSONValue {
         let start = pos
         if pos < bytes.count, bytes[pos] == UInt8(ascii: "-") { pos += 1 }
         var digits = 0
@@ -296,7 +302,8 @@ private struct JSONParser {
             guard exp > 0 else { throw fail("digits expected in exponent") }
         }
         let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<pos]), as: UTF8.self)
+        if !text.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }), let i = Int64(text) { return .integer(i) }
         guard let v = Double(text) else { throw JSONParseError(offset: start, reason: "bad number \(text)") }
-        return v
+        return .number(v)
     }
 }

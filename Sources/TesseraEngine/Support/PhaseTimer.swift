@@ -21,7 +21,8 @@ public final class PhaseTimer: Sendable {
         return try body()
     }
 
-    @usableFromInline func add(_ phase: StaticString, _ ns: UInt64) {
+    public func add(_ phase: StaticString, _ ns: UInt64) {
+        guard enabled else { return }
         totals.withLock { $0["\(phase)", default: 0] += ns }
     }
 

@@ -1,0 +1,278 @@
+import ArgumentParser
+import Foundation
+import TesseraEngine
+import TesseraLedger
+import TesseraLibrary
+
+/// `--market DIR`, shared by every market command.
+struct MarketOption: ParsableArguments {
+    @Option(help: "Market directory.") var market = "./market"
+    var directory: MarketDirectory { MarketDirectory(path: market) }
+    func open() throws -> Ledger { try directory.open() }
+}
+
+struct SignerOption: ParsableArguments {
+    @Option(help: "Key file of the participant (or operator) signing the action.") var key: String
+    @Option(help: "Time of the action, Unix seconds (now by default).") var at: Int64?
+    var time: Int64 { at ?? Int64(Date().timeIntervalSince1970) }
+    func load() throws -> ParticipantKey { try ParticipantKey.load(key) }
+}
+
+func printOutcome(_ o: Ledger.Outcome) {
+    switch o {
+    case let .appended(seq): print("recorded as event \(seq)")
+    case let .duplicate(seq): print("already recorded as event \(seq); nothing new written")
+    }
+}
+
+func expertRefs(_ text: String) throws -> [ExpertRef] {
+    try ModelSource.parseExpertSet(text).sorted().map { ExpertRef(layer: $0.layer, expert: $0.expert) }
+}
+
+struct MarketCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "market", abstract: "Create a market.", subcommands: [Init.self])
+
+    struct Init: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a market directory: policy copy, library copy, ledger with its genesis event.")
+        @OptionGroup var market: MarketOption
+        @Option(help: "Folder holding market.toml and domains/.") var policy = "Market"
+        @Option(help: "Expert library of the base model.") var library: String
+        @Option(help: "Operator key file (signs the genesis event).") var key: String
+        @Option(help: "Public key of the base model's publisher, who holds the genesis units.") var publisher: String
+        func run() throws {
+            let ledger = try MarketDirectory.create(at: market.market, policyFolder: policy, library: library,
+                                                    operatorKey: try ParticipantKey.load(key), publisher: publisher,
+                                                    at: Int64(Date().timeIntervalSince1970))
+            let s = try ledger.currentState()
+            print("market \(market.market): \(s.experts.count) experts, domains \(s.domains.sorted().joined(separator: ", ")), \(s.seq) events")
+        }
+    }
+}
+
+struct LedgerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ledger", abstract: "Record market actions and query the ledger.",
+        subcommands: [Register.self, OpenRound.self, CloseRound.self, Claim.self, Submit.self, VerdictCmd.self, NewVersion.self,
+                      Revenue.self, Shares.self, ExpertCmd.self, RoundCmd.self, Payouts.self, Events.self, Verify.self, LedgerBench.self])
+
+    struct Register: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Register a participant (operator).")
+        @OptionGroup var market: MarketOption
+        @OptionGroup var signer: SignerOption
+        @Option(help: "The participant's public key (hex).") var participant: String
+        @Option(help: "Roles: contributor, validator, owner (comma-separated).") var roles: String
+        @Option(help: "Validator stake.") var stake: Int64 = 0
+        func run() throws {
+            let rs = try roles.split(separator: ",").map { r -> Role in
+                guard let role = Role(rawValue: String(r)) else { throw ValidationError("--roles \(r): use contributor, validator or owner") }
+                return role
+            }
+            printOutcome(try market.open().append(try SignedAction(.register(.init(at: signer.time, key: participant, roles: rs, stake: stake)), key: try signer.load())))
+        }
+    }
+
+    struct OpenRound: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "open-round", abstract: "Open a round on a domain (operator).")
+        @OptionGroup var market: MarketOption
+        @OptionGroup var signer: SignerOption
+        @Option var round: String
+        @Option var domain: String
+        @Option(help: "LAYER:EXPERT,...") var experts: String
+        @Option(name: .customLong("closes-at"), help: "Unix seconds.") var closesAt: Int64
+        func run() throws {
+            printOutcome(try market.open().append(try SignedAction(.openRound(.init(at: signer.time, round: round, domain: domain, experts: try expertRefs(experts), closesAt: closesAt)), key: try signer.load())))
+        }
+    }
+
+    struct CloseRound: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "close-round", abstract: "Close a round (operator).")
+        @OptionGroup var market: MarketOption
+        @OptionGroup var signer: SignerOption
+        @Option var round: String
+        func run() throws {
+            printOutcome(try market.open().append(try SignedAction(.closeRound(.init(at: signer.time, round: round)), key: try signer.load())))
+        }
+    }
+
+    struct Claim: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Claim experts in an open round (contributor).")
+        @OptionGroup var market: MarketOption
+        @OptionGroup var signer: SignerOption
+        @Option var round: String
+        @Option(help: "LAYER:EXPERT,...") var experts: String
+        @Option(name: .customLong("expires-at"), help: "Unix seconds (default: one day after the action).") var expiresAt: Int64?
+        func run() throws {
+            printOutcome(try market.open().append(try SignedAction(.claim(.init(at: signer.time, round: round, experts: try expertRefs(experts), expiresAt: expiresAt ?? signer.time + 86_400)), key: try signer.load())))
+        }
+    }
+
+    struct Submit: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Record a submission bundle (contributor); the bundle is verified against the market's library first.")
+        @OptionGroup var market: MarketOption
+        @OptionGroup var signer: SignerOption
+        @Option var round: String
+        @Option(help: "Bundle directory.") var bundle: String
+        func run() throws {
+            let key = try signer.load()
+            let b = try SubmissionBundle.verify(bundle, library: try ExpertLibrary(directory: market.directory.libraryPath), requireCurrent: true)
+            guard b.contributor == key.publicHex else { throw ValidationError("the bundle is signed by \(b.contributor), not by this key") }
+            let manifest = try Data(contentsOf: URL(fileURLWithPath: (bundle as NSString).appendingPathComponent("bundle.json")))
+            let sig = try String(contentsOfFile: (bundle as NSString).appendingPathComponent("bundle.sig"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            let action = LedgerAction.submit(.init(at: signer.time, round: round, bundle: ContentHash.sha256(Array(manifest)), bundleSignature: sig,
+                                                   experts: b.items.map { ExpertRef(layer: $0.expert.layer, expert: $0.expert.expert, version: $0.base) }))
+            printOutcome(try market.open().append(try SignedAction(action, key: key)))
+        }
+    }
+
+    struct VerdictCmd: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "verdict", abstract: "Record a Proof-of-Loss verdict (validator).")
+        @OptionGroup var market: MarketOption
+        @OptionGroup var signer: SignerOption
+        @Option(help: "Submission (bundle hash).") var submission: String
+        @Option(help: "Lower confidence bound of the held-out gain, micro-nats per token.") var gain: Int64
+        @Option(help: "Upper confidence bound of the background regression, micro-nats per token.") var regression: Int64
+        @Flag(help: "Accept (default: reject).") var accept = false
+        @Option var reason = ""
+        func run() throws {
+            printOutcome(try market.open().append(try SignedAction(.verdict(.init(at: signer.time, submission: submission, gainLCBMicronats: gain, regressionUCBMicronats: regression, accept: accept, reason: reason)), key: try signer.load())))
+        }
+    }
+
+    struct NewVersion: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "new-version", abstract: "Record a new expert version merged from accepted submissions (operator).")
+        @OptionGroup var market: MarketOption
+        @OptionGroup var signer: SignerOption
+        @Option(help: "LAYER:EXPERT") var expert: String
+        @Option(help: "The new version's hash (its shard in the market library).") var version: String
+        @Option(help: "Merged submissions (bundle hashes, comma-separated).") var submissions: String
+        func run() throws {
+            let id = try singleExpert(expert)
+            let ledger = try market.open()
+            guard let parent = try ledger.currentState().experts[id]?.versions.last else { throw ValidationError("unknown expert \(expert)") }
+            printOutcome(try ledger.append(try SignedAction(.newVersion(.init(at: signer.time, layer: id.layer, expert: id.expert, version: version, parent: parent,
+                                                                              submissions: submissions.split(separator: ",").map(String.init))), key: try signer.load())))
+        }
+    }
+
+    struct Revenue: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Distribute a revenue event by metered usage (operator).")
+        @OptionGroup var market: MarketOption
+        @OptionGroup var signer: SignerOption
+        @Option var domain: String
+        @Option var period: String
+        @Option(help: "Integer minor units.") var amount: Int64
+        @Option(help: "Usage per expert's current version: LAYER:EXPERT=UNITS,...") var usage: String
+        func run() throws {
+            let ledger = try market.open()
+            let state = try ledger.currentState()
+            let items = try usage.split(separator: ",").map { item -> LedgerAction.Usage in
+                let parts = item.split(separator: "=")
+                guard parts.count == 2, let u = Int64(parts[1]) else { throw ValidationError("usage item \(item) is not LAYER:EXPERT=UNITS") }
+                let id = try singleExpert(String(parts[0]))
+                guard let v = state.experts[id]?.versions.last else { throw ValidationError("unknown expert \(parts[0])") }
+                return .init(layer: id.layer, expert: id.expert, version: v, usage: u)
+            }
+            printOutcome(try ledger.append(try SignedAction(.revenue(.init(at: signer.time, domain: domain, period: period, amount: amount, usage: items)), key: try signer.load())))
+        }
+    }
+
+    struct Shares: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "An owner's holdings: units, fraction and payouts to date per expert.")
+        @OptionGroup var market: MarketOption
+        @Option(help: "Owner's public key (hex) or key file.") var owner: String
+        @Flag var json = false
+        func run() throws {
+            let key = FileManager.default.fileExists(atPath: owner) ? try ParticipantKey.load(owner).publicHex : owner
+            let (holdings, fees) = try market.open().shares(owner: key)
+            if json {
+                struct Out: Encodable { var owner: String; var holdings: [Ledger.Holding]; var fees: Int64 }
+                print(try jsonString(Out(owner: key, holdings: holdings, fees: fees)))
+                return
+            }
+            print("owner \(key)")
+            for h in holdings {
+                print(String(format: "  expert %d:%d  %lld of %lld units (%.4f%%)  payouts %lld", h.layer, h.expert, h.units, h.totalUnits, 100 * h.fraction, h.payouts))
+            }
+            if fees > 0 { print("  fees received \(fees)") }
+        }
+    }
+
+    struct ExpertCmd: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "expert", abstract: "An expert's holders, version history and revenue.")
+        @OptionGroup var market: MarketOption
+        @Argument(help: "LAYER:EXPERT") var expert: String
+        @Flag var json = false
+        func run() throws {
+            guard let r = try market.open().expert(try singleExpert(expert)) else { throw ValidationError("expert \(expert) is not in this market") }
+            if json { print(try jsonString(r)); return }
+            print("expert \(r.layer):\(r.expert): \(r.totalUnits) units, current version \(r.currentVersion.prefix(12)), revenue \(r.revenue)")
+            for h in r.holders { print("  \(h.owner)  \(h.units)") }
+            for v in r.versions { print("  version \(v.hash.prefix(12)) (event \(v.event)) parent \(v.parent.map { String($0.prefix(12)) } ?? "-") merged \(v.submissions.map { String($0.prefix(12)) }.joined(separator: ", "))") }
+        }
+    }
+
+    struct RoundCmd: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "round", abstract: "A round: its experts, claims and submissions.")
+        @OptionGroup var market: MarketOption
+        @Argument var id: String
+        @Flag var json = false
+        func run() throws {
+            guard let r = try market.open().round(id) else { throw ValidationError("no round \(id)") }
+            if json { print(try jsonString(r)); return }
+            print("round \(r.id) (\(r.domain), \(r.state), closes \(r.closesAt)): experts \(r.experts)")
+            for c in r.claims { print("  claim \(c.event): \(c.participant.prefix(16))… \(c.experts) until \(c.expiresAt)") }
+            for s in r.submissions { print("  submission \(s.bundle.prefix(12)) by \(s.contributor.prefix(16))…: \(s.state)\(s.consensusGain.map { ", consensus gain \($0) µnats" } ?? "")") }
+        }
+    }
+
+    struct Payouts: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Every payout of every revenue event (or of one).")
+        @OptionGroup var market: MarketOption
+        @Option(help: "Only this revenue event.") var event: Int64?
+        @Flag var json = false
+        func run() throws {
+            let p = try market.open().payouts(event: event)
+            if json { print(try jsonString(p)); return }
+            for x in p { print("event \(x.event)  \(x.kind)  \(x.layer.map { "\($0):\(x.expert!)" } ?? "-")  \(x.recipient)  \(x.amount)") }
+            print("total \(p.reduce(0) { $0 + $1.amount })")
+        }
+    }
+
+    struct Events: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Events after a sequence number.")
+        @OptionGroup var market: MarketOption
+        @Option var since: Int64 = 0
+        @Option var limit = 100
+        @Flag var json = false
+        func run() throws {
+            let events = try market.open().events(since: since, limit: limit)
+            if json { print(try jsonString(events)); return }
+            for e in events { print("\(e.seq)  \(e.kind)  by \(e.actor.prefix(16))…  \(e.payload)") }
+        }
+    }
+
+    struct Verify: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Replay the chain and recompute every derived figure; report the first event where anything disagrees.")
+        @OptionGroup var market: MarketOption
+        @Flag var json = false
+        func run() throws {
+            let dir = market.directory
+            let r = try Ledger.verify(store: try SQLiteLedgerStore(path: dir.ledgerPath), policy: try dir.policy())
+            if json { print(try jsonString(r)) } else if r.ok { print("ledger verifies: \(r.events) events") } else {
+                print("ledger does NOT verify: first bad event \(r.firstBadEvent ?? 0): \(r.problem ?? "")")
+            }
+            if !r.ok { throw ExitCode(1) }
+        }
+    }
+}
+
+struct LedgerBench: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "bench", abstract: "Append rate, query latency and verify time on a synthetic market.")
+    @Option(help: "Events to append.") var events = 100_000
+    @Option(help: "Actions per transaction.") var batch = 1_000
+    @Flag var json = false
+    func run() throws {
+        let r = try LedgerBenchmark.run(events: events, batch: batch)
+        print(json ? try jsonString(r) : r.text)
+    }
+}
