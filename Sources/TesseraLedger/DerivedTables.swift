@@ -55,6 +55,16 @@ public enum DerivedTable: String, CaseIterable, Sendable {
         }
     }
 
+    /// Tables whose rows are written by one event and never changed (payouts of a revenue
+    /// event, a claim, a verdict, a revenue record): `verify` checks them page by page
+    /// instead of holding them all, since they grow with the ledger.
+    public var writtenOnce: Bool {
+        switch self {
+        case .payouts, .claims, .verdicts, .revenue: return true
+        default: return false
+        }
+    }
+
     /// Columns holding integers (everything else is text).
     public var integerColumns: Set<String> {
         ["stake", "seq", "closes_at", "claim", "expires_at", "consensus_gain", "gain", "regression", "accept", "layer", "expert",

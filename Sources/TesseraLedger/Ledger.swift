@@ -11,7 +11,9 @@ public final class Ledger: @unchecked Sendable {
     private var state: LedgerState
     private let lock = NSLock()
     /// A state snapshot is stored with every event whose number is a multiple of this,
-    /// so opening a long ledger replays at most this many events.
+    /// so opening a long ledger replays at most this many events (without signature
+    /// checks, about a second). Encoding the whole state costs seconds on a long ledger,
+    /// so snapshots are rare: at every 5,000 events they took most of the append time.
     public let snapshotInterval: Int64
 
     public enum Outcome: Sendable, Equatable {
@@ -21,7 +23,7 @@ public final class Ledger: @unchecked Sendable {
         public var seq: Int64 { switch self { case let .appended(s), let .duplicate(s): return s } }
     }
 
-    public init(store: LedgerStore, policy: MarketPolicy, snapshotInterval: Int64 = 5_000) throws {
+    public init(store: LedgerStore, policy: MarketPolicy, snapshotInterval: Int64 = 50_000) throws {
         self.store = store
         self.policy = policy
         self.snapshotInterval = max(1, snapshotInterval)

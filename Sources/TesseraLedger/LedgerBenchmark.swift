@@ -110,7 +110,10 @@ public struct LedgerBenchmark: Encodable, Sendable {
         // Raw SQLite: the same event rows, same durability, same transaction sizes.
         let stored = try store.read { r in try r.events(after: 0, limit: Int.max) }
         var config = Configuration()
-        config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            try db.execute(sql: "PRAGMA cache_size = -262144")
+        }
         let raw = try DatabasePool(path: dir + "/raw.sqlite", configuration: config)
         try raw.write { db in
             try db.execute(sql: "CREATE TABLE events (seq BIGINT PRIMARY KEY, kind TEXT NOT NULL, payload TEXT NOT NULL, actor TEXT NOT NULL, signature TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, idem TEXT NOT NULL UNIQUE, at BIGINT NOT NULL)")

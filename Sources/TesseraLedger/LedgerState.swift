@@ -7,7 +7,7 @@ import TesseraLibrary
 /// first reproduces it exactly; there is no floating point anywhere in it.
 public struct LedgerState: Sendable, Codable, Equatable {
     public struct Participant: Sendable, Equatable, Codable { public var roles: Set<Role>; public var stake: Int64 }
-    public struct Round: Sendable, Equatable, Codable { public var domain: String; public var experts: Set<ExpertID>; public var closesAt: Int64; public var open: Bool }
+    public struct Round: Sendable, Equatable, Codable { public var domain: String; public var experts: Set<ExpertID>; public var openedAt: Int64; public var closesAt: Int64; public var open: Bool }
     public struct ActiveClaim: Sendable, Equatable, Codable { public var participant: String; public var round: String; public var expiresAt: Int64 }
     public enum SubmissionState: String, Sendable, Codable { case pending, accepted, rejected, merged }
     public struct VerdictRecord: Sendable, Equatable, Codable { public var gain: Int64; public var regression: Int64; public var accept: Bool }
@@ -137,7 +137,7 @@ public struct LedgerState: Sendable, Codable, Equatable {
         guard r.closesAt > r.at else { throw refuse("open_round: closes_at must be after at") }
         let ids = Set(r.experts.map(\.id))
         guard !ids.isEmpty, ids.allSatisfy({ experts[$0] != nil }) else { throw refuse("open_round: experts must be non-empty and known") }
-        rounds[r.round] = Round(domain: r.domain, experts: ids, closesAt: r.closesAt, open: true)
+        rounds[r.round] = Round(domain: r.domain, experts: ids, openedAt: r.at, closesAt: r.closesAt, open: true)
         return [roundRow(r.round, seq)]
     }
 
@@ -151,7 +151,7 @@ public struct LedgerState: Sendable, Codable, Equatable {
 
     mutating func claim(_ c: LedgerAction.Claim, actor: String, seq: Int64) throws -> [DerivedRow] {
         try requireRole(actor, .contributor, "claim")
-        guard let round = rounds[c.round], round.open, c.at < round.closesAt else { throw refuse("claim: round \(c.round) is not open") }
+        guard let round = rounds[c.round], round.open, c.at >= round.openedAt, c.at < round.closesAt else { throw refuse("claim: round \(c.round) is not open at \(c.at)") }
         guard c.expiresAt > c.at else { throw refuse("claim: expires_at must be after at") }
         let ids = Set(c.experts.map(\.id))
         guard !ids.isEmpty, ids.isSubset(of: round.experts) else { throw refuse("claim: experts must belong to round \(c.round)") }
@@ -174,7 +174,7 @@ public struct LedgerState: Sendable, Codable, Equatable {
         try requireRole(actor, .contributor, "submit")
         guard isHash(x.bundle) else { throw refuse("submit: bundle is not a SHA-256 hash") }
         guard submissions[x.bundle] == nil else { throw refuse("submit: bundle \(x.bundle.prefix(12)) was already submitted") }
-        guard let round = rounds[x.round], round.open, x.at < round.closesAt else { throw refuse("submit: round \(x.round) is not open") }
+        guard let round = rounds[x.round], round.open, x.at >= round.openedAt, x.at < round.closesAt else { throw refuse("submit: round \(x.round) is not open at \(x.at)") }
         guard !x.experts.isEmpty, Set(x.experts.map(\.id)).count == x.experts.count else { throw refuse("submit: list each expert once") }
         for e in x.experts {
             guard (claims[e.id] ?? []).contains(where: { $0.participant == actor && $0.round == x.round && $0.expiresAt > x.at }) else {

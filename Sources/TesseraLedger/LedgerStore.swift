@@ -23,6 +23,8 @@ public protocol LedgerReader {
     func event(idempotencyKey: String) throws -> StoredEvent?
     /// Rows of a derived table whose columns equal the given values.
     func rows(_ table: DerivedTable, matching: [(column: String, value: SQLValue)]) throws -> [DerivedRow]
+    /// Rows of a derived table last written by events first...last.
+    func rows(_ table: DerivedTable, seqFrom first: Int64, through last: Int64) throws -> [DerivedRow]
     func eventCount() throws -> Int64
     /// The latest state snapshot at or before `seq`, if one is stored.
     func snapshot(atOrBefore seq: Int64) throws -> (seq: Int64, data: Data)?

@@ -30,9 +30,29 @@ extension Ledger {
             func bad(_ seq: Int64, _ why: String) -> VerifyReport {
                 VerifyReport(events: count, ok: false, firstBadEvent: seq, problem: why)
             }
+            var worst: (seq: Int64, why: String)? = nil
+            func note(_ seq: Int64, _ why: String) { if worst == nil || seq < worst!.seq { worst = (seq, why) } }
+            func describe(_ table: DerivedTable, _ key: [SQLValue]) -> String { "\(table.rawValue) \(key.map(\.description).joined(separator: "/"))" }
+            func compare(_ table: DerivedTable, stored: [DerivedRow], expected want: inout [[SQLValue]: [SQLValue]]) {
+                for row in stored {
+                    if let v = want.removeValue(forKey: row.key) {
+                        if v != row.values {
+                            let seq = min(row.seq, DerivedRow(table: table, key: row.key, values: v).seq)
+                            note(seq, "\(describe(table, row.key)): stored \(zip(table.valueColumns, row.values).map { "\($0)=\($1)" }.joined(separator: " ")), the events give \(zip(table.valueColumns, v).map { "\($0)=\($1)" }.joined(separator: " "))")
+                        }
+                    } else {
+                        note(row.seq, "\(describe(table, row.key)): stored, but no event produces it")
+                    }
+                }
+                for (key, v) in want {
+                    note(DerivedRow(table: table, key: key, values: v).seq, "\(describe(table, key)): produced by the events, but not stored")
+                }
+                want.removeAll()
+            }
             while true {
                 let page = try r.events(after: s.seq, limit: 10_000)
                 if page.isEmpty { break }
+                var pageRows: [DerivedTable: [[SQLValue]: [SQLValue]]] = [:]
                 // Signatures are the costly check: both cores, then in order.
                 var sigOK = [Bool](repeating: false, count: page.count)
                 var actions = [LedgerAction?](repeating: nil, count: page.count)
@@ -70,35 +90,31 @@ extension Ledger {
                     } catch {
                         return bad(e.seq, "event \(e.seq) breaks the rules: \(error)")
                     }
-                    for row in rows { expected[row.table, default: [:]][row.key] = row.values }
+                    for row in rows {
+                        if row.table.writtenOnce { pageRows[row.table, default: [:]][row.key] = row.values } else { expected[row.table, default: [:]][row.key] = row.values }
+                    }
                     if let snapshot, snapshot.seq == e.seq {
                         guard let stored = try? JSONDecoder().decode(LedgerState.self, from: snapshot.data), stored == s else {
                             return bad(e.seq, "the state snapshot stored at event \(e.seq) does not match the events")
                         }
                     }
                 }
+                for table in DerivedTable.allCases where table.writtenOnce {
+                    var want = pageRows[table] ?? [:]
+                    compare(table, stored: try r.rows(table, seqFrom: page.first!.seq, through: page.last!.seq), expected: &want)
+                }
             }
             if let snapshot, snapshot.seq > s.seq { return bad(snapshot.seq, "a snapshot exists for event \(snapshot.seq), past the last event") }
             let compareStart = DispatchTime.now().uptimeNanoseconds
             defer { PhaseTimer.shared.add("verify.compare", DispatchTime.now().uptimeNanoseconds - compareStart) }
-            // Derived tables: every stored row must be what the events give, and no row missing.
-            var worst: (seq: Int64, why: String)? = nil
-            func note(_ seq: Int64, _ why: String) { if worst == nil || seq < worst!.seq { worst = (seq, why) } }
             for table in DerivedTable.allCases {
-                let stored = try r.rows(table, matching: [])
-                var want = expected[table] ?? [:]
-                for row in stored {
-                    if let v = want.removeValue(forKey: row.key) {
-                        if v != row.values {
-                            let seq = min(row.seq, DerivedRow(table: table, key: row.key, values: v).seq)
-                            note(seq, "\(table.rawValue) \(row.key.map(\.description).joined(separator: "/")): stored \(zip(table.valueColumns, row.values).map { "\($0)=\($1)" }.joined(separator: " ")), the events give \(zip(table.valueColumns, v).map { "\($0)=\($1)" }.joined(separator: " "))")
-                        }
-                    } else {
-                        note(row.seq, "\(table.rawValue) \(row.key.map(\.description).joined(separator: "/")): stored, but no event produces it")
-                    }
-                }
-                for (key, v) in want {
-                    note(DerivedRow(table: table, key: key, values: v).seq, "\(table.rawValue) \(key.map(\.description).joined(separator: "/")): produced by the events, but not stored")
+                if table.writtenOnce {
+                    // Rows claiming events past the last one.
+                    var none: [[SQLValue]: [SQLValue]] = [:]
+                    compare(table, stored: try r.rows(table, seqFrom: s.seq + 1, through: .max), expected: &none)
+                } else {
+                    var want = expected[table] ?? [:]
+                    compare(table, stored: try r.rows(table, matching: []), expected: &want)
                 }
             }
             if let worst { return VerifyReport(events: count, ok: false, firstBadEvent: worst.seq, problem: worst.why) }

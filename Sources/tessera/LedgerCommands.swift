@@ -53,7 +53,7 @@ struct LedgerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ledger", abstract: "Record market actions and query the ledger.",
         subcommands: [Register.self, OpenRound.self, CloseRound.self, Claim.self, Submit.self, VerdictCmd.self, NewVersion.self,
-                      Revenue.self, Shares.self, ExpertCmd.self, RoundCmd.self, Payouts.self, Events.self, Verify.self, LedgerBench.self])
+                      Revenue.self, Shares.self, ExpertCmd.self, RoundCmd.self, Payouts.self, Events.self, Verify.self, LedgerBench.self, LedgerStress.self])
 
     struct Register: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Register a participant (operator).")
@@ -274,5 +274,27 @@ struct LedgerBench: ParsableCommand {
     func run() throws {
         let r = try LedgerBenchmark.run(events: events, batch: batch)
         print(json ? try jsonString(r) : r.text)
+    }
+}
+
+struct LedgerStress: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "stress", abstract: "Register COUNT fresh participants in batches (operator): a load and fault-injection helper.")
+    @OptionGroup var market: MarketOption
+    @OptionGroup var signer: SignerOption
+    @Option var count = 1_000
+    @Option var batch = 100
+    func run() throws {
+        let ledger = try market.open()
+        let key = try signer.load()
+        var done = 0
+        while done < count {
+            let n = min(batch, count - done)
+            let actions = try (0..<n).map { i in
+                try SignedAction(.register(.init(at: signer.time + Int64(done + i), key: ParticipantKey.generate().publicHex, roles: [.contributor], stake: 0)), key: key)
+            }
+            try ledger.append(actions)
+            done += n
+        }
+        print("registered \(done)")
     }
 }
