@@ -77,6 +77,13 @@ public enum DerivedTable: String, CaseIterable, Sendable {
         return "CREATE TABLE \(rawValue) (\(cols.joined(separator: ", ")), PRIMARY KEY (\(keyColumns.joined(separator: ", "))))"
     }
 
+    /// Portable multi-row INSERT for rows that are written once.
+    public func insertSQL(rows: Int) -> String {
+        let cols = keyColumns + valueColumns
+        let tuple = "(" + cols.map { _ in "?" }.joined(separator: ", ") + ")"
+        return "INSERT INTO \(rawValue) (\(cols.joined(separator: ", "))) VALUES " + Array(repeating: tuple, count: rows).joined(separator: ", ")
+    }
+
     public var upsertSQL: String {
         let cols = keyColumns + valueColumns
         let updates = valueColumns.map { "\($0) = excluded.\($0)" }.joined(separator: ", ")

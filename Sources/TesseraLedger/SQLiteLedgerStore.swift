@@ -120,14 +120,26 @@ public final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
         }
 
         func upsert(_ rows: [DerivedRow]) throws {
-            var statements: [DerivedTable: Statement] = [:]
+            var onceRows: [DerivedTable: [DerivedRow]] = [:]
             for row in rows {
-                let st: Statement
-                if let s = statements[row.table] { st = s } else {
-                    st = try db.cachedStatement(sql: row.table.upsertSQL)
-                    statements[row.table] = st
+                if row.table.writtenOnce {
+                    onceRows[row.table, default: []].append(row)
+                } else {
+                    try db.cachedStatement(sql: row.table.upsertSQL).execute(arguments: StatementArguments((row.key + row.values).map(Self.dbValue)))
                 }
-                try st.execute(arguments: StatementArguments((row.key + row.values).map(Self.dbValue)))
+            }
+            // Rows written once (a revenue event's payouts, say) go in as multi-row inserts:
+            // one statement per 64 rows instead of one per row.
+            for (table, list) in onceRows.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+                var i = 0
+                while i < list.count {
+                    let chunk = list[i..<min(list.count, i + 64)]
+                    var args: [DatabaseValue] = []
+                    args.reserveCapacity(chunk.count * (table.keyColumns.count + table.valueColumns.count))
+                    for row in chunk { args += (row.key + row.values).map(Self.dbValue) }
+                    try db.cachedStatement(sql: table.insertSQL(rows: chunk.count)).execute(arguments: StatementArguments(args))
+                    i += 64
+                }
             }
         }
 
