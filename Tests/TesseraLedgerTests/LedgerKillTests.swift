@@ -30,8 +30,6 @@ import Glibc
         let ledger = try Ledger(store: try SQLiteLedgerStore(path: market.ledgerPath), policy: policy)
         try ledger.append(try SignedAction(.genesis(.init(at: 1, publisher: op.publicHex, experts: [ExpertRef(layer: 0, expert: 0, version: fakeHash("v"))],
                                                            policySHA256: fakeHash("p"))), key: op))
-        let base: Int64 = 1 + 1  // genesis registers operator and publisher as one event
-        _ = base
         var previous = try ledger.store.read { try $0.eventCount() }
         var interrupted = 0
         for i in 0..<10 {

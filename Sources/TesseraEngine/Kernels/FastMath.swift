@@ -24,11 +24,6 @@ public func exp8(_ x: SIMD8<Float>) -> SIMD8<Float> {
     return p * scale
 }
 
-@inlinable @inline(__always)
-public func expScalar(_ x: Float) -> Float {
-    exp8(SIMD8(repeating: x))[0]
-}
-
 /// Loads 8 floats, padding past `count` with `fill`.
 @inlinable @inline(__always)
 func load8(_ p: UnsafePointer<Float>, _ count: Int, fill: Float) -> SIMD8<Float> {

@@ -169,7 +169,7 @@ extension ModelRun {
         let c = config, H = c.hiddenSize, E = c.experts, K = c.topK, I = c.expertWidth
         let P = model.parameters.pointer
         let dOut = b.dRes.pointer
-        let topIdx = a.topIdx!.pointer, topW = a.topW!.pointer, slotPos = a.slotPos!.pointer, dispTok = a.dispTok!.pointer
+        let topIdx = a.topIdx!.pointer, topW = a.topW!.pointer, slotPos = a.slotPos!.pointer
         let y = a.y!.pointer, dY = b.dY.pointer, dw = b.dRow.pointer
         let start = a.expertStart
         let expertTrains = (0..<E).map { tr.containsExpert(layer: l, expert: $0, lw.experts[$0]) }
@@ -248,7 +248,6 @@ extension ModelRun {
                         grads: trains ? MLPPointers(shared, base: G) : nil, dx: dh2,
                         scratchA: mlpScratchA.pointer, scratchB: mlpScratchB.pointer)
         }
-        _ = dispTok
     }
 }
 
