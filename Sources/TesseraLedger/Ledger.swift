@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import TesseraEngine
 import TesseraLibrary
@@ -67,15 +68,45 @@ public final class Ledger: @unchecked Sendable {
     @discardableResult
     public func append(_ actions: [SignedAction]) throws -> [Outcome] {
         // Signatures first, on every core, outside the write lock.
-        let failures = ErrorList()
-        PhaseTimer.shared.measure("ledger.signatures") {
-            Parallel.ranges(actions.count, work: actions.count << 16) { range in
-                for i in range {
-                    do { try LedgerState.checkSignature(actions[i]) } catch { failures.add(i, error) }
+        try PhaseTimer.shared.measure("ledger.signatures") { try Self.checkSignatures(actions, parallel: true) }
+        return try appendChecked(actions)
+    }
+
+    /// Appends several batches, each in its own transaction, checking the signatures of
+    /// the next batch on another core while the current one is written. Batches before a
+    /// refused one stay recorded.
+    @discardableResult
+    public func append(batches: [[SignedAction]]) throws -> [[Outcome]] {
+        guard !batches.isEmpty else { return [] }
+        try Self.checkSignatures(batches[0], parallel: true)
+        var out: [[Outcome]] = []
+        for i in batches.indices {
+            let next = ErrorList()
+            let group = DispatchGroup()
+            if i + 1 < batches.count {
+                let batch = batches[i + 1]
+                DispatchQueue.global().async(group: group) {
+                    do { try Self.checkSignatures(batch, parallel: false) } catch { next.add(0, error) }
                 }
+            }
+            out.append(try appendChecked(batches[i]))
+            group.wait()
+            if let e = next.first { throw e }
+        }
+        return out
+    }
+
+    static func checkSignatures(_ actions: [SignedAction], parallel: Bool) throws {
+        let failures = ErrorList()
+        Parallel.ranges(actions.count, work: parallel ? actions.count << 16 : 0) { range in
+            for i in range {
+                do { try LedgerState.checkSignature(actions[i]) } catch { failures.add(i, error) }
             }
         }
         if let first = failures.first { throw first }
+    }
+
+    private func appendChecked(_ actions: [SignedAction]) throws -> [Outcome] {
         lock.lock()
         defer { lock.unlock() }
         let (outcomes, next) = try PhaseTimer.shared.measure("ledger.write") { try store.write { w -> ([Outcome], LedgerState) in

@@ -100,11 +100,13 @@ public struct LedgerBenchmark: Encodable, Sendable {
         PhaseTimer.shared.reset()
         PhaseTimer.shared.enabled = ProcessInfo.processInfo.environment["TESSERA_PROFILE"] != nil
         let t0 = DispatchTime.now().uptimeNanoseconds
+        var batches: [[SignedAction]] = []
         var k = 0
         while k < actions.count {
-            try ledger.append(Array(actions[k..<min(actions.count, k + batch)]))
+            batches.append(Array(actions[k..<min(actions.count, k + batch)]))
             k += batch
         }
+        try ledger.append(batches: batches)
         let appendSeconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
 
         // Raw SQLite: the same event rows, same durability, same transaction sizes.

@@ -157,3 +157,19 @@ import Testing
         #expect(!v.ok && v.firstBadEvent == 5, "\(v)")
     }
 }
+
+@Suite struct PipelinedAppendTests {
+    @Test func batchesBeforeABadSignatureStayAndTheRestIsRefused() throws {
+        let m = try MarketFixture()
+        let start = try m.eventCount()
+        let keys = (0..<6).map { _ in ParticipantKey.generate().publicHex }
+        var actions = try keys.enumerated().map { i, k in
+            try SignedAction(.register(.init(at: 9_000 + Int64(i), key: k, roles: [.contributor], stake: 0)), key: m.op)
+        }
+        #expect(try m.ledger.append(batches: [Array(actions[0..<2]), Array(actions[2..<4])]).map { $0.map(\.seq) } == [[start + 1, start + 2], [start + 3, start + 4]])
+        actions[5] = try SignedAction(action: actions[5].action, actor: actions[5].actor, signature: actions[4].signature)
+        #expect(throws: LedgerError.self) { try m.ledger.append(batches: [[actions[4]], [actions[5]]]) }
+        #expect(try m.eventCount() == start + 5)
+        #expect(try m.verify().ok)
+    }
+}
