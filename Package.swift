@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "TesseraEngine", targets: ["TesseraEngine"]),
         .library(name: "TesseraLibrary", targets: ["TesseraLibrary"]),
         .library(name: "TesseraLedger", targets: ["TesseraLedger"]),
+        .library(name: "TesseraProof", targets: ["TesseraProof"]),
         .executable(name: "tessera", targets: ["tessera"]),
     ],
     dependencies: [
@@ -30,6 +31,10 @@ let package = Package(
             dependencies: ["TesseraEngine", "CZstd", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .target(
+            name: "TesseraProof",
+            dependencies: ["TesseraLibrary", "TesseraEngine", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .target(
             name: "TesseraLedger",
             dependencies: ["TesseraLibrary", "TesseraEngine", .product(name: "GRDB", package: "GRDB.swift")]
         ),
@@ -39,6 +44,7 @@ let package = Package(
                 "TesseraEngine",
                 "TesseraLibrary",
                 "TesseraLedger",
+                "TesseraProof",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -50,6 +56,10 @@ let package = Package(
         .testTarget(
             name: "TesseraLibraryTests",
             dependencies: ["TesseraLibrary", "TesseraEngine"]
+        ),
+        .testTarget(
+            name: "TesseraProofTests",
+            dependencies: ["TesseraProof", "TesseraEngine"]
         ),
         .testTarget(
             name: "TesseraLedgerTests",

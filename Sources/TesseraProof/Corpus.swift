@@ -1,0 +1,131 @@
+@preconcurrency import Crypto
+import Foundation
+import TesseraEngine
+import TesseraLibrary
+
+/// Turns text into token windows for a byte-vocabulary model (token = UTF-8 byte) and
+/// splits it into a public training part and a held-out part by a keyed hash of each
+/// document: who does not hold the key cannot tell which documents were held out.
+public enum Corpus {
+    public enum Separator: String, Sendable, CaseIterable {
+        /// fortune files: documents separated by lines holding a single "%".
+        case fortune
+        /// documents separated by blank lines.
+        case paragraph
+    }
+
+    public struct Options: Sendable {
+        public var seq: Int
+        public var heldOutBps: Int
+        public var key: [UInt8]
+        public var separator: Separator
+        public init(seq: Int, heldOutBps: Int, key: [UInt8], separator: Separator) {
+            self.seq = seq; self.heldOutBps = heldOutBps; self.key = key; self.separator = separator
+        }
+    }
+
+    public struct Input: Codable, Sendable, Equatable {
+        public var path: String
+        public var bytes: Int
+        public var sha256: String
+    }
+
+    public struct Report: Codable, Sendable, Equatable {
+        public var inputs: [Input]
+        public var seq: Int
+        public var heldOutBps: Int
+        public var documents: Int
+        public var trainDocuments: Int
+        public var heldOutDocuments: Int
+        public var trainWindows: Int
+        public var heldOutWindows: Int
+        public var trainBytes: Int
+        public var heldOutBytes: Int
+        /// SHA-256 of the held-out token file: what a validator commits to.
+        public var heldOutSHA256: String
+
+        enum CodingKeys: String, CodingKey {
+            case inputs, seq, documents
+            case heldOutBps = "held_out_bps"
+            case trainDocuments = "train_documents"
+            case heldOutDocuments = "held_out_documents"
+            case trainWindows = "train_windows"
+            case heldOutWindows = "held_out_windows"
+            case trainBytes = "train_bytes"
+            case heldOutBytes = "held_out_bytes"
+            case heldOutSHA256 = "held_out_sha256"
+        }
+    }
+
+    /// Documents of a text, trimmed, empty ones dropped.
+    public static func documents(_ text: String, separator: Separator) -> [String] {
+        var docs: [String] = []
+        var current: [Substring] = []
+        func flush() {
+            let doc = current.joined(separator: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
+            if !doc.isEmpty { docs.append(doc) }
+            current.removeAll()
+        }
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            let boundary: Bool
+            switch separator {
+            case .fortune: boundary = line.trimmingCharacters(in: .whitespaces) == "%"
+            case .paragraph: boundary = line.trimmingCharacters(in: .whitespaces).isEmpty
+            }
+            if boundary { flush() } else { current.append(line) }
+        }
+        flush()
+        return docs
+    }
+
+    /// True when the keyed hash of the document puts it in the held-out part.
+    public static func isHeldOut(_ document: String, key: [UInt8], bps: Int) -> Bool {
+        let mac = HMAC<SHA256>.authenticationCode(for: Array(document.utf8), using: SymmetricKey(data: key))
+        let v = Array(mac).prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        return Int(v % 10_000) < bps
+    }
+
+    /// Token windows [n, seq] of a stream of documents joined by a blank line; the tail
+    /// shorter than a window is dropped.
+    public static func windows(_ docs: [String], seq: Int) -> (ids: [Int64], count: Int, bytes: Int) {
+        var stream: [UInt8] = []
+        for (i, d) in docs.enumerated() {
+            if i > 0 { stream += [0x0A, 0x0A] }
+            stream += Array(d.utf8)
+        }
+        let n = seq > 0 ? stream.count / seq : 0
+        return (stream.prefix(n * seq).map { Int64($0) }, n, stream.count)
+    }
+
+    /// Reads the inputs, splits and writes `train.safetensors`, `heldout.safetensors` (each
+    /// an int64 `input_ids` [windows, seq]) and `corpus.json` into `out`.
+    public static func build(inputs: [String], options o: Options, out: String) throws -> Report {
+        guard o.seq >= 2 else { throw LibraryError("--seq \(o.seq) must be at least 2") }
+        guard (1...9_999).contains(o.heldOutBps) else { throw LibraryError("--held-out-bps \(o.heldOutBps) must be in 1...9999") }
+        guard o.key.count >= 16 else { throw LibraryError("the held-out key must be at least 16 bytes") }
+        guard !inputs.isEmpty else { throw LibraryError("no input files") }
+        var docs: [String] = []
+        var recorded: [Input] = []
+        for path in inputs {
+            guard let data = FileManager.default.contents(atPath: path) else { throw LibraryError("\(path): cannot read") }
+            guard let text = String(data: data, encoding: .utf8) else { throw LibraryError("\(path): not UTF-8 text") }
+            recorded.append(Input(path: path, bytes: data.count, sha256: ContentHash.sha256(Array(data))))
+            docs += documents(text, separator: o.separator)
+        }
+        let held = docs.filter { isHeldOut($0, key: o.key, bps: o.heldOutBps) }
+        let train = docs.filter { !isHeldOut($0, key: o.key, bps: o.heldOutBps) }
+        let t = windows(train, seq: o.seq), h = windows(held, seq: o.seq)
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let trainPath = (out as NSString).appendingPathComponent("train.safetensors")
+        let heldPath = (out as NSString).appendingPathComponent("heldout.safetensors")
+        try SafetensorsWriter.write([TensorRecord(name: "input_ids", shape: [t.count, o.seq], int64s: t.ids)], to: trainPath)
+        try SafetensorsWriter.write([TensorRecord(name: "input_ids", shape: [h.count, o.seq], int64s: h.ids)], to: heldPath)
+        let report = Report(inputs: recorded, seq: o.seq, heldOutBps: o.heldOutBps, documents: docs.count,
+                            trainDocuments: train.count, heldOutDocuments: held.count, trainWindows: t.count, heldOutWindows: h.count,
+                            trainBytes: t.bytes, heldOutBytes: h.bytes, heldOutSHA256: try ContentHash.sha256(file: heldPath))
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .prettyPrinted]
+        try AtomicFile.write(Array(try enc.encode(report)) + [0x0A], to: (out as NSString).appendingPathComponent("corpus.json"))
+        return report
+    }
+}

@@ -1,0 +1,25 @@
+import ArgumentParser
+import Foundation
+import TesseraLibrary
+import TesseraProof
+
+struct CorpusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "corpus",
+        abstract: "Turn text into byte-token windows, split into training and held-out parts by a keyed hash of each document.")
+    @Argument(help: "Text files.") var inputs: [String]
+    @Option(help: "Output directory (train.safetensors, heldout.safetensors, corpus.json).") var out: String
+    @Option(help: "Tokens per window.") var seq = 256
+    @Option(name: .customLong("held-out-bps"), help: "Share of documents held out, basis points.") var heldOutBps = 2000
+    @Option(name: .customLong("key-hex"), help: "Secret key of the held-out split, hex (at least 16 bytes).") var keyHex: String
+    @Option(help: "fortune (\"%\" lines) or paragraph (blank lines).") var separator = "fortune"
+    @Flag var json = false
+
+    func run() throws {
+        guard let key = Hex.decode(keyHex) else { throw ValidationError("--key-hex is not hex") }
+        guard let sep = Corpus.Separator(rawValue: separator) else { throw ValidationError("--separator \(separator): use fortune or paragraph") }
+        let r = try Corpus.build(inputs: inputs, options: .init(seq: seq, heldOutBps: heldOutBps, key: key, separator: sep), out: out)
+        if json { print(try jsonString(r)); return }
+        print("\(r.documents) documents: \(r.trainDocuments) for training (\(r.trainWindows) windows of \(r.seq)), \(r.heldOutDocuments) held out (\(r.heldOutWindows) windows); held-out file \(r.heldOutSHA256)")
+    }
+}

@@ -1,0 +1,43 @@
+import Foundation
+import Testing
+@testable import TesseraEngine
+@testable import TesseraProof
+
+@Suite struct CorpusTests {
+    @Test func fortuneAndParagraphDocuments() {
+        #expect(Corpus.documents("a b\n%\n\n%\nc\nd\n%\n", separator: .fortune) == ["a b", "c\nd"])
+        #expect(Corpus.documents("one\ntwo\n\n\nthree\n", separator: .paragraph) == ["one\ntwo", "three"])
+    }
+
+    @Test func theKeyedSplitIsStableSecretAndNearItsRate() {
+        let key = Array(repeating: UInt8(7), count: 32), other = Array(repeating: UInt8(8), count: 32)
+        let docs = (0..<4000).map { "document number \($0)" }
+        let held = docs.filter { Corpus.isHeldOut($0, key: key, bps: 2000) }
+        #expect(abs(Double(held.count) / 4000 - 0.2) < 0.03)
+        #expect(held == docs.filter { Corpus.isHeldOut($0, key: key, bps: 2000) })
+        let heldOther = Set(docs.filter { Corpus.isHeldOut($0, key: other, bps: 2000) })
+        // Another key picks a different, unpredictable set: overlap near 20% of 20%.
+        #expect(abs(Double(Set(held).intersection(heldOther).count) / 4000 - 0.04) < 0.02)
+    }
+
+    @Test func buildWritesWindowsWithoutLeakage() throws {
+        let dir = NSTemporaryDirectory() + "tessera-corpus-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let text = (0..<300).map { "Fortune \($0): a stitch in time saves \($0 % 9) more.\n" }.joined(separator: "%\n")
+        try text.write(toFile: dir + "/f.txt", atomically: true, encoding: .utf8)
+        let key = Array(repeating: UInt8(3), count: 16)
+        let r = try Corpus.build(inputs: [dir + "/f.txt"], options: .init(seq: 32, heldOutBps: 2500, key: key, separator: .fortune), out: dir + "/out")
+        #expect(r.documents == 300 && r.trainDocuments + r.heldOutDocuments == 300)
+        #expect(r.trainWindows == r.trainBytes / 32 && r.heldOutWindows == r.heldOutBytes / 32)
+        let train = try TokenBatch.load(path: dir + "/out/train.safetensors")
+        let held = try TokenBatch.load(path: dir + "/out/heldout.safetensors")
+        #expect(train.seq == 32 && train.batch == r.trainWindows && held.batch == r.heldOutWindows)
+        // No held-out document's text appears in the training stream.
+        let trainText = String(decoding: train.ids.map { UInt8($0) }, as: UTF8.self)
+        for doc in Corpus.documents(text, separator: .fortune) where Corpus.isHeldOut(doc, key: key, bps: 2500) {
+            #expect(!trainText.contains(doc))
+        }
+        #expect(throws: Error.self) { try Corpus.build(inputs: [dir + "/f.txt"], options: .init(seq: 32, heldOutBps: 2500, key: [1, 2], separator: .fortune), out: dir + "/o2") }
+    }
+}
