@@ -98,11 +98,12 @@ public final class Ledger: @unchecked Sendable {
 
     static func checkSignatures(_ actions: [SignedAction], parallel: Bool) throws {
         let failures = ErrorList()
-        Parallel.ranges(actions.count, work: parallel ? actions.count << 16 : 0) { range in
+        let check = { (range: Range<Int>) in
             for i in range {
                 do { try LedgerState.checkSignature(actions[i]) } catch { failures.add(i, error) }
             }
         }
+        if parallel { Parallel.parts(actions.count) { _, range in check(range) } } else { check(0..<actions.count) }
         if let first = failures.first { throw first }
     }
 

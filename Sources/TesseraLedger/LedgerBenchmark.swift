@@ -82,7 +82,7 @@ public struct LedgerBenchmark: Encodable, Sendable {
         var signed = [SignedAction?](repeating: nil, count: plain.count)
         signed.withUnsafeMutableBufferPointer { buf in
             let out = SlotWriter(buf.baseAddress!)
-            Parallel.ranges(plain.count, work: plain.count << 16) { range in
+            Parallel.parts(plain.count) { _, range in
                 for k in range { out.set(k, try? SignedAction(plain[k].0, key: plain[k].1)) }
             }
         }

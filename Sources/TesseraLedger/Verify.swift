@@ -59,7 +59,7 @@ extension Ledger {
                 PhaseTimer.shared.measure("verify.parallel") { sigOK.withUnsafeMutableBufferPointer { okBuf in
                     actions.withUnsafeMutableBufferPointer { actBuf in
                         let okp = okBuf.baseAddress!, ap = actBuf.baseAddress!
-                        Parallel.ranges(page.count, work: page.count << 16) { range in
+                        Parallel.parts(page.count) { _, range in
                             for i in range {
                                 let e = page[i]
                                 // The signature covers the stored payload bytes; the action is what they decode to.

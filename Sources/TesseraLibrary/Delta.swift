@@ -187,10 +187,7 @@ public enum DeltaCodec {
     }
 
     public static func write(_ records: [TensorRecord], header: DeltaHeader, to path: String) throws {
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys]
-        let json = String(decoding: try enc.encode(header), as: UTF8.self)
-        try SafetensorsWriter.write(records, metadata: ["format": "pt", metadataKey: json], to: path)
+        try SafetensorsWriter.write(records, metadata: ["format": "pt", metadataKey: try JSONOutput.compact(header)], to: path)
     }
 
     /// Reads and checks a delta file's description and payload sizes.

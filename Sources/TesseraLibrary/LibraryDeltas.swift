@@ -25,15 +25,15 @@ extension ExpertLibrary {
             guard info.shape == expectedShape else {
                 throw LibraryError("\(dir): tensor \(entry.name) has shape \(info.shape), the library's is \(expectedShape)")
             }
-            let all = try files.files[files.entries[entry.name]!.file].floats(entry.name)
-            let values: [Float]
-            if entry.placement == "expert_slices" {
-                let per = entry.shape.dropFirst().reduce(1, *)
-                values = Array(all[(id.expert * per)..<((id.expert + 1) * per)])
-            } else {
-                values = all
-            }
+            // Only this expert's slice of a fused tensor is read and converted.
             let shape = entry.placement == "expert_slices" ? Array(entry.shape.dropFirst()) : entry.shape
+            let per = shape.reduce(1, *)
+            let all = files.bytes(entry.name)!
+            let first = entry.placement == "expert_slices" ? id.expert * per * info.dtype.byteSize : 0
+            var values = [Float](repeating: 0, count: per)
+            if per > 0 {
+                values.withUnsafeMutableBufferPointer { convertToFloat(all.baseAddress! + first, dtype: info.dtype, count: per, into: $0.baseAddress!) }
+            }
             let stored = DeltaCodec.decodeStorage(DeltaCodec.storageBytes(values, entry.dtype), entry.dtype)
             out.append((name, entry.dtype, shape, stored))
         }

@@ -70,11 +70,7 @@ public struct LibraryManifest: Codable, Sendable, Equatable {
         experts.first { $0.layer == id.layer && $0.expert == id.expert }
     }
 
-    func encoded() throws -> [UInt8] {
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys, .prettyPrinted]
-        return Array(try enc.encode(self)) + [0x0A]
-    }
+    func encoded() throws -> [UInt8] { try JSONOutput.pretty(self) }
 
     /// Structural checks, so a hand-edited or damaged manifest fails on open with the
     /// field named instead of misbehaving later.

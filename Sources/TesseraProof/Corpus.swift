@@ -123,9 +123,7 @@ public enum Corpus {
         let report = Report(inputs: recorded, seq: o.seq, heldOutBps: o.heldOutBps, documents: docs.count,
                             trainDocuments: train.count, heldOutDocuments: held.count, trainWindows: t.count, heldOutWindows: h.count,
                             trainBytes: t.bytes, heldOutBytes: h.bytes, heldOutSHA256: try ContentHash.sha256(file: heldPath))
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys, .prettyPrinted]
-        try AtomicFile.write(Array(try enc.encode(report)) + [0x0A], to: (out as NSString).appendingPathComponent("corpus.json"))
+        try AtomicFile.write(try JSONOutput.pretty(report), to: (out as NSString).appendingPathComponent("corpus.json"))
         return report
     }
 }

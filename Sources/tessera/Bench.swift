@@ -16,6 +16,6 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         let result = try EngineBenchmark.run(repeats: repeats, phases: phase == "all" ? ["eval", "train"] : [phase], profile: profile)
-        print(json ? try result.jsonString() : result.text)
+        print(json ? try JSONOutput.compact(result) : result.text)
     }
 }

@@ -15,7 +15,7 @@ struct Eval: ParsableCommand {
     func run() throws {
         let report = try Evaluation.run(model: try input.load(), tokensPath: input.tokens, logitsOut: logitsOut)
         if json {
-            print(try report.jsonString())
+            print(try JSONOutput.compact(report))
         } else {
             print(String(format: "loss %.6f over %d predicted tokens (%@, %d layers, %d experts, top-%d)",
                          report.loss, report.tokens, report.modelType, report.routerCounts.count,

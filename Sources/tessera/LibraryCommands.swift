@@ -106,8 +106,4 @@ struct LibraryReport: Encodable {
     }
 }
 
-func jsonString<T: Encodable>(_ value: T) throws -> String {
-    let enc = JSONEncoder()
-    enc.outputFormatting = [.sortedKeys]
-    return String(decoding: try enc.encode(value), as: UTF8.self)
-}
+func jsonString<T: Encodable>(_ value: T) throws -> String { try JSONOutput.compact(value) }

@@ -14,7 +14,7 @@ import Testing
         #expect(abs(report.loss - Double(try expected.floats("loss")[0])) < 1e-5)
         #expect(report.tokens == 2 * 8)
         #expect(report.routerCounts[0] == (try expected.int64s("router_counts.0")).map(Int.init))
-        let json = try JSONValue.parse(Data(try report.jsonString().utf8))
+        let json = try JSONValue.parse(Data(try JSONOutput.compact(report).utf8))
         #expect(json["loss"]?.doubleValue != nil && json["tokens"]?.intValue == 16 && json["router_counts"]?.arrayValue?.count == 2)
         let logits = try SafetensorsFile(path: dir.file("logits.safetensors"))
         #expect(logits.tensors["logits"]?.shape == [2, 9, 64] && logits.tensors["logits"]?.dtype == .f32)

@@ -24,12 +24,6 @@ public struct EngineBenchmarkResult: Codable, Sendable {
         case workers, shape, profile
     }
 
-    public func jsonString() throws -> String {
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys]
-        return String(decoding: try enc.encode(self), as: UTF8.self)
-    }
-
     var profileText: String {
         guard let profile else { return "" }
         let lines = profile.sorted { $0.value > $1.value }.map { entry -> String in

@@ -23,11 +23,6 @@ public struct EvaluationReport: Codable, Sendable {
         case peakRSSBytes = "peak_rss_bytes"
     }
 
-    public func jsonString() throws -> String {
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys]
-        return String(decoding: try enc.encode(self), as: UTF8.self)
-    }
 }
 
 public enum Evaluation {
