@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "TesseraLibrary", targets: ["TesseraLibrary"]),
         .library(name: "TesseraLedger", targets: ["TesseraLedger"]),
         .library(name: "TesseraProof", targets: ["TesseraProof"]),
+        .library(name: "TesseraMarket", targets: ["TesseraMarket"]),
         .executable(name: "tessera", targets: ["tessera"]),
     ],
     dependencies: [
@@ -38,9 +39,14 @@ let package = Package(
             name: "TesseraLedger",
             dependencies: ["TesseraLibrary", "TesseraEngine", .product(name: "GRDB", package: "GRDB.swift")]
         ),
+        .target(
+            name: "TesseraMarket",
+            dependencies: ["TesseraProof", "TesseraLedger", "TesseraLibrary", "TesseraEngine"]
+        ),
         .executableTarget(
             name: "tessera",
             dependencies: [
+                "TesseraMarket",
                 "TesseraEngine",
                 "TesseraLibrary",
                 "TesseraLedger",
@@ -60,6 +66,10 @@ let package = Package(
         .testTarget(
             name: "TesseraProofTests",
             dependencies: ["TesseraProof", "TesseraEngine"]
+        ),
+        .testTarget(
+            name: "TesseraMarketTests",
+            dependencies: ["TesseraMarket", "TesseraProof", "TesseraLedger", "TesseraLibrary", "TesseraEngine"]
         ),
         .testTarget(
             name: "TesseraLedgerTests",

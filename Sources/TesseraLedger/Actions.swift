@@ -33,6 +33,10 @@ public enum LedgerAction: Sendable, Equatable {
     case verdict(Verdict)
     case newVersion(NewVersion)
     case revenue(Revenue)
+    /// A validator's commitment to its held-out windows for a round (before judging).
+    case commit(Commit)
+    /// The salt and held-out hash behind a commitment, after the round closed.
+    case reveal(Reveal)
 
     public struct Genesis: Codable, Sendable, Equatable {
         public var at: Int64
@@ -121,8 +125,13 @@ public enum LedgerAction: Sendable, Equatable {
         public var version: String
         public var parent: String
         public var submissions: [String]
-        public init(at: Int64, layer: Int, expert: Int, version: String, parent: String, submissions: [String]) {
+        /// Optional credit per merged submission (µnats per token, its validated marginal
+        /// gain, at most its consensus gain), aligned with `submissions`; minting is split
+        /// by these when present, by the consensus gains otherwise.
+        public var credits: [Int64]?
+        public init(at: Int64, layer: Int, expert: Int, version: String, parent: String, submissions: [String], credits: [Int64]? = nil) {
             self.at = at; self.layer = layer; self.expert = expert; self.version = version; self.parent = parent; self.submissions = submissions
+            self.credits = credits
         }
     }
     public struct Revenue: Codable, Sendable, Equatable {
@@ -135,6 +144,23 @@ public enum LedgerAction: Sendable, Equatable {
         public var usage: [Usage]
         public init(at: Int64, domain: String, period: String, amount: Int64, usage: [Usage]) {
             self.at = at; self.domain = domain; self.period = period; self.amount = amount; self.usage = usage
+        }
+    }
+    public struct Commit: Codable, Sendable, Equatable {
+        public var at: Int64
+        public var round: String
+        public var commitment: String
+        public init(at: Int64, round: String, commitment: String) { self.at = at; self.round = round; self.commitment = commitment }
+    }
+    public struct Reveal: Codable, Sendable, Equatable {
+        public var at: Int64
+        public var round: String
+        /// Hex.
+        public var salt: String
+        public var heldOutSHA256: String
+        enum CodingKeys: String, CodingKey { case at, round, salt; case heldOutSHA256 = "held_out_sha256" }
+        public init(at: Int64, round: String, salt: String, heldOutSHA256: String) {
+            self.at = at; self.round = round; self.salt = salt; self.heldOutSHA256 = heldOutSHA256
         }
     }
     public struct Usage: Codable, Sendable, Equatable {
@@ -157,6 +183,8 @@ public enum LedgerAction: Sendable, Equatable {
         case .verdict: return "verdict"
         case .newVersion: return "new_version"
         case .revenue: return "revenue"
+        case .commit: return "commit"
+        case .reveal: return "reveal"
         }
     }
 
@@ -172,6 +200,8 @@ public enum LedgerAction: Sendable, Equatable {
         case let .verdict(a): return a.at
         case let .newVersion(a): return a.at
         case let .revenue(a): return a.at
+        case let .commit(a): return a.at
+        case let .reveal(a): return a.at
         }
     }
 
@@ -190,6 +220,8 @@ public enum LedgerAction: Sendable, Equatable {
         case let .verdict(a): data = try enc.encode(a)
         case let .newVersion(a): data = try enc.encode(a)
         case let .revenue(a): data = try enc.encode(a)
+        case let .commit(a): data = try enc.encode(a)
+        case let .reveal(a): data = try enc.encode(a)
         }
         return String(decoding: try JSONValue.parse(data).canonicalBytes, as: UTF8.self)
     }
@@ -207,6 +239,8 @@ public enum LedgerAction: Sendable, Equatable {
         case "verdict": return .verdict(try d.decode(Verdict.self, from: data))
         case "new_version": return .newVersion(try d.decode(NewVersion.self, from: data))
         case "revenue": return .revenue(try d.decode(Revenue.self, from: data))
+        case "commit": return .commit(try d.decode(Commit.self, from: data))
+        case "reveal": return .reveal(try d.decode(Reveal.self, from: data))
         default: throw LedgerError.refused("unknown event kind \(kind)")
         }
     }

@@ -39,6 +39,9 @@ public struct LedgerState: Sendable, Codable, Equatable {
     public private(set) var versionOwner: [String: ExpertID] = [:]
     public private(set) var revenuePeriods: Set<String> = []
     public private(set) var payoutTotals: [String: [ExpertID: Int64]] = [:]
+    /// Round → validator → held-out commitment, and whether it has been revealed and matched.
+    public struct Commitment: Sendable, Equatable, Codable { public var commitment: String; public var revealed: Bool }
+    public private(set) var commitments: [String: [String: Commitment]] = [:]
 
     public init(policy: MarketPolicy) { self.policy = policy }
 
@@ -78,6 +81,8 @@ public struct LedgerState: Sendable, Codable, Equatable {
         case let .verdict(v): return try verdict(v, actor: s.actor, seq: seq)
         case let .newVersion(v): return try newVersion(v, actor: s.actor, seq: seq)
         case let .revenue(r): return try revenue(r, actor: s.actor, seq: seq)
+        case let .commit(c): return try commit(c, actor: s.actor)
+        case let .reveal(r): return try reveal(r, actor: s.actor)
         }
     }
 
@@ -219,13 +224,20 @@ public struct LedgerState: Sendable, Codable, Equatable {
         guard expert.versions.last == v.parent else { throw refuse("new_version: parent \(v.parent.prefix(12)) is not the current version of \(id)") }
         guard isHash(v.version), versionOwner[v.version] == nil else { throw refuse("new_version: version \(v.version.prefix(12)) is invalid or already recorded") }
         guard !v.submissions.isEmpty, Set(v.submissions).count == v.submissions.count else { throw refuse("new_version: name each merged submission once") }
+        if let credits = v.credits, credits.count != v.submissions.count {
+            throw refuse("new_version: \(credits.count) credits for \(v.submissions.count) submissions")
+        }
         var gains: [(key: String, weight: Int64)] = []
-        for h in v.submissions {
+        for (i, h) in v.submissions.enumerated() {
             guard let sub = submissions[h], sub.state == .accepted || sub.state == .merged else {
                 throw refuse("new_version: submission \(h.prefix(12)) is not accepted")
             }
             guard sub.experts.contains(where: { $0.id == id }) else { throw refuse("new_version: submission \(h.prefix(12)) does not update expert \(id)") }
-            gains.append((sub.contributor, sub.consensusGain ?? 0))
+            let consensus = sub.consensusGain ?? 0
+            if let credit = v.credits?[i], credit < 0 || credit > consensus {
+                throw refuse("new_version: credit \(credit) for submission \(h.prefix(12)) is outside 0...\(consensus) (its consensus gain)")
+            }
+            gains.append((sub.contributor, v.credits?[i] ?? consensus))
         }
         // Minting: M = min(U·G/G₂, U·cap/10000) units for a summed consensus gain G, where U is
         // the units outstanding and G₂ the gain that doubles them; split by gain.
@@ -255,6 +267,29 @@ public struct LedgerState: Sendable, Codable, Equatable {
         for (owner, _) in shares where (expert.holdings[owner] ?? 0) > 0 { rows.append(holdingRow(id, owner, seq)) }
         rows.append(expertRow(id, seq))
         return rows
+    }
+
+    mutating func commit(_ c: LedgerAction.Commit, actor: String) throws -> [DerivedRow] {
+        try requireRole(actor, .validator, "commit")
+        guard let round = rounds[c.round], round.open, c.at >= round.openedAt, c.at < round.closesAt else { throw refuse("commit: round \(c.round) is not open at \(c.at)") }
+        guard isHash(c.commitment) else { throw refuse("commit: commitment is not a SHA-256 hash") }
+        guard commitments[c.round]?[actor] == nil else { throw refuse("commit: this validator already committed in round \(c.round)") }
+        commitments[c.round, default: [:]][actor] = Commitment(commitment: c.commitment, revealed: false)
+        return []
+    }
+
+    mutating func reveal(_ r: LedgerAction.Reveal, actor: String) throws -> [DerivedRow] {
+        try requireRole(actor, .validator, "reveal")
+        guard let round = rounds[r.round] else { throw refuse("reveal: unknown round \(r.round)") }
+        guard !round.open else { throw refuse("reveal: round \(r.round) is still open; reveal after it closes") }
+        guard let c = commitments[r.round]?[actor] else { throw refuse("reveal: this validator made no commitment in round \(r.round)") }
+        guard !c.revealed else { throw refuse("reveal: already revealed for round \(r.round)") }
+        guard let salt = Hex.decode(r.salt), isHash(r.heldOutSHA256),
+              HeldOutCommitment.commitment(heldOutSHA256: r.heldOutSHA256, salt: salt) == c.commitment else {
+            throw refuse("reveal: salt and held-out hash do not match the commitment \(c.commitment.prefix(12)) made in round \(r.round)")
+        }
+        commitments[r.round]![actor]!.revealed = true
+        return []
     }
 
     mutating func revenue(_ r: LedgerAction.Revenue, actor: String, seq: Int64) throws -> [DerivedRow] {

@@ -64,3 +64,12 @@ public enum ContentHash {
         hash.utf8.count == 64 && hash.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
     }
 }
+
+/// A validator's commitment to its held-out windows: published when a round opens,
+/// checked against the revealed salt and windows after it closes. The salt keeps the
+/// hash from being matched against guessed candidate windows.
+public enum HeldOutCommitment {
+    public static func commitment(heldOutSHA256: String, salt: [UInt8]) -> String {
+        ContentHash.sha256(Array("tessera-commitment/1|".utf8) + salt + Array("|\(heldOutSHA256)".utf8))
+    }
+}

@@ -97,6 +97,27 @@ public enum Corpus {
         return (stream.prefix(n * seq).map { Int64($0) }, n, stream.count)
     }
 
+    /// Files named directly, and for a directory its regular files (not symlinks, which in
+    /// Debian's fortune directories point into other languages' folders), skipping fortune
+    /// index files (`.dat`) and the `.u8` duplicates; sorted by name, so the order is fixed.
+    public static func expandInputs(_ inputs: [String]) throws -> [String] {
+        let fm = FileManager.default
+        var out: [String] = []
+        for path in inputs {
+            var isDir: ObjCBool = false
+            guard fm.fileExists(atPath: path, isDirectory: &isDir) else { throw LibraryError("\(path): no such file or directory") }
+            guard isDir.boolValue else { out.append(path); continue }
+            let names = try fm.contentsOfDirectory(atPath: path).sorted()
+            for name in names where !name.hasSuffix(".dat") && !name.hasSuffix(".u8") && !name.hasPrefix(".") {
+                let full = (path as NSString).appendingPathComponent(name)
+                let attrs = try fm.attributesOfItem(atPath: full)
+                if attrs[.type] as? FileAttributeType == .typeRegular { out.append(full) }
+            }
+        }
+        guard !out.isEmpty else { throw LibraryError("no text files in \(inputs.joined(separator: ", "))") }
+        return out
+    }
+
     /// Reads the inputs, splits and writes `train.safetensors`, `heldout.safetensors` (each
     /// an int64 `input_ids` [windows, seq]) and `corpus.json` into `out`.
     public static func build(inputs: [String], options o: Options, out: String) throws -> Report {
@@ -106,7 +127,7 @@ public enum Corpus {
         guard !inputs.isEmpty else { throw LibraryError("no input files") }
         var docs: [String] = []
         var recorded: [Input] = []
-        for path in inputs {
+        for path in try expandInputs(inputs) {
             guard let data = FileManager.default.contents(atPath: path) else { throw LibraryError("\(path): cannot read") }
             guard let text = String(data: data, encoding: .utf8) else { throw LibraryError("\(path): not UTF-8 text") }
             recorded.append(Input(path: path, bytes: data.count, sha256: ContentHash.sha256(Array(data))))

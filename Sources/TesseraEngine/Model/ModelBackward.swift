@@ -214,6 +214,16 @@ extension ModelRun {
         }
         if routerNeeded {
             let probs = a.routerProbs!.pointer, dLogits = b.dRouter.pointer
+            // ∂(coef · aux)/∂pₑ for every token: coef · E · fₑ / (L·T); f does not depend on p.
+            var auxGrad = [Float](repeating: 0, count: E)
+            if routerAuxLossCoefficient > 0 {
+                let sparse = (0..<c.layers).filter { c.sparseLayers[$0] }
+                let n = Double(sparse.count * T)
+                for e in 0..<E {
+                    let f = Double(sparse.reduce(0) { $0 + routerStats.counts[$1][e] }) / n
+                    auxGrad[e] = Float(Double(routerAuxLossCoefficient) * Double(E) * f / n)
+                }
+            }
             for t in 0..<T {
                 let p = probs + t * E, dl = dLogits + t * E
                 dl.update(repeating: 0, count: E)
@@ -225,6 +235,7 @@ extension ModelRun {
                 } else {
                     for k in 0..<K { dl[Int(topIdx[t * K + k])] = dw[t * K + k] }
                 }
+                if routerAuxLossCoefficient > 0 { for e in 0..<E { dl[e] += auxGrad[e] } }
                 let s = dot(p, dl, E)
                 for e in 0..<E { dl[e] = p[e] * (dl[e] - s) }
             }

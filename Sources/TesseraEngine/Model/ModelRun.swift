@@ -21,7 +21,11 @@ public final class ModelRun: @unchecked Sendable {
     let mlpScratchA: FloatBuffer
     let mlpScratchB: FloatBuffer
     let rotary: RotaryTable
-    public private(set) var routerStats: RouterStats
+    public internal(set) var routerStats: RouterStats
+    /// Weight of the load-balancing auxiliary loss (transformers' `router_aux_loss_coef`)
+    /// in the gradients `lossAndGradients` computes; 0 leaves it out. The loss returned is
+    /// always the cross-entropy alone.
+    public var routerAuxLossCoefficient: Float = 0
 
     public init(model: MoEModel, batch: Int, seq: Int, training: Bool) {
         self.model = model
@@ -57,19 +61,15 @@ public final class ModelRun: @unchecked Sendable {
     /// Runs the forward pass and returns the mean next-token loss.
     @discardableResult
     public func forward(_ tokens: TokenBatch) throws -> Double {
-        guard tokens.batch == batch, tokens.seq == seq else {
-            throw EngineError.invalidInput("token batch [\(tokens.batch), \(tokens.seq)] does not match this run's [\(batch), \(seq)]")
-        }
-        guard seq >= 2 else {
-            throw EngineError.invalidInput("sequence length \(seq) leaves no next-token labels; need at least 2")
-        }
-        let V = config.vocabSize, H = config.hiddenSize
-        for (i, id) in tokens.ids.enumerated() {
-            guard id >= 0, Int(id) < V else {
-                throw EngineError.invalidInput("token id \(id) at position \(i) is outside the vocabulary 0..<\(V)")
-            }
-            ids.pointer[i] = id
-        }
+        try forward(tokens, capture: nil)
+    }
+
+    /// Runs the forward pass; with `capture`, also keeps what a later candidate that
+    /// changes only routed experts needs to skip the layers below its lowest change.
+    @discardableResult
+    public func forward(_ tokens: TokenBatch, capture: ForwardCache?) throws -> Double {
+        try loadIDs(tokens)
+        let H = config.hiddenSize
         let P = model.parameters.pointer
         let w = model.layout
         let xp = x.pointer
@@ -77,9 +77,34 @@ public final class ModelRun: @unchecked Sendable {
             for t in 0..<T { (xp + t * H).update(from: P + w.embed.offset + Int(ids.pointer[t]) * H, count: H) }
         }
         routerStats = RouterStats(config: config)
+        if let capture { try capture.check(batch: batch, seq: seq, config: config) }
         for l in 0..<config.layers {
-            layerForward(l, acts[training ? l : 0])
+            layerForward(l, acts[training ? l : 0], capture: capture)
         }
+        return headAndLoss()
+    }
+
+    func loadIDs(_ tokens: TokenBatch) throws {
+        guard tokens.batch == batch, tokens.seq == seq else {
+            throw EngineError.invalidInput("token batch [\(tokens.batch), \(tokens.seq)] does not match this run's [\(batch), \(seq)]")
+        }
+        guard seq >= 2 else {
+            throw EngineError.invalidInput("sequence length \(seq) leaves no next-token labels; need at least 2")
+        }
+        let V = config.vocabSize
+        for (i, id) in tokens.ids.enumerated() {
+            guard id >= 0, Int(id) < V else {
+                throw EngineError.invalidInput("token id \(id) at position \(i) is outside the vocabulary 0..<\(V)")
+            }
+            ids.pointer[i] = id
+        }
+    }
+
+    func headAndLoss() -> Double {
+        let V = config.vocabSize, H = config.hiddenSize
+        let P = model.parameters.pointer
+        let w = model.layout
+        let xp = x.pointer
         if training { xFinalIn.pointer.update(from: xp, count: T * H) }
         return PhaseTimer.shared.measure("fwd.head_loss") {
             rmsNormForward(xp, P + w.finalNorm.offset, xFinal.pointer, rinvF.pointer, rows: T, dim: H, eps: config.rmsNormEps)
@@ -89,12 +114,33 @@ public final class ModelRun: @unchecked Sendable {
         }
     }
 
+    /// The load-balancing loss of the last forward pass, as transformers'
+    /// `load_balancing_loss_func` computes it over every sparse layer's router: E · Σₑ fₑ·Pₑ,
+    /// fₑ the share of (token, slot) pairs routed to e and Pₑ its mean router probability.
+    public var routerAuxLoss: Double {
+        let E = config.experts
+        let sparse = (0..<config.layers).filter { config.sparseLayers[$0] }
+        guard training, !sparse.isEmpty else { return 0 }
+        let n = Double(sparse.count * T)
+        var total = 0.0
+        for e in 0..<E {
+            var f = 0.0, pe = 0.0
+            for l in sparse {
+                f += Double(routerStats.counts[l][e])
+                let probs = acts[l].routerProbs!.pointer
+                for t in 0..<T { pe += Double(probs[t * E + e]) }
+            }
+            total += (f / n) * (pe / n)
+        }
+        return Double(E) * total
+    }
+
     /// Per-position losses of the last forward pass, [batch, seq - 1].
     public var positionLosses: [Float] {
         (0..<T).filter { $0 % seq != seq - 1 }.map { rowLoss.pointer[$0] }
     }
 
-    private func layerForward(_ l: Int, _ a: LayerActivations) {
+    func layerForward(_ l: Int, _ a: LayerActivations, capture: ForwardCache? = nil) {
         let c = config, H = c.hiddenSize
         let P = model.parameters.pointer
         let lw = model.layout.layers[l]
@@ -106,11 +152,13 @@ public final class ModelRun: @unchecked Sendable {
         }
         attentionBlockForward(lw.attention, a)
         if training { a.xMid.pointer.update(from: xp, count: T * H) }
+        capture?.layers[l].storeMid(xp, count: T * H)
         timer.measure("fwd.norms") {
             rmsNormForward(xp, P + lw.postNorm.offset, a.h2.pointer, a.rinv2.pointer, rows: T, dim: H, eps: c.rmsNormEps)
         }
         if let router = lw.router {
             moeForward(l, lw, router: router, a)
+            capture?.layers[l].storeRouting(a, tokens: T, topK: c.topK, hidden: H)
         } else if let dense = lw.dense {
             mlpForward(a.h2.pointer, MLPPointers(dense, base: P), rows: T, hidden: H,
                        gu: a.mlpGU!.pointer, a: mlpScratchA.pointer, y: a.mlpY!.pointer)
@@ -210,7 +258,15 @@ public final class ModelRun: @unchecked Sendable {
             mlpForward(xd + r * H, MLPPointers(lw.experts[e], base: P), rows: n, hidden: H,
                        gu: gu + r * 2 * I, a: scratch + r * I, y: y + r * H, parallel: false)
         } }
-        timer.measure("fwd.combine") {
+        combineExperts(a)
+        sharedExpertForward(lw, a)
+    }
+
+    /// Adds each token's routed experts' outputs, weighted, to the residual stream.
+    func combineExperts(_ a: LayerActivations) {
+        let H = config.hiddenSize, K = config.topK
+        let xp = x.pointer, topW = a.topW!.pointer, slotPos = a.slotPos!.pointer, y = a.y!.pointer
+        PhaseTimer.shared.measure("fwd.combine") {
             Parallel.ranges(T, work: T * K * H) { range in
                 for t in range {
                     for k in 0..<K {
@@ -219,6 +275,12 @@ public final class ModelRun: @unchecked Sendable {
                 }
             }
         }
+    }
+
+    func sharedExpertForward(_ lw: LayerWeights, _ a: LayerActivations) {
+        let H = config.hiddenSize
+        let P = model.parameters.pointer
+        let h2 = a.h2.pointer, xp = x.pointer
         if let shared = lw.sharedExpert, let gate = lw.sharedExpertGate {
             let sg = a.sharedGate!.pointer, sy = a.mlpY!.pointer
             mlpForward(h2, MLPPointers(shared, base: P), rows: T, hidden: H,

@@ -41,6 +41,20 @@ public final class AdamW: @unchecked Sendable {
         v = FloatBuffer(count: total)
     }
 
+    /// First and second moments, concatenated in the order of `views` (for checkpoints).
+    public var firstMoments: FloatBuffer { m }
+    public var secondMoments: FloatBuffer { v }
+    public var stateCount: Int { m.count }
+
+    /// Restores the moments and step count a checkpoint saved.
+    public func restore(step: Int, firstMoments m1: [Float], secondMoments m2: [Float]) throws {
+        guard step >= 0, m1.count == m.count, m2.count == v.count else {
+            throw EngineError.invalidInput("optimizer state holds \(m1.count)/\(m2.count) moments at step \(step), expected \(m.count) each")
+        }
+        self.step = step
+        for i in 0..<m.count { m.pointer[i] = m1[i]; v.pointer[i] = m2[i] }
+    }
+
     /// Applies one update to `params` from `grads` (both laid out like the model's
     /// parameters); `learningRate` overrides the configured rate for this step (schedules).
     public func update(params: FloatBuffer, grads: FloatBuffer, learningRate: Float? = nil) {

@@ -1,0 +1,83 @@
+import Foundation
+import TesseraEngine
+import TesseraLibrary
+
+/// A fixed set of windows evaluated against one base model: the base model's per-window
+/// losses, and per batch the forward cache that lets a candidate changing only routed
+/// experts be evaluated from its lowest changed layer up. Valid for one (windows, base
+/// versions) pair; `key` says which.
+public final class EvaluationSet: @unchecked Sendable {
+    public let name: String
+    public let windows: TokenWindows
+    public let windowsSHA256: String
+    public let key: String
+    public let batch: Int
+    public let baseLosses: [Double]
+    let model: MoEModel
+    let batches: [(range: Range<Int>, tokens: TokenBatch, run: ModelRun, cache: ForwardCache)]
+
+    /// Runs the base model (as `model` holds it now) over the windows and keeps the caches.
+    public init(name: String, windows: TokenWindows, model: MoEModel, baseVersionsKey: String, batch: Int = 16) throws {
+        guard windows.count > 0 else { throw EngineError.invalidInput("\(windows.origin): no windows to evaluate") }
+        self.name = name
+        self.windows = windows
+        self.windowsSHA256 = windows.contentHash
+        self.key = ContentHash.sha256(Array("\(windowsSHA256)|\(baseVersionsKey)".utf8))
+        self.batch = batch
+        self.model = model
+        var list: [(Range<Int>, TokenBatch, ModelRun, ForwardCache)] = []
+        var losses: [Double] = []
+        var start = 0
+        while start < windows.count {
+            let n = min(batch, windows.count - start)
+            let tokens = try windows.batch(Array(start..<(start + n)))
+            let run = ModelRun(model: model, batch: n, seq: windows.seq, training: false)
+            let cache = ForwardCache(batch: n, seq: windows.seq, config: model.config)
+            try run.forward(tokens, capture: cache)
+            losses += Self.rowMeans(run, rows: n, seq: windows.seq)
+            list.append((start..<(start + n), tokens, run, cache))
+            start += n
+        }
+        batches = list
+        baseLosses = losses
+    }
+
+    public var cacheBytes: Int { batches.reduce(0) { $0 + $1.cache.bytes } }
+
+    /// Per-window losses of the model as it is now, which must differ from the base only
+    /// in the routed experts `changed`. Incremental unless `full` is set; both give the
+    /// same figures, bit for bit.
+    public func losses(changed: Set<ExpertID>, full: Bool = false) throws -> [Double] {
+        var out: [Double] = []
+        out.reserveCapacity(windows.count)
+        for b in batches {
+            if full || changed.isEmpty {
+                try b.run.forward(b.tokens)
+            } else {
+                try b.run.forwardIncremental(b.tokens, cache: b.cache, changed: changed)
+            }
+            out += Self.rowMeans(b.run, rows: b.range.count, seq: windows.seq)
+        }
+        return out
+    }
+
+    static func rowMeans(_ run: ModelRun, rows: Int, seq: Int) -> [Double] {
+        let losses = run.positionLosses
+        let per = seq - 1
+        return (0..<rows).map { r in
+            var s = 0.0
+            for j in 0..<per { s += Double(losses[r * per + j]) }
+            return s / Double(per)
+        }
+    }
+}
+
+/// Swaps expert weights into a model for the length of `body`, then puts the originals back.
+public func withExperts<T>(_ weights: [ExpertID: ExpertWeights], in model: MoEModel, library: ExpertLibrary,
+                           _ body: () throws -> T) throws -> T {
+    var saved: [ExpertID: ExpertWeights] = [:]
+    for id in weights.keys { saved[id] = try library.expertWeights(id, from: model) }
+    defer { for (id, w) in saved { try? library.setExpert(id, w, in: model) } }
+    for (id, w) in weights { try library.setExpert(id, w, in: model) }
+    return try body()
+}

@@ -1,0 +1,88 @@
+import Foundation
+import TesseraEngine
+import TesseraLibrary
+
+/// Token windows [count, seq] of one corpus part, as `tessera corpus` writes them.
+public struct TokenWindows: Sendable {
+    public let seq: Int
+    public let count: Int
+    public let ids: [Int32]
+    /// Where the windows came from, for error messages and reports.
+    public let origin: String
+
+    public init(seq: Int, ids: [Int32], origin: String) {
+        self.seq = seq
+        self.count = seq > 0 ? ids.count / seq : 0
+        self.ids = ids
+        self.origin = origin
+    }
+
+    public static func load(path: String) throws -> TokenWindows {
+        let batch = try TokenBatch.load(path: path)
+        return TokenWindows(seq: batch.seq, ids: batch.ids, origin: path)
+    }
+
+    /// The windows at `indices`, as one batch.
+    public func batch(_ indices: [Int]) throws -> TokenBatch {
+        var out: [Int32] = []
+        out.reserveCapacity(indices.count * seq)
+        for i in indices {
+            guard i >= 0, i < count else { throw EngineError.invalidInput("\(origin): window \(i) is outside 0..<\(count)") }
+            out += ids[(i * seq)..<((i + 1) * seq)]
+        }
+        return try TokenBatch(batch: indices.count, seq: seq, ids: out)
+    }
+
+    /// The first `n` windows (all when n is nil or larger).
+    public func prefix(_ n: Int?) -> TokenWindows {
+        let k = min(n ?? count, count)
+        return TokenWindows(seq: seq, ids: Array(ids.prefix(k * seq)), origin: origin)
+    }
+
+    /// Windows whose index modulo `parts` equals `part`: disjoint shares for several users.
+    public func share(_ part: Int, of parts: Int) -> TokenWindows {
+        var out: [Int32] = []
+        for i in stride(from: part, to: count, by: parts) { out += ids[(i * seq)..<((i + 1) * seq)] }
+        return TokenWindows(seq: seq, ids: out, origin: "\(origin) (share \(part + 1) of \(parts))")
+    }
+
+    /// These windows followed by `other`'s (same window length required).
+    public func appending(_ other: TokenWindows) throws -> TokenWindows {
+        guard other.seq == seq else { throw EngineError.invalidInput("\(other.origin): windows of \(other.seq) tokens cannot join windows of \(seq)") }
+        return TokenWindows(seq: seq, ids: ids + other.ids, origin: "\(origin) + \(other.origin)")
+    }
+
+    /// SHA-256 over the token ids as little-endian int64, the bytes of the safetensors tensor.
+    public var contentHash: String {
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(ids.count * 8)
+        for id in ids { withUnsafeBytes(of: Int64(id).littleEndian) { bytes += $0 } }
+        return ContentHash.sha256(bytes)
+    }
+}
+
+/// Per-window mean next-token losses of a model over windows, in order. Windows are run
+/// in batches of `batch`; the figures do not depend on the batch size beyond float
+/// rounding in the shared products, and are bit-identical run after run.
+public func windowLosses(model: MoEModel, windows: TokenWindows, batch: Int = 8) throws -> [Double] {
+    var out: [Double] = []
+    out.reserveCapacity(windows.count)
+    var run: ModelRun?
+    var start = 0
+    while start < windows.count {
+        let n = min(batch, windows.count - start)
+        if run?.batch != n { run = ModelRun(model: model, batch: n, seq: windows.seq, training: false) }
+        try run!.forward(try windows.batch(Array(start..<(start + n))))
+        let losses = run!.positionLosses
+        let per = windows.seq - 1
+        for r in 0..<n {
+            var s = 0.0
+            for j in 0..<per { s += Double(losses[r * per + j]) }
+            out.append(s / Double(per))
+        }
+        start += n
+    }
+    return out
+}
+
+public func mean(_ xs: [Double]) -> Double { xs.isEmpty ? 0 : xs.reduce(0, +) / Double(xs.count) }

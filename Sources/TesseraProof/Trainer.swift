@@ -1,0 +1,229 @@
+import Foundation
+import TesseraEngine
+import TesseraLibrary
+
+/// How a training run goes: schedule, optimizer, data sampling, evaluation and
+/// checkpoints. The same loop pretrains a whole model and fine-tunes chosen experts.
+public struct TrainingOptions: Codable, Sendable, Equatable {
+    public var steps: Int
+    public var batch: Int
+    public var learningRate: Float
+    public var warmupSteps: Int
+    /// The cosine decay ends at this fraction of the peak rate.
+    public var minLearningRateFraction: Float = 0.1
+    public var weightDecay: Float = 0.0
+    public var beta1: Float = 0.9
+    public var beta2: Float = 0.95
+    public var clipNorm: Float = 1.0
+    public var seed: UInt64
+    /// transformers' router_aux_loss_coef; 0 leaves the load-balancing loss out.
+    public var routerAuxLossCoefficient: Float = 0
+    /// Held-out evaluation every this many steps (0: only at the end).
+    public var evalEvery: Int = 0
+    public var evalWindows: Int = 64
+    /// A resumable checkpoint every this many steps (0: only at the end).
+    public var checkpointEvery: Int = 0
+
+    public init(steps: Int, batch: Int, learningRate: Float, warmupSteps: Int, seed: UInt64) {
+        self.steps = steps
+        self.batch = batch
+        self.learningRate = learningRate
+        self.warmupSteps = warmupSteps
+        self.seed = seed
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case steps, batch, seed
+        case learningRate = "learning_rate"
+        case warmupSteps = "warmup_steps"
+        case minLearningRateFraction = "min_learning_rate_fraction"
+        case weightDecay = "weight_decay"
+        case beta1, beta2
+        case clipNorm = "clip_norm"
+        case routerAuxLossCoefficient = "router_aux_loss_coef"
+        case evalEvery = "eval_every"
+        case evalWindows = "eval_windows"
+        case checkpointEvery = "checkpoint_every"
+    }
+
+    public func validate() throws {
+        func bad(_ s: String) -> EngineError { .invalidInput(s) }
+        guard steps > 0 else { throw bad("--steps \(steps) must be positive") }
+        guard batch > 0 else { throw bad("--batch \(batch) must be positive") }
+        guard learningRate > 0, learningRate.isFinite else { throw bad("--lr \(learningRate) must be positive") }
+        guard warmupSteps >= 0, warmupSteps <= steps else { throw bad("--warmup \(warmupSteps) must be in 0...\(steps)") }
+        guard (0...1).contains(minLearningRateFraction) else { throw bad("minimum learning-rate fraction \(minLearningRateFraction) must be in 0...1") }
+        guard weightDecay >= 0, clipNorm > 0, (0..<1).contains(beta1), (0..<1).contains(beta2) else {
+            throw bad("weight decay must be ≥ 0, clip norm > 0, betas in [0, 1)")
+        }
+        guard routerAuxLossCoefficient >= 0, evalEvery >= 0, evalWindows >= 0, checkpointEvery >= 0 else {
+            throw bad("aux-loss coefficient, eval and checkpoint intervals must be ≥ 0")
+        }
+    }
+
+    /// Linear warm-up to the peak, then cosine decay to `minLearningRateFraction` of it.
+    /// `step` counts from 1.
+    public func learningRate(at step: Int) -> Float {
+        if warmupSteps > 0 && step <= warmupSteps { return learningRate * Float(step) / Float(warmupSteps) }
+        let span = max(steps - warmupSteps, 1)
+        let progress = Double(step - warmupSteps) / Double(span)
+        let cosine = 0.5 * (1 + cos(Double.pi * min(max(progress, 0), 1)))
+        return learningRate * (minLearningRateFraction + (1 - minLearningRateFraction) * Float(cosine))
+    }
+
+    /// Windows of step `step`: a function of seed and step alone, so a resumed run draws
+    /// exactly what an uninterrupted one would.
+    public func windows(at step: Int, of count: Int) -> [Int] {
+        var rng = SplitMix64(seed: seed ^ (UInt64(step) &* 0xD1B5_4A32_D192_ED03))
+        return (0..<batch).map { _ in Int(rng.next() % UInt64(count)) }
+    }
+}
+
+public struct TrainingReport: Codable, Sendable {
+    public struct Point: Codable, Sendable {
+        public var step: Int
+        public var trainLoss: Double
+        public var heldOutLoss: Double?
+        enum CodingKeys: String, CodingKey { case step; case trainLoss = "train_loss"; case heldOutLoss = "held_out_loss" }
+    }
+    public var steps: Int
+    public var resumedFrom: Int
+    public var trainedParameters: Int
+    public var tokensPerSecond: Double
+    public var seconds: Double
+    public var history: [Point]
+    public var finalHeldOutLoss: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case steps, seconds, history
+        case resumedFrom = "resumed_from"
+        case trainedParameters = "trained_parameters"
+        case tokensPerSecond = "tokens_per_second"
+        case finalHeldOutLoss = "final_held_out_loss"
+    }
+}
+
+/// Trains the `trainable` part of a model in place.
+public final class Trainer {
+    public let model: MoEModel
+    public let trainable: TrainableSet
+    public let options: TrainingOptions
+    let views: [ParamView]
+    let train: TokenWindows
+    let heldOut: TokenWindows?
+    /// Resumable state file; nil trains without checkpoints.
+    let statePath: String?
+
+    public init(model: MoEModel, trainable: TrainableSet, options: TrainingOptions, train: TokenWindows,
+                heldOut: TokenWindows?, statePath: String?) throws {
+        try options.validate()
+        guard train.count > 0 else { throw EngineError.invalidInput("\(train.origin): no training windows") }
+        guard !trainable.isEmpty else { throw EngineError.invalidInput("nothing to train: the trainable set is empty") }
+        self.model = model
+        self.trainable = trainable
+        self.options = options
+        self.views = trainable.views(in: model.layout)
+        self.train = train
+        self.heldOut = heldOut.map { $0.prefix(options.evalWindows) }
+        self.statePath = statePath
+    }
+
+    public var trainedParameters: Int { views.reduce(0) { $0 + $1.count } }
+
+    /// What a checkpoint must agree with to be resumed: options, trained views and data.
+    var fingerprint: String {
+        let o = (try? JSONOutput.compact(options)) ?? ""
+        let v = views.map { "\($0.offset)+\($0.count)" }.joined(separator: ",")
+        return ContentHash.sha256(Array("\(o)|\(v)|\(train.count)x\(train.seq)".utf8))
+    }
+
+    /// Trains to `options.steps`, or with `stopAfter` stops there as a kill would (after
+    /// that step's checkpoint, if one falls due).
+    public func run(progress: Bool = true, stopAfter: Int? = nil) throws -> TrainingReport {
+        let o = options
+        let optimizer = AdamW(views: views, hyper: .init(learningRate: o.learningRate, beta1: o.beta1, beta2: o.beta2,
+                                                        epsilon: 1e-8, weightDecay: o.weightDecay))
+        var history: [TrainingReport.Point] = []
+        var first = 1
+        if let statePath, FileManager.default.fileExists(atPath: statePath) {
+            let step = try restore(statePath, optimizer: optimizer, history: &history)
+            first = step + 1
+        }
+        let run = ModelRun(model: model, batch: o.batch, seq: train.seq, training: true)
+        run.routerAuxLossCoefficient = o.routerAuxLossCoefficient
+        let work = BackwardWorkspace(run: run)
+        let grads = FloatBuffer(count: model.parameters.count)
+        let bar = progress ? ProgressBar(label: "train", total: Double(o.steps)) : nil
+        bar?.update(Double(first - 1))
+        let started = Date()
+        var tokens = 0
+        var recent: [Double] = []
+        for step in first...max(first, o.steps) where step <= o.steps {
+            for v in views { grads.zero(v) }
+            let batch = try train.batch(o.windows(at: step, of: train.count))
+            let loss = try run.lossAndGradients(batch, trainable: trainable, grads: grads, buffers: work)
+            guard loss.isFinite else { throw EngineError.invalidInput("training diverged at step \(step): loss \(loss)") }
+            clipGradientNorm(grads, views: views, maxNorm: o.clipNorm)
+            optimizer.update(params: model.parameters, grads: grads, learningRate: o.learningRate(at: step))
+            tokens += batch.predictedTokens
+            recent.append(loss)
+            if recent.count > 20 { recent.removeFirst() }
+            var point = TrainingReport.Point(step: step, trainLoss: loss, heldOutLoss: nil)
+            if (o.evalEvery > 0 && step % o.evalEvery == 0) || step == o.steps, let heldOut, heldOut.count > 0 {
+                point.heldOutLoss = mean(try windowLosses(model: model, windows: heldOut, batch: o.batch))
+            }
+            if point.heldOutLoss != nil || step % 10 == 0 || step == o.steps { history.append(point) }
+            if let statePath, (o.checkpointEvery > 0 && step % o.checkpointEvery == 0) || step == o.steps {
+                try save(statePath, step: step, optimizer: optimizer, history: history)
+            }
+            let rate = Double(tokens) / max(Date().timeIntervalSince(started), 1e-9)
+            let held = history.last(where: { $0.heldOutLoss != nil })?.heldOutLoss.map { String(format: " held-out %.3f", $0) } ?? ""
+            if let stopAfter, step >= stopAfter { break }
+            bar?.update(Double(step), note: "step \(step) loss " + String(format: "%.3f", mean(recent)) + held + String(format: " %.0f tok/s", rate))
+        }
+        bar?.finish()
+        let seconds = Date().timeIntervalSince(started)
+        return TrainingReport(steps: o.steps, resumedFrom: first - 1, trainedParameters: trainedParameters,
+                              tokensPerSecond: Double(tokens) / max(seconds, 1e-9), seconds: seconds, history: history,
+                              finalHeldOutLoss: history.last?.heldOutLoss)
+    }
+
+    /// The trained values, the optimizer's moments and the step, in one file written
+    /// atomically: a kill leaves the previous checkpoint or the new one, never half of one.
+    func save(_ path: String, step: Int, optimizer: AdamW, history: [TrainingReport.Point]) throws {
+        var params: [Float] = []
+        params.reserveCapacity(trainedParameters)
+        for v in views { params += model.parameters.array(v) }
+        let metadata = ["format": "tessera-train-state", "step": String(step), "fingerprint": fingerprint,
+                        "history": try JSONOutput.compact(history)]
+        try SafetensorsWriter.write([
+            TensorRecord(name: "params", shape: [params.count], floats: params),
+            TensorRecord(name: "adam_m", shape: [optimizer.stateCount], floats: optimizer.firstMoments.array),
+            TensorRecord(name: "adam_v", shape: [optimizer.stateCount], floats: optimizer.secondMoments.array),
+        ], metadata: metadata, to: path)
+    }
+
+    func restore(_ path: String, optimizer: AdamW, history: inout [TrainingReport.Point]) throws -> Int {
+        let file = try SafetensorsFile(path: path)
+        guard file.metadata["format"] == "tessera-train-state", let stepText = file.metadata["step"], let step = Int(stepText) else {
+            throw EngineError.invalidInput("\(path): not a Tessera training state (no format/step metadata)")
+        }
+        guard file.metadata["fingerprint"] == fingerprint else {
+            throw EngineError.invalidInput("\(path): saved by a run with other options, experts or data; delete it to start over, or rerun with the same arguments")
+        }
+        let params = try file.floats("params")
+        guard params.count == trainedParameters else {
+            throw EngineError.invalidInput("\(path): holds \(params.count) parameters, this run trains \(trainedParameters)")
+        }
+        try optimizer.restore(step: step, firstMoments: try file.floats("adam_m"), secondMoments: try file.floats("adam_v"))
+        var i = 0
+        for v in views {
+            for j in 0..<v.count { model.parameters.pointer[v.offset + j] = params[i + j] }
+            i += v.count
+        }
+        if let h = file.metadata["history"] {
+            history = try JSONDecoder().decode([TrainingReport.Point].self, from: Data(h.utf8))
+        }
+        return step
+    }
+}

@@ -1,0 +1,123 @@
+import Foundation
+import TesseraEngine
+import TesseraLibrary
+
+/// A validator's Proof-of-Loss for one round: the base model loaded once from the
+/// library, the held-out and background sets evaluated against it once (with forward
+/// caches), then each submission judged in the order the ledger recorded them.
+public final class Validator {
+    public let library: ExpertLibrary
+    public let key: ParticipantKey
+    public let policy: ProofPolicy
+    public let model: MoEModel
+    public let heldOut: EvaluationSet
+    public let background: EvaluationSet
+    /// The expert versions of the base model every candidate is compared with.
+    public let baseVersions: [ExpertID: String]
+    /// Evaluate every candidate from scratch instead of from the forward caches (same figures).
+    public var fullEvaluation = false
+    /// Deltas of the round's earlier submissions, for copy detection.
+    var earlier: [(submission: String, delta: [ExpertID: [Float]])] = []
+
+    /// `versions` pins expert versions (the library's current ones otherwise).
+    public init(library: ExpertLibrary, key: ParticipantKey, policy: ProofPolicy, heldOut: TokenWindows,
+                background: TokenWindows, versions pinned: [ExpertID: String] = [:], batch: Int = 16) throws {
+        self.library = library
+        self.key = key
+        self.policy = policy
+        baseVersions = try library.versions(pinned)
+        model = try library.loadModel(versions: baseVersions)
+        let versions = baseVersions.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+        let versionsKey = ContentHash.sha256(Array((library.manifest.trunk + "|" + versions).utf8))
+        self.heldOut = try EvaluationSet(name: "held-out", windows: heldOut, model: model, baseVersionsKey: versionsKey, batch: batch)
+        self.background = try EvaluationSet(name: "background", windows: background, model: model, baseVersionsKey: versionsKey, batch: batch)
+    }
+
+    /// Per-window losses of the base model with `weights` swapped in.
+    public func candidateLosses(_ weights: [ExpertID: ExpertWeights], full: Bool = false) throws -> (heldOut: [Double], background: [Double]) {
+        try withExperts(weights, in: model, library: library) {
+            let changed = Set(weights.keys)
+            return (try heldOut.losses(changed: changed, full: full), try background.losses(changed: changed, full: full))
+        }
+    }
+
+    /// Judges the bundle in `dir`. A bundle whose signature or files do not check out is
+    /// an error (it cannot be attributed); every other problem is a signed rejection.
+    public func judge(bundle dir: String, policy override: ProofPolicy? = nil) throws -> Verdict {
+        let policy = override ?? self.policy
+        let bundle = try SubmissionBundle.verify(dir, library: library)
+        let manifestBytes = try Data(contentsOf: URL(fileURLWithPath: (dir as NSString).appendingPathComponent("bundle.json")))
+        let submission = ContentHash.sha256(Array(manifestBytes))
+        let seedHash = ContentHash.sha256(Array("\(submission)|\(heldOut.windowsSHA256)".utf8))
+        let seed = UInt64(seedHash.prefix(13), radix: 16)! & ((1 << 52) - 1)
+        var items: [Verdict.Item] = []
+        var weights: [ExpertID: ExpertWeights] = [:]
+        var delta: [ExpertID: [Float]] = [:]
+        var stale: [ExpertID] = []
+        for item in bundle.items {
+            let (_, new) = try library.decodeDelta((dir as NSString).appendingPathComponent(item.file))
+            let base = try library.expertWeights(item.expert, version: item.base).weights.flattened
+            let d = zip(new.flattened, base).map { $0 - $1 }
+            let norm = sqrt(d.reduce(0.0) { $0 + Double($1) * Double($1) }) / max(sqrt(base.reduce(0.0) { $0 + Double($1) * Double($1) }), 1e-30)
+            items.append(.init(layer: item.expert.layer, expert: item.expert.expert, base: item.base, relativeNorm: norm))
+            weights[item.expert] = new
+            delta[item.expert] = d
+            if baseVersions[item.expert] != item.base { stale.append(item.expert) }
+        }
+        var verdict = Verdict(format: Verdict.formatName, submission: submission, contributor: bundle.contributor, validator: key.publicHex,
+                              market: bundle.market, domain: bundle.domain, round: bundle.round, experts: items, policy: policy,
+                              baseVersions: Dictionary(uniqueKeysWithValues: baseVersions.map { ($0.key.description, $0.value) }),
+                              heldOutSHA256: heldOut.windowsSHA256, backgroundSHA256: background.windowsSHA256,
+                              method: "paired-bootstrap-percentile", seed: seed, gain: nil, regression: nil,
+                              gainLCBMicronats: 0, regressionUCBMicronats: 0, copyOf: nil, accept: false, reason: "")
+        func reject(_ reason: String) -> Verdict { verdict.reason = reason; return verdict }
+        if !stale.isEmpty {
+            return reject("stale base: expert\(stale.count > 1 ? "s" : "") \(stale.map(\.description).joined(separator: ", ")) moved on since the bundle's base version")
+        }
+        for prior in earlier {
+            let c = cosine(delta, prior.delta)
+            if c > policy.copyThreshold {
+                verdict.copyOf = prior.submission
+                earlier.append((submission, delta))
+                return reject("copy: cosine " + String(format: "%.4f", c) + " with earlier submission \(prior.submission.prefix(12)) exceeds \(policy.copyThreshold); the earlier one keeps the credit")
+            }
+        }
+        earlier.append((submission, delta))
+        if let big = items.first(where: { $0.relativeNorm > policy.deltaNormBound }) {
+            return reject("oversized delta: ‖Δ‖/‖W‖ = " + String(format: "%.3f", big.relativeNorm) + " for expert \(big.layer):\(big.expert) exceeds the bound \(policy.deltaNormBound)")
+        }
+        if items.allSatisfy({ $0.relativeNorm == 0 }) { return reject("unchanged: every delta is zero") }
+        let losses = try candidateLosses(weights, full: fullEvaluation)
+        let gain = PairedBounds.compute(zip(heldOut.baseLosses, losses.heldOut).map { $0 - $1 }, confidence: policy.confidence,
+                                        seed: seed, resamples: policy.resamples)
+        let regression = PairedBounds.compute(zip(losses.background, background.baseLosses).map { $0 - $1 }, confidence: policy.confidence,
+                                              seed: seed ^ 0x5EED, resamples: policy.resamples)
+        verdict.gain = gain
+        verdict.regression = regression
+        verdict.gainLCBMicronats = gain.lowerMicronats
+        verdict.regressionUCBMicronats = regression.upperMicronats
+        verdict.heldOutLosses = .init(base: heldOut.baseLosses, candidate: losses.heldOut)
+        verdict.backgroundLosses = .init(base: background.baseLosses, candidate: losses.background)
+        let level = Int((policy.confidence * 100).rounded())
+        if verdict.regressionUCBMicronats > policy.backgroundToleranceMicronats {
+            return reject("forgetting: background regression upper bound \(verdict.regressionUCBMicronats) µnats/token (\(level)%) exceeds the tolerance \(policy.backgroundToleranceMicronats)")
+        }
+        if verdict.gainLCBMicronats < policy.minGainMicronats {
+            return reject("no proven gain: held-out gain lower bound \(verdict.gainLCBMicronats) µnats/token (\(level)%) is below the minimum \(policy.minGainMicronats)")
+        }
+        verdict.accept = true
+        verdict.reason = "accepted: held-out gain " + String(format: "%.4f", gain.mean) + " nats/token, \(level)% lower bound \(verdict.gainLCBMicronats) µnats ≥ \(policy.minGainMicronats); background regression bound \(verdict.regressionUCBMicronats) ≤ \(policy.backgroundToleranceMicronats)"
+        return verdict
+    }
+}
+
+/// Cosine similarity of two per-expert deltas, over the union of their experts.
+func cosine(_ a: [ExpertID: [Float]], _ b: [ExpertID: [Float]]) -> Double {
+    var dot = 0.0, na = 0.0, nb = 0.0
+    for (id, x) in a {
+        na += x.reduce(0.0) { $0 + Double($1) * Double($1) }
+        if let y = b[id], y.count == x.count { for i in x.indices { dot += Double(x[i]) * Double(y[i]) } }
+    }
+    for (_, y) in b { nb += y.reduce(0.0) { $0 + Double($1) * Double($1) } }
+    return na > 0 && nb > 0 ? dot / (na.squareRoot() * nb.squareRoot()) : 0
+}

@@ -1,0 +1,146 @@
+import ArgumentParser
+import Foundation
+import TesseraEngine
+import TesseraLedger
+import TesseraLibrary
+import TesseraMarket
+import TesseraProof
+
+struct Select: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Rank experts by routing affinity on your data (ESFT, normalised per layer) and pick the smallest set per layer reaching p.")
+    @Option(help: "Expert library.") var library: String
+    @Option(help: "Token windows (safetensors input_ids).") var data: String
+    @Option(help: "gate (average gate value) or token (token-selection ratio).") var score = "token"
+    @Option(name: .customLong("top-p"), help: "Cumulative affinity to reach in each layer.") var topP = 0.3
+    @Option(name: .customLong("max-windows"), help: "Use at most this many windows.") var maxWindows: Int?
+    @Option(help: "Selection file to write.") var out = "selection.json"
+    @Flag var json = false
+
+    func run() throws {
+        guard let s = ExpertSelection.Score(rawValue: score) else { throw ValidationError("--score \(score): use gate or token") }
+        let lib = try ExpertLibrary(directory: library)
+        let selection = try ExpertSelection.compute(model: try lib.loadModel(), data: try TokenWindows.load(path: data).prefix(maxWindows),
+                                                    score: s, topP: topP)
+        try selection.save(out)
+        if json { print(try jsonString(selection)); return }
+        print(selection.table)
+        print("wrote \(out)")
+    }
+}
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Fine-tune the selected experts (all else frozen) and write a signed submission bundle; resumes after a kill.")
+    @Option(help: "Expert library.") var library: String
+    @Option(help: "Selection file from `tessera select`.") var experts: String
+    @Option(help: "Training windows (safetensors input_ids).") var data: String
+    @Option(name: .customLong("held-out"), help: "Your own held-out windows, to watch progress.") var heldOut: String?
+    @Option(help: "Contributor key file (signs the bundle).") var key: String
+    @Option(help: "Bundle directory to write.") var out: String
+    @Option var market = "local"
+    @Option var domain = "es"
+    @Option var round = "1"
+    @Flag(help: "Load only the selected experts (plus enough per layer to route top-k).") var partial = false
+    @Option(help: "Delta encoding: sparse or lossless.") var delta = "sparse"
+    @Option(help: "Sparse deltas: share of entries kept.") var density = 0.25
+    @OptionGroup var training: TrainingArguments
+    @Flag var json = false
+
+    func run() throws {
+        guard let enc = DeltaHeader.Encoding(rawValue: delta) else { throw ValidationError("--delta \(delta): use sparse or lossless") }
+        let lib = try ExpertLibrary(directory: library)
+        let selection = try ExpertSelection.load(experts)
+        let request = Contribution.Request(experts: selection.experts, data: try TokenWindows.load(path: data),
+                                           heldOut: try heldOut.map { try TokenWindows.load(path: $0) }, options: training.options(),
+                                           partialResidency: partial, delta: DeltaOptions(encoding: enc, density: density),
+                                           market: market, domain: domain, round: round)
+        let r = try Contribution.run(request, library: lib, key: try ParticipantKey.load(key), out: out, progress: !json)
+        if json { print(try jsonString(r)); return }
+        print("trained \(r.experts.count) experts (\(r.training.trainedParameters) parameters) for \(r.training.steps) steps; bundle \(r.bundle): \(r.deltaBytes) bytes of deltas (" + String(format: "%.1f", Double(r.float32Bytes) / Double(max(r.deltaBytes, 1))) + "× smaller than float32)")
+    }
+}
+
+/// The validator's inputs, shared by `validate` and `verdict check`.
+struct ProofInputs: ParsableArguments {
+    @Option(help: "Expert library (the market's).") var library: String
+    @Option(help: "Held-out windows of the domain (safetensors input_ids).") var heldout: String
+    @Option(help: "Background windows (general text the base was trained on).") var background: String
+    @Option(help: "market.toml with the Proof-of-Loss policy.") var policy = "Market/market.toml"
+    @Option(name: .customLong("max-windows"), help: "Use at most this many windows of each set.") var maxWindows: Int?
+
+    func validator(key: ParticipantKey, versions: [ExpertID: String] = [:]) throws -> Validator {
+        try Validator(library: try ExpertLibrary(directory: library), key: key, policy: try MarketPolicy.load(policy).proofPolicy,
+                      heldOut: try TokenWindows.load(path: heldout).prefix(maxWindows),
+                      background: try TokenWindows.load(path: background).prefix(maxWindows), versions: versions)
+    }
+}
+
+struct Validate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Proof-of-Loss: judge submission bundles (in submission order) and write signed verdicts.")
+    @OptionGroup var inputs: ProofInputs
+    @Option(name: .customLong("bundle"), help: "Bundle directory (repeatable, in submission order).") var bundles: [String]
+    @Option(help: "Validator key file.") var key: String
+    @Option(help: "Directory for the verdict files.") var out = "verdicts"
+    @Flag var json = false
+
+    func run() throws {
+        guard !bundles.isEmpty else { throw ValidationError("give at least one --bundle") }
+        let k = try ParticipantKey.load(key)
+        let v = try inputs.validator(key: k)
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        var all: [Verdict] = []
+        for b in bundles {
+            let verdict = try v.judge(bundle: b)
+            let path = (out as NSString).appendingPathComponent("\(verdict.submission).json")
+            try verdict.save(signedBy: k, to: path)
+            all.append(verdict)
+            if !json { print("\(b): \(verdict.accept ? "ACCEPT" : "REJECT") — \(verdict.reason)\n  verdict \(path)") }
+        }
+        if json { print(try jsonString(all)) }
+    }
+}
+
+struct VerdictCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "verdict", abstract: "Re-check verdicts.", subcommands: [Check.self])
+
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Re-run a verdict's evaluation from scratch (no caches) and require bit-identical figures and decision.")
+        @Argument(help: "Verdict file.") var verdict: String
+        @Option(help: "The bundle the verdict judged.") var bundle: String
+        @OptionGroup var inputs: ProofInputs
+
+        func run() throws {
+            let original = try Verdict.load(verdict)
+            let problems = try VerdictCheck.run(original, bundle: bundle, inputs: { key, versions in try inputs.validator(key: key, versions: versions) })
+            guard problems.isEmpty else {
+                throw ValidationError("\(verdict) does not reproduce:\n  " + problems.joined(separator: "\n  "))
+            }
+            print("\(verdict): signature valid; figures and decision reproduced bit for bit (\(original.accept ? "accept" : "reject"))")
+        }
+    }
+}
+
+struct ValidateBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "validate-bench",
+        abstract: "Benchmark: incremental vs full re-evaluation for an update to the top half of the layers (identical figures required).")
+    @Option(help: "Expert library.") var library: String
+    @Option(help: "Windows to evaluate (safetensors input_ids).") var data: String
+    @Option(name: .customLong("max-windows")) var maxWindows = 256
+    @Option var repeats = 3
+    @Flag var json = false
+
+    func run() throws {
+        let r = try ValidationBenchmark.run(library: try ExpertLibrary(directory: library),
+                                            windows: try TokenWindows.load(path: data).prefix(maxWindows), repeats: repeats)
+        if json { print(try jsonString(r)); return }
+        print("\(r.windows) windows (\(r.tokens) tokens), changed experts \(r.changedExperts.joined(separator: " "))")
+        print(String(format: "full re-evaluation %.3f s, incremental %.3f s: %.2f× faster; base pass with caches %.3f s, cache %.1f MB",
+                     r.fullSeconds, r.incrementalSeconds, r.speedup, r.cacheSeconds, Double(r.cacheBytes) / 1e6))
+        print("per-window losses identical: \(r.identical ? "yes" : "NO")")
+        if !r.identical { throw ExitCode(1) }
+    }
+}

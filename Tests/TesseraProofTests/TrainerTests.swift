@@ -1,0 +1,64 @@
+import Foundation
+import Testing
+@testable import TesseraEngine
+@testable import TesseraProof
+
+@Suite struct TrainerTests {
+    @Test func scheduleWarmsUpThenDecaysToTheFloor() {
+        var o = TrainingOptions(steps: 100, batch: 1, learningRate: 1, warmupSteps: 10, seed: 0)
+        o.minLearningRateFraction = 0.1
+        #expect(o.learningRate(at: 1) == 0.1)
+        #expect(o.learningRate(at: 10) == 1)
+        #expect(abs(o.learningRate(at: 55) - 0.55) < 1e-6)
+        #expect(abs(o.learningRate(at: 100) - 0.1) < 1e-6)
+        #expect(o.windows(at: 7, of: 50) == o.windows(at: 7, of: 50))
+        #expect(o.windows(at: 7, of: 50) != o.windows(at: 8, of: 50))
+    }
+
+    @Test func badOptionsAreRefused() throws {
+        var o = ProofFixture.options()
+        o.warmupSteps = 1000
+        #expect(throws: EngineError.self) { try o.validate() }
+        o = ProofFixture.options()
+        o.batch = 0
+        #expect(throws: EngineError.self) { try o.validate() }
+    }
+
+    /// Killed after 4 of 8 steps and resumed from its checkpoint, a run ends with exactly
+    /// the weights and optimizer state of an uninterrupted one.
+    @Test func resumedRunIsBitIdentical() throws {
+        let f = try ProofFixture()
+        let data = ProofFixture.windows(ProofFixture.domain, count: 40, seed: 1)
+        let experts = [(layer: 1, expert: 0), (layer: 2, expert: 3)]
+        func fresh() throws -> (MoEModel, TrainableSet) {
+            let m = try f.library.loadModel()
+            return (m, try TrainableSet.experts(experts, in: m.layout))
+        }
+        var o = ProofFixture.options(steps: 8)
+        o.checkpointEvery = 2
+        let (straight, tr) = try fresh()
+        let full = try Trainer(model: straight, trainable: tr, options: o, train: data, heldOut: nil, statePath: nil).run(progress: false)
+        #expect(full.history.last!.trainLoss < full.history.first!.trainLoss || full.history.count == 1)
+
+        let state = f.dir + "/state.safetensors"
+        let (m1, tr1) = try fresh()
+        _ = try Trainer(model: m1, trainable: tr1, options: o, train: data, heldOut: nil, statePath: state).run(progress: false, stopAfter: 4)
+        let (m2, tr2) = try fresh()
+        let resumed = try Trainer(model: m2, trainable: tr2, options: o, train: data, heldOut: nil, statePath: state).run(progress: false)
+        #expect(resumed.resumedFrom == 4)
+        #expect(m2.parameters.array == straight.parameters.array)
+        // Only the chosen experts moved.
+        let base = try f.library.loadModel()
+        let moved = Set(base.layout.tensors.indices.filter { i in
+            let s = base.layout.tensors[i]
+            return Array(UnsafeBufferPointer(start: base.parameters.pointer + s.offset, count: s.count))
+                != Array(UnsafeBufferPointer(start: m2.parameters.pointer + s.offset, count: s.count))
+        })
+        #expect(moved == tr.tensors)
+        // A state saved by other options is refused rather than silently mixed in.
+        var other = o
+        other.learningRate = 5e-3
+        let (m3, tr3) = try fresh()
+        #expect(throws: EngineError.self) { try Trainer(model: m3, trainable: tr3, options: other, train: data, heldOut: nil, statePath: state).run(progress: false) }
+    }
+}
