@@ -39,9 +39,11 @@ public enum Demo {
                 public var accept: Bool
                 public var gainLCBMicronats: Int64
                 public var regressionUCBMicronats: Int64
+                public var maxCosine: Double?
                 public var reason: String
                 enum CodingKeys: String, CodingKey {
                     case validator, accept, reason
+                    case maxCosine = "max_cosine"
                     case gainLCBMicronats = "gain_lcb_micronats"
                     case regressionUCBMicronats = "regression_ucb_micronats"
                 }
@@ -234,7 +236,8 @@ public enum Demo {
                 try record(.verdict(.init(at: tick(), submission: verdict.submission, gainLCBMicronats: verdict.gainLCBMicronats,
                                           regressionUCBMicronats: verdict.regressionUCBMicronats, accept: verdict.accept, reason: verdict.reason)), by: keys[v]!)
                 submissions[i].verdicts.append(.init(validator: v, accept: verdict.accept, gainLCBMicronats: verdict.gainLCBMicronats,
-                                                     regressionUCBMicronats: verdict.regressionUCBMicronats, reason: verdict.reason))
+                                                     regressionUCBMicronats: verdict.regressionUCBMicronats, maxCosine: verdict.maxCosine,
+                                                     reason: verdict.reason))
                 log("\(v) on \(submissions[i].contributor): \(verdict.accept ? "ACCEPT" : "REJECT") — \(verdict.reason)")
             }
         }
@@ -278,18 +281,14 @@ public enum Demo {
         let updated = try library.loadModel()
         let versions = try library.versions()
         var gate = [[Double]](repeating: [Double](repeating: 0, count: updated.config.experts), count: updated.config.layers)
-        var start = 0
-        let run = ModelRun(model: updated, batch: 16, seq: served.seq, training: false)
-        while start + 16 <= served.count {
-            try run.forward(try served.batch(Array(start..<(start + 16))))
+        try served.forEachBatch(model: updated, batch: 16) { run, _ in
             for l in gate.indices { for e in gate[l].indices { gate[l][e] += run.routerStats.gateMass[l][e] } }
-            start += 16
         }
         let usage = library.manifest.experts.map { e in
             LedgerAction.Usage(layer: e.layer, expert: e.expert, version: versions[e.id]!, usage: Int64((gate[e.layer][e.expert] * 1000).rounded()))
         }.filter { $0.usage > 0 }
         try record(.revenue(.init(at: tick(), domain: "es", period: "demo-1", amount: o.revenue, usage: usage)), by: op)
-        log("served \(start) Spanish windows through the updated model; revenue \(o.revenue) minor units distributed by metered gate mass")
+        log("served \(served.count) Spanish windows through the updated model; revenue \(o.revenue) minor units distributed by metered gate mass")
 
         let after = try windowLosses(model: updated, windows: esHeld, batch: 16)
         let bgAfter = try windowLosses(model: updated, windows: enHeld, batch: 16)

@@ -11,7 +11,10 @@ public enum DemoReportText {
         out += "Submissions:\n"
         for s in r.submissions {
             out += "  \(s.contributor) (\(s.behaviour)), bundle \(s.bundle.prefix(12))…, experts \(s.experts.joined(separator: " ")), \(s.deltaBytes) bytes of deltas\n"
-            for v in s.verdicts { out += "    \(v.validator): \(v.accept ? "ACCEPT" : "REJECT") — \(v.reason)\n" }
+            for v in s.verdicts {
+                out += "    \(v.validator): \(v.accept ? "ACCEPT" : "REJECT") — \(v.reason)"
+                    + (v.maxCosine.map { " [largest cosine with an earlier delta " + f($0) + "]" } ?? "") + "\n"
+            }
             out += "    ledger: \(s.state)" + (s.consensusGainMicronats.map { ", consensus gain \($0) µnats/token" } ?? "") + "\n"
         }
         if let m = r.merge {

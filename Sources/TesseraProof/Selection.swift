@@ -39,20 +39,14 @@ public struct ExpertSelection: Codable, Sendable, Equatable {
         let c = model.config
         var counts = [[Double]](repeating: [Double](repeating: 0, count: c.experts), count: c.layers)
         var mass = counts
-        var run: ModelRun?
-        var start = 0
-        while start < data.count {
-            let n = min(batch, data.count - start)
-            if run?.batch != n { run = ModelRun(model: model, batch: n, seq: data.seq, training: false) }
-            try run!.forward(try data.batch(Array(start..<(start + n))))
-            let s = run!.routerStats
+        try data.forEachBatch(model: model, batch: batch) { run, _ in
+            let s = run.routerStats
             for l in 0..<c.layers where c.sparseLayers[l] {
                 for e in 0..<c.experts {
                     counts[l][e] += Double(s.counts[l][e])
                     mass[l][e] += s.gateMass[l][e]
                 }
             }
-            start += n
         }
         var affinity: [[Double]] = []
         var chosen: [ExpertID] = []

@@ -39,6 +39,18 @@ public struct TokenWindows: Sendable {
         return TokenWindows(seq: seq, ids: Array(ids.prefix(k * seq)), origin: origin)
     }
 
+    /// `n` windows evenly spaced through the whole set (all when n ≥ count): a sample that
+    /// covers every source file, where a prefix would cover only the first ones.
+    public func spread(_ n: Int) -> TokenWindows {
+        guard n < count else { return self }
+        var out: [Int32] = []
+        for j in 0..<n {
+            let i = j * count / n
+            out += ids[(i * seq)..<((i + 1) * seq)]
+        }
+        return TokenWindows(seq: seq, ids: out, origin: "\(origin) (\(n) spread windows)")
+    }
+
     /// Windows whose index modulo `parts` equals `part`: disjoint shares for several users.
     public func share(_ part: Int, of parts: Int) -> TokenWindows {
         var out: [Int32] = []
@@ -61,26 +73,30 @@ public struct TokenWindows: Sendable {
     }
 }
 
-/// Per-window mean next-token losses of a model over windows, in order. Windows are run
-/// in batches of `batch`; the figures do not depend on the batch size beyond float
-/// rounding in the shared products, and are bit-identical run after run.
+extension TokenWindows {
+    /// Runs the model over the windows in batches of `batch` (the last one smaller) and
+    /// calls `body` after each forward pass with the run and the windows it covered.
+    public func forEachBatch(model: MoEModel, batch: Int, _ body: (ModelRun, Range<Int>) throws -> Void) throws {
+        guard batch > 0 else { throw EngineError.invalidInput("batch \(batch) must be positive") }
+        var run: ModelRun?
+        var start = 0
+        while start < count {
+            let n = min(batch, count - start)
+            if run?.batch != n { run = ModelRun(model: model, batch: n, seq: seq, training: false) }
+            try run!.forward(try self.batch(Array(start..<(start + n))))
+            try body(run!, start..<(start + n))
+            start += n
+        }
+    }
+}
+
+/// Per-window mean next-token losses of a model over windows, in order; bit-identical run
+/// after run.
 public func windowLosses(model: MoEModel, windows: TokenWindows, batch: Int = 8) throws -> [Double] {
     var out: [Double] = []
     out.reserveCapacity(windows.count)
-    var run: ModelRun?
-    var start = 0
-    while start < windows.count {
-        let n = min(batch, windows.count - start)
-        if run?.batch != n { run = ModelRun(model: model, batch: n, seq: windows.seq, training: false) }
-        try run!.forward(try windows.batch(Array(start..<(start + n))))
-        let losses = run!.positionLosses
-        let per = windows.seq - 1
-        for r in 0..<n {
-            var s = 0.0
-            for j in 0..<per { s += Double(losses[r * per + j]) }
-            out.append(s / Double(per))
-        }
-        start += n
+    try windows.forEachBatch(model: model, batch: batch) { run, range in
+        out += EvaluationSet.rowMeans(run, rows: range.count, seq: windows.seq)
     }
     return out
 }

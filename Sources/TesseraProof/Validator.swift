@@ -69,13 +69,14 @@ public final class Validator {
                               baseVersions: Dictionary(uniqueKeysWithValues: baseVersions.map { ($0.key.description, $0.value) }),
                               heldOutSHA256: heldOut.windowsSHA256, backgroundSHA256: background.windowsSHA256,
                               method: "paired-bootstrap-percentile", seed: seed, gain: nil, regression: nil,
-                              gainLCBMicronats: 0, regressionUCBMicronats: 0, copyOf: nil, accept: false, reason: "")
+                              gainLCBMicronats: 0, regressionUCBMicronats: 0, copyOf: nil, maxCosine: nil, accept: false, reason: "")
         func reject(_ reason: String) -> Verdict { verdict.reason = reason; return verdict }
         if !stale.isEmpty {
             return reject("stale base: expert\(stale.count > 1 ? "s" : "") \(stale.map(\.description).joined(separator: ", ")) moved on since the bundle's base version")
         }
         for prior in earlier {
             let c = cosine(delta, prior.delta)
+            verdict.maxCosine = max(verdict.maxCosine ?? c, c)
             if c > policy.copyThreshold {
                 verdict.copyOf = prior.submission
                 earlier.append((submission, delta))

@@ -69,6 +69,8 @@ public struct Verdict: Codable, Sendable, Equatable {
     public var gainLCBMicronats: Int64
     public var regressionUCBMicronats: Int64
     public var copyOf: String?
+    /// Largest cosine between this delta and an earlier submission's in the round.
+    public var maxCosine: Double?
     public var accept: Bool
     public var reason: String
     public var heldOutLosses: Losses?
@@ -82,6 +84,7 @@ public struct Verdict: Codable, Sendable, Equatable {
         case gainLCBMicronats = "gain_lcb_micronats"
         case regressionUCBMicronats = "regression_ucb_micronats"
         case copyOf = "copy_of"
+        case maxCosine = "max_cosine"
         case heldOutLosses = "held_out_losses"
         case backgroundLosses = "background_losses"
     }

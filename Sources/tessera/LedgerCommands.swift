@@ -3,6 +3,7 @@ import Foundation
 import TesseraEngine
 import TesseraLedger
 import TesseraLibrary
+import TesseraProof
 
 /// `--market DIR`, shared by every market command.
 struct MarketOption: ParsableArguments {
@@ -52,7 +53,7 @@ struct MarketCommand: ParsableCommand {
 struct LedgerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ledger", abstract: "Record market actions and query the ledger.",
-        subcommands: [Register.self, OpenRound.self, CloseRound.self, Claim.self, Submit.self, VerdictCmd.self, NewVersion.self,
+        subcommands: [Register.self, OpenRound.self, CloseRound.self, Claim.self, Submit.self, Commit.self, VerdictCmd.self, Reveal.self, NewVersion.self,
                       Revenue.self, Shares.self, ExpertCmd.self, RoundCmd.self, Payouts.self, Events.self, Verify.self, LedgerBench.self, LedgerStress.self])
 
     struct Register: ParsableCommand {
@@ -125,16 +126,61 @@ struct LedgerCommand: ParsableCommand {
     }
 
     struct VerdictCmd: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "verdict", abstract: "Record a Proof-of-Loss verdict (validator).")
+        static let configuration = CommandConfiguration(commandName: "verdict", abstract: "Record a Proof-of-Loss verdict (validator): from a signed verdict file, or given figures.")
         @OptionGroup var market: MarketOption
         @OptionGroup var signer: SignerOption
-        @Option(help: "Submission (bundle hash).") var submission: String
-        @Option(help: "Lower confidence bound of the held-out gain, micro-nats per token.") var gain: Int64
-        @Option(help: "Upper confidence bound of the background regression, micro-nats per token.") var regression: Int64
+        @Option(name: .customLong("verdict"), help: "Signed verdict file from `tessera validate` (fills every field below).") var verdictFile: String?
+        @Option(help: "Submission (bundle hash).") var submission: String?
+        @Option(help: "Lower confidence bound of the held-out gain, micro-nats per token.") var gain: Int64?
+        @Option(help: "Upper confidence bound of the background regression, micro-nats per token.") var regression: Int64?
         @Flag(help: "Accept (default: reject).") var accept = false
         @Option var reason = ""
         func run() throws {
-            printOutcome(try market.open().append(try SignedAction(.verdict(.init(at: signer.time, submission: submission, gainLCBMicronats: gain, regressionUCBMicronats: regression, accept: accept, reason: reason)), key: try signer.load())))
+            let key = try signer.load()
+            let action: LedgerAction.Verdict
+            if let verdictFile {
+                let v = try Verdict.load(verdictFile)
+                guard v.validator == key.publicHex else { throw ValidationError("\(verdictFile) is signed by validator \(v.validator.prefix(16))…, not by this key") }
+                action = .init(at: signer.time, submission: v.submission, gainLCBMicronats: v.gainLCBMicronats,
+                               regressionUCBMicronats: v.regressionUCBMicronats, accept: v.accept, reason: v.reason)
+            } else {
+                guard let submission, let gain, let regression else { throw ValidationError("give --verdict FILE, or --submission, --gain and --regression") }
+                action = .init(at: signer.time, submission: submission, gainLCBMicronats: gain, regressionUCBMicronats: regression, accept: accept, reason: reason)
+            }
+            printOutcome(try market.open().append(try SignedAction(.verdict(action), key: key)))
+        }
+    }
+
+    struct Commit: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Commit to your held-out windows for an open round (validator); writes the salt to keep.")
+        @OptionGroup var market: MarketOption
+        @OptionGroup var signer: SignerOption
+        @Option var round: String
+        @Option(help: "Your held-out windows (safetensors input_ids).") var heldout: String
+        @Option(name: .customLong("salt-out"), help: "Where to keep the salt until the reveal (never overwritten).") var saltOut: String
+        func run() throws {
+            guard !FileManager.default.fileExists(atPath: saltOut) else { throw ValidationError("\(saltOut) exists; refusing to overwrite a salt") }
+            var salt = [UInt8](repeating: 0, count: 32)
+            var rng = SystemRandomNumberGenerator()
+            for i in salt.indices { salt[i] = UInt8.random(in: 0...255, using: &rng) }
+            let commitment = HeldOutCommitment.commitment(heldOutSHA256: try TokenWindows.load(path: heldout).contentHash, salt: salt)
+            try AtomicFile.write(Array((Hex.encode(salt) + "\n").utf8), to: saltOut)
+            printOutcome(try market.open().append(try SignedAction(.commit(.init(at: signer.time, round: round, commitment: commitment)), key: try signer.load())))
+            print("commitment \(commitment); salt in \(saltOut)")
+        }
+    }
+
+    struct Reveal: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Reveal the held-out windows of a closed round (validator); the ledger checks them against your commitment.")
+        @OptionGroup var market: MarketOption
+        @OptionGroup var signer: SignerOption
+        @Option var round: String
+        @Option(help: "The held-out windows you committed to.") var heldout: String
+        @Option(help: "The salt file `ledger commit` wrote.") var salt: String
+        func run() throws {
+            let hex = try String(contentsOfFile: salt, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            printOutcome(try market.open().append(try SignedAction(.reveal(.init(at: signer.time, round: round, salt: hex,
+                                                                                   heldOutSHA256: try TokenWindows.load(path: heldout).contentHash)), key: try signer.load())))
         }
     }
 
@@ -145,12 +191,19 @@ struct LedgerCommand: ParsableCommand {
         @Option(help: "LAYER:EXPERT") var expert: String
         @Option(help: "The new version's hash (its shard in the market library).") var version: String
         @Option(help: "Merged submissions (bundle hashes, comma-separated).") var submissions: String
+        @Option(help: "Credit per merged submission, µnats per token, comma-separated in the same order (default: consensus gains).") var credits: String?
         func run() throws {
             let id = try singleExpert(expert)
+            let creditList = try credits.map { text in
+                try text.split(separator: ",").map { item -> Int64 in
+                    guard let v = Int64(item.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--credits: \(item) is not an integer") }
+                    return v
+                }
+            }
             let ledger = try market.open()
             guard let parent = try ledger.currentState().experts[id]?.versions.last else { throw ValidationError("unknown expert \(expert)") }
             printOutcome(try ledger.append(try SignedAction(.newVersion(.init(at: signer.time, layer: id.layer, expert: id.expert, version: version, parent: parent,
-                                                                              submissions: submissions.split(separator: ",").map(String.init))), key: try signer.load())))
+                                                                              submissions: submissions.split(separator: ",").map(String.init), credits: creditList)), key: try signer.load())))
         }
     }
 

@@ -36,6 +36,8 @@ struct Train: ParsableCommand {
     @Option(help: "Selection file from `tessera select`.") var experts: String
     @Option(help: "Training windows (safetensors input_ids).") var data: String
     @Option(name: .customLong("held-out"), help: "Your own held-out windows, to watch progress.") var heldOut: String?
+    @Option(help: "General-text windows to rehearse (against forgetting, which validators punish).") var replay: String?
+    @Option(name: .customLong("replay-share"), help: "Share of training windows taken from --replay.") var replayShare = 0.5
     @Option(help: "Contributor key file (signs the bundle).") var key: String
     @Option(help: "Bundle directory to write.") var out: String
     @Option var market = "local"
@@ -51,7 +53,13 @@ struct Train: ParsableCommand {
         guard let enc = DeltaHeader.Encoding(rawValue: delta) else { throw ValidationError("--delta \(delta): use sparse or lossless") }
         let lib = try ExpertLibrary(directory: library)
         let selection = try ExpertSelection.load(experts)
-        let request = Contribution.Request(experts: selection.experts, data: try TokenWindows.load(path: data),
+        var windows = try TokenWindows.load(path: data)
+        if let replay {
+            guard (0..<1).contains(replayShare) else { throw ValidationError("--replay-share \(replayShare) must be in [0, 1)") }
+            let count = Int((Double(windows.count) * replayShare / (1 - replayShare)).rounded())
+            windows = try windows.appending(try TokenWindows.load(path: replay).spread(count))
+        }
+        let request = Contribution.Request(experts: selection.experts, data: windows,
                                            heldOut: try heldOut.map { try TokenWindows.load(path: $0) }, options: training.options(),
                                            partialResidency: partial, delta: DeltaOptions(encoding: enc, density: density),
                                            market: market, domain: domain, round: round)
