@@ -2,13 +2,14 @@
 # The ESFT experiment of whitepaper-notes/proof-of-loss.md: on the bundled base model and
 # the Spanish domain, train only the ESFT-selected experts and, for the same steps, every
 # expert; validate both (and the selected update as a lossy sparse delta) with
-# Proof-of-Loss, and print the comparison. Usage: scripts/esft_experiment.sh [WORKDIR] [STEPS] [DENSITY] [REPLAY_SHARE]
+# Proof-of-Loss, and print the comparison. Usage: scripts/esft_experiment.sh [WORKDIR] [STEPS] [DENSITY] [REPLAY_SHARE] [TOP_P]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-/tmp/tessera-esft}
 steps=${2:-100}
 density=${3:-0.25}
 replay=${4:-0.5}
+top_p=${5:-0.3}
 bin=.build/release/tessera
 mkdir -p "$work"
 key=74657373657261206261736520686f6c64           # the base model's public held-out key
@@ -17,7 +18,7 @@ secret=657366742d6578706572696d656e742d6b6579     # this experiment's Spanish sp
 [ -f "$work/en/heldout.safetensors" ] || $bin corpus /usr/share/games/fortunes --out "$work/en" --seq 128 --held-out-bps 1000 --key-hex $key
 [ -f "$work/contributor.json" ] || $bin keys new --out "$work/contributor.json"
 [ -f "$work/validator.json" ] || $bin keys new --out "$work/validator.json"
-$bin select --library Experts --data "$work/es/train.safetensors" --max-windows 256 --score token --top-p 0.3 --out "$work/selected.json"
+$bin select --library Experts --data "$work/es/train.safetensors" --max-windows 256 --score token --top-p "$top_p" --out "$work/selected.json"
 $bin select --library Experts --data "$work/es/train.safetensors" --max-windows 16 --score token --top-p 1 --out "$work/all.json" > /dev/null
 # Contributors rehearse English (REPLAY_SHARE of the windows), as the demo does.
 common=(--library Experts --data "$work/es/train.safetensors" --replay "$work/en/train.safetensors" --replay-share "$replay"
@@ -45,5 +46,7 @@ for b in ["selected", "all", "selected-sparse"]:
     x = v[b]
     print(f"| {b} | {len(x['experts'])} | {t[b]['training']['trained_parameters']} | {t[b]['delta_bytes']} | {x['gain']['mean']:.4f} | {x['gain']['lower']:.4f} | {x['regression']['mean']:+.4f} ({100*x['regression']['mean']/bg:+.2f}%; {x['regression']['upper']:+.4f}) | {max(i['relative_norm'] for i in x['experts']):.3f} |")
 print()
-print(f"selected/all gain: {v['selected']['gain']['mean']/v['all']['gain']['mean']:.1%}; parameters: {t['selected']['training']['trained_parameters']/t['all']['training']['trained_parameters']:.1%}; sparse delta keeps {v['selected-sparse']['gain']['mean']/v['selected']['gain']['mean']:.1%} of the gain")
+m = json.load(open("Experts/manifest.json"))
+expert_params = sum(__import__("math").prod(x["shape"]) for x in m["tensors"] if x["placement"] != "trunk")
+print(f"selected/all gain: {v['selected']['gain']['mean']/v['all']['gain']['mean']:.1%}; trained parameters: {t['selected']['training']['trained_parameters']/expert_params:.1%} of the model's {expert_params} expert parameters; sparse delta keeps {v['selected-sparse']['gain']['mean']/v['selected']['gain']['mean']:.1%} of the gain")
 PY

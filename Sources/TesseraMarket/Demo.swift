@@ -109,7 +109,9 @@ public enum Demo {
         let started = Date()
         let fm = FileManager.default
         let root = o.directory ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("tessera-demo-\(getpid())")
-        guard !fm.fileExists(atPath: (root as NSString).appendingPathComponent("market")) else {
+        // The market is the directory itself (ledger.sqlite, library/, policy/), so every
+        // `tessera ledger ... --market DIR` works on it; the participants' files sit beside.
+        guard !fm.fileExists(atPath: MarketDirectory(path: root).ledgerPath) else {
             throw LibraryError("\(root) already holds a demo market; choose an empty directory")
         }
         for sub in ["keys", "data", "bundles", "verdicts"] {
@@ -129,8 +131,8 @@ public enum Demo {
         var clock: Int64 = 1_800_000_000
         func tick() -> Int64 { clock += 1; return clock }
 
-        log("market: creating \(path("market")) from \(o.experts) and \(o.policy)")
-        let marketDir = MarketDirectory(path: path("market"))
+        log("market: creating \(root) from \(o.experts) and \(o.policy)")
+        let marketDir = MarketDirectory(path: root)
         let ledger = try MarketDirectory.create(at: marketDir.path, policyFolder: o.policy, library: o.experts,
                                                 operatorKey: keys["operator"]!, publisher: keys["publisher"]!.publicHex, at: tick())
         let policy = ledger.policy
@@ -155,10 +157,18 @@ public enum Demo {
         _ = try Corpus.build(inputs: [o.english], options: .init(seq: 128, heldOutBps: BaseModel.heldOutBps, key: BaseModel.heldOutKey, separator: .fortune),
                              out: path("data/en"))
         let esTrain = try TokenWindows.load(path: path("data/es/train.safetensors"))
-        let esHeld = try TokenWindows.load(path: path("data/es/heldout.safetensors")).prefix(o.evalWindows)
+        // Each validator judges on its own half of the held-out windows: nobody else's data.
+        let esHeldAll = try TokenWindows.load(path: path("data/es/heldout.safetensors"))
+        let validatorNames = ["validator-1", "validator-2"]
+        var heldOut: [String: TokenWindows] = [:]
+        for (i, v) in validatorNames.enumerated() { heldOut[v] = esHeldAll.share(i, of: 2).prefix(o.evalWindows) }
+        let esHeld = heldOut["validator-1"]!
+        // Saved so that `tessera verdict check` can re-run any verdict from the kept directory.
+        for v in validatorNames { try heldOut[v]!.write(to: path("data/\(v)-heldout.safetensors")) }
         let enTrain = try TokenWindows.load(path: path("data/en/train.safetensors"))
         let enHeld = try TokenWindows.load(path: path("data/en/heldout.safetensors")).prefix(o.evalWindows)
-        log("data: \(es.trainWindows) Spanish training windows, \(es.heldOutWindows) held out (using \(esHeld.count)); \(enHeld.count) English background windows")
+        try enHeld.write(to: path("data/background.safetensors"))
+        log("data: \(es.trainWindows) Spanish training windows, \(es.heldOutWindows) held out (each validator uses \(esHeld.count) of its own half); \(enHeld.count) English background windows")
 
         // The round, and each validator's commitment to its held-out windows.
         let round = "es-1"
@@ -166,13 +176,13 @@ public enum Demo {
         try record(.openRound(.init(at: tick(), round: round, domain: "es", experts: allExperts, closesAt: clock + 10_000)), by: op)
         var commitments: [String: String] = [:]
         var salts: [String: [UInt8]] = [:]
-        for v in ["validator-1", "validator-2"] {
+        for v in validatorNames {
             let salt = Array(SHA256.hash(data: Array("salt|\(o.seed)|\(v)".utf8)))
             salts[v] = salt
-            commitments[v] = HeldOutCommitment.commitment(heldOutSHA256: esHeld.contentHash, salt: salt)
+            commitments[v] = HeldOutCommitment.commitment(heldOutSHA256: heldOut[v]!.contentHash, salt: salt)
             try record(.commit(.init(at: tick(), round: round, commitment: commitments[v]!)), by: keys[v]!)
         }
-        log("round \(round) open on domain es; validators committed to their held-out windows \(esHeld.contentHash.prefix(12))…")
+        log("round \(round) open on domain es; each validator committed to its held-out windows")
 
         // Contributors: select, claim, train, bundle, submit.
         var submissions: [Report.Submission] = []
@@ -226,9 +236,9 @@ public enum Demo {
 
         // Validators: Proof-of-Loss on every submission, in submission order.
         var firstValidator: Validator?
-        for v in ["validator-1", "validator-2"] {
-            log("\(v): evaluating the base model on \(esHeld.count) held-out and \(enHeld.count) background windows (forward caches kept)")
-            let validator = try Validator(library: library, key: keys[v]!, policy: policy.proofPolicy, heldOut: esHeld, background: enHeld)
+        for v in validatorNames {
+            log("\(v): evaluating the base model on its \(heldOut[v]!.count) held-out and \(enHeld.count) background windows (forward caches kept)")
+            let validator = try Validator(library: library, key: keys[v]!, policy: policy.proofPolicy, heldOut: heldOut[v]!, background: enHeld)
             if firstValidator == nil { firstValidator = validator }
             for (i, dir) in bundleDirs.enumerated() {
                 let verdict = try validator.judge(bundle: dir)
@@ -242,8 +252,8 @@ public enum Demo {
             }
         }
         try record(.closeRound(.init(at: tick(), round: round)), by: op)
-        for v in ["validator-1", "validator-2"] {
-            try record(.reveal(.init(at: tick(), round: round, salt: Hex.encode(salts[v]!), heldOutSHA256: esHeld.contentHash)), by: keys[v]!)
+        for v in validatorNames {
+            try record(.reveal(.init(at: tick(), round: round, salt: Hex.encode(salts[v]!), heldOutSHA256: heldOut[v]!.contentHash)), by: keys[v]!)
         }
         log("round closed; validators revealed their held-out windows and the ledger checked them against the commitments")
 

@@ -33,7 +33,7 @@ public enum DemoReportText {
         for (k, v) in byRecipient.sorted(by: { $0.value > $1.value }) { out += "  \(k): \(v)\n" }
         out += "  sum of payouts: \(r.payoutSum) (\(r.payoutSum == r.revenue ? "equals the revenue exactly" : "MISMATCH"))\n"
         out += "\nledger verify: \(r.verify.ok ? "OK" : "FAILED") (\(r.verify.events) events)\n"
-        out += "finished in " + f(r.seconds, 1) + " s" + (kept.map { "; market kept in \($0)/market (try: tessera ledger verify --market \($0)/market)" } ?? "") + "\n"
+        out += "finished in " + f(r.seconds, 1) + " s" + (kept.map { "; market kept in \($0) (try: tessera ledger verify --market \($0), tessera ledger expert 0:0 --market \($0))" } ?? "") + "\n"
         return out
     }
 }

@@ -147,4 +147,35 @@ public enum Corpus {
         try AtomicFile.write(try JSONOutput.pretty(report), to: (out as NSString).appendingPathComponent("corpus.json"))
         return report
     }
+
+    /// For models with their own tokenizer: splits already-tokenized windows (a safetensors
+    /// file with int64 `input_ids` [n, seq], made by any tokenizer) into training and
+    /// held-out windows by the keyed hash of each window's token ids.
+    public static func splitTokenWindows(_ input: String, heldOutBps: Int, key: [UInt8], out: String) throws -> Report {
+        guard (1...9_999).contains(heldOutBps) else { throw LibraryError("--held-out-bps \(heldOutBps) must be in 1...9999") }
+        guard key.count >= 16 else { throw LibraryError("the held-out key must be at least 16 bytes") }
+        let windows = try TokenWindows.load(path: input)
+        var train: [Int64] = [], held: [Int64] = []
+        var trainCount = 0, heldCount = 0
+        for i in 0..<windows.count {
+            let slice = windows.ids[(i * windows.seq)..<((i + 1) * windows.seq)]
+            var bytes: [UInt8] = []
+            for id in slice { withUnsafeBytes(of: Int64(id).littleEndian) { bytes += $0 } }
+            let mac = HMAC<SHA256>.authenticationCode(for: bytes, using: SymmetricKey(data: key))
+            let v = Array(mac).prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            if Int(v % 10_000) < heldOutBps { held += slice.map(Int64.init); heldCount += 1 } else { train += slice.map(Int64.init); trainCount += 1 }
+        }
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let trainPath = (out as NSString).appendingPathComponent("train.safetensors")
+        let heldPath = (out as NSString).appendingPathComponent("heldout.safetensors")
+        try SafetensorsWriter.write([TensorRecord(name: "input_ids", shape: [trainCount, windows.seq], int64s: train)], to: trainPath)
+        try SafetensorsWriter.write([TensorRecord(name: "input_ids", shape: [heldCount, windows.seq], int64s: held)], to: heldPath)
+        let data = FileManager.default.contents(atPath: input) ?? Data()
+        let report = Report(inputs: [Input(path: input, bytes: data.count, sha256: ContentHash.sha256(Array(data)))], seq: windows.seq,
+                            heldOutBps: heldOutBps, documents: windows.count, trainDocuments: trainCount, heldOutDocuments: heldCount,
+                            trainWindows: trainCount, heldOutWindows: heldCount, trainBytes: trainCount * windows.seq * 8,
+                            heldOutBytes: heldCount * windows.seq * 8, heldOutSHA256: try ContentHash.sha256(file: heldPath))
+        try AtomicFile.write(try JSONOutput.pretty(report), to: (out as NSString).appendingPathComponent("corpus.json"))
+        return report
+    }
 }

@@ -22,6 +22,11 @@ public struct TokenWindows: Sendable {
         return TokenWindows(seq: batch.seq, ids: batch.ids, origin: path)
     }
 
+    /// Writes the windows as int64 `input_ids` [count, seq], the format `load` reads.
+    public func write(to path: String) throws {
+        try SafetensorsWriter.write([TensorRecord(name: "input_ids", shape: [count, seq], int64s: ids.map(Int64.init))], to: path)
+    }
+
     /// The windows at `indices`, as one batch.
     public func batch(_ indices: [Int]) throws -> TokenBatch {
         var out: [Int32] = []

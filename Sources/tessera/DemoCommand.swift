@@ -34,7 +34,7 @@ struct DemoCommand: ParsableCommand {
         o.progress = !json
         let log: (String) -> Void = json ? { _ in } : { FileHandle.standardOutput.write(Data(("· " + $0 + "\n").utf8)) }
         let r = try Demo.run(o, log: log)
-        if keep == nil { try? FileManager.default.removeItem(atPath: (r.market as NSString).deletingLastPathComponent) }
+        if keep == nil { try? FileManager.default.removeItem(atPath: r.market) }
         if json { print(try jsonString(r)); return }
         print(DemoReportText.render(r, kept: keep))
         if !r.verify.ok { throw ExitCode(1) }

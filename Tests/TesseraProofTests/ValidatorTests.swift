@@ -175,3 +175,38 @@ import Testing
         #expect(abs(gain - outcome.chosen.gain) < 1e-6)
     }
 }
+
+@Suite struct ContributionTests {
+    /// With partial residency only the selected experts (and enough others to route top-k)
+    /// are loaded; the bundle still updates exactly the selected experts.
+    @Test func partialResidencyTrainsTheSelectedExperts() throws {
+        let s = try ValidatorTests.setup()
+        let resident = Contribution.residentSet(s.selection.experts, config: s.f.config)
+        for l in 0..<s.f.config.layers { #expect(resident.filter { $0.layer == l }.count >= s.f.config.topK) }
+        #expect(Set(s.selection.experts).isSubset(of: resident))
+        let req = Contribution.Request(experts: s.selection.experts, data: ProofFixture.windows(ProofFixture.domain, count: 32, seed: 3), heldOut: nil,
+                                       options: ProofFixture.options(steps: 5), partialResidency: true, delta: DeltaOptions(encoding: .lossless),
+                                       market: "m", domain: "es", round: "r1")
+        let r = try Contribution.run(req, library: s.f.library, key: ParticipantKey.generate(), out: s.f.dir + "/partial", progress: false)
+        let bundle = try SubmissionBundle.verify(r.bundle, library: s.f.library, requireCurrent: true)
+        #expect(bundle.items.map(\.expert) == s.selection.experts.sorted())
+    }
+
+    @Test func tokenWindowsSplitByKeyedHash() throws {
+        let dir = NSTemporaryDirectory() + "tessera-tokens-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        var rng = SplitMix64(seed: 2)
+        let ids = (0..<(400 * 16)).map { _ in Int64(rng.next() % 50_000) }
+        try SafetensorsWriter.write([TensorRecord(name: "input_ids", shape: [400, 16], int64s: ids)], to: dir + "/tok.safetensors")
+        let key = Array(repeating: UInt8(5), count: 16)
+        let r = try Corpus.splitTokenWindows(dir + "/tok.safetensors", heldOutBps: 2500, key: key, out: dir + "/out")
+        #expect(r.trainWindows + r.heldOutWindows == 400)
+        #expect(abs(Double(r.heldOutWindows) / 400 - 0.25) < 0.07)
+        let train = try TokenWindows.load(path: dir + "/out/train.safetensors"), held = try TokenWindows.load(path: dir + "/out/heldout.safetensors")
+        let heldSet = Set((0..<held.count).map { Array(held.ids[($0 * 16)..<(($0 + 1) * 16)]) })
+        #expect((0..<train.count).allSatisfy { !heldSet.contains(Array(train.ids[($0 * 16)..<(($0 + 1) * 16)])) })
+        let again = try Corpus.splitTokenWindows(dir + "/tok.safetensors", heldOutBps: 2500, key: key, out: dir + "/again")
+        #expect(again.heldOutSHA256 == r.heldOutSHA256)
+    }
+}
