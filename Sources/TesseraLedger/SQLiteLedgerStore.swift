@@ -52,22 +52,16 @@ public final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
     struct Access: LedgerWriter {
         let db: Database
 
-        func decodeEvent(_ r: Row) -> StoredEvent {
-            StoredEvent(seq: r["seq"], kind: r["kind"], payload: r["payload"], actor: r["actor"], signature: r["signature"],
-                        prevHash: r["prev_hash"], hash: r["hash"], idempotencyKey: r["idem"], at: r["at"])
-        }
-
         func head() throws -> StoredEvent? {
-            try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM events ORDER BY seq DESC LIMIT 1")).map(decodeEvent)
+            try EventRecord.order(EventRecord.CodingKeys.seq.desc).fetchOne(db)?.stored
         }
 
         func events(after seq: Int64, limit: Int) throws -> [StoredEvent] {
-            try Row.fetchAll(db, sql: "SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?", arguments: [seq, limit]).map(decodeEvent)
+            try EventRecord.filter(EventRecord.CodingKeys.seq > seq).order(EventRecord.CodingKeys.seq).limit(limit).fetchAll(db).map(\.stored)
         }
 
         func event(idempotencyKey: String) throws -> StoredEvent? {
-            let st = try db.cachedStatement(sql: "SELECT * FROM events WHERE idem = ?")
-            return try Row.fetchOne(st, arguments: [idempotencyKey]).map(decodeEvent)
+            try EventRecord.filter(EventRecord.CodingKeys.idem == idempotencyKey).fetchOne(db)?.stored
         }
 
         func eventCount() throws -> Int64 {
@@ -115,8 +109,7 @@ public final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
         }
 
         func append(_ e: StoredEvent) throws {
-            let st = try db.cachedStatement(sql: "INSERT INTO events (seq, kind, payload, actor, signature, prev_hash, hash, idem, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
-            try st.execute(arguments: [e.seq, e.kind, e.payload, e.actor, e.signature, e.prevHash, e.hash, e.idempotencyKey, e.at])
+            try EventRecord(e).insert(db)
         }
 
         func upsert(_ rows: [DerivedRow]) throws {
@@ -144,13 +137,13 @@ public final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
         }
 
         func snapshot(atOrBefore seq: Int64) throws -> (seq: Int64, data: Data)? {
-            guard let r = try Row.fetchOne(db, sql: "SELECT seq, data FROM snapshots WHERE seq <= ? ORDER BY seq DESC LIMIT 1", arguments: [seq]) else { return nil }
-            return (r["seq"], r["data"])
+            try SnapshotRecord.filter(SnapshotRecord.CodingKeys.seq <= seq).order(SnapshotRecord.CodingKeys.seq.desc).fetchOne(db)
+                .map { ($0.seq, $0.data) }
         }
 
         func saveSnapshot(seq: Int64, data: Data) throws {
-            try db.execute(sql: "INSERT INTO snapshots (seq, data) VALUES (?, ?) ON CONFLICT (seq) DO UPDATE SET data = excluded.data", arguments: [seq, data])
-            try db.execute(sql: "DELETE FROM snapshots WHERE seq < ?", arguments: [seq])
+            try SnapshotRecord(seq: seq, data: data).insert(db, onConflict: .replace)
+            try SnapshotRecord.filter(SnapshotRecord.CodingKeys.seq < seq).deleteAll(db)
         }
     }
 }

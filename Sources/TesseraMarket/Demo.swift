@@ -265,23 +265,12 @@ public enum Demo {
             submissions[i].consensusGainMicronats = s.consensusGain
         }
         var merge: RoundMerge.Outcome?
-        let accepted = try submissions.indices.filter { state.submissions[submissions[$0].bundle]?.state == .accepted }.map { i in
-            let bundle = try SubmissionBundle.verify(bundleDirs[i], library: library)
-            var weights: [ExpertID: ExpertWeights] = [:]
-            for item in bundle.items { weights[item.expert] = try library.decodeDelta(bundleDirs[i] + "/" + item.file).weights }
-            return RoundMerge.Accepted(submission: submissions[i].bundle, contributor: bundle.contributor,
-                                       gainMicronats: state.submissions[submissions[i].bundle]!.consensusGain ?? 0, weights: weights)
-        }
-        if !accepted.isEmpty, let validator = firstValidator {
-            log("merge: \(accepted.count) accepted update(s); validating TIES and gain-weighted merges against the best single update")
-            let outcome = try RoundMerge.run(accepted, validator: validator, library: library)
-            for v in outcome.versions {
-                let credits = v.submissions.map { outcome.credits[$0] ?? 0 }
-                try record(.newVersion(.init(at: tick(), layer: v.layer, expert: v.expert, version: v.version, parent: v.parent,
-                                             submissions: v.submissions, credits: credits)), by: op)
+        if let validator = firstValidator, submissions.contains(where: { $0.state == "accepted" }) {
+            log("merge: validating TIES and gain-weighted merges of the accepted updates against the best single one")
+            merge = try MarketMerge.run(ledger: ledger, library: library, bundles: bundleDirs, validator: validator, operatorKey: op, at: tick())
+            if let outcome = merge {
+                log("merge: kept \(outcome.chosen.method.rawValue) (held-out gain " + String(format: "%.4f", outcome.chosen.gain) + " nats/token); \(outcome.versions.count) new expert versions")
             }
-            merge = outcome
-            log("merge: kept \(outcome.chosen.method.rawValue) (held-out gain " + String(format: "%.4f", outcome.chosen.gain) + " nats/token); \(outcome.versions.count) new expert versions")
         }
         state = try ledger.currentState()
         for i in submissions.indices { submissions[i].state = state.submissions[submissions[i].bundle]!.state.rawValue }

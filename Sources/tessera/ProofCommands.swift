@@ -152,3 +152,32 @@ struct ValidateBench: ParsableCommand {
         if !r.identical { throw ExitCode(1) }
     }
 }
+
+struct Merge: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Merge a round's accepted submissions (TIES, gain-weighted mean or the best single one, validated again), write the new versions and record them with credits (operator).")
+    @OptionGroup var market: MarketOption
+    @Option(name: .customLong("bundle"), help: "Bundle directory of a submission of the round (repeatable; rejected ones are skipped).") var bundles: [String]
+    @Option(help: "Held-out windows to validate the merge on.") var heldout: String
+    @Option(help: "Background windows.") var background: String
+    @Option(name: .customLong("max-windows")) var maxWindows: Int?
+    @OptionGroup var signer: SignerOption
+    @Flag var json = false
+
+    func run() throws {
+        let ledger = try market.open()
+        let library = try ExpertLibrary(directory: market.directory.libraryPath)
+        let key = try signer.load()
+        let validator = try Validator(library: library, key: key, policy: ledger.policy.proofPolicy,
+                                      heldOut: try TokenWindows.load(path: heldout).prefix(maxWindows),
+                                      background: try TokenWindows.load(path: background).prefix(maxWindows))
+        guard let outcome = try MarketMerge.run(ledger: ledger, library: library, bundles: bundles, validator: validator, operatorKey: key, at: signer.time) else {
+            print("no accepted submission among the bundles; nothing merged")
+            return
+        }
+        if json { print(try jsonString(outcome)); return }
+        print("kept \(outcome.chosen.method.rawValue) of \(outcome.chosen.members.count) update(s): held-out gain " + String(format: "%.4f", outcome.chosen.gain) + " nats/token")
+        for v in outcome.versions { print("  expert \(v.layer):\(v.expert): version \(v.version.prefix(12)) (parent \(v.parent.prefix(12)))") }
+        for (s, c) in outcome.credits.sorted(by: { $0.key < $1.key }) { print("  credit \(s.prefix(12)): \(c) µnats/token") }
+    }
+}
