@@ -37,6 +37,11 @@ public final class Ledger: @unchecked Sendable {
     /// `verify` checks them again).
     static func catchUp(_ start: LedgerState, reader: any LedgerReader) throws -> LedgerState {
         var s = start
+        try catchUp(into: &s, reader: reader)
+        return s
+    }
+
+    static func catchUp(into s: inout LedgerState, reader: any LedgerReader) throws {
         if let head = try reader.head(), head.seq > s.seq, let snap = try reader.snapshot(atOrBefore: head.seq), snap.seq > s.seq {
             let decoded = try JSONDecoder().decode(LedgerState.self, from: snap.data)
             guard decoded.policy == s.policy else {
@@ -52,7 +57,6 @@ public final class Ledger: @unchecked Sendable {
                 _ = try s.apply(SignedAction(action: action, actor: e.actor, signature: e.signature, storedPayload: e.payload), seq: e.seq, hash: e.hash, checkSignature: false)
             }
         }
-        return s
     }
 
     public static func idempotencyKey(kind: String, payload: String, actor: String) -> String {
@@ -110,8 +114,31 @@ public final class Ledger: @unchecked Sendable {
     private func appendChecked(_ actions: [SignedAction]) throws -> [Outcome] {
         lock.lock()
         defer { lock.unlock() }
-        let (outcomes, next) = try PhaseTimer.shared.measure("ledger.write") { try store.write { w -> ([Outcome], LedgerState) in
-            var s = try Self.catchUp(state, reader: w)
+        // The state is moved out while the batch is applied, so the rules mutate the only
+        // copy in place; a second reference would copy every large table on each batch.
+        var s = LedgerState(policy: policy)
+        swap(&s, &state)
+        var changed = false
+        do {
+            let outcomes = try PhaseTimer.shared.measure("ledger.write") { try store.write { w -> [Outcome] in
+                try Self.catchUp(into: &s, reader: w)
+                return try applyBatch(actions, to: &s, writer: w, changed: &changed)
+            } }
+            state = s
+            return outcomes
+        } catch {
+            // The transaction was rolled back. A refused rule leaves the state unchanged,
+            // but actions applied before it in the batch did change it: reload then.
+            if changed {
+                state = try store.read { r in try Self.catchUp(LedgerState(policy: policy), reader: r) }
+            } else {
+                state = s
+            }
+            throw error
+        }
+    }
+
+    private func applyBatch(_ actions: [SignedAction], to s: inout LedgerState, writer w: any LedgerWriter, changed: inout Bool) throws -> [Outcome] {
             var outcomes: [Outcome] = []
             var seen: [String: Int64] = [:]
             for a in actions {
@@ -129,6 +156,7 @@ public final class Ledger: @unchecked Sendable {
                 let hash = Self.eventHash(seq: seq, kind: a.action.kind, payload: payload, actor: a.actor, signature: a.signature, prev: s.headHash)
                 let prev = s.headHash
                 let rows = try PhaseTimer.shared.measure("ledger.rules") { try s.apply(a, seq: seq, hash: hash, checkSignature: false) }
+                changed = true
                 try PhaseTimer.shared.measure("ledger.sql") {
                     try w.append(StoredEvent(seq: seq, kind: a.action.kind, payload: payload, actor: a.actor, signature: a.signature,
                                              prevHash: prev, hash: hash, idempotencyKey: idem, at: a.action.at))
@@ -140,10 +168,7 @@ public final class Ledger: @unchecked Sendable {
                 seen[idem] = seq
                 outcomes.append(.appended(seq: seq))
             }
-            return (outcomes, s)
-        } }
-        state = next
-        return outcomes
+            return outcomes
     }
 
     @discardableResult

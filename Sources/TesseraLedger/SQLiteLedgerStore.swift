@@ -61,7 +61,9 @@ public final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
         }
 
         func event(idempotencyKey: String) throws -> StoredEvent? {
-            try EventRecord.filter(EventRecord.CodingKeys.idem == idempotencyKey).fetchOne(db)?.stored
+            // Asked once per appended action: a cached statement, not a query built each time.
+            let st = try db.cachedStatement(sql: "SELECT * FROM events WHERE idem = ?")
+            return try EventRecord.fetchOne(st, arguments: [idempotencyKey])?.stored
         }
 
         func eventCount() throws -> Int64 {

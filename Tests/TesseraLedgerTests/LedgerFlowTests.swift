@@ -100,6 +100,11 @@ import Testing
         let good = try SignedAction(.claim(.init(at: m.tick(), round: "r1", experts: [m.ref(m.experts[3])], expiresAt: 60_000)), key: b)
         #expect(throws: LedgerError.self) { try m.ledger.append([good, stale]) }
         #expect(try m.eventCount() == count)
+        // ...and the ledger's state in memory forgets the part it had applied.
+        let after = try m.ledger.currentState()
+        #expect(after.seq == count)
+        #expect(after.claims[m.experts[3]]?.contains { $0.participant == b.publicHex } != true)
+        #expect(try m.ledger.append(good) == .appended(seq: count + 1))
         #expect(try m.verify().ok)
     }
 
