@@ -133,6 +133,20 @@ import Testing
         #expect(!wrong.isEmpty)
     }
 
+    /// A bundle built on a version that has since been replaced is rejected as stale.
+    @Test func staleBaseIsRejected() throws {
+        let s = try Self.setup()
+        let bundle = try Self.contribute(s, name: "early", data: ProofFixture.windows(ProofFixture.domain, count: 32, seed: 8), steps: 3)
+        let id = s.selection.experts[0]
+        let (parent, w) = try s.f.library.expertWeights(id)
+        var t = w.tensors
+        t[0].values[0] += 0.5
+        try s.f.library.storeVersion(id, weights: ExpertWeights(tensors: t), parent: parent, producedBy: ["someone"], origin: "test")
+        let v = try Validator(library: s.f.library, key: s.validatorKey, policy: Self.policy, heldOut: s.held, background: s.background, batch: 8)
+        let verdict = try v.judge(bundle: bundle)
+        #expect(!verdict.accept && verdict.reason.hasPrefix("stale base"), "\(verdict.reason)")
+    }
+
     @Test func incrementalAndFullEvaluationAgreeExactly() throws {
         let s = try Self.setup()
         let honest = try Self.contribute(s, name: "honest", data: ProofFixture.windows(ProofFixture.domain, count: 64, seed: 11), steps: 10)
