@@ -40,7 +40,12 @@ public struct LedgerState: Sendable, Codable, Equatable {
     public private(set) var revenuePeriods: Set<String> = []
     public private(set) var payoutTotals: [String: [ExpertID: Int64]] = [:]
     /// Round → validator → held-out commitment, and whether it has been revealed and matched.
-    public struct Commitment: Sendable, Equatable, Codable { public var commitment: String; public var revealed: Bool }
+    public struct Commitment: Sendable, Equatable, Codable {
+        public var commitment: String
+        public var revealed: Bool
+        /// After the reveal: the hash of the held-out windows the validator judged on.
+        public var heldOutSHA256: String?
+    }
     public private(set) var commitments: [String: [String: Commitment]] = [:]
 
     public init(policy: MarketPolicy) { self.policy = policy }
@@ -274,7 +279,7 @@ public struct LedgerState: Sendable, Codable, Equatable {
         guard let round = rounds[c.round], round.open, c.at >= round.openedAt, c.at < round.closesAt else { throw refuse("commit: round \(c.round) is not open at \(c.at)") }
         guard isHash(c.commitment) else { throw refuse("commit: commitment is not a SHA-256 hash") }
         guard commitments[c.round]?[actor] == nil else { throw refuse("commit: this validator already committed in round \(c.round)") }
-        commitments[c.round, default: [:]][actor] = Commitment(commitment: c.commitment, revealed: false)
+        commitments[c.round, default: [:]][actor] = Commitment(commitment: c.commitment, revealed: false, heldOutSHA256: nil)
         return []
     }
 
@@ -289,6 +294,7 @@ public struct LedgerState: Sendable, Codable, Equatable {
             throw refuse("reveal: salt and held-out hash do not match the commitment \(c.commitment.prefix(12)) made in round \(r.round)")
         }
         commitments[r.round]![actor]!.revealed = true
+        commitments[r.round]![actor]!.heldOutSHA256 = r.heldOutSHA256
         return []
     }
 

@@ -80,11 +80,22 @@ extension Ledger {
         public var state: String
         public var claims: [ClaimInfo]
         public var submissions: [SubmissionInfo]
-        enum CodingKeys: String, CodingKey { case id, domain, experts, state, claims, submissions; case closesAt = "closes_at" }
+        /// Validators' held-out commitments, and what each revealed after the close.
+        public var commitments: [CommitmentInfo]
+        public struct CommitmentInfo: Codable, Sendable {
+            public var validator: String
+            public var commitment: String
+            public var revealedHeldOutSHA256: String?
+            enum CodingKeys: String, CodingKey { case validator, commitment; case revealedHeldOutSHA256 = "revealed_held_out_sha256" }
+        }
+        enum CodingKeys: String, CodingKey { case id, domain, experts, state, claims, submissions, commitments; case closesAt = "closes_at" }
     }
 
     public func round(_ id: String) throws -> RoundReport? {
-        try store.read { r in
+        let commitments = try currentState().commitments[id, default: [:]].sorted { $0.key < $1.key }.map {
+            RoundReport.CommitmentInfo(validator: $0.key, commitment: $0.value.commitment, revealedHeldOutSHA256: $0.value.heldOutSHA256)
+        }
+        return try store.read { r in
             guard let row = try r.rows(.rounds, matching: [("id", .text(id))]).first else { return nil }
             let claims = try r.rows(.claims, matching: [("round", .text(id))]).map {
                 RoundReport.ClaimInfo(event: $0.key[0].int, participant: $0.values[0].text, experts: $0.values[2].text, expiresAt: $0.values[3].int)
@@ -94,7 +105,7 @@ extension Ledger {
                                            state: $0.values[3].text, consensusGain: $0.values[4] == .null ? nil : $0.values[4].int)
             }
             return RoundReport(id: id, domain: row.values[0].text, experts: row.values[1].text, closesAt: row.values[2].int,
-                               state: row.values[3].text, claims: claims, submissions: subs)
+                               state: row.values[3].text, claims: claims, submissions: subs, commitments: commitments)
         }
     }
 

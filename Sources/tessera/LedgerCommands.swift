@@ -275,6 +275,9 @@ struct LedgerCommand: ParsableCommand {
             print("round \(r.id) (\(r.domain), \(r.state), closes \(r.closesAt)): experts \(r.experts)")
             for c in r.claims { print("  claim \(c.event): \(c.participant.prefix(16))… \(c.experts) until \(c.expiresAt)") }
             for s in r.submissions { print("  submission \(s.bundle.prefix(12)) by \(s.contributor.prefix(16))…: \(s.state)\(s.consensusGain.map { ", consensus gain \($0) µnats" } ?? "")") }
+            for c in r.commitments {
+                print("  commitment by \(c.validator.prefix(16))…: \(c.commitment.prefix(12))" + (c.revealedHeldOutSHA256.map { ", revealed held-out windows \($0.prefix(12))" } ?? ", not revealed"))
+            }
         }
     }
 

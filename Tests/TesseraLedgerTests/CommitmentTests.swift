@@ -42,6 +42,8 @@ import Testing
         try reveal(v, salt: salt, held: held)
         expectRefused("already revealed") { try reveal(v, salt: salt, held: held) }
         #expect(try m.ledger.currentState().commitments["r1"]?[v.publicHex]?.revealed == true)
+        let report = try #require(try m.ledger.round("r1"))
+        #expect(report.commitments.count == 1 && report.commitments[0].revealedHeldOutSHA256 == held && report.commitments[0].commitment == c)
         #expect(try m.verify().ok)
     }
 
