@@ -77,6 +77,14 @@ public struct SubmissionBundle: Sendable {
     /// finite values of the expert's shapes. With `requireCurrent`, every base must be the
     /// expert's current version.
     public static func verify(_ dir: String, library: ExpertLibrary, requireCurrent: Bool = false) throws -> SubmissionBundle {
+        try verifyDecoding(dir, library: library, requireCurrent: requireCurrent).bundle
+    }
+
+    /// `verify`, also returning the experts' weights each delta decodes to (decoding is
+    /// part of the check, so callers that need the weights need not decode again).
+    public static func verifyDecoding(_ dir: String, library: ExpertLibrary, requireCurrent: Bool = false) throws
+        -> (bundle: SubmissionBundle, weights: [ExpertID: ExpertWeights]) {
+        var decoded: [ExpertID: ExpertWeights] = [:]
         let fm = FileManager.default
         let manifestPath = (dir as NSString).appendingPathComponent("bundle.json")
         let sigPath = (dir as NSString).appendingPathComponent("bundle.sig")
@@ -111,7 +119,7 @@ public struct SubmissionBundle: Sendable {
             guard let bytes = fm.contents(atPath: path) else { throw LibraryError("\(path): missing") }
             guard bytes.count == size else { throw LibraryError("\(path): \(bytes.count) bytes, the manifest says \(size)") }
             guard ContentHash.sha256(Array(bytes)) == hash else { throw LibraryError("\(path): SHA-256 does not match the manifest") }
-            let (header, _) = try library.decodeDelta(path)
+            let (header, weights) = try library.decodeDelta(path)
             let id = ExpertID(layer: l, expert: x)
             guard header.id == id, header.base == base, header.encoding.rawValue == encoding else {
                 throw LibraryError("\(path): delta is for expert \(header.id) base \(header.base.prefix(12)) (\(header.encoding.rawValue)), the manifest says \(id) base \(base.prefix(12)) (\(encoding))")
@@ -120,8 +128,20 @@ public struct SubmissionBundle: Sendable {
                 throw LibraryError("\(path): base \(base.prefix(12)) of expert \(id) is no longer its current version")
             }
             items.append(Item(expert: id, base: base, file: file, sha256: hash, size: size, encoding: encoding))
+            decoded[id] = weights
         }
-        return SubmissionBundle(contributor: contributor, market: try text("market"), domain: try text("domain"), round: try text("round"),
-                                items: items, training: json["training"] ?? .object([]))
+        let bundle = SubmissionBundle(contributor: contributor, market: try text("market"), domain: try text("domain"), round: try text("round"),
+                                      items: items, training: json["training"] ?? .object([]))
+        return (bundle, decoded)
+    }
+
+    /// What the ledger records of a bundle: the SHA-256 of its manifest bytes (the bundle's
+    /// identity) and its signature.
+    public static func submissionRecord(_ dir: String) throws -> (hash: String, signature: String) {
+        let manifestPath = (dir as NSString).appendingPathComponent("bundle.json")
+        let sigPath = (dir as NSString).appendingPathComponent("bundle.sig")
+        guard let manifest = FileManager.default.contents(atPath: manifestPath) else { throw LibraryError("\(manifestPath): missing") }
+        guard let sig = FileManager.default.contents(atPath: sigPath) else { throw LibraryError("\(sigPath): missing signature") }
+        return (ContentHash.sha256(Array(manifest)), String(decoding: sig, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
     }
 }

@@ -189,6 +189,7 @@ public enum Demo {
         var bundleDirs: [String] = []
         var c1Deltas: [String] = []
         var c1Experts: [ExpertID] = []
+        let baseModel = try library.loadModel()
         for (i, c) in ["contributor-1", "contributor-2", "contributor-3"].enumerated() {
             let k = keys[c]!
             let replayCount = o.replay > 0 ? Int((Double(o.trainWindows) * o.replay / (1 - o.replay)).rounded()) : 0
@@ -198,7 +199,7 @@ public enum Demo {
             var behaviour = "honest"
             var trainLoss: Double?
             if i < 2 {
-                let selection = try ExpertSelection.compute(model: try library.loadModel(), data: esTrain.share(i, of: 3).prefix(128), score: .token, topP: o.topP)
+                let selection = try ExpertSelection.compute(model: baseModel, data: esTrain.share(i, of: 3).prefix(128), score: .token, topP: o.topP)
                 try selection.save(path("data/\(c)-selection.json"))
                 experts = selection.experts
                 try record(.claim(.init(at: tick(), round: round, experts: experts.map { ExpertRef(layer: $0.layer, expert: $0.expert) }, expiresAt: clock + 5_000)), by: k)
@@ -224,9 +225,7 @@ public enum Demo {
                 log("\(c): copies contributor-1's deltas and signs them")
             }
             let bundle = try SubmissionBundle.verify(dir, library: library, requireCurrent: true)
-            let manifest = try Data(contentsOf: URL(fileURLWithPath: dir + "/bundle.json"))
-            let hash = ContentHash.sha256(Array(manifest))
-            let sig = try String(contentsOfFile: dir + "/bundle.sig", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            let (hash, sig) = try SubmissionBundle.submissionRecord(dir)
             try record(.submit(.init(at: tick(), round: round, bundle: hash, bundleSignature: sig,
                                      experts: bundle.items.map { ExpertRef(layer: $0.expert.layer, expert: $0.expert.expert, version: $0.base) })), by: k)
             bundleDirs.append(dir)

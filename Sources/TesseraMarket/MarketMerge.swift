@@ -13,13 +13,10 @@ public enum MarketMerge {
         let state = try ledger.currentState()
         var accepted: [RoundMerge.Accepted] = []
         for dir in bundles {
-            let manifest = try Data(contentsOf: URL(fileURLWithPath: (dir as NSString).appendingPathComponent("bundle.json")))
-            let hash = ContentHash.sha256(Array(manifest))
+            let hash = try SubmissionBundle.submissionRecord(dir).hash
             guard let sub = state.submissions[hash] else { throw LedgerError.refused("\(dir): bundle \(hash.prefix(12)) was never submitted to this market") }
             guard sub.state == .accepted, !accepted.contains(where: { $0.submission == hash }) else { continue }
-            let bundle = try SubmissionBundle.verify(dir, library: library)
-            var weights: [ExpertID: ExpertWeights] = [:]
-            for item in bundle.items { weights[item.expert] = try library.decodeDelta((dir as NSString).appendingPathComponent(item.file)).weights }
+            let (bundle, weights) = try SubmissionBundle.verifyDecoding(dir, library: library)
             accepted.append(.init(submission: hash, contributor: bundle.contributor, gainMicronats: sub.consensusGain ?? 0, weights: weights))
         }
         guard !accepted.isEmpty else { return nil }

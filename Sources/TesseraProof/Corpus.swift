@@ -80,7 +80,11 @@ public enum Corpus {
 
     /// True when the keyed hash of the document puts it in the held-out part.
     public static func isHeldOut(_ document: String, key: [UInt8], bps: Int) -> Bool {
-        let mac = HMAC<SHA256>.authenticationCode(for: Array(document.utf8), using: SymmetricKey(data: key))
+        isHeldOut(bytes: Array(document.utf8), key: key, bps: bps)
+    }
+
+    static func isHeldOut(bytes: [UInt8], key: [UInt8], bps: Int) -> Bool {
+        let mac = HMAC<SHA256>.authenticationCode(for: bytes, using: SymmetricKey(data: key))
         let v = Array(mac).prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         return Int(v % 10_000) < bps
     }
@@ -133,8 +137,10 @@ public enum Corpus {
             recorded.append(Input(path: path, bytes: data.count, sha256: ContentHash.sha256(Array(data))))
             docs += documents(text, separator: o.separator)
         }
-        let held = docs.filter { isHeldOut($0, key: o.key, bps: o.heldOutBps) }
-        let train = docs.filter { !isHeldOut($0, key: o.key, bps: o.heldOutBps) }
+        var held: [String] = [], train: [String] = []
+        for d in docs {
+            if isHeldOut(d, key: o.key, bps: o.heldOutBps) { held.append(d) } else { train.append(d) }
+        }
         let t = windows(train, seq: o.seq), h = windows(held, seq: o.seq)
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let trainPath = (out as NSString).appendingPathComponent("train.safetensors")
@@ -155,21 +161,20 @@ public enum Corpus {
         guard (1...9_999).contains(heldOutBps) else { throw LibraryError("--held-out-bps \(heldOutBps) must be in 1...9999") }
         guard key.count >= 16 else { throw LibraryError("the held-out key must be at least 16 bytes") }
         let windows = try TokenWindows.load(path: input)
-        var train: [Int64] = [], held: [Int64] = []
-        var trainCount = 0, heldCount = 0
+        var train: [Int32] = [], held: [Int32] = []
         for i in 0..<windows.count {
             let slice = windows.ids[(i * windows.seq)..<((i + 1) * windows.seq)]
             var bytes: [UInt8] = []
             for id in slice { withUnsafeBytes(of: Int64(id).littleEndian) { bytes += $0 } }
-            let mac = HMAC<SHA256>.authenticationCode(for: bytes, using: SymmetricKey(data: key))
-            let v = Array(mac).prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-            if Int(v % 10_000) < heldOutBps { held += slice.map(Int64.init); heldCount += 1 } else { train += slice.map(Int64.init); trainCount += 1 }
+            if isHeldOut(bytes: bytes, key: key, bps: heldOutBps) { held += slice } else { train += slice }
         }
+        let trainWindows = TokenWindows(seq: windows.seq, ids: train, origin: input)
+        let heldWindows = TokenWindows(seq: windows.seq, ids: held, origin: input)
+        let trainCount = trainWindows.count, heldCount = heldWindows.count
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        let trainPath = (out as NSString).appendingPathComponent("train.safetensors")
         let heldPath = (out as NSString).appendingPathComponent("heldout.safetensors")
-        try SafetensorsWriter.write([TensorRecord(name: "input_ids", shape: [trainCount, windows.seq], int64s: train)], to: trainPath)
-        try SafetensorsWriter.write([TensorRecord(name: "input_ids", shape: [heldCount, windows.seq], int64s: held)], to: heldPath)
+        try trainWindows.write(to: (out as NSString).appendingPathComponent("train.safetensors"))
+        try heldWindows.write(to: heldPath)
         let data = FileManager.default.contents(atPath: input) ?? Data()
         let report = Report(inputs: [Input(path: input, bytes: data.count, sha256: ContentHash.sha256(Array(data)))], seq: windows.seq,
                             heldOutBps: heldOutBps, documents: windows.count, trainDocuments: trainCount, heldOutDocuments: heldCount,

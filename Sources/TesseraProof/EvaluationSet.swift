@@ -4,27 +4,23 @@ import TesseraLibrary
 
 /// A fixed set of windows evaluated against one base model: the base model's per-window
 /// losses, and per batch the forward cache that lets a candidate changing only routed
-/// experts be evaluated from its lowest changed layer up. Valid for one (windows, base
-/// versions) pair; `key` says which.
+/// experts be evaluated from its lowest changed layer up. Valid for those windows and the
+/// model's versions at construction (the owning `Validator` pins the versions).
 public final class EvaluationSet: @unchecked Sendable {
     public let name: String
     public let windows: TokenWindows
     public let windowsSHA256: String
-    public let key: String
     public let batch: Int
     public let baseLosses: [Double]
-    let model: MoEModel
     let batches: [(range: Range<Int>, tokens: TokenBatch, run: ModelRun, cache: ForwardCache)]
 
     /// Runs the base model (as `model` holds it now) over the windows and keeps the caches.
-    public init(name: String, windows: TokenWindows, model: MoEModel, baseVersionsKey: String, batch: Int = 16) throws {
+    public init(name: String, windows: TokenWindows, model: MoEModel, batch: Int = 16) throws {
         guard windows.count > 0 else { throw EngineError.invalidInput("\(windows.origin): no windows to evaluate") }
         self.name = name
         self.windows = windows
         self.windowsSHA256 = windows.contentHash
-        self.key = ContentHash.sha256(Array("\(windowsSHA256)|\(baseVersionsKey)".utf8))
         self.batch = batch
-        self.model = model
         var list: [(Range<Int>, TokenBatch, ModelRun, ForwardCache)] = []
         var losses: [Double] = []
         var start = 0

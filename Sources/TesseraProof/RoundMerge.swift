@@ -85,11 +85,11 @@ public enum RoundMerge {
     }
 
     /// The experts' weights a set of accepted updates merges to under `method`.
-    static func merged(_ members: [Accepted], method: Method, library: ExpertLibrary) throws -> [ExpertID: ExpertWeights] {
+    static func merged(_ members: [Accepted], method: Method, bases: [ExpertID: ExpertWeights]) throws -> [ExpertID: ExpertWeights] {
         var out: [ExpertID: ExpertWeights] = [:]
         let ids = Set(members.flatMap { $0.weights.keys })
         for id in ids.sorted() {
-            let (_, base) = try library.expertWeights(id)
+            guard let base = bases[id] else { throw LibraryError("no base weights for expert \(id)") }
             let touching = members.filter { $0.weights[id] != nil }
             let baseFlat = base.flattened
             let deltas = touching.map { m in zip(m.weights[id]!.flattened, baseFlat).map { $0 - $1 } }
@@ -117,8 +117,11 @@ public enum RoundMerge {
     public static func run(_ accepted: [Accepted], validator: Validator, library: ExpertLibrary) throws -> Outcome {
         guard !accepted.isEmpty else { throw LibraryError("no accepted submissions to merge") }
         let policy = validator.policy
+        // Every candidate below starts from the same current versions: read them once.
+        var bases: [ExpertID: ExpertWeights] = [:]
+        for id in Set(accepted.flatMap { $0.weights.keys }) { bases[id] = try library.expertWeights(id).weights }
         func evaluate(_ members: [Accepted], _ method: Method) throws -> Candidate {
-            let weights = try merged(members, method: method, library: library)
+            let weights = try merged(members, method: method, bases: bases)
             let losses = try validator.candidateLosses(weights)
             let gain = mean(zip(validator.heldOut.baseLosses, losses.heldOut).map { $0 - $1 })
             let regression = PairedBounds.compute(zip(losses.background, validator.background.baseLosses).map { $0 - $1 },
@@ -153,7 +156,7 @@ public enum RoundMerge {
         } else {
             for m in members { credits[m.submission] = m.gainMicronats }
         }
-        let weights = try merged(members, method: method, library: library)
+        let weights = try merged(members, method: method, bases: bases)
         var versions: [Outcome.Version] = []
         for (id, w) in weights.sorted(by: { $0.key < $1.key }) {
             let parent = library.manifest.entry(id)!.head.hash

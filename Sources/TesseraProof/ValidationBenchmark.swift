@@ -30,7 +30,7 @@ public enum ValidationBenchmark {
         let model = try library.loadModel()
         let c = model.config
         let t0 = Date()
-        let set = try EvaluationSet(name: "bench", windows: windows, model: model, baseVersionsKey: "bench", batch: batch)
+        let set = try EvaluationSet(name: "bench", windows: windows, model: model, batch: batch)
         let cacheSeconds = Date().timeIntervalSince(t0)
         // Perturb two experts of every layer in the top half.
         var weights: [ExpertID: ExpertWeights] = [:]

@@ -27,10 +27,8 @@ public final class Validator {
         self.policy = policy
         baseVersions = try library.versions(pinned)
         model = try library.loadModel(versions: baseVersions)
-        let versions = baseVersions.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
-        let versionsKey = ContentHash.sha256(Array((library.manifest.trunk + "|" + versions).utf8))
-        self.heldOut = try EvaluationSet(name: "held-out", windows: heldOut, model: model, baseVersionsKey: versionsKey, batch: batch)
-        self.background = try EvaluationSet(name: "background", windows: background, model: model, baseVersionsKey: versionsKey, batch: batch)
+        self.heldOut = try EvaluationSet(name: "held-out", windows: heldOut, model: model, batch: batch)
+        self.background = try EvaluationSet(name: "background", windows: background, model: model, batch: batch)
     }
 
     /// Per-window losses of the base model with `weights` swapped in.
@@ -45,9 +43,8 @@ public final class Validator {
     /// an error (it cannot be attributed); every other problem is a signed rejection.
     public func judge(bundle dir: String, policy override: ProofPolicy? = nil) throws -> Verdict {
         let policy = override ?? self.policy
-        let bundle = try SubmissionBundle.verify(dir, library: library)
-        let manifestBytes = try Data(contentsOf: URL(fileURLWithPath: (dir as NSString).appendingPathComponent("bundle.json")))
-        let submission = ContentHash.sha256(Array(manifestBytes))
+        let (bundle, decoded) = try SubmissionBundle.verifyDecoding(dir, library: library)
+        let submission = try SubmissionBundle.submissionRecord(dir).hash
         let seedHash = ContentHash.sha256(Array("\(submission)|\(heldOut.windowsSHA256)".utf8))
         let seed = UInt64(seedHash.prefix(13), radix: 16)! & ((1 << 52) - 1)
         var items: [Verdict.Item] = []
@@ -55,7 +52,7 @@ public final class Validator {
         var delta: [ExpertID: [Float]] = [:]
         var stale: [ExpertID] = []
         for item in bundle.items {
-            let (_, new) = try library.decodeDelta((dir as NSString).appendingPathComponent(item.file))
+            let new = decoded[item.expert]!
             let base = try library.expertWeights(item.expert, version: item.base).weights.flattened
             let d = zip(new.flattened, base).map { $0 - $1 }
             let norm = sqrt(d.reduce(0.0) { $0 + Double($1) * Double($1) }) / max(sqrt(base.reduce(0.0) { $0 + Double($1) * Double($1) }), 1e-30)

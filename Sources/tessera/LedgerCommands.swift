@@ -117,9 +117,8 @@ struct LedgerCommand: ParsableCommand {
             let key = try signer.load()
             let b = try SubmissionBundle.verify(bundle, library: try ExpertLibrary(directory: market.directory.libraryPath), requireCurrent: true)
             guard b.contributor == key.publicHex else { throw ValidationError("the bundle is signed by \(b.contributor), not by this key") }
-            let manifest = try Data(contentsOf: URL(fileURLWithPath: (bundle as NSString).appendingPathComponent("bundle.json")))
-            let sig = try String(contentsOfFile: (bundle as NSString).appendingPathComponent("bundle.sig"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-            let action = LedgerAction.submit(.init(at: signer.time, round: round, bundle: ContentHash.sha256(Array(manifest)), bundleSignature: sig,
+            let (hash, sig) = try SubmissionBundle.submissionRecord(bundle)
+            let action = LedgerAction.submit(.init(at: signer.time, round: round, bundle: hash, bundleSignature: sig,
                                                    experts: b.items.map { ExpertRef(layer: $0.expert.layer, expert: $0.expert.expert, version: $0.base) }))
             printOutcome(try market.open().append(try SignedAction(action, key: key)))
         }

@@ -34,19 +34,19 @@ public final class ForwardCache: @unchecked Sendable {
     public let batch: Int
     public let seq: Int
     public let layers: [Layer]
-    let configFingerprint: String
+    let config: ModelConfig
 
     public init(batch: Int, seq: Int, config: ModelConfig) {
         self.batch = batch
         self.seq = seq
+        self.config = config
         layers = (0..<config.layers).map { _ in Layer() }
-        configFingerprint = config.huggingFaceJSON()
     }
 
     public var bytes: Int { layers.reduce(0) { $0 + $1.bytes } }
 
     func check(batch b: Int, seq s: Int, config: ModelConfig) throws {
-        guard b == batch, s == seq, config.huggingFaceJSON() == configFingerprint else {
+        guard b == batch, s == seq, config == self.config else {
             throw EngineError.invalidInput("forward cache was made for batch [\(batch), \(seq)] of another model shape; this run is [\(b), \(s)]")
         }
     }
