@@ -22,6 +22,13 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd",
                        providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CSodium", pkgConfig: "libsodium",
+                       providers: [.apt(["libsodium-dev"])]),
+        .target(
+            name: "CEd25519Batch",
+            cSettings: [.unsafeFlags(["-O2"])],
+            linkerSettings: [.linkedLibrary("sodium")]
+        ),
         .target(
             name: "TesseraEngine",
             dependencies: ["CBLAS"],
@@ -29,7 +36,7 @@ let package = Package(
         ),
         .target(
             name: "TesseraLibrary",
-            dependencies: ["TesseraEngine", "CZstd", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["TesseraEngine", "CZstd", "CSodium", "CEd25519Batch", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .target(
             name: "TesseraProof",

@@ -280,6 +280,41 @@ public struct SignedAction: Sendable {
         self.signature = signature
         payload = storedPayload
     }
+
+    /// What the actor's signature must cover, for checking; nil when the actor or the
+    /// signature is not hex of the right length.
+    var signatureCheck: SignatureCheck? {
+        Self.signatureCheck(kind: action.kind, payload: payload, actor: actor, signature: signature)
+    }
+
+    static func signatureCheck(kind: String, payload: String, actor: String, signature: String) -> SignatureCheck? {
+        guard let key = Hex.decode(actor), key.count == 32, let sig = Hex.decode(signature), sig.count == 64 else { return nil }
+        return SignatureCheck(publicKey: key, message: LedgerAction.signedBytes(kind: kind, payload: payload), signature: sig)
+    }
+
+    /// The first action (by position) whose signature is bad, checking them in batches
+    /// on every core when `parallel`.
+    static func firstBadSignature(_ actions: [SignedAction], parallel: Bool) -> Int? {
+        let checks = actions.map(\.signatureCheck)
+        return firstBad(checks, parallel: parallel)
+    }
+
+    /// The first position whose check is missing or fails.
+    static func firstBad(_ checks: [SignatureCheck?], parallel: Bool) -> Int? {
+        let found = ErrorList()
+        let part = { (range: Range<Int>) in
+            // Up to the first missing check: any bad signature before it comes first.
+            let end = range.first { checks[$0] == nil } ?? range.upperBound
+            let present = checks[range.lowerBound..<end].map { $0! }
+            if let bad = SignatureBatch.firstInvalid(present) {
+                found.add(range.lowerBound + bad, LedgerError.refused(""))
+            } else if end < range.upperBound {
+                found.add(end, LedgerError.refused(""))
+            }
+        }
+        if parallel { Parallel.parts(checks.count) { _, range in part(range) } } else { part(0..<checks.count) }
+        return found.firstIndex
+    }
 }
 
 public enum LedgerError: Error, CustomStringConvertible, Sendable, Equatable {

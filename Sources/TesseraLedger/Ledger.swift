@@ -100,15 +100,12 @@ public final class Ledger: @unchecked Sendable {
         return out
     }
 
+    /// Batch verification: all of a batch's signatures in one multi-scalar multiplication
+    /// (per core), and the first bad one located exactly when the batch fails.
     static func checkSignatures(_ actions: [SignedAction], parallel: Bool) throws {
-        let failures = ErrorList()
-        let check = { (range: Range<Int>) in
-            for i in range {
-                do { try LedgerState.checkSignature(actions[i]) } catch { failures.add(i, error) }
-            }
+        if let bad = SignedAction.firstBadSignature(actions, parallel: parallel) {
+            throw LedgerState.badSignature(actions[bad])
         }
-        if parallel { Parallel.parts(actions.count) { _, range in check(range) } } else { check(0..<actions.count) }
-        if let first = failures.first { throw first }
     }
 
     private func appendChecked(_ actions: [SignedAction]) throws -> [Outcome] {
@@ -188,4 +185,5 @@ final class ErrorList: @unchecked Sendable {
     private var errors: [(Int, Error)] = []
     func add(_ i: Int, _ e: Error) { lock.lock(); errors.append((i, e)); lock.unlock() }
     var first: Error? { lock.lock(); defer { lock.unlock() }; return errors.min { $0.0 < $1.0 }?.1 }
+    var firstIndex: Int? { lock.lock(); defer { lock.unlock() }; return errors.map(\.0).min() }
 }

@@ -19,6 +19,7 @@ public struct LedgerBenchmark: Encodable, Sendable {
     public var verifyOK: Bool
     public var verifyProblem: String?
     public var databaseBytes: Int
+    public var signatures: SignatureBenchmark
 
     enum CodingKeys: String, CodingKey {
         case events, batch
@@ -30,13 +31,15 @@ public struct LedgerBenchmark: Encodable, Sendable {
         case verifyOK = "verify_ok"
         case verifyProblem = "verify_problem"
         case databaseBytes = "database_bytes"
+        case signatures
     }
 
     public var text: String {
         String(format: """
             %lld events appended in batches of %d with full durability: %.0f events/s (raw SQLite inserts of the same rows: %.0f rows/s; ratio %.2f)
             shares --owner: %.2f ms;  verify: %.1f s (%@);  database %.1f MB
-            """, events, batch, appendEventsPerS, rawInsertRowsPerS, appendVsRaw, sharesQueryMs, verifySeconds, verifyOK ? "ok" : "FAILED: \(verifyProblem ?? "")", Double(databaseBytes) / 1e6)
+            %@
+            """, events, batch, appendEventsPerS, rawInsertRowsPerS, appendVsRaw, sharesQueryMs, verifySeconds, verifyOK ? "ok" : "FAILED: \(verifyProblem ?? "")", Double(databaseBytes) / 1e6, signatures.text)
     }
 
     static let policy = MarketPolicy(confidence: 0.95, minGainMicronats: 100, backgroundToleranceMicronats: 1000, deltaNormBound: 0.2,
@@ -94,6 +97,7 @@ public struct LedgerBenchmark: Encodable, Sendable {
         try? FileManager.default.removeItem(atPath: dir)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
+        let signatureRates = try SignatureBenchmark.run()
         let (actions, owner) = try actions(count: events)
         let store = try SQLiteLedgerStore(path: dir + "/ledger.sqlite")
         let ledger = try Ledger(store: store, policy: policy)
@@ -145,7 +149,7 @@ public struct LedgerBenchmark: Encodable, Sendable {
         let n = Double(stored.count)
         return LedgerBenchmark(events: Int64(stored.count), batch: batch, appendEventsPerS: n / appendSeconds, rawInsertRowsPerS: n / rawSeconds,
                                appendVsRaw: (n / appendSeconds) / (n / rawSeconds), sharesQueryMs: q * 1000, verifySeconds: verifySeconds,
-                               verifyOK: report.ok, verifyProblem: report.problem, databaseBytes: size)
+                               verifyOK: report.ok, verifyProblem: report.problem, databaseBytes: size, signatures: signatureRates)
     }
 }
 

@@ -66,9 +66,11 @@ public struct LedgerState: Sendable, Codable, Equatable {
 
     /// The actor's Ed25519 signature over the action's canonical bytes.
     public static func checkSignature(_ s: SignedAction) throws {
-        guard let sig = Hex.decode(s.signature), sig.count == 64,
-              ParticipantKey.verify(signature: sig, of: LedgerAction.signedBytes(kind: s.action.kind, payload: s.payload), publicHex: s.actor)
-        else { throw LedgerError.refused("bad signature by \(s.actor.prefix(16))… on \(s.action.kind)") }
+        guard let check = s.signatureCheck, SignatureBatch.allValid(CollectionOfOne(check)) else { throw badSignature(s) }
+    }
+
+    static func badSignature(_ s: SignedAction) -> LedgerError {
+        .refused("bad signature by \(s.actor.prefix(16))… on \(s.action.kind)")
     }
 
     private mutating func applyUnchecked(_ s: SignedAction, seq: Int64) throws -> [DerivedRow] {

@@ -50,43 +50,41 @@ extension Ledger {
                 want.removeAll()
             }
             while true {
-                let page = try r.events(after: s.seq, limit: 10_000)
+                let page = try PhaseTimer.shared.measure("verify.read") { try r.events(after: s.seq, limit: 10_000) }
                 if page.isEmpty { break }
                 var pageRows: [DerivedTable: [[SQLValue]: [SQLValue]]] = [:]
                 // Signatures are the costly check: both cores, then in order.
-                var sigOK = [Bool](repeating: false, count: page.count)
-                var actions = [LedgerAction?](repeating: nil, count: page.count)
-                PhaseTimer.shared.measure("verify.parallel") { sigOK.withUnsafeMutableBufferPointer { okBuf in
-                    actions.withUnsafeMutableBufferPointer { actBuf in
-                        let okp = okBuf.baseAddress!, ap = actBuf.baseAddress!
-                        Parallel.parts(page.count) { _, range in
-                            for i in range {
-                                let e = page[i]
-                                // The signature covers the stored payload bytes; the action is what they decode to.
-                                guard let a = try? LedgerAction.decode(kind: e.kind, payload: e.payload) else { continue }
-                                ap[i] = a
-                                okp[i] = (try? LedgerState.checkSignature(SignedAction(action: a, actor: e.actor, signature: e.signature, storedPayload: e.payload))) != nil
-                            }
-                        }
+                // Everything that depends on one event alone (decoding, hashes, signature)
+                // runs on both cores; only the links and the rules need the order.
+                var checks = [EventCheck](repeating: EventCheck(), count: page.count)
+                PhaseTimer.shared.measure("verify.parallel") { checks.withUnsafeMutableBufferPointer { buf in
+                    let out = SlotWriter(buf.baseAddress!)
+                    Parallel.parts(page.count) { _, range in
+                        for i in range { out.set(i, EventCheck(page[i])) }
+                        // Signatures as one batch per core; after the first bad one nothing
+                        // is read, as verify stops there.
+                        let signed = range.map { buf[$0].action == nil ? nil : buf[$0].signature }
+                        let bad = SignedAction.firstBad(signed, parallel: false).map { range.lowerBound + $0 } ?? range.upperBound
+                        for i in range where i < bad && buf[i].action != nil { buf[i].signatureOK = true }
                     }
                 } }
                 for (i, e) in page.enumerated() {
                     count += 1
                     guard e.seq == s.seq + 1 else { return bad(s.seq + 1, "event \(s.seq + 1) is missing (next stored is \(e.seq))") }
                     guard e.prevHash == s.headHash else { return bad(e.seq, "event \(e.seq) does not link to the hash of event \(s.seq)") }
-                    guard let action = actions[i] else {
+                    let check = checks[i]
+                    guard let action = check.action else {
                         return bad(e.seq, "event \(e.seq) payload is not a valid canonical \(e.kind) action")
                     }
-                    let hash = Ledger.eventHash(seq: e.seq, kind: e.kind, payload: e.payload, actor: e.actor, signature: e.signature, prev: e.prevHash)
-                    guard hash == e.hash else { return bad(e.seq, "event \(e.seq) hash does not match its contents") }
-                    guard e.idempotencyKey == Ledger.idempotencyKey(kind: e.kind, payload: e.payload, actor: e.actor) else {
+                    guard check.hashOK else { return bad(e.seq, "event \(e.seq) hash does not match its contents") }
+                    guard check.idempotencyKeyOK else {
                         return bad(e.seq, "event \(e.seq) idempotency key does not match its contents")
                     }
-                    guard sigOK[i] else { return bad(e.seq, "event \(e.seq) has a bad signature") }
+                    guard check.signatureOK else { return bad(e.seq, "event \(e.seq) has a bad signature") }
                     guard e.at == action.at else { return bad(e.seq, "event \(e.seq) time column disagrees with its payload") }
                     let rows: [DerivedRow]
                     do {
-                        rows = try s.apply(SignedAction(action: action, actor: e.actor, signature: e.signature, storedPayload: e.payload), seq: e.seq, hash: e.hash, checkSignature: false)
+                        rows = try PhaseTimer.shared.measure("verify.apply") { try s.apply(SignedAction(action: action, actor: e.actor, signature: e.signature, storedPayload: e.payload), seq: e.seq, hash: e.hash, checkSignature: false) }
                     } catch {
                         return bad(e.seq, "event \(e.seq) breaks the rules: \(error)")
                     }
@@ -101,7 +99,8 @@ extension Ledger {
                 }
                 for table in DerivedTable.allCases where table.writtenOnce {
                     var want = pageRows[table] ?? [:]
-                    compare(table, stored: try r.rows(table, seqFrom: page.first!.seq, through: page.last!.seq), expected: &want)
+                    let stored = try PhaseTimer.shared.measure("verify.pagerows") { try r.rows(table, seqFrom: page.first!.seq, through: page.last!.seq) }
+                    PhaseTimer.shared.measure("verify.pagecompare") { compare(table, stored: stored, expected: &want) }
                 }
             }
             if let snapshot, snapshot.seq > s.seq { return bad(snapshot.seq, "a snapshot exists for event \(snapshot.seq), past the last event") }
@@ -120,5 +119,25 @@ extension Ledger {
             if let worst { return VerifyReport(events: count, ok: false, firstBadEvent: worst.seq, problem: worst.why) }
             return VerifyReport(events: count, ok: true, firstBadEvent: nil, problem: nil)
         }
+    }
+}
+
+/// The checks of one stored event that need no other event.
+struct EventCheck {
+    var action: LedgerAction?
+    var hashOK = false
+    var idempotencyKeyOK = false
+    var signatureOK = false
+    var signature: SignatureCheck?
+
+    init() {}
+
+    init(_ e: StoredEvent) {
+        // The signature covers the stored payload bytes; the action is what they decode to.
+        guard let a = try? LedgerAction.decode(kind: e.kind, payload: e.payload) else { return }
+        action = a
+        hashOK = e.hash == Ledger.eventHash(seq: e.seq, kind: e.kind, payload: e.payload, actor: e.actor, signature: e.signature, prev: e.prevHash)
+        idempotencyKeyOK = e.idempotencyKey == Ledger.idempotencyKey(kind: e.kind, payload: e.payload, actor: e.actor)
+        signature = SignedAction.signatureCheck(kind: e.kind, payload: e.payload, actor: e.actor, signature: e.signature)
     }
 }

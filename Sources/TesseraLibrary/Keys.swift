@@ -61,9 +61,14 @@ public struct ParticipantKey: Sendable {
 
     /// Checks an Ed25519 signature by a public key given in hex.
     public static func verify(signature: [UInt8], of bytes: [UInt8], publicHex: String) -> Bool {
-        guard let raw = Hex.decode(publicHex), raw.count == 32,
-              let key = try? Curve25519.Signing.PublicKey(rawRepresentation: raw) else { return false }
-        return key.isValidSignature(signature, for: bytes)
+        guard let raw = Hex.decode(publicHex), raw.count == 32 else { return false }
+        return verify(signature: signature, of: bytes, publicKey: raw)
+    }
+
+    /// Tessera's one signature rule (`SignatureBatch`), so that a signature checked here
+    /// and the same signature checked in a ledger batch always get the same answer.
+    public static func verify(signature: [UInt8], of bytes: [UInt8], publicKey: [UInt8]) -> Bool {
+        SignatureBatch.allValid(CollectionOfOne(SignatureCheck(publicKey: publicKey, message: bytes, signature: signature)))
     }
 }
 

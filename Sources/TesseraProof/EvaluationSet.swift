@@ -50,7 +50,7 @@ public final class EvaluationSet: @unchecked Sendable {
             if full || changed.isEmpty {
                 try b.run.forward(b.tokens)
             } else {
-                try b.run.forwardIncremental(b.tokens, cache: b.cache, changed: changed)
+                _ = try b.run.forwardIncremental(b.tokens, cache: b.cache, changed: changed)
             }
             out += Self.rowMeans(b.run, rows: b.range.count, seq: windows.seq)
         }

@@ -1,0 +1,48 @@
+import Foundation
+import Testing
+@testable import TesseraEngine
+@testable import TesseraLibrary
+@testable import TesseraLedger
+
+/// Batch signature checking must still name the exact first event whose signature is bad,
+/// wherever it falls in a page and in whichever core's share of it.
+@Suite struct SignatureVerifyTests {
+    /// Writes the actions as a correctly linked chain (bypassing the rules' signature check),
+    /// with the signatures at `forged` swapped for another event's, and verifies it.
+    static func verify(forged: [Int]) throws -> VerifyReport {
+        let dir = TempDir()
+        let store = try SQLiteLedgerStore(path: dir.sub("ledger.sqlite"))
+        let (actions, _) = try LedgerBenchmark.actions(count: 320)
+        var state = LedgerState(policy: LedgerBenchmark.policy)
+        try store.write { w in
+            for (i, a) in actions.enumerated() {
+                let signature = forged.contains(i) ? actions[i - 1].signature : a.signature
+                let seq = Int64(i + 1)
+                let hash = Ledger.eventHash(seq: seq, kind: a.action.kind, payload: a.payload, actor: a.actor, signature: signature, prev: state.headHash)
+                try w.append(StoredEvent(seq: seq, kind: a.action.kind, payload: a.payload, actor: a.actor, signature: signature, prevHash: state.headHash,
+                                         hash: hash, idempotencyKey: Ledger.idempotencyKey(kind: a.action.kind, payload: a.payload, actor: a.actor), at: a.action.at))
+                try w.upsert(try state.apply(a, seq: seq, hash: hash, checkSignature: false))
+            }
+        }
+        return try Ledger.verify(store: store, policy: LedgerBenchmark.policy)
+    }
+
+    @Test func theFirstForgedSignatureIsNamedWhereverItFalls() throws {
+        #expect(try Self.verify(forged: []).ok)
+        for forged in [[40], [250], [250, 300], [100, 250]] {
+            let report = try Self.verify(forged: forged)
+            #expect(!report.ok && report.firstBadEvent == Int64(forged[0] + 1) && (report.problem ?? "").contains("bad signature"), "\(forged): \(report)")
+        }
+    }
+
+    @Test func aBatchWithOneBadSignatureIsRefusedNamingIt() throws {
+        let (actions, _) = try LedgerBenchmark.actions(count: 200)
+        #expect(SignedAction.firstBadSignature(actions, parallel: true) == nil)
+        var bad = actions
+        bad[150] = try SignedAction(action: bad[150].action, actor: bad[150].actor, signature: bad[149].signature)
+        bad[170] = try SignedAction(action: bad[170].action, actor: bad[170].actor, signature: "zz")
+        #expect(SignedAction.firstBadSignature(bad, parallel: true) == 150)
+        #expect(SignedAction.firstBadSignature(Array(bad[151...]), parallel: false) == 19)
+        #expect { try Ledger.checkSignatures(bad, parallel: true) } throws: { "\($0)".contains("bad signature by \(bad[150].actor.prefix(16))") }
+    }
+}
