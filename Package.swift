@@ -44,7 +44,8 @@ let package = Package(
         ),
         .target(
             name: "TesseraLedger",
-            dependencies: ["TesseraLibrary", "TesseraEngine", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["TesseraLibrary", "TesseraEngine", .product(name: "GRDB", package: "GRDB.swift"),
+                           .product(name: "GRDBSQLite", package: "GRDB.swift")]
         ),
         .target(
             name: "TesseraMarket",

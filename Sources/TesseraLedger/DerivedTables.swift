@@ -65,6 +65,17 @@ public enum DerivedTable: String, CaseIterable, Sendable {
         }
     }
 
+    /// The indexed column holding the number of the event that wrote a row-written-once
+    /// table's rows: a claim's and a payout's key already is that number, so those tables
+    /// need no second index on `seq` (their `seq` column repeats it, and verify checks it).
+    public var eventColumn: String {
+        switch self {
+        case .payouts: return "event"
+        case .claims: return "claim"
+        default: return "seq"
+        }
+    }
+
     /// Columns holding integers (everything else is text).
     public var integerColumns: Set<String> {
         ["stake", "seq", "closes_at", "claim", "expires_at", "consensus_gain", "gain", "regression", "accept", "layer", "expert",

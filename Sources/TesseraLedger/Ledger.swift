@@ -28,8 +28,10 @@ public final class Ledger: @unchecked Sendable {
         self.store = store
         self.policy = policy
         self.snapshotInterval = max(1, snapshotInterval)
+        // The state is brought up to date by the first append (or `currentState`), not
+        // here: queries read the derived tables, and opening a long ledger only to ask
+        // for someone's shares should not replay anything.
         state = LedgerState(policy: policy)
-        state = try store.read { r in try Self.catchUp(LedgerState(policy: policy), reader: r) }
     }
 
     /// Brings a state up to the store's head: from the latest snapshot when that is
@@ -43,11 +45,7 @@ public final class Ledger: @unchecked Sendable {
 
     static func catchUp(into s: inout LedgerState, reader: any LedgerReader) throws {
         if let head = try reader.head(), head.seq > s.seq, let snap = try reader.snapshot(atOrBefore: head.seq), snap.seq > s.seq {
-            let decoded = try JSONDecoder().decode(LedgerState.self, from: snap.data)
-            guard decoded.policy == s.policy else {
-                throw LedgerError.corrupt("snapshot at event \(snap.seq) was made under another policy")
-            }
-            s = decoded
+            s = try LedgerState(snapshot: snap.data, seq: snap.seq, policy: s.policy)
         }
         while true {
             let batch = try reader.events(after: s.seq, limit: 10_000)
@@ -119,7 +117,7 @@ public final class Ledger: @unchecked Sendable {
         do {
             let outcomes = try PhaseTimer.shared.measure("ledger.write") { try store.write { w -> [Outcome] in
                 try Self.catchUp(into: &s, reader: w)
-                return try applyBatch(actions, to: &s, writer: w, changed: &changed)
+                return try PhaseTimer.shared.measure("ledger.batch") { try applyBatch(actions, to: &s, writer: w, changed: &changed) }
             } }
             state = s
             return outcomes
@@ -160,7 +158,7 @@ public final class Ledger: @unchecked Sendable {
                     try w.upsert(rows)
                 }
                 if seq % snapshotInterval == 0 {
-                    try w.saveSnapshot(seq: seq, data: try JSONEncoder().encode(s))
+                    try PhaseTimer.shared.measure("ledger.snapshot") { try w.saveSnapshot(seq: seq, data: Data(try s.snapshotBytes())) }
                 }
                 seen[idem] = seq
                 outcomes.append(.appended(seq: seq))

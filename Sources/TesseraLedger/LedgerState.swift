@@ -27,18 +27,18 @@ public struct LedgerState: Sendable, Codable, Equatable {
     }
 
     public let policy: MarketPolicy
-    public private(set) var seq: Int64 = 0
-    public private(set) var headHash = String(repeating: "0", count: 64)
-    public private(set) var operatorKey: String?
-    public private(set) var participants: [String: Participant] = [:]
-    public private(set) var domains: Set<String> = []
-    public private(set) var rounds: [String: Round] = [:]
-    public private(set) var claims: [ExpertID: [ActiveClaim]] = [:]
-    public private(set) var submissions: [String: Submission] = [:]
-    public private(set) var experts: [ExpertID: Expert] = [:]
-    public private(set) var versionOwner: [String: ExpertID] = [:]
-    public private(set) var revenuePeriods: Set<String> = []
-    public private(set) var payoutTotals: [String: [ExpertID: Int64]] = [:]
+    public internal(set) var seq: Int64 = 0
+    public internal(set) var headHash = String(repeating: "0", count: 64)
+    public internal(set) var operatorKey: String?
+    public internal(set) var participants: [String: Participant] = [:]
+    public internal(set) var domains: Set<String> = []
+    public internal(set) var rounds: [String: Round] = [:]
+    public internal(set) var claims: [ExpertID: [ActiveClaim]] = [:]
+    public internal(set) var submissions: [String: Submission] = [:]
+    public internal(set) var experts: [ExpertID: Expert] = [:]
+    public internal(set) var versionOwner: [String: ExpertID] = [:]
+    public internal(set) var revenuePeriods: Set<String> = []
+    public internal(set) var payoutTotals: [String: [ExpertID: Int64]] = [:]
     /// Round → validator → held-out commitment, and whether it has been revealed and matched.
     public struct Commitment: Sendable, Equatable, Codable {
         public var commitment: String
@@ -46,7 +46,7 @@ public struct LedgerState: Sendable, Codable, Equatable {
         /// After the reveal: the hash of the held-out windows the validator judged on.
         public var heldOutSHA256: String?
     }
-    public private(set) var commitments: [String: [String: Commitment]] = [:]
+    public internal(set) var commitments: [String: [String: Commitment]] = [:]
 
     public init(policy: MarketPolicy) { self.policy = policy }
 
@@ -227,8 +227,10 @@ public struct LedgerState: Sendable, Codable, Equatable {
     mutating func newVersion(_ v: LedgerAction.NewVersion, actor: String, seq: Int64) throws -> [DerivedRow] {
         try requireOperator(actor, "new_version")
         let id = ExpertID(layer: v.layer, expert: v.expert)
-        guard var expert = experts[id] else { throw refuse("new_version: unknown expert \(id)") }
-        guard expert.versions.last == v.parent else { throw refuse("new_version: parent \(v.parent.prefix(12)) is not the current version of \(id)") }
+        // Read in place: a local copy of the expert would copy its whole version history
+        // (and holdings) on every merge, which grows with the ledger.
+        guard let units = experts[id]?.units, let current = experts[id]?.versions.last else { throw refuse("new_version: unknown expert \(id)") }
+        guard current == v.parent else { throw refuse("new_version: parent \(v.parent.prefix(12)) is not the current version of \(id)") }
         guard isHash(v.version), versionOwner[v.version] == nil else { throw refuse("new_version: version \(v.version.prefix(12)) is invalid or already recorded") }
         guard !v.submissions.isEmpty, Set(v.submissions).count == v.submissions.count else { throw refuse("new_version: name each merged submission once") }
         if let credits = v.credits, credits.count != v.submissions.count {
@@ -249,29 +251,28 @@ public struct LedgerState: Sendable, Codable, Equatable {
         // Minting: M = min(U·G/G₂, U·cap/10000) units for a summed consensus gain G, where U is
         // the units outstanding and G₂ the gain that doubles them; split by gain.
         let G = gains.reduce(Int64(0)) { $0 + $1.weight }
-        let byGain = expert.units.multipliedFullWidth(by: G)
+        let byGain = units.multipliedFullWidth(by: G)
         let uncapped = policy.doublingGainMicronats.dividingFullWidth(byGain).quotient
-        let cap = expert.units.multipliedFullWidth(by: policy.maxMintBps)
+        let cap = units.multipliedFullWidth(by: policy.maxMintBps)
         let minted = min(uncapped, Int64(10_000).dividingFullWidth(cap).quotient)
         var merged: [String: Int64] = [:]
         for (k, w) in gains { merged[k, default: 0] += w }
         let shares = Allocation.largestRemainder(minted, merged.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
         var rows: [DerivedRow] = []
         for (owner, amount) in shares where amount > 0 {
-            expert.holdings[owner, default: 0] += amount
+            experts[id]!.holdings[owner, default: 0] += amount
             participants[owner]?.roles.insert(.owner)
             rows += [participantRow(owner, seq)]
         }
-        expert.units += shares.reduce(0) { $0 + $1.amount }
-        expert.versions.append(v.version)
-        experts[id] = expert
+        experts[id]!.units += shares.reduce(0) { $0 + $1.amount }
+        experts[id]!.versions.append(v.version)
         versionOwner[v.version] = id
         for h in v.submissions {
             submissions[h]!.state = .merged
             rows.append(submissionRow(h, seq))
         }
         rows.append(versionRow(v.version, id, parent: v.parent, submissions: v.submissions, seq))
-        for (owner, _) in shares where (expert.holdings[owner] ?? 0) > 0 { rows.append(holdingRow(id, owner, seq)) }
+        for (owner, _) in shares where (experts[id]!.holdings[owner] ?? 0) > 0 { rows.append(holdingRow(id, owner, seq)) }
         rows.append(expertRow(id, seq))
         return rows
     }

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 
 /// The ledger in SQLite through GRDB: WAL, synchronous FULL, one writer at a time (also
 /// across processes: writes start with BEGIN IMMEDIATE and wait on a busy lock), schema
@@ -17,6 +18,9 @@ public final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
             // The idempotency index is keyed by hashes, so inserts land on random pages: a
             // 256 MB page cache keeps them in memory on a large ledger.
             try db.execute(sql: "PRAGMA cache_size = -262144")
+            // Checkpoints copy the write-ahead log into the database file; at every 1,000
+            // pages (the default) a page rewritten by many batches is copied each time.
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = 16384")
         }
         pool = try DatabasePool(path: path, configuration: config)
         try Self.migrator.migrate(pool)
@@ -37,6 +41,31 @@ public final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
             try db.execute(sql: "CREATE INDEX claims_round ON claims (round)")
             try db.execute(sql: "CREATE INDEX submissions_round ON submissions (round)")
             for t in DerivedTable.allCases where t.writtenOnce { try db.execute(sql: "CREATE INDEX \(t.rawValue)_seq ON \(t.rawValue) (seq)") }
+        }
+        // Fewer B-trees per row written: the event number becomes the events table's rowid,
+        // derived tables are stored in their primary key (WITHOUT ROWID), and indexes that
+        // repeat a primary key's leading columns are dropped. Existing rows are copied.
+        m.registerMigration("v2: rowid and primary-key tables") { db in
+            try db.execute(sql: """
+                CREATE TABLE events_v2 (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, payload TEXT NOT NULL, actor TEXT NOT NULL,
+                  signature TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, idem TEXT NOT NULL UNIQUE, at BIGINT NOT NULL)
+                """)
+            try db.execute(sql: "INSERT INTO events_v2 SELECT seq, kind, payload, actor, signature, prev_hash, hash, idem, at FROM events")
+            try db.execute(sql: "DROP TABLE events")
+            try db.execute(sql: "ALTER TABLE events_v2 RENAME TO events")
+            for t in DerivedTable.allCases {
+                let cols = (t.keyColumns + t.valueColumns).joined(separator: ", ")
+                try db.execute(sql: t.createSQL.replacingOccurrences(of: "CREATE TABLE \(t.rawValue) (", with: "CREATE TABLE \(t.rawValue)_v2 (") + " WITHOUT ROWID")
+                try db.execute(sql: "INSERT INTO \(t.rawValue)_v2 (\(cols)) SELECT \(cols) FROM \(t.rawValue)")
+                try db.execute(sql: "DROP TABLE \(t.rawValue)")
+                try db.execute(sql: "ALTER TABLE \(t.rawValue)_v2 RENAME TO \(t.rawValue)")
+            }
+            try db.execute(sql: "CREATE INDEX holdings_owner ON holdings (owner)")
+            try db.execute(sql: "CREATE INDEX claims_round ON claims (round)")
+            try db.execute(sql: "CREATE INDEX submissions_round ON submissions (round)")
+            for t in DerivedTable.allCases where t.writtenOnce && t.eventColumn == "seq" {
+                try db.execute(sql: "CREATE INDEX \(t.rawValue)_seq ON \(t.rawValue) (seq)")
+            }
         }
         return m
     }
@@ -61,9 +90,21 @@ public final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
         }
 
         func event(idempotencyKey: String) throws -> StoredEvent? {
-            // Asked once per appended action: a cached statement, not a query built each time.
-            let st = try db.cachedStatement(sql: "SELECT * FROM events WHERE idem = ?")
-            return try EventRecord.fetchOne(st, arguments: [idempotencyKey])?.stored
+            // Asked once per appended action and almost always absent: a cached statement
+            // bound through the C interface answers "no" without building a record.
+            let statement = try db.cachedStatement(sql: "SELECT seq FROM events WHERE idem = ?")
+            let st = statement.sqliteStatement
+            sqlite3_reset(st)
+            defer { sqlite3_reset(st); sqlite3_clear_bindings(st) }
+            _ = idempotencyKey.withCString { sqlite3_bind_text(st, 1, $0, -1, unsafeBitCast(-1, to: sqlite3_destructor_type.self)) }
+            switch sqlite3_step(st) {
+            case SQLITE_DONE: return nil
+            case SQLITE_ROW:
+                let seq = sqlite3_column_int64(st, 0)
+                return try EventRecord.filter(EventRecord.CodingKeys.seq == seq).fetchOne(db)?.stored
+            case let rc:
+                throw DatabaseError(resultCode: ResultCode(rawValue: rc), message: String(cString: sqlite3_errmsg(db.sqliteConnection)), sql: statement.sql)
+            }
         }
 
         func eventCount() throws -> Int64 {
@@ -81,26 +122,37 @@ public final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
 
         func rows(_ table: DerivedTable, seqFrom first: Int64, through last: Int64) throws -> [DerivedRow] {
             let cols = table.keyColumns + table.valueColumns
-            let sql = "SELECT \(cols.joined(separator: ", ")) FROM \(table.rawValue) WHERE seq >= ? AND seq <= ?"
+            let sql = "SELECT \(cols.joined(separator: ", ")) FROM \(table.rawValue) WHERE \(table.eventColumn) >= ? AND \(table.eventColumn) <= ?"
             return try fetchRows(table, sql: sql, arguments: [first, last])
         }
 
         private func fetchRows(_ table: DerivedTable, sql: String, arguments: StatementArguments) throws -> [DerivedRow] {
-            let cols = table.keyColumns + table.valueColumns
-            return try Row.fetchAll(try db.cachedStatement(sql: sql), arguments: arguments).map { r in
-                let values = cols.map { c -> SQLValue in
-                    let v: DatabaseValue = r[c]
-                    switch v.storage {
-                    case .null: return .null
-                    case let .int64(i): return .int(i)
-                    case let .string(s): return .text(s)
-                    case let .double(d): return .int(Int64(d))
-                    case .blob: return .null
+            let keyCount = table.keyColumns.count, count = keyCount + table.valueColumns.count
+            var out: [DerivedRow] = []
+            let cursor = try Row.fetchCursor(try db.cachedStatement(sql: sql), arguments: arguments)
+            while let r = try cursor.next() {
+                // By position: the SELECT lists the key columns, then the value columns.
+                var key: [SQLValue] = [], values: [SQLValue] = []
+                key.reserveCapacity(keyCount)
+                values.reserveCapacity(count - keyCount)
+                for i in 0..<count {
+                    let v: SQLValue
+                    switch (r[i] as DatabaseValue).storage {
+                    case .null, .blob: v = .null
+                    case let .int64(x): v = .int(x)
+                    case let .string(x): v = .text(x)
+                    case let .double(x): v = .int(Int64(x))
                     }
+                    if i < keyCount { key.append(v) } else { values.append(v) }
                 }
-                return DerivedRow(table: table, key: Array(values.prefix(table.keyColumns.count)), values: Array(values.dropFirst(table.keyColumns.count)))
+                out.append(DerivedRow(table: table, key: key, values: values))
             }
+            return out
         }
+
+        // Built once: the statement cache is keyed by the SQL text.
+        static let upsertSQL = Dictionary(uniqueKeysWithValues: DerivedTable.allCases.map { ($0, $0.upsertSQL) })
+        static let insertSQL = Dictionary(uniqueKeysWithValues: DerivedTable.allCases.map { t in (t, (0...64).map { t.insertSQL(rows: max($0, 1)) }) })
 
         static func dbValue(_ v: SQLValue) -> DatabaseValue {
             switch v {
@@ -111,7 +163,32 @@ public final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
         }
 
         func append(_ e: StoredEvent) throws {
-            try EventRecord(e).insert(db)
+            try run(db.cachedStatement(sql: Self.insertEventSQL),
+                    [.int(e.seq), .text(e.kind), .text(e.payload), .text(e.actor), .text(e.signature), .text(e.prevHash), .text(e.hash), .text(e.idempotencyKey), .int(e.at)])
+        }
+
+        static let insertEventSQL = "INSERT INTO events (seq, kind, payload, actor, signature, prev_hash, hash, idem, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+        /// Binds and steps a cached statement through SQLite's C interface. On the append
+        /// path GRDB's generic conversion of arguments (and its record machinery for the
+        /// event row) took more time than SQLite's own work.
+        private func run(_ statement: Statement, _ values: [SQLValue]) throws {
+            let st = statement.sqliteStatement
+            sqlite3_reset(st)
+            let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+            for (i, v) in values.enumerated() {
+                let at = Int32(i + 1)
+                switch v {
+                case let .int(x): sqlite3_bind_int64(st, at, x)
+                case let .text(x): _ = x.withCString { sqlite3_bind_text(st, at, $0, -1, transient) }
+                case .null: sqlite3_bind_null(st, at)
+                }
+            }
+            let rc = sqlite3_step(st)
+            defer { sqlite3_reset(st); sqlite3_clear_bindings(st) }
+            guard rc == SQLITE_DONE else {
+                throw DatabaseError(resultCode: ResultCode(rawValue: rc), message: String(cString: sqlite3_errmsg(db.sqliteConnection)), sql: statement.sql)
+            }
         }
 
         func upsert(_ rows: [DerivedRow]) throws {
@@ -120,7 +197,7 @@ public final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
                 if row.table.writtenOnce {
                     onceRows[row.table, default: []].append(row)
                 } else {
-                    try db.cachedStatement(sql: row.table.upsertSQL).execute(arguments: StatementArguments((row.key + row.values).map(Self.dbValue)))
+                    try run(db.cachedStatement(sql: Self.upsertSQL[row.table]!), row.key + row.values)
                 }
             }
             // Rows written once (a revenue event's payouts, say) go in as multi-row inserts:
@@ -129,10 +206,10 @@ public final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
                 var i = 0
                 while i < list.count {
                     let chunk = list[i..<min(list.count, i + 64)]
-                    var args: [DatabaseValue] = []
+                    var args: [SQLValue] = []
                     args.reserveCapacity(chunk.count * (table.keyColumns.count + table.valueColumns.count))
-                    for row in chunk { args += (row.key + row.values).map(Self.dbValue) }
-                    try db.cachedStatement(sql: table.insertSQL(rows: chunk.count)).execute(arguments: StatementArguments(args))
+                    for row in chunk { args += row.key; args += row.values }
+                    try run(db.cachedStatement(sql: Self.insertSQL[table]![chunk.count]), args)
                     i += 64
                 }
             }

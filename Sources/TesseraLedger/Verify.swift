@@ -27,47 +27,34 @@ extension Ledger {
             var expected: [DerivedTable: [[SQLValue]: [SQLValue]]] = [:]
             let snapshot = try r.snapshot(atOrBefore: .max)
             var count: Int64 = 0
+            let found = Discrepancies()
+            // Rows written once (payouts, claims, verdicts, revenue) are compared with the
+            // stored ones page by page, on another core and its own read connection: such
+            // rows never change once committed, so any later snapshot holds the same ones.
+            let pageRowChecks = DispatchQueue(label: "tessera.verify.rows")
+            let rowChecks = DispatchGroup()
+            defer { rowChecks.wait() }
+            /// Where the replay must stop; a derived row found wrong at an earlier event is
+            /// reported instead.
             func bad(_ seq: Int64, _ why: String) -> VerifyReport {
-                VerifyReport(events: count, ok: false, firstBadEvent: seq, problem: why)
-            }
-            var worst: (seq: Int64, why: String)? = nil
-            func note(_ seq: Int64, _ why: String) { if worst == nil || seq < worst!.seq { worst = (seq, why) } }
-            func describe(_ table: DerivedTable, _ key: [SQLValue]) -> String { "\(table.rawValue) \(key.map(\.description).joined(separator: "/"))" }
-            func compare(_ table: DerivedTable, stored: [DerivedRow], expected want: inout [[SQLValue]: [SQLValue]]) {
-                for row in stored {
-                    if let v = want.removeValue(forKey: row.key) {
-                        if v != row.values {
-                            let seq = min(row.seq, DerivedRow(table: table, key: row.key, values: v).seq)
-                            note(seq, "\(describe(table, row.key)): stored \(zip(table.valueColumns, row.values).map { "\($0)=\($1)" }.joined(separator: " ")), the events give \(zip(table.valueColumns, v).map { "\($0)=\($1)" }.joined(separator: " "))")
-                        }
-                    } else {
-                        note(row.seq, "\(describe(table, row.key)): stored, but no event produces it")
-                    }
+                rowChecks.wait()
+                if let earlier = try? found.worst(), earlier.seq < seq {
+                    return VerifyReport(events: count, ok: false, firstBadEvent: earlier.seq, problem: earlier.why)
                 }
-                for (key, v) in want {
-                    note(DerivedRow(table: table, key: key, values: v).seq, "\(describe(table, key)): produced by the events, but not stored")
-                }
-                want.removeAll()
+                return VerifyReport(events: count, ok: false, firstBadEvent: seq, problem: why)
             }
-            while true {
-                let page = try PhaseTimer.shared.measure("verify.read") { try r.events(after: s.seq, limit: 10_000) }
-                if page.isEmpty { break }
-                var pageRows: [DerivedTable: [[SQLValue]: [SQLValue]]] = [:]
-                // Signatures are the costly check: both cores, then in order.
-                // Everything that depends on one event alone (decoding, hashes, signature)
-                // runs on both cores; only the links and the rules need the order.
-                var checks = [EventCheck](repeating: EventCheck(), count: page.count)
-                PhaseTimer.shared.measure("verify.parallel") { checks.withUnsafeMutableBufferPointer { buf in
-                    let out = SlotWriter(buf.baseAddress!)
-                    Parallel.parts(page.count) { _, range in
-                        for i in range { out.set(i, EventCheck(page[i])) }
-                        // Signatures as one batch per core; after the first bad one nothing
-                        // is read, as verify stops there.
-                        let signed = range.map { buf[$0].action == nil ? nil : buf[$0].signature }
-                        let bad = SignedAction.firstBad(signed, parallel: false).map { range.lowerBound + $0 } ?? range.upperBound
-                        for i in range where i < bad && buf[i].action != nil { buf[i].signatureOK = true }
-                    }
-                } }
+            // Pages flow through two stages: while the rules replay one page in order on
+            // this thread, the next page's independent checks run on the other cores.
+            let pending = PendingChecks()
+            defer { pending.wait() }
+            var page = try PhaseTimer.shared.measure("verify.read") { try r.events(after: 0, limit: Self.verifyPage) }
+            pending.start(page)
+            while !page.isEmpty {
+                let checks = PhaseTimer.shared.measure("verify.wait") { pending.take() }
+                let nextPage = try PhaseTimer.shared.measure("verify.read") { try r.events(after: page.last!.seq, limit: Self.verifyPage) }
+                pending.start(nextPage)
+                defer { page = nextPage }
+                var pageRows: [DerivedRow] = []
                 for (i, e) in page.enumerated() {
                     count += 1
                     guard e.seq == s.seq + 1 else { return bad(s.seq + 1, "event \(s.seq + 1) is missing (next stored is \(e.seq))") }
@@ -89,18 +76,35 @@ extension Ledger {
                         return bad(e.seq, "event \(e.seq) breaks the rules: \(error)")
                     }
                     for row in rows {
-                        if row.table.writtenOnce { pageRows[row.table, default: [:]][row.key] = row.values } else { expected[row.table, default: [:]][row.key] = row.values }
+                        if row.table.writtenOnce { pageRows.append(row) } else { expected[row.table, default: [:]][row.key] = row.values }
                     }
                     if let snapshot, snapshot.seq == e.seq {
-                        guard let stored = try? JSONDecoder().decode(LedgerState.self, from: snapshot.data), stored == s else {
+                        // One state has one binary encoding: compare bytes (a JSON snapshot
+                        // from an earlier version is decoded and compared instead).
+                        let matches = PhaseTimer.shared.measure("verify.snapshot") {
+                            snapshot.data.starts(with: LedgerState.snapshotMagic)
+                                ? (try? s.snapshotBytes()).map { snapshot.data.elementsEqual($0) } ?? false
+                                : (try? LedgerState(snapshot: snapshot.data, seq: snapshot.seq, policy: policy)) == s
+                        }
+                        guard matches else {
                             return bad(e.seq, "the state snapshot stored at event \(e.seq) does not match the events")
                         }
                     }
                 }
-                for table in DerivedTable.allCases where table.writtenOnce {
-                    var want = pageRows[table] ?? [:]
-                    let stored = try PhaseTimer.shared.measure("verify.pagerows") { try r.rows(table, seqFrom: page.first!.seq, through: page.last!.seq) }
-                    PhaseTimer.shared.measure("verify.pagecompare") { compare(table, stored: stored, expected: &want) }
+                let (first, last) = (page.first!.seq, page.last!.seq)
+                pageRowChecks.async(group: rowChecks) { [pageRows] in
+                    var want: [DerivedTable: [[SQLValue]: [SQLValue]]] = [:]
+                    for row in pageRows { want[row.table, default: [:]][row.key] = row.values }
+                    do {
+                        try store.read { r in
+                            for table in DerivedTable.allCases where table.writtenOnce {
+                                var expected = want[table] ?? [:]
+                                found.compare(table, stored: try r.rows(table, seqFrom: first, through: last), expected: &expected)
+                            }
+                        }
+                    } catch {
+                        found.fail(error)
+                    }
                 }
             }
             if let snapshot, snapshot.seq > s.seq { return bad(snapshot.seq, "a snapshot exists for event \(snapshot.seq), past the last event") }
@@ -110,16 +114,100 @@ extension Ledger {
                 if table.writtenOnce {
                     // Rows claiming events past the last one.
                     var none: [[SQLValue]: [SQLValue]] = [:]
-                    compare(table, stored: try r.rows(table, seqFrom: s.seq + 1, through: .max), expected: &none)
+                    found.compare(table, stored: try r.rows(table, seqFrom: s.seq + 1, through: .max), expected: &none)
                 } else {
                     var want = expected[table] ?? [:]
-                    compare(table, stored: try r.rows(table, matching: []), expected: &want)
+                    found.compare(table, stored: try r.rows(table, matching: []), expected: &want)
                 }
             }
-            if let worst { return VerifyReport(events: count, ok: false, firstBadEvent: worst.seq, problem: worst.why) }
+            rowChecks.wait()
+            if let worst = try found.worst() { return VerifyReport(events: count, ok: false, firstBadEvent: worst.seq, problem: worst.why) }
             return VerifyReport(events: count, ok: true, firstBadEvent: nil, problem: nil)
         }
     }
+}
+
+/// Derived rows that disagree with the events, from any thread; the earliest event wins.
+final class Discrepancies: @unchecked Sendable {
+    private let lock = NSLock()
+    private var earliest: (seq: Int64, why: String)?
+    private var error: Error?
+
+    func note(_ seq: Int64, _ why: String) {
+        lock.lock(); defer { lock.unlock() }
+        if earliest == nil || seq < earliest!.seq { earliest = (seq, why) }
+    }
+
+    func fail(_ e: Error) { lock.lock(); defer { lock.unlock() }; if error == nil { error = e } }
+
+    func worst() throws -> (seq: Int64, why: String)? {
+        lock.lock(); defer { lock.unlock() }
+        if let error { throw error }
+        return earliest
+    }
+
+    /// Compares stored rows with the rows the events produce, noting each difference at
+    /// the event that wrote it.
+    func compare(_ table: DerivedTable, stored: [DerivedRow], expected want: inout [[SQLValue]: [SQLValue]]) {
+        func describe(_ key: [SQLValue]) -> String { "\(table.rawValue) \(key.map(\.description).joined(separator: "/"))" }
+        func columns(_ values: [SQLValue]) -> String { zip(table.valueColumns, values).map { "\($0)=\($1)" }.joined(separator: " ") }
+        for row in stored {
+            if let v = want.removeValue(forKey: row.key) {
+                if v != row.values {
+                    note(min(row.seq, DerivedRow(table: table, key: row.key, values: v).seq),
+                         "\(describe(row.key)): stored \(columns(row.values)), the events give \(columns(v))")
+                }
+            } else {
+                note(row.seq, "\(describe(row.key)): stored, but no event produces it")
+            }
+        }
+        for (key, v) in want {
+            note(DerivedRow(table: table, key: key, values: v).seq, "\(describe(key)): produced by the events, but not stored")
+        }
+        want.removeAll()
+    }
+}
+
+extension Ledger {
+    static let verifyPage = 10_000
+
+    /// Decoding, hashes and signatures of a page, on every core: nothing here needs the
+    /// order. Signatures go as one batch per core; past the first bad one nothing is
+    /// marked valid, as verify stops there.
+    static func checkPage(_ page: [StoredEvent]) -> [EventCheck] {
+        var checks = [EventCheck](repeating: EventCheck(), count: page.count)
+        checks.withUnsafeMutableBufferPointer { buf in
+            let out = SlotWriter(buf.baseAddress!)
+            Parallel.parts(page.count) { _, range in
+                for i in range { out.set(i, EventCheck(page[i])) }
+                let signed = range.map { out.base[$0].action == nil ? nil : out.base[$0].signature }
+                let bad = SignedAction.firstBad(signed, parallel: false).map { range.lowerBound + $0 } ?? range.upperBound
+                for i in range where i < bad && out.base[i].action != nil { out.base[i].signatureOK = true }
+            }
+        }
+        return checks
+    }
+}
+
+/// A value computed on another thread; `take` waits for it.
+final class Background<T>: @unchecked Sendable {
+    private let group = DispatchGroup()
+    private var value: T?
+    init(_ work: @escaping @Sendable () -> T) {
+        DispatchQueue.global().async(group: group) { self.value = work() }
+    }
+    func take() -> T {
+        group.wait()
+        return value!
+    }
+}
+
+/// The next page's checks, computed while the current page is replayed.
+final class PendingChecks: @unchecked Sendable {
+    private var job: Background<[EventCheck]>?
+    func start(_ page: [StoredEvent]) { job = page.isEmpty ? nil : Background { Ledger.checkPage(page) } }
+    func take() -> [EventCheck] { job?.take() ?? [] }
+    func wait() { _ = job?.take() }
 }
 
 /// The checks of one stored event that need no other event.

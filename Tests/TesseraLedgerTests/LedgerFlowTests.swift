@@ -150,6 +150,16 @@ import Testing
         #expect(!v.ok && v.firstBadEvent == holdingsSeq && (v.problem ?? "").contains("holdings"), "\(v)")
         try sql("UPDATE holdings SET units = units - 1 WHERE owner = '\(m.contributors[0].publicHex)'")
         #expect(try Ledger.verify(store: m.ledger.store, policy: testPolicy).ok)
+        // A payout (a row written once, checked page by page) edited, then deleted.
+        let revenueSeq = try m.ledger.events(since: 0).last { $0.kind == "revenue" }!.seq
+        try sql("UPDATE payouts SET amount = amount + 1 WHERE kind = 'operator_fee'")
+        v = try Ledger.verify(store: m.ledger.store, policy: testPolicy)
+        #expect(!v.ok && v.firstBadEvent == revenueSeq && (v.problem ?? "").contains("payouts"), "\(v)")
+        try sql("DELETE FROM payouts WHERE kind = 'operator_fee'")
+        v = try Ledger.verify(store: m.ledger.store, policy: testPolicy)
+        #expect(!v.ok && v.firstBadEvent == revenueSeq && (v.problem ?? "").contains("not stored"), "\(v)")
+        try sql("INSERT INTO payouts (event, recipient, kind, layer, expert, amount, seq) VALUES (\(revenueSeq), '\(m.op.publicHex)', 'operator_fee', -1, -1, \(5_000 * testPolicy.operatorFeeBps / 10_000), \(revenueSeq))")
+        #expect(try Ledger.verify(store: m.ledger.store, policy: testPolicy).ok)
         // A payload edited: the hash no longer matches (and the signature fails).
         try sql("UPDATE events SET payload = replace(payload, '\"gain_lcb_micronats\":900', '\"gain_lcb_micronats\":901') WHERE kind = 'verdict'")
         v = try Ledger.verify(store: m.ledger.store, policy: testPolicy)
