@@ -73,7 +73,26 @@ static inline void fe_mul(fe *r, const fe *a, const fe *b) {
     r->v[0] = o0; r->v[1] = o1; r->v[2] = o2; r->v[3] = o3; r->v[4] = o4;
 }
 
-static inline void fe_sq(fe *r, const fe *a) { fe_mul(r, a, a); }
+// Squaring needs 15 limb products where a general product needs 25; decompression is
+// mostly squarings.
+static inline void fe_sq(fe *r, const fe *a) {
+    const uint64_t a0 = a->v[0], a1 = a->v[1], a2 = a->v[2], a3 = a->v[3], a4 = a->v[4];
+    const uint64_t d0 = 2 * a0, d1 = 2 * a1, d2 = 2 * a2;
+    const uint64_t a3_19 = 19 * a3, a4_19 = 19 * a4;
+    u128 r0 = (u128)a0 * a0 + (u128)d1 * a4_19 + (u128)d2 * a3_19;
+    u128 r1 = (u128)d0 * a1 + (u128)d2 * a4_19 + (u128)a3 * a3_19;
+    u128 r2 = (u128)d0 * a2 + (u128)a1 * a1 + (u128)(2 * a3) * a4_19;
+    u128 r3 = (u128)d0 * a3 + (u128)d1 * a2 + (u128)a4 * a4_19;
+    u128 r4 = (u128)d0 * a4 + (u128)d1 * a3 + (u128)a2 * a2;
+    r1 += (uint64_t)(r0 >> 51); uint64_t o0 = (uint64_t)r0 & MASK51;
+    r2 += (uint64_t)(r1 >> 51); uint64_t o1 = (uint64_t)r1 & MASK51;
+    r3 += (uint64_t)(r2 >> 51); uint64_t o2 = (uint64_t)r2 & MASK51;
+    r4 += (uint64_t)(r3 >> 51); uint64_t o3 = (uint64_t)r3 & MASK51;
+    uint64_t c = (uint64_t)(r4 >> 51); uint64_t o4 = (uint64_t)r4 & MASK51;
+    o0 += 19 * c;
+    o1 += o0 >> 51; o0 &= MASK51;
+    r->v[0] = o0; r->v[1] = o1; r->v[2] = o2; r->v[3] = o3; r->v[4] = o4;
+}
 
 static inline void fe_sq_times(fe *r, const fe *a, int n) {
     fe_sq(r, a);

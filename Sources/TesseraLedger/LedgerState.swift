@@ -339,14 +339,15 @@ public struct LedgerState: Sendable, Codable, Equatable {
             experts[id]!.revenue += amount
         }
         var rows = [DerivedRow(table: .revenue, key: [.text(r.domain), .text(r.period)], values: [.int(r.amount), .int(seq), .int(seq)])]
-        var touched = Set<String>()
+        struct Total: Hashable { var recipient: String; var expert: ExpertID }
+        var touched = Set<Total>()
+        rows.reserveCapacity(2 * payouts.count + perExpert.count + 1)
         for p in payouts {
             let eid = p.expert ?? ExpertID(layer: -1, expert: -1)
             rows.append(DerivedRow(table: .payouts, key: [.int(seq), .text(p.recipient), .text(p.kind), .int(Int64(eid.layer)), .int(Int64(eid.expert))],
                                    values: [.int(p.amount), .int(seq)]))
             payoutTotals[p.recipient, default: [:]][eid, default: 0] += p.amount
-            let tkey = p.recipient + "/\(eid.layer)/\(eid.expert)"
-            if touched.insert(tkey).inserted {
+            if touched.insert(Total(recipient: p.recipient, expert: eid)).inserted {
                 rows.append(DerivedRow(table: .payoutTotals, key: [.text(p.recipient), .int(Int64(eid.layer)), .int(Int64(eid.expert))],
                                        values: [.int(payoutTotals[p.recipient]![eid]!), .int(seq)]))
             }

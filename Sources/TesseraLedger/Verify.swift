@@ -24,8 +24,13 @@ extension Ledger {
     public static func verify(store: LedgerStore, policy: MarketPolicy) throws -> VerifyReport {
         try store.read { r in
             var s = LedgerState(policy: policy)
-            var expected: [DerivedTable: [[SQLValue]: [SQLValue]]] = [:]
+            // The rows the events give for tables whose rows change, folded in event order
+            // on the row queue below.
+            let expected = ExpectedRows()
             let snapshot = try r.snapshot(atOrBefore: .max)
+            // Other connections read pages and rows below; events committed after this
+            // read began are not part of this verification.
+            let head = try r.head()?.seq ?? 0
             var count: Int64 = 0
             let found = Discrepancies()
             // Rows written once (payouts, claims, verdicts, revenue) are compared with the
@@ -47,14 +52,12 @@ extension Ledger {
             // this thread, the next page's independent checks run on the other cores.
             let pending = PendingChecks()
             defer { pending.wait() }
-            var page = try PhaseTimer.shared.measure("verify.read") { try r.events(after: 0, limit: Self.verifyPage) }
-            pending.start(page)
-            while !page.isEmpty {
-                let checks = PhaseTimer.shared.measure("verify.wait") { pending.take() }
-                let nextPage = try PhaseTimer.shared.measure("verify.read") { try r.events(after: page.last!.seq, limit: Self.verifyPage) }
-                pending.start(nextPage)
-                defer { page = nextPage }
-                var pageRows: [DerivedRow] = []
+            pending.start(store: store, after: 0, through: head)
+            while true {
+                let (page, checks) = try PhaseTimer.shared.measure("verify.wait") { try pending.take() }
+                if page.isEmpty { break }
+                pending.start(store: store, after: page.last!.seq, through: head)
+                var pageRows: [DerivedRow] = [], changedRows: [DerivedRow] = []
                 for (i, e) in page.enumerated() {
                     count += 1
                     guard e.seq == s.seq + 1 else { return bad(s.seq + 1, "event \(s.seq + 1) is missing (next stored is \(e.seq))") }
@@ -76,7 +79,7 @@ extension Ledger {
                         return bad(e.seq, "event \(e.seq) breaks the rules: \(error)")
                     }
                     for row in rows {
-                        if row.table.writtenOnce { pageRows.append(row) } else { expected[row.table, default: [:]][row.key] = row.values }
+                        if row.table.writtenOnce { pageRows.append(row) } else { changedRows.append(row) }
                     }
                     if let snapshot, snapshot.seq == e.seq {
                         // One state has one binary encoding: compare bytes (a JSON snapshot
@@ -92,7 +95,8 @@ extension Ledger {
                     }
                 }
                 let (first, last) = (page.first!.seq, page.last!.seq)
-                pageRowChecks.async(group: rowChecks) { [pageRows] in
+                pageRowChecks.async(group: rowChecks) { [pageRows, changedRows] in
+                    expected.fold(changedRows)
                     var want: [DerivedTable: [[SQLValue]: [SQLValue]]] = [:]
                     for row in pageRows { want[row.table, default: [:]][row.key] = row.values }
                     do {
@@ -108,6 +112,7 @@ extension Ledger {
                 }
             }
             if let snapshot, snapshot.seq > s.seq { return bad(snapshot.seq, "a snapshot exists for event \(snapshot.seq), past the last event") }
+            rowChecks.wait()
             let compareStart = DispatchTime.now().uptimeNanoseconds
             defer { PhaseTimer.shared.add("verify.compare", DispatchTime.now().uptimeNanoseconds - compareStart) }
             for table in DerivedTable.allCases {
@@ -116,7 +121,7 @@ extension Ledger {
                     var none: [[SQLValue]: [SQLValue]] = [:]
                     found.compare(table, stored: try r.rows(table, seqFrom: s.seq + 1, through: .max), expected: &none)
                 } else {
-                    var want = expected[table] ?? [:]
+                    var want = expected.rows[table] ?? [:]
                     found.compare(table, stored: try r.rows(table, matching: []), expected: &want)
                 }
             }
@@ -202,12 +207,30 @@ final class Background<T>: @unchecked Sendable {
     }
 }
 
-/// The next page's checks, computed while the current page is replayed.
+/// The next page, read on its own connection and checked, while the current page is
+/// replayed. Committed events never change, so a later read snapshot returns the same ones.
 final class PendingChecks: @unchecked Sendable {
-    private var job: Background<[EventCheck]>?
-    func start(_ page: [StoredEvent]) { job = page.isEmpty ? nil : Background { Ledger.checkPage(page) } }
-    func take() -> [EventCheck] { job?.take() ?? [] }
+    private var job: Background<Result<([StoredEvent], [EventCheck]), Error>>?
+    func start(store: LedgerStore, after seq: Int64, through head: Int64) {
+        job = Background {
+            Result {
+                let page = try PhaseTimer.shared.measure("verify.read") {
+                    try store.read { try $0.events(after: seq, limit: Ledger.verifyPage) }.filter { $0.seq <= head }
+                }
+                return (page, Ledger.checkPage(page))
+            }
+        }
+    }
+    func take() throws -> ([StoredEvent], [EventCheck]) { try job?.take().get() ?? ([], []) }
     func wait() { _ = job?.take() }
+}
+
+/// Table → key → values, last write wins: what the mutable derived tables should hold.
+final class ExpectedRows: @unchecked Sendable {
+    var rows: [DerivedTable: [[SQLValue]: [SQLValue]]] = [:]
+    func fold(_ changed: [DerivedRow]) {
+        for row in changed { rows[row.table, default: [:]][row.key] = row.values }
+    }
 }
 
 /// The checks of one stored event that need no other event.
