@@ -16,6 +16,9 @@ public struct LedgerBenchmark: Encodable, Sendable {
     public var appendVsRaw: Double
     public var sharesQueryMs: Double
     public var verifySeconds: Double
+    /// Processor time of all threads during verify: against 2 × verifySeconds it shows
+    /// how much of the two cores verify kept busy.
+    public var verifyCPUSeconds: Double
     public var verifyOK: Bool
     public var verifyProblem: String?
     public var databaseBytes: Int
@@ -28,6 +31,7 @@ public struct LedgerBenchmark: Encodable, Sendable {
         case appendVsRaw = "append_vs_raw"
         case sharesQueryMs = "shares_query_ms"
         case verifySeconds = "verify_seconds"
+        case verifyCPUSeconds = "verify_cpu_seconds"
         case verifyOK = "verify_ok"
         case verifyProblem = "verify_problem"
         case databaseBytes = "database_bytes"
@@ -37,9 +41,9 @@ public struct LedgerBenchmark: Encodable, Sendable {
     public var text: String {
         String(format: """
             %lld events appended in batches of %d with full durability: %.0f events/s (raw SQLite inserts of the same rows: %.0f rows/s; ratio %.2f)
-            shares --owner: %.2f ms;  verify: %.1f s (%@);  database %.1f MB
+            shares --owner: %.2f ms;  verify: %.1f s (%@; %.1f s of processor time);  database %.1f MB
             %@
-            """, events, batch, appendEventsPerS, rawInsertRowsPerS, appendVsRaw, sharesQueryMs, verifySeconds, verifyOK ? "ok" : "FAILED: \(verifyProblem ?? "")", Double(databaseBytes) / 1e6, signatures.text)
+            """, events, batch, appendEventsPerS, rawInsertRowsPerS, appendVsRaw, sharesQueryMs, verifySeconds, verifyOK ? "ok" : "FAILED: \(verifyProblem ?? "")", verifyCPUSeconds, Double(databaseBytes) / 1e6, signatures.text)
     }
 
     static let policy = MarketPolicy(confidence: 0.95, minGainMicronats: 100, backgroundToleranceMicronats: 1000, deltaNormBound: 0.2,
@@ -142,7 +146,9 @@ public struct LedgerBenchmark: Encodable, Sendable {
         _ = try ledger.shares(owner: owner)
         let q = try EngineBenchmark.bestTime(20) { _ = try ledger.shares(owner: owner) }
         let t2 = DispatchTime.now().uptimeNanoseconds
+        let cpu0 = processorSeconds()
         let report = try Ledger.verify(store: store, policy: policy)
+        let verifyCPU = processorSeconds() - cpu0
         let verifySeconds = Double(DispatchTime.now().uptimeNanoseconds - t2) / 1e9
         if PhaseTimer.shared.enabled {
             PhaseTimer.shared.enabled = false
@@ -151,9 +157,16 @@ public struct LedgerBenchmark: Encodable, Sendable {
         let size = ["", "-wal"].reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: dir + "/ledger.sqlite" + $1)[.size] as? Int) ?? 0) }
         let n = Double(stored.count)
         return LedgerBenchmark(events: Int64(stored.count), batch: batch, appendEventsPerS: n / appendSeconds, rawInsertRowsPerS: n / rawSeconds,
-                               appendVsRaw: (n / appendSeconds) / (n / rawSeconds), sharesQueryMs: q * 1000, verifySeconds: verifySeconds,
+                               appendVsRaw: (n / appendSeconds) / (n / rawSeconds), sharesQueryMs: q * 1000, verifySeconds: verifySeconds, verifyCPUSeconds: verifyCPU,
                                verifyOK: report.ok, verifyProblem: report.problem, databaseBytes: size, signatures: signatureRates)
     }
+}
+
+/// User and system time of every thread of this process so far.
+func processorSeconds() -> Double {
+    var u = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &u)
+    return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
 }
 
 /// Lets parallel workers fill distinct slots of a buffer they do not own.
