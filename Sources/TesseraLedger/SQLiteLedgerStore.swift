@@ -1,6 +1,5 @@
 import Foundation
 import GRDB
-import GRDBSQLite
 
 /// The ledger in SQLite through GRDB: WAL, synchronous FULL, one writer at a time (also
 /// across processes: writes start with BEGIN IMMEDIATE and wait on a busy lock), schema
@@ -86,25 +85,21 @@ public final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
         }
 
         func events(after seq: Int64, limit: Int) throws -> [StoredEvent] {
-            try EventRecord.filter(EventRecord.CodingKeys.seq > seq).order(EventRecord.CodingKeys.seq).limit(limit).fetchAll(db).map(\.stored)
+            // Pages of events are verify's and catch-up's bulk read: through the C interface.
+            try SQLiteStatements(db: db).query("SELECT seq, kind, payload, actor, signature, prev_hash, hash, idem, at FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                                               [.int(seq), .int(Int64(clamping: limit))]) { c in
+                StoredEvent(seq: c.int(0), kind: c.text(1), payload: c.text(2), actor: c.text(3), signature: c.text(4),
+                            prevHash: c.text(5), hash: c.text(6), idempotencyKey: c.text(7), at: c.int(8))
+            }
         }
 
         func event(idempotencyKey: String) throws -> StoredEvent? {
-            // Asked once per appended action and almost always absent: a cached statement
-            // bound through the C interface answers "no" without building a record.
-            let statement = try db.cachedStatement(sql: "SELECT seq FROM events WHERE idem = ?")
-            let st = statement.sqliteStatement
-            sqlite3_reset(st)
-            defer { sqlite3_reset(st); sqlite3_clear_bindings(st) }
-            _ = idempotencyKey.withCString { sqlite3_bind_text(st, 1, $0, -1, unsafeBitCast(-1, to: sqlite3_destructor_type.self)) }
-            switch sqlite3_step(st) {
-            case SQLITE_DONE: return nil
-            case SQLITE_ROW:
-                let seq = sqlite3_column_int64(st, 0)
-                return try EventRecord.filter(EventRecord.CodingKeys.seq == seq).fetchOne(db)?.stored
-            case let rc:
-                throw DatabaseError(resultCode: ResultCode(rawValue: rc), message: String(cString: sqlite3_errmsg(db.sqliteConnection)), sql: statement.sql)
+            // Asked once per appended action and almost always absent: answered through the
+            // C interface without building a record.
+            guard let seq = try SQLiteStatements(db: db).query("SELECT seq FROM events WHERE idem = ?", [.text(idempotencyKey)], row: { $0.int(0) }).first else {
+                return nil
             }
+            return try EventRecord.filter(EventRecord.CodingKeys.seq == seq).fetchOne(db)?.stored
         }
 
         func eventCount() throws -> Int64 {
@@ -117,87 +112,43 @@ public final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
             precondition(matching.allSatisfy { known.contains($0.column) }, "unknown column")
             let whereSQL = matching.isEmpty ? "" : " WHERE " + matching.map { "\($0.column) = ?" }.joined(separator: " AND ")
             let sql = "SELECT \(cols.joined(separator: ", ")) FROM \(table.rawValue)\(whereSQL) ORDER BY \(table.keyColumns.joined(separator: ", "))"
-            return try fetchRows(table, sql: sql, arguments: StatementArguments(matching.map { Self.dbValue($0.value) }))
+            return try fetchRows(table, sql: sql, arguments: matching.map(\.value))
         }
 
         func rows(_ table: DerivedTable, seqFrom first: Int64, through last: Int64) throws -> [DerivedRow] {
             let cols = table.keyColumns + table.valueColumns
             let sql = "SELECT \(cols.joined(separator: ", ")) FROM \(table.rawValue) WHERE \(table.eventColumn) >= ? AND \(table.eventColumn) <= ?"
-            return try fetchRows(table, sql: sql, arguments: [first, last])
+            return try fetchRows(table, sql: sql, arguments: [.int(first), .int(last)])
         }
 
-        private func fetchRows(_ table: DerivedTable, sql: String, arguments: StatementArguments) throws -> [DerivedRow] {
-            let keyCount = table.keyColumns.count, count = keyCount + table.valueColumns.count
-            var out: [DerivedRow] = []
-            let cursor = try Row.fetchCursor(try db.cachedStatement(sql: sql), arguments: arguments)
-            while let r = try cursor.next() {
-                // By position: the SELECT lists the key columns, then the value columns.
-                var key: [SQLValue] = [], values: [SQLValue] = []
-                key.reserveCapacity(keyCount)
-                values.reserveCapacity(count - keyCount)
-                for i in 0..<count {
-                    let v: SQLValue
-                    switch (r[i] as DatabaseValue).storage {
-                    case .null, .blob: v = .null
-                    case let .int64(x): v = .int(x)
-                    case let .string(x): v = .text(x)
-                    case let .double(x): v = .int(Int64(x))
-                    }
-                    if i < keyCount { key.append(v) } else { values.append(v) }
-                }
-                out.append(DerivedRow(table: table, key: key, values: values))
+        private func fetchRows(_ table: DerivedTable, sql: String, arguments: [SQLValue]) throws -> [DerivedRow] {
+            // By position: the SELECT lists the key columns, then the value columns.
+            let keyCount = Int32(table.keyColumns.count), count = keyCount + Int32(table.valueColumns.count)
+            return try SQLiteStatements(db: db).query(sql, arguments) { c in
+                DerivedRow(table: table, key: (0..<keyCount).map(c.value), values: (keyCount..<count).map(c.value))
             }
-            return out
         }
 
         // Built once: the statement cache is keyed by the SQL text.
         static let upsertSQL = Dictionary(uniqueKeysWithValues: DerivedTable.allCases.map { ($0, $0.upsertSQL) })
         static let insertSQL = Dictionary(uniqueKeysWithValues: DerivedTable.allCases.map { t in (t, (0...64).map { t.insertSQL(rows: max($0, 1)) }) })
 
-        static func dbValue(_ v: SQLValue) -> DatabaseValue {
-            switch v {
-            case let .int(i): return i.databaseValue
-            case let .text(s): return s.databaseValue
-            case .null: return .null
-            }
-        }
 
         func append(_ e: StoredEvent) throws {
-            try run(db.cachedStatement(sql: Self.insertEventSQL),
+            try SQLiteStatements(db: db).run(Self.insertEventSQL,
                     [.int(e.seq), .text(e.kind), .text(e.payload), .text(e.actor), .text(e.signature), .text(e.prevHash), .text(e.hash), .text(e.idempotencyKey), .int(e.at)])
         }
 
         static let insertEventSQL = "INSERT INTO events (seq, kind, payload, actor, signature, prev_hash, hash, idem, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
-        /// Binds and steps a cached statement through SQLite's C interface. On the append
-        /// path GRDB's generic conversion of arguments (and its record machinery for the
-        /// event row) took more time than SQLite's own work.
-        private func run(_ statement: Statement, _ values: [SQLValue]) throws {
-            let st = statement.sqliteStatement
-            sqlite3_reset(st)
-            let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
-            for (i, v) in values.enumerated() {
-                let at = Int32(i + 1)
-                switch v {
-                case let .int(x): sqlite3_bind_int64(st, at, x)
-                case let .text(x): _ = x.withCString { sqlite3_bind_text(st, at, $0, -1, transient) }
-                case .null: sqlite3_bind_null(st, at)
-                }
-            }
-            let rc = sqlite3_step(st)
-            defer { sqlite3_reset(st); sqlite3_clear_bindings(st) }
-            guard rc == SQLITE_DONE else {
-                throw DatabaseError(resultCode: ResultCode(rawValue: rc), message: String(cString: sqlite3_errmsg(db.sqliteConnection)), sql: statement.sql)
-            }
-        }
-
         func upsert(_ rows: [DerivedRow]) throws {
+            let sql = SQLiteStatements(db: db)
             var onceRows: [DerivedTable: [DerivedRow]] = [:]
             for row in rows {
                 if row.table.writtenOnce {
                     onceRows[row.table, default: []].append(row)
                 } else {
-                    try run(db.cachedStatement(sql: Self.upsertSQL[row.table]!), row.key + row.values)
+                    try sql.run(Self.upsertSQL[row.table]!, row.key + row.values)
                 }
             }
             // Rows written once (a revenue event's payouts, say) go in as multi-row inserts:
@@ -209,7 +160,7 @@ public final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
                     var args: [SQLValue] = []
                     args.reserveCapacity(chunk.count * (table.keyColumns.count + table.valueColumns.count))
                     for row in chunk { args += row.key; args += row.values }
-                    try run(db.cachedStatement(sql: Self.insertSQL[table]![chunk.count]), args)
+                    try sql.run(Self.insertSQL[table]![chunk.count], args)
                     i += 64
                 }
             }
