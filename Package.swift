@@ -60,7 +60,11 @@ let package = Package(
                 "TesseraLedger",
                 "TesseraProof",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            // jemalloc in place of glibc's malloc: the ledger's verify and append paths make
+            // many small allocations on several threads, and measured 20-25% less processor
+            // time with it (ledger bench, alternating runs).
+            linkerSettings: [.linkedLibrary("jemalloc")]
         ),
         .testTarget(
             name: "TesseraEngineTests",

@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-  libopenblas-dev libzstd-dev libsqlite3-dev libssl-dev libsodium-dev pkg-config \
+  libopenblas-dev libzstd-dev libsqlite3-dev libssl-dev libsodium-dev libjemalloc-dev pkg-config \
   fortunes fortunes-es fortunes-de fortunes-it
 swift build -c release
 .build/release/tessera demo "$@"
