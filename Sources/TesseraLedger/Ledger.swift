@@ -11,10 +11,10 @@ public final class Ledger: @unchecked Sendable {
     public let policy: MarketPolicy
     private var state: LedgerState
     private let lock = NSLock()
-    /// A state snapshot is stored with every event whose number is a multiple of this,
-    /// so opening a long ledger replays at most this many events (without signature
-    /// checks, about a second). Encoding the whole state costs seconds on a long ledger,
-    /// so snapshots are rare: at every 5,000 events they took most of the append time.
+    /// A state snapshot is stored with every event whose number is a multiple of this, so
+    /// the first append to a long ledger replays at most this many events (without
+    /// signature checks). Encoding the whole state grows with the ledger (about a second
+    /// at a million events), so snapshots are not taken more often.
     public let snapshotInterval: Int64
 
     public enum Outcome: Sendable, Equatable {
