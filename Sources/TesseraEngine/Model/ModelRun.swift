@@ -214,7 +214,7 @@ public final class ModelRun: @unchecked Sendable {
     private func moeForward(_ l: Int, _ lw: LayerWeights, router: ParamView, _ a: LayerActivations) {
         let c = config, H = c.hiddenSize, E = c.experts, K = c.topK, I = c.expertWidth
         let P = model.parameters.pointer
-        let h2 = a.h2.pointer, xp = x.pointer
+        let h2 = a.h2.pointer
         let probs = a.routerProbs!.pointer, topIdx = a.topIdx!.pointer, topW = a.topW!.pointer
         let slotPos = a.slotPos!.pointer, dispTok = a.dispTok!.pointer
         let timer = PhaseTimer.shared
