@@ -62,7 +62,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // jemalloc in place of glibc's malloc: the ledger's verify and append paths make
-            // many small allocations on several threads, and measured 20-25% less processor
+            // many small allocations on several threads, and measured about 20% less processor
             // time with it (ledger bench, alternating runs).
             linkerSettings: [.linkedLibrary("jemalloc")]
         ),

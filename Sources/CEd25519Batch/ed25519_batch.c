@@ -54,6 +54,18 @@ static inline void fe_sub(fe *r, const fe *a, const fe *b) {
     fe_carry(r);
 }
 
+// Carries five 128-bit limb sums of a product down to 51-bit limbs (2^255 = 19 mod p).
+static inline void fe_carry_wide(fe *r, u128 r0, u128 r1, u128 r2, u128 r3, u128 r4) {
+    r1 += (uint64_t)(r0 >> 51); uint64_t o0 = (uint64_t)r0 & MASK51;
+    r2 += (uint64_t)(r1 >> 51); uint64_t o1 = (uint64_t)r1 & MASK51;
+    r3 += (uint64_t)(r2 >> 51); uint64_t o2 = (uint64_t)r2 & MASK51;
+    r4 += (uint64_t)(r3 >> 51); uint64_t o3 = (uint64_t)r3 & MASK51;
+    uint64_t c = (uint64_t)(r4 >> 51); uint64_t o4 = (uint64_t)r4 & MASK51;
+    o0 += 19 * c;
+    o1 += o0 >> 51; o0 &= MASK51;
+    r->v[0] = o0; r->v[1] = o1; r->v[2] = o2; r->v[3] = o3; r->v[4] = o4;
+}
+
 static inline void fe_mul(fe *r, const fe *a, const fe *b) {
     const uint64_t a0 = a->v[0], a1 = a->v[1], a2 = a->v[2], a3 = a->v[3], a4 = a->v[4];
     const uint64_t b0 = b->v[0], b1 = b->v[1], b2 = b->v[2], b3 = b->v[3], b4 = b->v[4];
@@ -63,14 +75,7 @@ static inline void fe_mul(fe *r, const fe *a, const fe *b) {
     u128 r2 = (u128)a0 * b2 + (u128)a1 * b1 + (u128)a2 * b0 + (u128)a3 * b4_19 + (u128)a4 * b3_19;
     u128 r3 = (u128)a0 * b3 + (u128)a1 * b2 + (u128)a2 * b1 + (u128)a3 * b0 + (u128)a4 * b4_19;
     u128 r4 = (u128)a0 * b4 + (u128)a1 * b3 + (u128)a2 * b2 + (u128)a3 * b1 + (u128)a4 * b0;
-    r1 += (uint64_t)(r0 >> 51); uint64_t o0 = (uint64_t)r0 & MASK51;
-    r2 += (uint64_t)(r1 >> 51); uint64_t o1 = (uint64_t)r1 & MASK51;
-    r3 += (uint64_t)(r2 >> 51); uint64_t o2 = (uint64_t)r2 & MASK51;
-    r4 += (uint64_t)(r3 >> 51); uint64_t o3 = (uint64_t)r3 & MASK51;
-    uint64_t c = (uint64_t)(r4 >> 51); uint64_t o4 = (uint64_t)r4 & MASK51;
-    o0 += 19 * c;
-    o1 += o0 >> 51; o0 &= MASK51;
-    r->v[0] = o0; r->v[1] = o1; r->v[2] = o2; r->v[3] = o3; r->v[4] = o4;
+    fe_carry_wide(r, r0, r1, r2, r3, r4);
 }
 
 // Squaring needs 15 limb products where a general product needs 25; decompression is
@@ -84,14 +89,7 @@ static inline void fe_sq(fe *r, const fe *a) {
     u128 r2 = (u128)d0 * a2 + (u128)a1 * a1 + (u128)(2 * a3) * a4_19;
     u128 r3 = (u128)d0 * a3 + (u128)d1 * a2 + (u128)a4 * a4_19;
     u128 r4 = (u128)d0 * a4 + (u128)d1 * a3 + (u128)a2 * a2;
-    r1 += (uint64_t)(r0 >> 51); uint64_t o0 = (uint64_t)r0 & MASK51;
-    r2 += (uint64_t)(r1 >> 51); uint64_t o1 = (uint64_t)r1 & MASK51;
-    r3 += (uint64_t)(r2 >> 51); uint64_t o2 = (uint64_t)r2 & MASK51;
-    r4 += (uint64_t)(r3 >> 51); uint64_t o3 = (uint64_t)r3 & MASK51;
-    uint64_t c = (uint64_t)(r4 >> 51); uint64_t o4 = (uint64_t)r4 & MASK51;
-    o0 += 19 * c;
-    o1 += o0 >> 51; o0 &= MASK51;
-    r->v[0] = o0; r->v[1] = o1; r->v[2] = o2; r->v[3] = o3; r->v[4] = o4;
+    fe_carry_wide(r, r0, r1, r2, r3, r4);
 }
 
 static inline void fe_sq_times(fe *r, const fe *a, int n) {

@@ -301,19 +301,21 @@ public struct SignedAction: Sendable {
 
     /// The first position whose check is missing or fails.
     static func firstBad(_ checks: [SignatureCheck?], parallel: Bool) -> Int? {
-        let found = ErrorList()
-        let part = { (range: Range<Int>) in
+        let part = { (range: Range<Int>) -> Int? in
             // Up to the first missing check: any bad signature before it comes first.
             let end = range.first { checks[$0] == nil } ?? range.upperBound
             let present = checks[range.lowerBound..<end].map { $0! }
-            if let bad = SignatureBatch.firstInvalid(present) {
-                found.add(range.lowerBound + bad, LedgerError.refused(""))
-            } else if end < range.upperBound {
-                found.add(end, LedgerError.refused(""))
-            }
+            if let bad = SignatureBatch.firstInvalid(present) { return range.lowerBound + bad }
+            return end < range.upperBound ? end : nil
         }
-        if parallel { Parallel.parts(checks.count) { _, range in part(range) } } else { part(0..<checks.count) }
-        return found.firstIndex
+        guard parallel else { return part(0..<checks.count) }
+        // One slot per part; parts cover ascending ranges, so the first found is the first.
+        var found = [Int?](repeating: nil, count: Parallel.workers)
+        found.withUnsafeMutableBufferPointer { buf in
+            let out = SlotWriter(buf.baseAddress!)
+            Parallel.parts(checks.count) { p, range in out.set(p, part(range)) }
+        }
+        return found.lazy.compactMap { $0 }.first
     }
 }
 

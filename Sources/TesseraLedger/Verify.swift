@@ -194,19 +194,6 @@ extension Ledger {
     }
 }
 
-/// A value computed on another thread; `take` waits for it.
-final class Background<T>: @unchecked Sendable {
-    private let group = DispatchGroup()
-    private var value: T?
-    init(_ work: @escaping @Sendable () -> T) {
-        DispatchQueue.global().async(group: group) { self.value = work() }
-    }
-    func take() -> T {
-        group.wait()
-        return value!
-    }
-}
-
 /// The next page, read on its own connection and checked, while the current page is
 /// replayed. Committed events never change, so a later read snapshot returns the same ones.
 final class PendingChecks: @unchecked Sendable {
