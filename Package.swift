@@ -30,8 +30,12 @@ let package = Package(
             linkerSettings: [.linkedLibrary("sodium")]
         ),
         .target(
+            name: "CAMXMatmul",
+            cSettings: [.unsafeFlags(["-O2"])]
+        ),
+        .target(
             name: "TesseraEngine",
-            dependencies: ["CBLAS"],
+            dependencies: ["CBLAS", "CAMXMatmul"],
             swiftSettings: [.unsafeFlags(["-O", "-target-cpu", "haswell"])]
         ),
         .target(

@@ -13,9 +13,12 @@ struct Bench: ParsableCommand {
     var phase = "all"
     @Flag(help: "Also report wall time per phase of the passes.")
     var profile = false
+    @OptionGroup var matmul: MatmulOption
 
     func run() throws {
-        let result = try EngineBenchmark.run(repeats: repeats, phases: phase == "all" ? ["eval", "train"] : [phase], profile: profile)
+        guard ["all", "eval", "train"].contains(phase) else { throw ValidationError("--phase \(phase): use eval, train or all") }
+        let result = try EngineBenchmark.run(repeats: repeats, phases: phase == "all" ? ["eval", "train"] : [phase], profile: profile,
+                                             precision: .processDefault)
         print(json ? try JSONOutput.compact(result) : result.text)
     }
 }

@@ -17,6 +17,7 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "Share of contributors' training windows taken from English (rehearsal).") var replay = 0.5
     @Option var seed: UInt64 = 1
     @Flag var json = false
+    @OptionGroup var matmul: MatmulOption
 
     func run() throws {
         var o = Demo.Options()

@@ -5,6 +5,7 @@ import TesseraLibrary
 /// The model and token file that eval and grad both take. The model is a Hugging Face
 /// checkpoint directory or an expert library.
 struct ModelInput: ParsableArguments {
+    @OptionGroup var matmul: MatmulOption
     @Option(help: "Hugging Face checkpoint directory or expert library.")
     var model: String
     @Option(help: "safetensors file with int64 input_ids [batch, seq].")

@@ -11,6 +11,7 @@ struct Select: ParsableCommand {
         abstract: "Rank experts by routing affinity on your data (ESFT, normalised per layer) and pick the smallest set per layer reaching p.")
     @Option(help: "Expert library.") var library: String
     @Option(help: "Token windows (safetensors input_ids).") var data: String
+    @OptionGroup var matmul: MatmulOption
     @Option(help: "gate (average gate value) or token (token-selection ratio).") var score = "token"
     @Option(name: .customLong("top-p"), help: "Cumulative affinity to reach in each layer.") var topP = 0.3
     @Option(name: .customLong("max-windows"), help: "Use at most this many windows.") var maxWindows: Int?
@@ -71,6 +72,7 @@ struct Train: ParsableCommand {
 
 /// The validator's inputs, shared by `validate` and `verdict check`.
 struct ProofInputs: ParsableArguments {
+    @OptionGroup var matmul: MatmulOption
     @Option(help: "Expert library (the market's).") var library: String
     @Option(help: "Held-out windows of the domain (safetensors input_ids).") var heldout: String
     @Option(help: "Background windows (general text the base was trained on).") var background: String
@@ -137,6 +139,7 @@ struct ValidateBench: ParsableCommand {
         abstract: "Benchmark: incremental vs full re-evaluation for an update to the top half of the layers (identical figures required).")
     @Option(help: "Expert library.") var library: String
     @Option(help: "Windows to evaluate (safetensors input_ids).") var data: String
+    @OptionGroup var matmul: MatmulOption
     @Option(name: .customLong("max-windows")) var maxWindows = 256
     @Option var repeats = 3
     @Flag var json = false

@@ -5,6 +5,7 @@ import TesseraProof
 
 /// Options every training command shares.
 struct TrainingArguments: ParsableArguments {
+    @OptionGroup var matmul: MatmulOption
     @Option var steps = 200
     @Option(help: "Windows per step.") var batch = 8
     @Option(name: .customLong("lr"), help: "Peak learning rate.") var learningRate: Float = 1e-3

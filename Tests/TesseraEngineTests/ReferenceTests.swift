@@ -2,19 +2,23 @@ import Foundation
 import Testing
 @testable import TesseraEngine
 
-/// Logits, loss, router counts and every gradient against what transformers computed.
+/// Logits, loss, router counts and every gradient against what transformers computed, in
+/// every matrix-product precision this machine runs.
 @Suite struct ReferenceTests {
+    static let precisions = MatmulPrecision.allCases.filter(\.isUsable)
+
     static func tokens(_ expected: SafetensorsFile) throws -> TokenBatch {
         let info = expected.tensors["input_ids"]!
         return try TokenBatch(batch: info.shape[0], seq: info.shape[1], ids: try expected.int64s("input_ids").map { Int32($0) })
     }
 
-    @Test(arguments: Fixtures.names)
-    func forwardMatchesTransformers(_ name: String) throws {
+    @Test(arguments: Fixtures.names, precisions)
+    func forwardMatchesTransformers(_ name: String, _ precision: MatmulPrecision) throws {
         let model = try MoEModel(directory: Fixtures.directory(name))
         let expected = try Fixtures.expected(name)
         let tokens = try Self.tokens(expected)
         let run = ModelRun(model: model, batch: tokens.batch, seq: tokens.seq, training: false)
+        run.matmul = precision
         let loss = try run.forward(tokens)
         let refLoss = Double(try expected.floats("loss")[0])
         #expect(abs(loss - refLoss) / refLoss < 1e-5, "loss \(loss) vs \(refLoss)")
@@ -22,18 +26,20 @@ import Testing
         var worst: Float = 0
         for i in 0..<ref.count { worst = max(worst, abs(run.logits.pointer[i] - ref[i])) }
         #expect(worst < 1e-4, "max logit difference \(worst)")
+        print("reference \(name) \(precision): loss rel diff \(abs(loss - refLoss) / refLoss), max logit diff \(worst)")
         for l in 0..<model.config.layers where model.config.sparseLayers[l] {
             let counts = try expected.int64s("router_counts.\(l)").map(Int.init)
             #expect(run.routerStats.counts[l] == counts, "layer \(l) router counts")
         }
     }
 
-    @Test(arguments: Fixtures.names)
-    func gradientsMatchTransformers(_ name: String) throws {
+    @Test(arguments: Fixtures.names, precisions)
+    func gradientsMatchTransformers(_ name: String, _ precision: MatmulPrecision) throws {
         let model = try MoEModel(directory: Fixtures.directory(name))
         let expected = try Fixtures.expected(name)
         let tokens = try Self.tokens(expected)
         let run = ModelRun(model: model, batch: tokens.batch, seq: tokens.seq, training: true)
+        run.matmul = precision
         let grads = FloatBuffer(count: model.parameters.count)
         let loss = try run.lossAndGradients(tokens, trainable: .all(model.layout), grads: grads)
         let refLoss = Double(try expected.floats("loss")[0])

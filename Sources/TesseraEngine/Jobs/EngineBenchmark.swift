@@ -7,6 +7,12 @@ public struct EngineBenchmarkResult: Codable, Sendable {
     public var trainTokensPerS: Double
     public var trainFractionOfSgemm: Double
     public var peakRssBytes: Int
+    /// The precision of the model's matrix products in the eval and train figures.
+    public var matmul: MatmulPrecision
+    /// Evaluation in fp32 (OpenBLAS) in the same run, when `matmul` is another precision.
+    public var evalFp32TokensPerS: Double?
+    /// |loss(matmul) − loss(fp32)| / loss(fp32) on the benchmark batch, in that case.
+    public var evalLossRelativeDifference: Double?
     public var modelFlopsPerToken: Double
     public var workers: Int
     public var shape: String
@@ -20,6 +26,9 @@ public struct EngineBenchmarkResult: Codable, Sendable {
         case trainTokensPerS = "train_tokens_per_s"
         case trainFractionOfSgemm = "train_fraction_of_sgemm"
         case peakRssBytes = "peak_rss_bytes"
+        case matmul
+        case evalFp32TokensPerS = "eval_fp32_tokens_per_s"
+        case evalLossRelativeDifference = "eval_loss_relative_difference"
         case modelFlopsPerToken = "model_flops_per_token"
         case workers, shape, profile
     }
@@ -34,13 +43,20 @@ public struct EngineBenchmarkResult: Codable, Sendable {
     }
 
     public var text: String {
-        """
-        shape: \(shape)
-        sgemm (2048×2048×2048, \(workers) workers): \(String(format: "%.1f", sgemmGflops)) GFLOP/s
-        eval:  \(String(format: "%.0f", evalTokensPerS)) tokens/s, model FLOP/s = \(String(format: "%.1f%%", 100 * evalFractionOfSgemm)) of sgemm
-        sparse train step: \(String(format: "%.0f", trainTokensPerS)) tokens/s (\(String(format: "%.1f%%", 100 * trainFractionOfSgemm)) of sgemm, counting the FLOPs done)
-        peak RSS: \(String(format: "%.1f", Double(peakRssBytes) / 1_048_576)) MiB
-        """ + profileText
+        var lines = [
+            "shape: \(shape)",
+            "sgemm (fp32 OpenBLAS, 2048×2048×2048, \(workers) workers): " + String(format: "%.1f GFLOP/s", sgemmGflops),
+            "matrix products: \(matmul.rawValue)",
+            String(format: "eval:  %.0f tokens/s, model FLOP/s = %.1f%% of sgemm", evalTokensPerS, 100 * evalFractionOfSgemm),
+        ]
+        if let evalFp32TokensPerS, let evalLossRelativeDifference {
+            lines.append(String(format: "       fp32 (OpenBLAS) in the same run: %.0f tokens/s; %@ is %.2f× that, loss differs by %.1e relative",
+                                evalFp32TokensPerS, matmul.rawValue, evalTokensPerS / evalFp32TokensPerS, evalLossRelativeDifference))
+        }
+        lines.append(String(format: "sparse train step: %.0f tokens/s (%.1f%% of sgemm, counting the FLOPs done)",
+                            trainTokensPerS, 100 * trainFractionOfSgemm))
+        lines.append(String(format: "peak RSS: %.1f MiB", Double(peakRssBytes) / 1_048_576))
+        return lines.joined(separator: "\n") + profileText
     }
 }
 
@@ -54,7 +70,9 @@ public enum EngineBenchmark {
     public static let seq = 256
     public static let trainablePerLayer = 2
 
-    public static func run(repeats: Int, phases: Set<String> = ["eval", "train"], profile: Bool = false, config: ModelConfig = referenceConfig, batch: Int = batch, seq: Int = seq) throws -> EngineBenchmarkResult {
+    public static func run(repeats: Int, phases: Set<String> = ["eval", "train"], profile: Bool = false,
+                           precision: MatmulPrecision = .processDefault,
+                           config: ModelConfig = referenceConfig, batch: Int = batch, seq: Int = seq) throws -> EngineBenchmarkResult {
         let reps = max(1, repeats)
         let sgemmBefore = measureSgemm(repeats: reps)
         let model = MoEModel(config: config)
@@ -63,20 +81,40 @@ public enum EngineBenchmark {
         let tokens = try TokenBatch(batch: batch, seq: seq,
                                     ids: (0..<(batch * seq)).map { _ in Int32(rng.next() % UInt64(config.vocabSize)) })
         let evalRun = ModelRun(model: model, batch: batch, seq: seq, training: false)
+        evalRun.matmul = precision
         var evalTime = Double.nan
+        var fp32Time: Double?, lossDifference: Double?
         let timer = PhaseTimer.shared
         if phases.contains("eval") {
-            try evalRun.forward(tokens)
+            let loss = try evalRun.forward(tokens)
             timer.reset()
-            timer.enabled = profile
-            evalTime = try bestTime(reps) { _ = try timer.measure("eval.total") { try evalRun.forward(tokens) } }
-            timer.enabled = false
+            if precision == .fp32 {
+                timer.enabled = profile
+                evalTime = try bestTime(reps) { _ = try timer.measure("eval.total") { try evalRun.forward(tokens) } }
+                timer.enabled = false
+            } else {
+                // Alternating the two precisions puts both under the same load on a shared machine.
+                let reference = ModelRun(model: model, batch: batch, seq: seq, training: false)
+                reference.matmul = .fp32
+                let fp32Loss = try reference.forward(tokens)
+                lossDifference = abs(loss - fp32Loss) / fp32Loss
+                var best = (Double.infinity, Double.infinity)
+                for _ in 0..<reps {
+                    timer.enabled = profile
+                    best.0 = min(best.0, try bestTime(1) { _ = try timer.measure("eval.total") { try evalRun.forward(tokens) } })
+                    timer.enabled = false
+                    best.1 = min(best.1, try bestTime(1) { try reference.forward(tokens) })
+                }
+                evalTime = best.0
+                fp32Time = best.1
+            }
         }
 
         let pairs = (0..<config.layers).flatMap { l in (0..<trainablePerLayer).map { (layer: l, expert: $0) } }
         let trainable = try TrainableSet.experts(pairs, in: model.layout)
         let views = trainable.views(in: model.layout)
         let trainRun = ModelRun(model: model, batch: batch, seq: seq, training: true)
+        trainRun.matmul = precision
         let work = BackwardWorkspace(run: trainRun)
         let grads = FloatBuffer(count: model.parameters.count)
         let optimizer = AdamW(views: views, hyper: .init(learningRate: 1e-4))
@@ -115,6 +153,9 @@ public enum EngineBenchmark {
             trainTokensPerS: T / trainTime,
             trainFractionOfSgemm: trainFlops * T / trainTime / sgemm,
             peakRssBytes: peakResidentBytes(),
+            matmul: precision,
+            evalFp32TokensPerS: fp32Time.map { T / $0 },
+            evalLossRelativeDifference: lossDifference,
             modelFlopsPerToken: fwd,
             workers: Parallel.workers,
             shape: shape, profile: phaseSeconds)

@@ -1,14 +1,17 @@
 import CBLAS
+import CAMXMatmul
 
 /// Row-major C[m,n] = alpha · op(A)[m,k] · op(B)[k,n] + beta · C, with op = transpose when
 /// asked. Large products are split by rows of C across the workers; each block is one
-/// single-threaded OpenBLAS call.
+/// single-threaded OpenBLAS or AMX call. Which of the two computes a product depends on
+/// `precision`, alpha, beta, n and k but never on m, so a row's result does not depend
+/// on how many rows were computed with it.
 @inlinable
 public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
                  alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
                  b: UnsafePointer<Float>, ldb: Int,
                  beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
-                 parallel: Bool = true) {
+                 parallel: Bool = true, precision: MatmulPrecision = .fp32) {
     if m == 0 || n == 0 { return }
     if k == 0 {
         if beta == 0 {
@@ -20,8 +23,15 @@ public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: 
     }
     let work = parallel ? m * n * k / 64 : 0
     _ = Parallel.workers  // sets OpenBLAS to one thread before the first call
-    Parallel.ranges(m, granule: 16, work: work) { rows in
+    // Products narrower than two tiles gain nothing from AMX's padding to 32.
+    let amx = precision.amxParts.flatMap { alpha == 1 && (beta == 0 || beta == 1) && n >= 32 && k >= 32 ? $0 : nil }
+    Parallel.ranges(m, granule: amx == nil ? 16 : 32, work: work) { rows in
         let aRow = transA ? a + rows.lowerBound : a + rows.lowerBound * lda
+        if let amx, tsr_amx_sgemm(amx, transA ? 1 : 0, transB ? 1 : 0, Int32(rows.count), Int32(n), Int32(k),
+                                  aRow, Int32(lda), b, Int32(ldb), beta == 1 ? 1 : 0,
+                                  c + rows.lowerBound * ldc, Int32(ldc)) == 0 {
+            return
+        }
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     Int32(rows.count), Int32(n), Int32(k), alpha, aRow, Int32(lda), b, Int32(ldb),
                     beta, c + rows.lowerBound * ldc, Int32(ldc))
@@ -31,23 +41,26 @@ public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: 
 /// Y[m, out] (+)= X[m, in] · Wᵀ, for a weight W [out, in] as checkpoints store it.
 @inlinable
 public func linearForward(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                          rows: Int, inDim: Int, outDim: Int, accumulate: Bool = false, parallel: Bool = true) {
+                          rows: Int, inDim: Int, outDim: Int, accumulate: Bool = false, parallel: Bool = true,
+                          precision: MatmulPrecision = .fp32) {
     gemm(transB: true, m: rows, n: outDim, k: inDim, a: x, lda: inDim, b: w, ldb: inDim,
-         beta: accumulate ? 1 : 0, c: y, ldc: outDim, parallel: parallel)
+         beta: accumulate ? 1 : 0, c: y, ldc: outDim, parallel: parallel, precision: precision)
 }
 
 /// dX[m, in] += dY[m, out] · W.
 @inlinable
 public func linearBackwardInput(_ dy: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
-                                rows: Int, inDim: Int, outDim: Int, accumulate: Bool = true, parallel: Bool = true) {
+                                rows: Int, inDim: Int, outDim: Int, accumulate: Bool = true, parallel: Bool = true,
+                                precision: MatmulPrecision = .fp32) {
     gemm(m: rows, n: inDim, k: outDim, a: dy, lda: outDim, b: w, ldb: inDim, beta: accumulate ? 1 : 0, c: dx, ldc: inDim,
-         parallel: parallel)
+         parallel: parallel, precision: precision)
 }
 
 /// dW[out, in] += dYᵀ · X.
 @inlinable
 public func linearBackwardWeight(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dw: UnsafeMutablePointer<Float>,
-                                 rows: Int, inDim: Int, outDim: Int, parallel: Bool = true) {
+                                 rows: Int, inDim: Int, outDim: Int, parallel: Bool = true,
+                                 precision: MatmulPrecision = .fp32) {
     gemm(transA: true, m: outDim, n: inDim, k: rows, a: dy, lda: outDim, b: x, ldb: inDim, beta: 1, c: dw, ldc: inDim,
-         parallel: parallel)
+         parallel: parallel, precision: precision)
 }

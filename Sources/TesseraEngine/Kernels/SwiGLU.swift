@@ -59,11 +59,11 @@ public struct MLPPointers {
 @inlinable
 public func mlpForward(_ x: UnsafePointer<Float>, _ w: MLPPointers, rows: Int, hidden: Int,
                        gu: UnsafeMutablePointer<Float>, a: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>,
-                       parallel: Bool = true) {
+                       parallel: Bool = true, precision: MatmulPrecision = .fp32) {
     if rows == 0 { return }
-    linearForward(x, w.gateUp, gu, rows: rows, inDim: hidden, outDim: 2 * w.width, parallel: parallel)
+    linearForward(x, w.gateUp, gu, rows: rows, inDim: hidden, outDim: 2 * w.width, parallel: parallel, precision: precision)
     swigluActivate(gu, a, rows: rows, width: w.width, parallel: parallel)
-    linearForward(a, w.down, y, rows: rows, inDim: w.width, outDim: hidden, parallel: parallel)
+    linearForward(a, w.down, y, rows: rows, inDim: w.width, outDim: hidden, parallel: parallel, precision: precision)
 }
 
 /// Backward of `mlpForward`. Weight gradients go to `grads` when given (the MLP is
@@ -73,15 +73,16 @@ public func mlpForward(_ x: UnsafePointer<Float>, _ w: MLPPointers, rows: Int, h
 public func mlpBackward(_ x: UnsafePointer<Float>, _ w: MLPPointers, rows: Int, hidden: Int,
                         gu: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                         grads: MLPPointers?, dx: UnsafeMutablePointer<Float>?,
-                        scratchA: UnsafeMutablePointer<Float>, scratchB: UnsafeMutablePointer<Float>, parallel: Bool = true) {
+                        scratchA: UnsafeMutablePointer<Float>, scratchB: UnsafeMutablePointer<Float>, parallel: Bool = true,
+                        precision: MatmulPrecision = .fp32) {
     if rows == 0 || (grads == nil && dx == nil) { return }
     let W = w.width
     if let grads {
         swigluActivate(gu, scratchA, rows: rows, width: W, parallel: parallel)
-        linearBackwardWeight(dy, scratchA, grads.down, rows: rows, inDim: W, outDim: hidden, parallel: parallel)
+        linearBackwardWeight(dy, scratchA, grads.down, rows: rows, inDim: W, outDim: hidden, parallel: parallel, precision: precision)
     }
-    linearBackwardInput(dy, w.down, scratchA, rows: rows, inDim: W, outDim: hidden, accumulate: false, parallel: parallel)
+    linearBackwardInput(dy, w.down, scratchA, rows: rows, inDim: W, outDim: hidden, accumulate: false, parallel: parallel, precision: precision)
     swigluActivateBackward(gu, scratchA, scratchB, rows: rows, width: W, parallel: parallel)
-    if let grads { linearBackwardWeight(scratchB, x, grads.gateUp, rows: rows, inDim: hidden, outDim: 2 * W, parallel: parallel) }
-    if let dx { linearBackwardInput(scratchB, w.gateUp, dx, rows: rows, inDim: hidden, outDim: 2 * W, parallel: parallel) }
+    if let grads { linearBackwardWeight(scratchB, x, grads.gateUp, rows: rows, inDim: hidden, outDim: 2 * W, parallel: parallel, precision: precision) }
+    if let dx { linearBackwardInput(scratchB, w.gateUp, dx, rows: rows, inDim: hidden, outDim: 2 * W, parallel: parallel, precision: precision) }
 }

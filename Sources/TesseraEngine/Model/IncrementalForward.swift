@@ -98,7 +98,7 @@ extension ModelRun {
             let r = start[e]
             for pos in r..<(r + n) { (xd + pos * H).update(from: h2 + Int(dispTok[pos]) * H, count: H) }
             mlpForward(xd + r * H, MLPPointers(lw.experts[e], base: P), rows: n, hidden: H,
-                       gu: gu + r * 2 * I, a: scratch + r * I, y: y + r * H, parallel: false)
+                       gu: gu + r * 2 * I, a: scratch + r * I, y: y + r * H, parallel: false, precision: matmul)
         }
         combineExperts(a)
         sharedExpertForward(lw, a)

@@ -56,11 +56,11 @@ extension ModelRun {
         _ = crossEntropyLoss(logits.pointer, ids: ids.pointer, batch: batch, seq: seq, vocab: V,
                              rowLoss: rowLoss.pointer, dlogits: b.dlogits.pointer)
         if tr.contains(w.lmHead) {
-            linearBackwardWeight(b.dlogits.pointer, xFinal.pointer, G + w.lmHead.offset, rows: T, inDim: H, outDim: V)
+            linearBackwardWeight(b.dlogits.pointer, xFinal.pointer, G + w.lmHead.offset, rows: T, inDim: H, outDim: V, precision: matmul)
         }
         guard needAny else { return }
         let dRes = b.dRes.pointer
-        linearBackwardInput(b.dlogits.pointer, P + w.lmHead.offset, b.dh.pointer, rows: T, inDim: H, outDim: V, accumulate: false)
+        linearBackwardInput(b.dlogits.pointer, P + w.lmHead.offset, b.dh.pointer, rows: T, inDim: H, outDim: V, accumulate: false, precision: matmul)
         dRes.update(repeating: 0, count: T * H)
         rmsNormBackward(xFinalIn.pointer, P + w.finalNorm.offset, rinvF.pointer, b.dh.pointer, dx: dRes,
                         dw: tr.contains(w.finalNorm) ? G + w.finalNorm.offset : nil, rows: T, dim: H)
@@ -108,7 +108,7 @@ extension ModelRun {
             let trains = tr.contains(dense.gate) || tr.contains(dense.up) || tr.contains(dense.down)
             mlpBackward(a.h2.pointer, MLPPointers(dense, base: P), rows: T, hidden: H, gu: a.mlpGU!.pointer,
                         dy: dRes, grads: trains ? MLPPointers(dense, base: G) : nil, dx: dh2,
-                        scratchA: mlpScratchA.pointer, scratchB: mlpScratchB.pointer)
+                        scratchA: mlpScratchA.pointer, scratchB: mlpScratchB.pointer, precision: matmul)
         }
         guard needDh2 else { return }
         rmsNormBackward(a.xMid.pointer, P + lw.postNorm.offset, a.rinv2.pointer, dh, dx: (attnTrainable || needInputGrad) ? dRes : nil,
@@ -124,9 +124,9 @@ extension ModelRun {
         let aw = lw.attention
         let dRes = b.dRes.pointer, dh = b.dh.pointer
         let dq = b.dq.pointer, dk = b.dk.pointer, dv = b.dv.pointer, dAttn = b.dAttn.pointer
-        if tr.contains(aw.o) { linearBackwardWeight(dRes, a.attn.pointer, G + aw.o.offset, rows: T, inDim: c.qDim, outDim: H) }
+        if tr.contains(aw.o) { linearBackwardWeight(dRes, a.attn.pointer, G + aw.o.offset, rows: T, inDim: c.qDim, outDim: H, precision: matmul) }
         if let ob = aw.oBias, tr.contains(ob) { columnSums(dRes, into: G + ob.offset, rows: T, dim: H) }
-        linearBackwardInput(dRes, P + aw.o.offset, dAttn, rows: T, inDim: c.qDim, outDim: H, accumulate: false)
+        linearBackwardInput(dRes, P + aw.o.offset, dAttn, rows: T, inDim: c.qDim, outDim: H, accumulate: false, precision: matmul)
         dq.update(repeating: 0, count: T * c.qDim)
         dk.update(repeating: 0, count: T * c.kvDim)
         dv.update(repeating: 0, count: T * c.kvDim)
@@ -153,13 +153,13 @@ extension ModelRun {
         }
         let h1 = a.h1.pointer
         for (d, view, bias, outDim) in [(dqProj, aw.q, aw.qBias, c.qDim), (dkProj, aw.k, aw.kBias, c.kvDim), (UnsafeMutablePointer(dv), aw.v, aw.vBias, c.kvDim)] {
-            if tr.contains(view) { linearBackwardWeight(d, h1, G + view.offset, rows: T, inDim: H, outDim: outDim) }
+            if tr.contains(view) { linearBackwardWeight(d, h1, G + view.offset, rows: T, inDim: H, outDim: outDim, precision: matmul) }
             if let bias, tr.contains(bias) { columnSums(d, into: G + bias.offset, rows: T, dim: outDim) }
         }
         guard needInputGrad || tr.contains(lw.inputNorm) else { return }
-        linearBackwardInput(dqProj, P + aw.q.offset, dh, rows: T, inDim: H, outDim: c.qDim, accumulate: false)
-        linearBackwardInput(dkProj, P + aw.k.offset, dh, rows: T, inDim: H, outDim: c.kvDim)
-        linearBackwardInput(dv, P + aw.v.offset, dh, rows: T, inDim: H, outDim: c.kvDim)
+        linearBackwardInput(dqProj, P + aw.q.offset, dh, rows: T, inDim: H, outDim: c.qDim, accumulate: false, precision: matmul)
+        linearBackwardInput(dkProj, P + aw.k.offset, dh, rows: T, inDim: H, outDim: c.kvDim, precision: matmul)
+        linearBackwardInput(dv, P + aw.v.offset, dh, rows: T, inDim: H, outDim: c.kvDim, precision: matmul)
         rmsNormBackward(a.xIn.pointer, P + lw.inputNorm.offset, a.rinv1.pointer, dh, dx: needInputGrad ? dRes : nil,
                         dw: tr.contains(lw.inputNorm) ? G + lw.inputNorm.offset : nil, rows: T, dim: H)
     }
@@ -203,7 +203,7 @@ extension ModelRun {
                         gu: gu + r * 2 * I, dy: dY + r * H,
                         grads: expertTrains[e] ? MLPPointers(lw.experts[e], base: G) : nil,
                         dx: dh2 != nil ? dXd + r * H : nil,
-                        scratchA: sA + r * I, scratchB: sB + r * 2 * I, parallel: false)
+                        scratchA: sA + r * I, scratchB: sB + r * 2 * I, parallel: false, precision: matmul)
         }
         if let dh2 {
             Parallel.ranges(T, work: T * K * H) { range in
@@ -239,8 +239,8 @@ extension ModelRun {
                 let s = dot(p, dl, E)
                 for e in 0..<E { dl[e] = p[e] * (dl[e] - s) }
             }
-            if tr.contains(router) { linearBackwardWeight(dLogits, a.h2.pointer, G + router.offset, rows: T, inDim: H, outDim: E) }
-            if let dh2 { linearBackwardInput(dLogits, P + router.offset, dh2, rows: T, inDim: H, outDim: E) }
+            if tr.contains(router) { linearBackwardWeight(dLogits, a.h2.pointer, G + router.offset, rows: T, inDim: H, outDim: E, precision: .fp32) }
+            if let dh2 { linearBackwardInput(dLogits, P + router.offset, dh2, rows: T, inDim: H, outDim: E, precision: .fp32) }
         }
         if let shared = lw.sharedExpert, let gate = lw.sharedExpertGate {
             let sg = a.sharedGate!.pointer, sy = a.mlpY!.pointer, h2 = a.h2.pointer
@@ -257,7 +257,7 @@ extension ModelRun {
             }
             mlpBackward(h2, MLPPointers(shared, base: P), rows: T, hidden: H, gu: a.mlpGU!.pointer, dy: dS,
                         grads: trains ? MLPPointers(shared, base: G) : nil, dx: dh2,
-                        scratchA: mlpScratchA.pointer, scratchB: mlpScratchB.pointer)
+                        scratchA: mlpScratchA.pointer, scratchB: mlpScratchB.pointer, precision: matmul)
         }
     }
 }

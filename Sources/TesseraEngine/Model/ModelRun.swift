@@ -26,6 +26,8 @@ public final class ModelRun: @unchecked Sendable {
     /// in the gradients `lossAndGradients` computes; 0 leaves it out. The loss returned is
     /// always the cross-entropy alone.
     public var routerAuxLossCoefficient: Float = 0
+    /// How this run's matrix products are computed (see `MatmulPrecision`).
+    public var matmul: MatmulPrecision = .processDefault
 
     public init(model: MoEModel, batch: Int, seq: Int, training: Bool) {
         self.model = model
@@ -108,7 +110,7 @@ public final class ModelRun: @unchecked Sendable {
         if training { xFinalIn.pointer.update(from: xp, count: T * H) }
         return PhaseTimer.shared.measure("fwd.head_loss") {
             rmsNormForward(xp, P + w.finalNorm.offset, xFinal.pointer, rinvF.pointer, rows: T, dim: H, eps: config.rmsNormEps)
-            linearForward(xFinal.pointer, P + w.lmHead.offset, logits.pointer, rows: T, inDim: H, outDim: V)
+            linearForward(xFinal.pointer, P + w.lmHead.offset, logits.pointer, rows: T, inDim: H, outDim: V, precision: matmul)
             return crossEntropyLoss(logits.pointer, ids: ids.pointer, batch: batch, seq: seq, vocab: V,
                                     rowLoss: rowLoss.pointer, dlogits: nil)
         }
@@ -161,7 +163,7 @@ public final class ModelRun: @unchecked Sendable {
             capture?.layers[l].storeRouting(a, tokens: T, topK: c.topK, hidden: H)
         } else if let dense = lw.dense {
             mlpForward(a.h2.pointer, MLPPointers(dense, base: P), rows: T, hidden: H,
-                       gu: a.mlpGU!.pointer, a: mlpScratchA.pointer, y: a.mlpY!.pointer)
+                       gu: a.mlpGU!.pointer, a: mlpScratchA.pointer, y: a.mlpY!.pointer, precision: matmul)
             axpy(1, a.mlpY!.pointer, xp, T * H)
         }
     }
@@ -172,9 +174,9 @@ public final class ModelRun: @unchecked Sendable {
         let h1 = a.h1.pointer
         let timer = PhaseTimer.shared
         timer.measure("fwd.qkv") {
-            linearForward(h1, P + aw.q.offset, a.qProj.pointer, rows: T, inDim: H, outDim: c.qDim)
-            linearForward(h1, P + aw.k.offset, a.kProj.pointer, rows: T, inDim: H, outDim: c.kvDim)
-            linearForward(h1, P + aw.v.offset, a.vProj.pointer, rows: T, inDim: H, outDim: c.kvDim)
+            linearForward(h1, P + aw.q.offset, a.qProj.pointer, rows: T, inDim: H, outDim: c.qDim, precision: matmul)
+            linearForward(h1, P + aw.k.offset, a.kProj.pointer, rows: T, inDim: H, outDim: c.kvDim, precision: matmul)
+            linearForward(h1, P + aw.v.offset, a.vProj.pointer, rows: T, inDim: H, outDim: c.kvDim, precision: matmul)
         }
         if let b = aw.qBias { addRowBias(a.qProj.pointer, P + b.offset, rows: T, dim: c.qDim) }
         if let b = aw.kBias { addRowBias(a.kProj.pointer, P + b.offset, rows: T, dim: c.kvDim) }
@@ -206,7 +208,7 @@ public final class ModelRun: @unchecked Sendable {
                              scratch: attnScratch.pointer, shape: attentionShape)
         }
         timer.measure("fwd.o_proj") {
-            linearForward(a.attn.pointer, P + aw.o.offset, x.pointer, rows: T, inDim: c.qDim, outDim: H, accumulate: true)
+            linearForward(a.attn.pointer, P + aw.o.offset, x.pointer, rows: T, inDim: c.qDim, outDim: H, accumulate: true, precision: matmul)
         }
         if let b = aw.oBias { addRowBias(x.pointer, P + b.offset, rows: T, dim: H) }
     }
@@ -219,7 +221,8 @@ public final class ModelRun: @unchecked Sendable {
         let slotPos = a.slotPos!.pointer, dispTok = a.dispTok!.pointer
         let timer = PhaseTimer.shared
         timer.measure("fwd.router") {
-            linearForward(h2, P + router.offset, probs, rows: T, inDim: H, outDim: E)
+            // Routing is a discontinuous choice: its logits are always full float.
+            linearForward(h2, P + router.offset, probs, rows: T, inDim: H, outDim: E, precision: .fp32)
             routeTokens(probs: probs, tokens: T, experts: E, topK: K, normalize: c.normTopKProb, resident: model.residentExperts?[l],
                         topIdx: topIdx, topW: topW)
         }
@@ -256,7 +259,7 @@ public final class ModelRun: @unchecked Sendable {
             if n == 0 { return }
             let r = start[e]
             mlpForward(xd + r * H, MLPPointers(lw.experts[e], base: P), rows: n, hidden: H,
-                       gu: gu + r * 2 * I, a: scratch + r * I, y: y + r * H, parallel: false)
+                       gu: gu + r * 2 * I, a: scratch + r * I, y: y + r * H, parallel: false, precision: matmul)
         } }
         combineExperts(a)
         sharedExpertForward(lw, a)
@@ -284,7 +287,7 @@ public final class ModelRun: @unchecked Sendable {
         if let shared = lw.sharedExpert, let gate = lw.sharedExpertGate {
             let sg = a.sharedGate!.pointer, sy = a.mlpY!.pointer
             mlpForward(h2, MLPPointers(shared, base: P), rows: T, hidden: H,
-                       gu: a.mlpGU!.pointer, a: mlpScratchA.pointer, y: sy)
+                       gu: a.mlpGU!.pointer, a: mlpScratchA.pointer, y: sy, precision: matmul)
             let gw = P + gate.offset
             for t in 0..<T {
                 let z = dot(h2 + t * H, gw, H)

@@ -1,0 +1,66 @@
+import CAMXMatmul
+import Synchronization
+
+/// How the engine's float matrix products are computed.
+///
+/// `fp32` is OpenBLAS sgemm. `bf16x3` and `bf16x6` run on the AMX tile units of recent
+/// Xeons: every float is split into bf16 pieces (x = x₀ + x₁, or x₀ + x₁ + x₂) and the
+/// products of the leading pieces are summed in float — 3 bf16 products per float product
+/// with about 16 significant bits per operand, or 6 with 24 (float's own). Measured
+/// errors are in whitepaper-notes/engine.md; `tessera bench` prints the loss of both.
+public enum MatmulPrecision: String, Sendable, CaseIterable, Codable {
+    case fp32
+    case bf16x3
+    case bf16x6
+
+    /// Whether this processor and kernel run the AMX paths.
+    public static var amxAvailable: Bool { tsr_amx_available() == 1 }
+
+    /// The precision runs use unless told otherwise: `TESSERA_MATMUL` when set, else
+    /// bf16x3 where AMX is available and fp32 elsewhere. Commands set it from `--matmul`.
+    public static var processDefault: MatmulPrecision {
+        get { chosen.withLock { $0 } ?? environmentDefault }
+        set { chosen.withLock { $0 = newValue } }
+    }
+
+    private static let chosen = Mutex<MatmulPrecision?>(nil)
+
+    private static let environmentDefault: MatmulPrecision = {
+        if let name = getenvString("TESSERA_MATMUL"), let p = MatmulPrecision(rawValue: name), p.isUsable { return p }
+        return amxAvailable ? .bf16x3 : .fp32
+    }()
+
+    /// False for the AMX precisions on a processor without AMX.
+    public var isUsable: Bool { self == .fp32 || Self.amxAvailable }
+
+    /// Checks a precision asked for by name: unknown names and AMX precisions on a
+    /// processor without AMX are errors that say what is available.
+    public static func parse(_ name: String) throws -> MatmulPrecision {
+        let usable = allCases.filter(\.isUsable).map(\.rawValue).joined(separator: ", ")
+        guard let p = MatmulPrecision(rawValue: name) else {
+            throw EngineError.invalidInput("matmul precision '\(name)' is not one of: \(usable)")
+        }
+        guard p.isUsable else {
+            throw EngineError.invalidInput("matmul precision '\(name)' needs AMX with bf16 (Sapphire Rapids or later), which this processor or kernel does not offer; available: \(usable)")
+        }
+        return p
+    }
+
+    /// bf16 pieces per float on the AMX path (nil: OpenBLAS).
+    @usableFromInline var amxParts: Int32? {
+        switch self {
+        case .fp32: return nil
+        case .bf16x3: return 2
+        case .bf16x6: return 3
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+private func getenvString(_ name: String) -> String? {
+    guard let p = getenv(name) else { return nil }
+    return String(cString: p)
+}
