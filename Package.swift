@@ -34,8 +34,12 @@ let package = Package(
             cSettings: [.unsafeFlags(["-O2"])]
         ),
         .target(
+            name: "CVectorMath",
+            cSettings: [.unsafeFlags(["-O2"])]
+        ),
+        .target(
             name: "TesseraEngine",
-            dependencies: ["CBLAS", "CAMXMatmul"],
+            dependencies: ["CBLAS", "CAMXMatmul", "CVectorMath"],
             swiftSettings: [.unsafeFlags(["-O", "-target-cpu", "haswell"])]
         ),
         .target(

@@ -1,18 +1,10 @@
+import CVectorMath
+
 /// a[r, i] = silu(gu[r, i]) · gu[r, W + i] for rows of gu = [gate | up] (2W wide).
 @inlinable
 public func swigluActivate(_ gu: UnsafePointer<Float>, _ a: UnsafeMutablePointer<Float>, rows: Int, width W: Int, parallel: Bool = true) {
     Parallel.ranges(rows, work: parallel ? rows * W * 8 : 0) { range in
-        for r in range {
-            let g = gu + r * 2 * W, u = g + W, ar = a + r * W
-            var i = 0
-            while i < W {
-                let c = min(8, W - i)
-                let gv = load8(g + i, c, fill: 0)
-                let s = 1 / (1 + exp8(-gv))
-                store8(gv * s * load8(u + i, c, fill: 0), ar + i, c)
-                i += 8
-            }
-        }
+        tsr_swiglu_forward(gu + range.lowerBound * 2 * W, a + range.lowerBound * W, range.count, W)
     }
 }
 
@@ -22,20 +14,7 @@ public func swigluActivate(_ gu: UnsafePointer<Float>, _ a: UnsafeMutablePointer
 public func swigluActivateBackward(_ gu: UnsafePointer<Float>, _ da: UnsafePointer<Float>, _ dgu: UnsafeMutablePointer<Float>,
                                    rows: Int, width W: Int, parallel: Bool = true) {
     Parallel.ranges(rows, work: parallel ? rows * W * 8 : 0) { range in
-        for r in range {
-            let g = gu + r * 2 * W, u = g + W, d = da + r * W
-            let dg = dgu + r * 2 * W, du = dg + W
-            var i = 0
-            while i < W {
-                let c = min(8, W - i)
-                let gv = load8(g + i, c, fill: 0)
-                let s = 1 / (1 + exp8(-gv))
-                let dv = load8(d + i, c, fill: 0)
-                store8(dv * gv * s, du + i, c)
-                store8(dv * load8(u + i, c, fill: 0) * s * (1 + gv * (1 - s)), dg + i, c)
-                i += 8
-            }
-        }
+        tsr_swiglu_backward(gu + range.lowerBound * 2 * W, da + range.lowerBound * W, dgu + range.lowerBound * 2 * W, range.count, W)
     }
 }
 
