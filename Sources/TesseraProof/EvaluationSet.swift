@@ -12,12 +12,16 @@ public final class EvaluationSet: @unchecked Sendable {
     public let windowsSHA256: String
     public let batch: Int
     public let baseLosses: [Double]
+    /// The matrix-product precision of every pass over these windows.
+    public let matmul: MatmulPrecision
     let batches: [(range: Range<Int>, tokens: TokenBatch, run: ModelRun, cache: ForwardCache)]
 
     /// Runs the base model (as `model` holds it now) over the windows and keeps the caches.
-    public init(name: String, windows: TokenWindows, model: MoEModel, batch: Int = 16) throws {
+    public init(name: String, windows: TokenWindows, model: MoEModel, batch: Int = 16,
+                matmul: MatmulPrecision = .processDefault) throws {
         guard windows.count > 0 else { throw EngineError.invalidInput("\(windows.origin): no windows to evaluate") }
         self.name = name
+        self.matmul = matmul
         self.windows = windows
         self.windowsSHA256 = windows.contentHash
         self.batch = batch
@@ -28,6 +32,7 @@ public final class EvaluationSet: @unchecked Sendable {
             let n = min(batch, windows.count - start)
             let tokens = try windows.batch(Array(start..<(start + n)))
             let run = ModelRun(model: model, batch: n, seq: windows.seq, training: false)
+            run.matmul = matmul
             let cache = ForwardCache(batch: n, seq: windows.seq, config: model.config)
             try run.forward(tokens, capture: cache)
             losses += Self.rowMeans(run, rows: n, seq: windows.seq)

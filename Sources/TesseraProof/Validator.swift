@@ -14,6 +14,9 @@ public final class Validator {
     public let background: EvaluationSet
     /// The expert versions of the base model every candidate is compared with.
     public let baseVersions: [ExpertID: String]
+    /// The matrix-product precision of every evaluation; recorded in the verdicts, since
+    /// a re-check reproduces the losses bit for bit only in the same precision.
+    public let matmul: MatmulPrecision
     /// Evaluate every candidate from scratch instead of from the forward caches (same figures).
     public var fullEvaluation = false
     /// Deltas of the round's earlier submissions, for copy detection.
@@ -21,14 +24,16 @@ public final class Validator {
 
     /// `versions` pins expert versions (the library's current ones otherwise).
     public init(library: ExpertLibrary, key: ParticipantKey, policy: ProofPolicy, heldOut: TokenWindows,
-                background: TokenWindows, versions pinned: [ExpertID: String] = [:], batch: Int = 16) throws {
+                background: TokenWindows, versions pinned: [ExpertID: String] = [:], batch: Int = 16,
+                matmul: MatmulPrecision = .processDefault) throws {
         self.library = library
+        self.matmul = matmul
         self.key = key
         self.policy = policy
         baseVersions = try library.versions(pinned)
         model = try library.loadModel(versions: baseVersions)
-        self.heldOut = try EvaluationSet(name: "held-out", windows: heldOut, model: model, batch: batch)
-        self.background = try EvaluationSet(name: "background", windows: background, model: model, batch: batch)
+        self.heldOut = try EvaluationSet(name: "held-out", windows: heldOut, model: model, batch: batch, matmul: matmul)
+        self.background = try EvaluationSet(name: "background", windows: background, model: model, batch: batch, matmul: matmul)
     }
 
     /// Per-window losses of the base model with `weights` swapped in.
@@ -66,7 +71,8 @@ public final class Validator {
                               baseVersions: Dictionary(uniqueKeysWithValues: baseVersions.map { ($0.key.description, $0.value) }),
                               heldOutSHA256: heldOut.windowsSHA256, backgroundSHA256: background.windowsSHA256,
                               method: "paired-bootstrap-percentile", seed: seed, gain: nil, regression: nil,
-                              gainLCBMicronats: 0, regressionUCBMicronats: 0, copyOf: nil, maxCosine: nil, accept: false, reason: "")
+                              gainLCBMicronats: 0, regressionUCBMicronats: 0, copyOf: nil, maxCosine: nil, accept: false, reason: "",
+                              matmul: matmul.rawValue)
         func reject(_ reason: String) -> Verdict { verdict.reason = reason; return verdict }
         if !stale.isEmpty {
             return reject("stale base: expert\(stale.count > 1 ? "s" : "") \(stale.map(\.description).joined(separator: ", ")) moved on since the bundle's base version")

@@ -75,6 +75,12 @@ public struct Verdict: Codable, Sendable, Equatable {
     public var reason: String
     public var heldOutLosses: Losses?
     public var backgroundLosses: Losses?
+    /// The matrix-product precision the losses were computed in (`MatmulPrecision`);
+    /// absent in verdicts made before there was a choice, which were all fp32.
+    public var matmul: String? = nil
+
+    /// The precision a re-check must use.
+    public var matmulPrecision: String { matmul ?? MatmulPrecision.fp32.rawValue }
 
     enum CodingKeys: String, CodingKey {
         case format, submission, contributor, validator, market, domain, round, experts, policy, method, seed, gain, regression, accept, reason
@@ -87,6 +93,7 @@ public struct Verdict: Codable, Sendable, Equatable {
         case maxCosine = "max_cosine"
         case heldOutLosses = "held_out_losses"
         case backgroundLosses = "background_losses"
+        case matmul
     }
 
     /// The signed bytes: the verdict in canonical JSON.

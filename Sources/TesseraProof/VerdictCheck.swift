@@ -11,6 +11,9 @@ public enum VerdictCheck {
         if original.copyOf != nil { return [] }  // a copy is judged by the round's order, not by losses
         let validator = try inputs(ParticipantKey.generate(), try original.pinnedVersions())
         var problems: [String] = []
+        if validator.matmul.rawValue != original.matmulPrecision {
+            problems.append("the verdict's losses were computed with \(original.matmulPrecision) matrix products, this re-check uses \(validator.matmul.rawValue) (--matmul)")
+        }
         if validator.heldOut.windowsSHA256 != original.heldOutSHA256 { problems.append("held-out windows differ from the ones the verdict used (\(original.heldOutSHA256.prefix(12)))") }
         if validator.background.windowsSHA256 != original.backgroundSHA256 { problems.append("background windows differ from the ones the verdict used") }
         guard problems.isEmpty else { return problems }

@@ -124,6 +124,12 @@ struct VerdictCommand: ParsableCommand {
 
         func run() throws {
             let original = try Verdict.load(verdict)
+            if inputs.matmul.name == nil {
+                // Re-run in the precision the validator used unless told otherwise.
+                do { MatmulPrecision.processDefault = try MatmulPrecision.parse(original.matmulPrecision) } catch {
+                    throw ValidationError("\(verdict): \(error)")
+                }
+            }
             let problems = try VerdictCheck.run(original, bundle: bundle, inputs: { key, versions in try inputs.validator(key: key, versions: versions) })
             guard problems.isEmpty else {
                 throw ValidationError("\(verdict) does not reproduce:\n  " + problems.joined(separator: "\n  "))

@@ -131,6 +131,16 @@ import Testing
             try Validator(library: s.f.library, key: key, policy: Self.policy, heldOut: s.background, background: s.background, versions: versions)
         }
         #expect(!wrong.isEmpty)
+        // The verdict records its matrix-product precision; a re-check in another one
+        // names the mismatch instead of reporting bare loss differences.
+        #expect(good.matmul == MatmulPrecision.processDefault.rawValue)
+        if let other = MatmulPrecision.allCases.first(where: { $0.isUsable && $0 != MatmulPrecision.processDefault }) {
+            let mismatch = try VerdictCheck.run(good, bundle: honest) { key, versions in
+                try Validator(library: s.f.library, key: key, policy: Self.policy, heldOut: s.held, background: s.background,
+                              versions: versions, batch: 8, matmul: other)
+            }
+            #expect(mismatch.contains { $0.contains("matrix products") }, "\(mismatch)")
+        }
     }
 
     /// A bundle built on a version that has since been replaced is rejected as stale.
