@@ -243,7 +243,8 @@ static void edge_out(const float *tmp, float *c, int ldc, int rows, int cols) {
     else if (rows[t] > 0 && cols[t] > 0) { _tile_stored(t, edge[t], 64); edge_out(edge[t], ptr, ldc, rows[t], cols[t]); } \
 } while (0)
 
-enum { CHUNK_M = 512, CHUNK_K = 512 };
+enum { CHUNK_K = 512 };
+#define A_CHUNK_BYTES ((size_t)1536 * 1024)
 
 KERNEL int tsr_amx_sgemm(int parts, int transA, int transB, int M, int N, int K,
                          const float *A, int lda, const float *B, int ldb,
@@ -253,7 +254,13 @@ KERNEL int tsr_amx_sgemm(int parts, int transA, int transB, int M, int N, int K,
     int terms = parts == 3 ? 6 : 3;
     const int *ta = parts == 3 ? term_a3 : term_a2, *tb = parts == 3 ? term_b3 : term_b2;
     int Mp = (M + 31) / 32 * 32, Np = (N + 31) / 32 * 32, Kp = (K + 31) / 32 * 32;
-    int chunk = Mp < CHUNK_M ? Mp : CHUNK_M;
+    /* Packed A chunks of at most about A_CHUNK_BYTES stay in L2 while the panels of B
+       pass; the chunks are equal, since a product of 530 rows in chunks of 512 and 32
+       would pack every panel of B twice. */
+    int maxRows = (int)(A_CHUNK_BYTES / ((size_t)Kp * parts * 2)) / 32 * 32;
+    if (maxRows < 64) maxRows = 64;
+    int chunks = (Mp + maxRows - 1) / maxRows;
+    int chunk = ((Mp + chunks - 1) / chunks + 31) / 32 * 32;
     uint16_t *ap = grow(&scratch_a, (size_t)parts * chunk * Kp);
     uint16_t *bp = grow(&scratch_b, (size_t)parts * 32 * Kp);
     if (!ap || !bp) return -1;
