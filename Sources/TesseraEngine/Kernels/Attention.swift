@@ -33,7 +33,8 @@ func sgemmRaw(_ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Flo
 /// `Parallel.workers · S · S` floats.
 public func attentionForward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>,
                              _ out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>?,
-                             scratch: UnsafeMutablePointer<Float>, shape s: AttentionShape) {
+                             scratch: UnsafeMutablePointer<Float>, shape s: AttentionShape,
+                             precision: MatmulPrecision = .fp32) {
     let S = s.seq, d = s.headDim, group = s.heads / s.kvHeads
     Parallel.parts(s.batch * s.heads) { part, items in
         for item in items {
@@ -47,19 +48,34 @@ public func attentionForward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float
             while r0 < S {
                 let r1 = min(S, r0 + AttentionShape.block)
                 let rows = r1 - r0
-                sgemmRaw(false, true, rows, r1, d, s.scale, qb + r0 * s.qStride, s.qStride, kb, s.kvStride, 0, P + r0 * S, S)
+                if precision == .fp32 {
+                    sgemmRaw(false, true, rows, r1, d, s.scale, qb + r0 * s.qStride, s.qStride, kb, s.kvStride, 0, P + r0 * S, S)
+                } else {
+                    // The AMX path takes alpha = 1; the scale is applied before the softmax.
+                    gemm(transB: true, m: rows, n: r1, k: d, a: qb + r0 * s.qStride, lda: s.qStride, b: kb, ldb: s.kvStride,
+                         c: P + r0 * S, ldc: S, parallel: false, precision: precision)
+                }
                 for i in r0..<r1 {
                     let row = P + i * S
                     let lo = s.firstKey(i)
                     if lo > 0 { row.update(repeating: 0, count: lo) }
+                    if precision != .fp32 { scale(row + lo, i + 1 - lo, by: s.scale) }
                     softmaxRow(row + lo, i + 1 - lo)
                     if i + 1 < r1 { (row + i + 1).update(repeating: 0, count: r1 - i - 1) }
                 }
-                sgemmRaw(false, false, rows, d, r1, 1, P + r0 * S, S, vb, s.kvStride, 0, ob + r0 * s.qStride, s.qStride)
+                gemm(m: rows, n: d, k: r1, a: P + r0 * S, lda: S, b: vb, ldb: s.kvStride, c: ob + r0 * s.qStride, ldc: s.qStride,
+                     parallel: false, precision: precision)
                 r0 = r1
             }
         }
     }
+}
+
+@inline(__always) @usableFromInline
+func scale(_ x: UnsafeMutablePointer<Float>, _ n: Int, by factor: Float) {
+    var i = 0
+    while i + 8 <= n { store8(load8(x + i, 8, fill: 0) * factor, x + i, 8); i += 8 }
+    while i < n { x[i] *= factor; i += 1 }
 }
 
 /// Accumulates dq, dk, dv from dOut, given the saved weights `probs`. `scratch` holds

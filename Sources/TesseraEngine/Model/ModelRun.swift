@@ -205,7 +205,7 @@ public final class ModelRun: @unchecked Sendable {
         }
         timer.measure("fwd.attention") {
             attentionForward(a.q.pointer, a.k.pointer, a.v.pointer, a.attn.pointer, probs: a.probs?.pointer,
-                             scratch: attnScratch.pointer, shape: attentionShape)
+                             scratch: attnScratch.pointer, shape: attentionShape, precision: matmul)
         }
         timer.measure("fwd.o_proj") {
             linearForward(a.attn.pointer, P + aw.o.offset, x.pointer, rows: T, inDim: c.qDim, outDim: H, accumulate: true, precision: matmul)
