@@ -59,7 +59,7 @@ public func attentionForward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float
                     let row = P + i * S
                     let lo = s.firstKey(i)
                     if lo > 0 { row.update(repeating: 0, count: lo) }
-                    if precision != .fp32 { scale(row + lo, i + 1 - lo, by: s.scale) }
+                    if precision != .fp32 { multiply(row + lo, i + 1 - lo, by: s.scale) }
                     softmaxRow(row + lo, i + 1 - lo)
                     if i + 1 < r1 { (row + i + 1).update(repeating: 0, count: r1 - i - 1) }
                 }
@@ -69,13 +69,6 @@ public func attentionForward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float
             }
         }
     }
-}
-
-@inline(__always) @usableFromInline
-func scale(_ x: UnsafeMutablePointer<Float>, _ n: Int, by factor: Float) {
-    var i = 0
-    while i + 8 <= n { store8(load8(x + i, 8, fill: 0) * factor, x + i, 8); i += 8 }
-    while i < n { x[i] *= factor; i += 1 }
 }
 
 /// Accumulates dq, dk, dv from dOut, given the saved weights `probs`. `scratch` holds

@@ -17,7 +17,8 @@ public enum MatmulPrecision: String, Sendable, CaseIterable, Codable {
     public static var amxAvailable: Bool { tsr_amx_available() == 1 }
 
     /// The precision runs use unless told otherwise: `TESSERA_MATMUL` when set, else
-    /// bf16x3 where AMX is available and fp32 elsewhere. Commands set it from `--matmul`.
+    /// bf16x3 where AMX is available and fp32 elsewhere. Commands set it from `--matmul`
+    /// and refuse a `TESSERA_MATMUL` they cannot use; here such a value is passed over.
     public static var processDefault: MatmulPrecision {
         get { chosen.withLock { $0 } ?? environmentDefault }
         set { chosen.withLock { $0 = newValue } }
