@@ -113,17 +113,19 @@ __attribute__((always_inline)) KERNEL static inline void transpose16(__m512i r[1
 }
 
 /* One 16×32 block of a row-major float matrix X (rows r0.., columns c0..; outside
-   rows × cols is zero) as dwords: with `pairs_across_rows` 0, dword [i][j] holds the
+   rows × cols is zero), times `scale`, as dwords: with `pairs_across_rows` 0, dword [i][j] holds the
    split pair (X[r0+i][c0+2j], X[r0+i][c0+2j+1]); with 1 it holds (X[r0+2i][c0+j],
    X[r0+2i+1][c0+j]) for j < 16 — rows i of the result are then pairs of source rows. */
 __attribute__((always_inline)) KERNEL static inline void block_pairs(const float *X, int ld, int rows, int cols, int pairs_across_rows,
-                               int parts, __m512i out[3][16]) {
+                               float scale, int parts, __m512i out[3][16]) {
     __m256i s0[3], s1[3];
+    const __m512 factor = _mm512_set1_ps(scale);
     if (!pairs_across_rows) {
         for (int i = 0; i < 16; i++) {
             const float *row = X + (size_t)i * ld;
             __m512 x0 = i < rows ? load16(row, cols) : _mm512_setzero_ps();
             __m512 x1 = i < rows ? load16(row + 16, cols - 16) : _mm512_setzero_ps();
+            if (scale != 1.0f) { x0 = _mm512_mul_ps(x0, factor); x1 = _mm512_mul_ps(x1, factor); }
             split16(x0, parts, s0);
             split16(x1, parts, s1);
             for (int p = 0; p < parts; p++)
@@ -134,6 +136,7 @@ __attribute__((always_inline)) KERNEL static inline void block_pairs(const float
             int ra = 2 * i, rb = 2 * i + 1;
             __m512 x0 = ra < rows ? load16(X + (size_t)ra * ld, cols) : _mm512_setzero_ps();
             __m512 x1 = rb < rows ? load16(X + (size_t)rb * ld, cols) : _mm512_setzero_ps();
+            if (scale != 1.0f) { x0 = _mm512_mul_ps(x0, factor); x1 = _mm512_mul_ps(x1, factor); }
             split16(x0, parts, s0);
             split16(x1, parts, s1);
             for (int p = 0; p < parts; p++) out[p][i] = pair16(s0[p], s1[p]);
@@ -141,40 +144,24 @@ __attribute__((always_inline)) KERNEL static inline void block_pairs(const float
     }
 }
 
-/* Rows [first, first + count) of op(A) [M×K] into tiles [part][mb][kc] of 16 rows ×
-   32 bf16 (one k-run per row). */
-__attribute__((always_inline)) KERNEL static inline void pack_a_parts(int transA, int M, int K, const float *A, int lda, int parts,
-                          int first, int count, int Kp, uint16_t *dst) {
+/* Rows [first, first + count) of alpha · op(A) [M×K] into tiles [part][mb][kc] of 16
+   rows × 32 bf16 (one k-run per row). */
+__attribute__((always_inline)) KERNEL static inline void pack_a_parts(int transA, int M, int K, const float *A, int lda,
+                          float alpha, int parts, int first, int count, int Kp, uint16_t *dst) {
     size_t partStride = (size_t)count * Kp;
     int kcs = Kp / 32;
-    if (!transA) {
-        /* Row by row, so each source row is read once from start to end. */
-        __m256i s0[3], s1[3];
-        for (int r = 0; r < count; r++) {
-            int m = first + r;
-            const float *row = A + (size_t)m * lda;
-            uint16_t *out = dst + (size_t)(r / 16) * kcs * 512 + (r % 16) * 32;
-            for (int kc = 0; kc < kcs; kc++) {
-                int k0 = kc * 32;
-                __m512 x0 = m < M ? load16(row + k0, K - k0) : _mm512_setzero_ps();
-                __m512 x1 = m < M ? load16(row + k0 + 16, K - k0 - 16) : _mm512_setzero_ps();
-                split16(x0, parts, s0);
-                split16(x1, parts, s1);
-                for (int p = 0; p < parts; p++)
-                    _mm512_store_si512((__m512i *)(out + p * partStride + (size_t)kc * 512),
-                                       _mm512_inserti64x4(_mm512_castsi256_si512(s0[p]), s1[p], 1));
-            }
-        }
-        return;
-    }
     __m512i blk[3][16];
     for (int mb = 0; mb < count / 16; mb++)
         for (int kc = 0; kc < kcs; kc++) {
             int m0 = first + mb * 16, k0 = kc * 32;
-            /* A is stored K×M: pairs of stored rows k, k+1 give dwords [kp][m]. */
-            block_pairs(A + (size_t)k0 * lda + m0, lda, K - k0, M - m0, 1, parts, blk);
+            if (!transA) {
+                block_pairs(A + (size_t)m0 * lda + k0, lda, M - m0, K - k0, 0, alpha, parts, blk);
+            } else {
+                /* A is stored K×M: pairs of stored rows k, k+1 give dwords [kp][m]. */
+                block_pairs(A + (size_t)k0 * lda + m0, lda, K - k0, M - m0, 1, alpha, parts, blk);
+                for (int p = 0; p < parts; p++) transpose16(blk[p]);
+            }
             for (int p = 0; p < parts; p++) {
-                transpose16(blk[p]);
                 __m512i *t = (__m512i *)(dst + p * partStride + ((size_t)mb * kcs + kc) * 512);
                 for (int i = 0; i < 16; i++) _mm512_store_si512(t + i, blk[p][i]);
             }
@@ -193,10 +180,10 @@ __attribute__((always_inline)) KERNEL static inline void pack_b_parts(int transB
             int n0 = first + nb * 16, k0 = kc * 32;
             if (transB) {
                 /* B is stored N×K: rows give dwords [n][kp]. */
-                block_pairs(B + (size_t)n0 * ldb + k0, ldb, N - n0, K - k0, 0, parts, blk);
+                block_pairs(B + (size_t)n0 * ldb + k0, ldb, N - n0, K - k0, 0, 1.0f, parts, blk);
                 for (int p = 0; p < parts; p++) transpose16(blk[p]);
             } else {
-                block_pairs(B + (size_t)k0 * ldb + n0, ldb, K - k0, N - n0, 1, parts, blk);
+                block_pairs(B + (size_t)k0 * ldb + n0, ldb, K - k0, N - n0, 1, 1.0f, parts, blk);
             }
             for (int p = 0; p < parts; p++) {
                 __m512i *t = (__m512i *)(dst + p * partStride + ((size_t)nb * kcs + kc) * 512);
@@ -206,10 +193,10 @@ __attribute__((always_inline)) KERNEL static inline void pack_b_parts(int transB
 }
 
 /* The piece count as a constant lets the compiler keep each block in registers. */
-KERNEL static void pack_a(int transA, int M, int K, const float *A, int lda, int parts,
+KERNEL static void pack_a(int transA, int M, int K, const float *A, int lda, float alpha, int parts,
                           int first, int count, int Kp, uint16_t *dst) {
-    if (parts == 3) pack_a_parts(transA, M, K, A, lda, 3, first, count, Kp, dst);
-    else pack_a_parts(transA, M, K, A, lda, 2, first, count, Kp, dst);
+    if (parts == 3) pack_a_parts(transA, M, K, A, lda, alpha, 3, first, count, Kp, dst);
+    else pack_a_parts(transA, M, K, A, lda, alpha, 2, first, count, Kp, dst);
 }
 
 KERNEL static void pack_b(int transB, int K, int N, const float *B, int ldb, int parts,
@@ -246,7 +233,7 @@ static void edge_out(const float *tmp, float *c, int ldc, int rows, int cols) {
 enum { CHUNK_K = 512 };
 #define A_CHUNK_BYTES ((size_t)1536 * 1024)
 
-KERNEL int tsr_amx_sgemm(int parts, int transA, int transB, int M, int N, int K,
+KERNEL int tsr_amx_sgemm(int parts, int transA, int transB, int M, int N, int K, float alpha,
                          const float *A, int lda, const float *B, int ldb,
                          int accumulate, float *C, int ldc) {
     if (M <= 0 || N <= 0) return 0;
@@ -277,7 +264,7 @@ KERNEL int tsr_amx_sgemm(int parts, int transA, int transB, int M, int N, int K,
     for (int mc = 0; mc < Mp; mc += chunk) {
         int rowsHere = Mp - mc < chunk ? Mp - mc : chunk;
         size_t aPart = (size_t)rowsHere * Kp, bPart = (size_t)32 * Kp;
-        pack_a(transA, M, K, A, lda, parts, mc, rowsHere, Kp, ap);
+        pack_a(transA, M, K, A, lda, alpha, parts, mc, rowsHere, Kp, ap);
         for (int n0 = 0; n0 < Np; n0 += 32) {
             pack_b(transB, K, N, B, ldb, parts, n0, 32, Kp, bp);
             for (int kb = 0; kb < kcs; kb += CHUNK_K / 32) {
@@ -326,9 +313,9 @@ KERNEL int tsr_amx_sgemm(int parts, int transA, int transB, int M, int N, int K,
 
 #else
 int tsr_amx_available(void) { return 0; }
-int tsr_amx_sgemm(int parts, int transA, int transB, int M, int N, int K, const float *A, int lda,
+int tsr_amx_sgemm(int parts, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                   const float *B, int ldb, int accumulate, float *C, int ldc) {
-    (void)parts; (void)transA; (void)transB; (void)M; (void)N; (void)K; (void)A; (void)lda;
+    (void)parts; (void)transA; (void)transB; (void)M; (void)N; (void)K; (void)alpha; (void)A; (void)lda;
     (void)B; (void)ldb; (void)accumulate; (void)C; (void)ldc;
     return -1;
 }

@@ -16,7 +16,7 @@ public final class Validator {
     public let baseVersions: [ExpertID: String]
     /// The matrix-product precision of every evaluation; recorded in the verdicts, since
     /// a re-check reproduces the losses bit for bit only in the same precision.
-    public let matmul: MatmulPrecision
+    public var matmul: MatmulPrecision { heldOut.matmul }
     /// Evaluate every candidate from scratch instead of from the forward caches (same figures).
     public var fullEvaluation = false
     /// Deltas of the round's earlier submissions, for copy detection.
@@ -27,7 +27,6 @@ public final class Validator {
                 background: TokenWindows, versions pinned: [ExpertID: String] = [:], batch: Int = 16,
                 matmul: MatmulPrecision = .processDefault) throws {
         self.library = library
-        self.matmul = matmul
         self.key = key
         self.policy = policy
         baseVersions = try library.versions(pinned)

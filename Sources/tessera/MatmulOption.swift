@@ -1,5 +1,4 @@
 import ArgumentParser
-import Foundation
 import TesseraEngine
 
 /// `--matmul`, taken by every command that runs a model. Parsing it sets the process-wide
@@ -12,10 +11,8 @@ struct MatmulOption: ParsableArguments {
     mutating func validate() throws {
         if let name {
             MatmulPrecision.processDefault = try MatmulPrecision.parse(name)
-        } else if let env = ProcessInfo.processInfo.environment["TESSERA_MATMUL"] {
-            do { MatmulPrecision.processDefault = try MatmulPrecision.parse(env) } catch {
-                throw ValidationError("TESSERA_MATMUL: \(error)")
-            }
+        } else if let env = try MatmulPrecision.fromEnvironment() {
+            MatmulPrecision.processDefault = env
         }
     }
 }

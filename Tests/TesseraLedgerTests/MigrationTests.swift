@@ -13,17 +13,7 @@ import Testing
         do {
             let pool = try DatabasePool(path: path)
             try SQLiteLedgerStore.migrator.migrate(pool, upTo: "v1")
-            var state = LedgerState(policy: LedgerBenchmark.policy)
-            try pool.write { db in
-                let w = SQLiteLedgerStore.Access(db: db)
-                for (i, a) in actions.enumerated() {
-                    let seq = Int64(i + 1)
-                    let hash = Ledger.eventHash(seq: seq, kind: a.action.kind, payload: a.payload, actor: a.actor, signature: a.signature, prev: state.headHash)
-                    try w.append(StoredEvent(seq: seq, kind: a.action.kind, payload: a.payload, actor: a.actor, signature: a.signature, prevHash: state.headHash,
-                                             hash: hash, idempotencyKey: Ledger.idempotencyKey(kind: a.action.kind, payload: a.payload, actor: a.actor), at: a.action.at))
-                    try w.upsert(try state.apply(a, seq: seq, hash: hash, checkSignature: false))
-                }
-            }
+            try pool.write { db in try writeChain(actions, into: SQLiteLedgerStore.Access(db: db)) }
             #expect(try pool.read { db in try Bool.fetchOne(db, sql: "SELECT sql LIKE '%WITHOUT ROWID%' FROM sqlite_master WHERE name = 'payouts'") } == false)
         }
         let ledger = try Ledger(store: try SQLiteLedgerStore(path: path), policy: LedgerBenchmark.policy)

@@ -13,16 +13,8 @@ import Testing
         let dir = TempDir()
         let store = try SQLiteLedgerStore(path: dir.sub("ledger.sqlite"))
         let (actions, _) = try LedgerBenchmark.actions(count: 320)
-        var state = LedgerState(policy: LedgerBenchmark.policy)
         try store.write { w in
-            for (i, a) in actions.enumerated() {
-                let signature = forged.contains(i) ? actions[i - 1].signature : a.signature
-                let seq = Int64(i + 1)
-                let hash = Ledger.eventHash(seq: seq, kind: a.action.kind, payload: a.payload, actor: a.actor, signature: signature, prev: state.headHash)
-                try w.append(StoredEvent(seq: seq, kind: a.action.kind, payload: a.payload, actor: a.actor, signature: signature, prevHash: state.headHash,
-                                         hash: hash, idempotencyKey: Ledger.idempotencyKey(kind: a.action.kind, payload: a.payload, actor: a.actor), at: a.action.at))
-                try w.upsert(try state.apply(a, seq: seq, hash: hash, checkSignature: false))
-            }
+            try writeChain(actions, into: w) { i in forged.contains(i) ? actions[i - 1].signature : actions[i].signature }
         }
         return try Ledger.verify(store: store, policy: LedgerBenchmark.policy)
     }

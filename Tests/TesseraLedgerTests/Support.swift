@@ -19,6 +19,22 @@ let testPolicy = MarketPolicy(confidence: 0.95, minGainMicronats: 100, backgroun
 
 func fakeHash(_ s: String) -> String { ContentHash.sha256(Array(s.utf8)) }
 
+/// Writes the actions straight into a store as a correctly linked chain with their derived
+/// rows, bypassing `Ledger` (and the rules' signature check); `signature(i)`, when
+/// given, stands in for action i's own signature.
+func writeChain(_ actions: [SignedAction], into w: any LedgerWriter,
+                signature: ((Int) -> String)? = nil) throws {
+    var state = LedgerState(policy: LedgerBenchmark.policy)
+    for (i, a) in actions.enumerated() {
+        let sig = signature?(i) ?? a.signature
+        let seq = Int64(i + 1)
+        let hash = Ledger.eventHash(seq: seq, kind: a.action.kind, payload: a.payload, actor: a.actor, signature: sig, prev: state.headHash)
+        try w.append(StoredEvent(seq: seq, kind: a.action.kind, payload: a.payload, actor: a.actor, signature: sig, prevHash: state.headHash,
+                                 hash: hash, idempotencyKey: Ledger.idempotencyKey(kind: a.action.kind, payload: a.payload, actor: a.actor), at: a.action.at))
+        try w.upsert(try state.apply(a, seq: seq, hash: hash, checkSignature: false))
+    }
+}
+
 /// A small market: operator, publisher, three contributors, three validators (stakes 100,
 /// 150, 120; quorum 3), four experts
 /// (2 layers × 2), domain "es", round "r1" over all experts.

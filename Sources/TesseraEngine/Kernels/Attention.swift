@@ -48,18 +48,12 @@ public func attentionForward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float
             while r0 < S {
                 let r1 = min(S, r0 + AttentionShape.block)
                 let rows = r1 - r0
-                if precision == .fp32 {
-                    sgemmRaw(false, true, rows, r1, d, s.scale, qb + r0 * s.qStride, s.qStride, kb, s.kvStride, 0, P + r0 * S, S)
-                } else {
-                    // The AMX path takes alpha = 1; the scale is applied before the softmax.
-                    gemm(transB: true, m: rows, n: r1, k: d, a: qb + r0 * s.qStride, lda: s.qStride, b: kb, ldb: s.kvStride,
-                         c: P + r0 * S, ldc: S, parallel: false, precision: precision)
-                }
+                gemm(transB: true, m: rows, n: r1, k: d, alpha: s.scale, a: qb + r0 * s.qStride, lda: s.qStride, b: kb, ldb: s.kvStride,
+                     c: P + r0 * S, ldc: S, parallel: false, precision: precision)
                 for i in r0..<r1 {
                     let row = P + i * S
                     let lo = s.firstKey(i)
                     if lo > 0 { row.update(repeating: 0, count: lo) }
-                    if precision != .fp32 { multiply(row + lo, i + 1 - lo, by: s.scale) }
                     softmaxRow(row + lo, i + 1 - lo)
                     if i + 1 < r1 { (row + i + 1).update(repeating: 0, count: r1 - i - 1) }
                 }

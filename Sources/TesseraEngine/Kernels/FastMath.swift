@@ -69,14 +69,6 @@ public func softmaxRow(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
     while i < n { x[i] *= inv; i += 1 }
 }
 
-/// x[0..<n] *= factor.
-@inlinable
-func multiply(_ x: UnsafeMutablePointer<Float>, _ n: Int, by factor: Float) {
-    var i = 0
-    while i + 8 <= n { store8(load8(x + i, 8, fill: 0) * factor, x + i, 8); i += 8 }
-    while i < n { x[i] *= factor; i += 1 }
-}
-
 /// Dot product of two runs, accumulated in 8 lanes.
 @inlinable
 public func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {

@@ -4,7 +4,7 @@ import CAMXMatmul
 /// Row-major C[m,n] = alpha · op(A)[m,k] · op(B)[k,n] + beta · C, with op = transpose when
 /// asked. Large products are split by rows of C across the workers; each block is one
 /// single-threaded OpenBLAS or AMX call. Which of the two computes a product depends on
-/// `precision`, alpha, beta, n and k but never on m, so a row's result does not depend
+/// `precision`, beta, n and k but never on m, so a row's result does not depend
 /// on how many rows were computed with it.
 @inlinable
 public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
@@ -24,10 +24,10 @@ public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: 
     let work = parallel ? m * n * k / 64 : 0
     _ = Parallel.workers  // sets OpenBLAS to one thread before the first call
     // Products narrower than two tiles gain nothing from AMX's padding to 32.
-    let amx = precision.amxParts.flatMap { alpha == 1 && (beta == 0 || beta == 1) && n >= 32 && k >= 32 ? $0 : nil }
+    let amx = precision.amxParts.flatMap { (beta == 0 || beta == 1) && n >= 32 && k >= 32 ? $0 : nil }
     Parallel.ranges(m, granule: amx == nil ? 16 : 32, work: work) { rows in
         let aRow = transA ? a + rows.lowerBound : a + rows.lowerBound * lda
-        if let amx, tsr_amx_sgemm(amx, transA ? 1 : 0, transB ? 1 : 0, Int32(rows.count), Int32(n), Int32(k),
+        if let amx, tsr_amx_sgemm(amx, transA ? 1 : 0, transB ? 1 : 0, Int32(rows.count), Int32(n), Int32(k), alpha,
                                   aRow, Int32(lda), b, Int32(ldb), beta == 1 ? 1 : 0,
                                   c + rows.lowerBound * ldc, Int32(ldc)) == 0 {
             return

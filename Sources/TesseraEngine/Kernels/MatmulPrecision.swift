@@ -27,9 +27,15 @@ public enum MatmulPrecision: String, Sendable, CaseIterable, Codable {
     private static let chosen = Mutex<MatmulPrecision?>(nil)
 
     private static let environmentDefault: MatmulPrecision = {
-        if let name = getenvString("TESSERA_MATMUL"), let p = MatmulPrecision(rawValue: name), p.isUsable { return p }
+        if let p = try? fromEnvironment() { return p }
         return amxAvailable ? .bf16x3 : .fp32
     }()
+
+    /// `TESSERA_MATMUL`, checked as `parse` checks a name; nil when it is not set.
+    public static func fromEnvironment() throws -> MatmulPrecision? {
+        guard let p = getenv("TESSERA_MATMUL") else { return nil }
+        do { return try parse(String(cString: p)) } catch { throw EngineError.invalidInput("TESSERA_MATMUL: \(error)") }
+    }
 
     /// False for the AMX precisions on a processor without AMX.
     public var isUsable: Bool { self == .fp32 || Self.amxAvailable }
@@ -60,8 +66,3 @@ public enum MatmulPrecision: String, Sendable, CaseIterable, Codable {
 #if canImport(Glibc)
 import Glibc
 #endif
-
-private func getenvString(_ name: String) -> String? {
-    guard let p = getenv(name) else { return nil }
-    return String(cString: p)
-}
