@@ -1,10 +1,14 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
+// No target sets unsafe flags, so other packages can depend on these libraries; code that
+// needs AVX2, AVX-512 or AMX lives in C functions with per-function target attributes and
+// is chosen at run time by the processor's features.
 let package = Package(
     name: "Tessera",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
+        .library(name: "TesseraCore", targets: ["TesseraCore"]),
         .library(name: "TesseraEngine", targets: ["TesseraEngine"]),
         .library(name: "TesseraLibrary", targets: ["TesseraLibrary"]),
         .library(name: "TesseraLedger", targets: ["TesseraLedger"]),
@@ -16,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
@@ -24,49 +29,47 @@ let package = Package(
                        providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium",
                        providers: [.apt(["libsodium-dev"])]),
+        .target(name: "CEd25519Batch", linkerSettings: [.linkedLibrary("sodium")]),
+        .target(name: "CAMXMatmul"),
+        .target(name: "CVectorMath"),
+
+        // Layer 0: JSON and canonical JSON, policy files, hashes, keys and signatures,
+        // ExpertID, parallel work, timers, the seeded generator, atomic files.
         .target(
-            name: "CEd25519Batch",
-            cSettings: [.unsafeFlags(["-O2"])],
-            linkerSettings: [.linkedLibrary("sodium")]
+            name: "TesseraCore",
+            dependencies: ["CEd25519Batch", .product(name: "Crypto", package: "swift-crypto"), "TOMLKit"]
         ),
-        .target(
-            name: "CAMXMatmul",
-            cSettings: [.unsafeFlags(["-O2"])]
-        ),
-        .target(
-            name: "CVectorMath",
-            cSettings: [.unsafeFlags(["-O2"])]
-        ),
-        .target(
-            name: "TesseraEngine",
-            dependencies: ["CBLAS", "CAMXMatmul", "CVectorMath"],
-            swiftSettings: [.unsafeFlags(["-O", "-target-cpu", "haswell"])]
-        ),
-        .target(
-            name: "TesseraLibrary",
-            dependencies: ["TesseraEngine", "CZstd", "CSodium", "CEd25519Batch", .product(name: "Crypto", package: "swift-crypto")]
-        ),
-        .target(
-            name: "TesseraProof",
-            dependencies: ["TesseraLibrary", "TesseraEngine", .product(name: "Crypto", package: "swift-crypto")]
-        ),
+        // Layer 1: the model engine, and the ledger (which needs nothing of the engine).
+        .target(name: "TesseraEngine", dependencies: ["TesseraCore", "CBLAS", "CAMXMatmul", "CVectorMath"]),
         .target(
             name: "TesseraLedger",
-            dependencies: ["TesseraLibrary", "TesseraEngine", .product(name: "GRDB", package: "GRDB.swift"),
+            dependencies: ["TesseraCore", .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "GRDBSQLite", package: "GRDB.swift")]
         ),
+        // Layer 2: expert shards, versions, deltas, bundles.
+        .target(name: "TesseraLibrary", dependencies: ["TesseraCore", "TesseraEngine", "CZstd"]),
+        // Layer 3: corpora, selection, training, Proof-of-Loss, merging.
+        .target(name: "TesseraProof", dependencies: ["TesseraCore", "TesseraEngine", "TesseraLibrary"]),
+        // Layer 4: a market — set-up, the operator's and participants' workflows, the demo.
         .target(
             name: "TesseraMarket",
-            dependencies: ["TesseraProof", "TesseraLedger", "TesseraLibrary", "TesseraEngine"]
+            dependencies: ["TesseraCore", "TesseraEngine", "TesseraLibrary", "TesseraLedger", "TesseraProof"]
+        ),
+        // Synthetic workloads shared by the tests and the benchmarks.
+        .target(
+            name: "TesseraTestSupport",
+            dependencies: ["TesseraCore", "TesseraEngine", "TesseraLibrary", "TesseraLedger"]
+        ),
+        .target(
+            name: "TesseraBenchmarks",
+            dependencies: ["TesseraCore", "TesseraEngine", "TesseraLibrary", "TesseraLedger", "TesseraProof", "TesseraTestSupport", "CSodium",
+                           .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .executableTarget(
             name: "tessera",
             dependencies: [
-                "TesseraMarket",
-                "TesseraEngine",
-                "TesseraLibrary",
-                "TesseraLedger",
-                "TesseraProof",
+                "TesseraCore", "TesseraEngine", "TesseraLibrary", "TesseraLedger", "TesseraProof", "TesseraMarket",
+                "TesseraBenchmarks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // jemalloc in place of glibc's malloc: the ledger's verify and append paths make
@@ -74,26 +77,14 @@ let package = Package(
             // time with it (ledger bench, alternating runs).
             linkerSettings: [.linkedLibrary("jemalloc")]
         ),
-        .testTarget(
-            name: "TesseraEngineTests",
-            dependencies: ["TesseraEngine"],
-            exclude: ["Reference"]
-        ),
-        .testTarget(
-            name: "TesseraLibraryTests",
-            dependencies: ["TesseraLibrary", "TesseraEngine"]
-        ),
-        .testTarget(
-            name: "TesseraProofTests",
-            dependencies: ["TesseraProof", "TesseraEngine"]
-        ),
+        .testTarget(name: "TesseraCoreTests", dependencies: ["TesseraCore", "TesseraTestSupport"]),
+        .testTarget(name: "TesseraEngineTests", dependencies: ["TesseraEngine", "TesseraCore", "TesseraTestSupport"]),
+        .testTarget(name: "TesseraLibraryTests", dependencies: ["TesseraLibrary", "TesseraEngine", "TesseraCore", "TesseraTestSupport"]),
+        .testTarget(name: "TesseraProofTests", dependencies: ["TesseraProof", "TesseraLibrary", "TesseraEngine", "TesseraCore", "TesseraTestSupport"]),
+        .testTarget(name: "TesseraLedgerTests", dependencies: ["TesseraLedger", "TesseraCore", "TesseraTestSupport"]),
         .testTarget(
             name: "TesseraMarketTests",
-            dependencies: ["TesseraMarket", "TesseraProof", "TesseraLedger", "TesseraLibrary", "TesseraEngine"]
-        ),
-        .testTarget(
-            name: "TesseraLedgerTests",
-            dependencies: ["TesseraLedger", "TesseraLibrary", "TesseraEngine"]
+            dependencies: ["TesseraMarket", "TesseraProof", "TesseraLedger", "TesseraLibrary", "TesseraEngine", "TesseraCore", "TesseraTestSupport"]
         ),
     ],
     swiftLanguageModes: [.v6]

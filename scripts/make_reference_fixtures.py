@@ -1,7 +1,13 @@
-"""Reference fixtures for cases ../shared/fixtures/hf-moe does not cover.
+"""The reference fixtures the tests check the engine against, committed under
+Tests/Fixtures/reference (the tests read nothing outside the repository).
 
 Run where torch and transformers are installed (they are not needed for the tests):
-    python scripts/make_reference_fixtures.py Tests/TesseraEngineTests/Reference
+    python scripts/make_reference_fixtures.py Tests/Fixtures/reference [NAME ...]
+With names, only those fixtures are (re)written.
+
+mixtral-tiny, olmoe-tiny and qwen2moe-tiny have the shapes and configs of the fixtures in
+../shared/fixtures/hf-moe (which stay an independent cross-check to run by hand); the
+other three cover what those do not.
 
 Each folder gets config.json, the checkpoint as the case asks (per-expert or fused
 names, float32 or bfloat16, one file or shards with model.safetensors.index.json), and
@@ -16,6 +22,7 @@ from safetensors.torch import save_file
 
 torch.set_num_threads(2)
 OUT = sys.argv[1]
+ONLY = set(sys.argv[2:])
 
 
 def per_expert_names(sd, prefix_map):
@@ -42,6 +49,8 @@ def per_expert_names(sd, prefix_map):
 
 
 def make(name, cls, cfg, seed, fused=False, bf16=False, shards=1, batch=2, seq=11, tweak_config=None):
+    if ONLY and name not in ONLY:
+        return
     torch.manual_seed(seed)
     cfg._attn_implementation = "eager"
     model = cls(cfg).float().eval()
@@ -126,3 +135,17 @@ make("olmoe-bf16-clip", transformers.OlmoeForCausalLM, transformers.OlmoeConfig(
     vocab_size=64, hidden_size=32, intermediate_size=40, num_hidden_layers=2, num_attention_heads=4,
     num_key_value_heads=4, num_experts=6, num_experts_per_tok=3, norm_topk_prob=True, clip_qkv=1.5,
     max_position_embeddings=64), seed=5, bf16=True)
+# The shapes of ../shared/fixtures/hf-moe: per-expert names, float32, one file each.
+make("mixtral-tiny", transformers.MixtralForCausalLM, transformers.MixtralConfig(
+    vocab_size=96, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+    num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2, max_position_embeddings=256,
+    rope_theta=1000000.0, rms_norm_eps=1e-6), seed=11, seq=12)
+make("olmoe-tiny", transformers.OlmoeForCausalLM, transformers.OlmoeConfig(
+    vocab_size=96, hidden_size=32, intermediate_size=40, num_hidden_layers=2, num_attention_heads=4,
+    num_key_value_heads=4, num_experts=6, num_experts_per_tok=2, norm_topk_prob=False,
+    max_position_embeddings=256, rope_theta=10000.0, rms_norm_eps=1e-6), seed=12, seq=10)
+make("qwen2moe-tiny", transformers.Qwen2MoeForCausalLM, transformers.Qwen2MoeConfig(
+    vocab_size=96, hidden_size=32, intermediate_size=64, moe_intermediate_size=24,
+    shared_expert_intermediate_size=40, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+    num_experts=8, num_experts_per_tok=2, norm_topk_prob=False, max_position_embeddings=256,
+    rope_theta=10000.0, rms_norm_eps=1e-6, qkv_bias=True), seed=13, seq=9)

@@ -1,6 +1,5 @@
 import Foundation
-import TesseraEngine
-import TesseraLibrary
+import TesseraCore
 
 public enum Role: String, Codable, Sendable, CaseIterable, Comparable {
     case contributor, validator, owner
@@ -171,77 +170,67 @@ public enum LedgerAction: Sendable, Equatable {
         public init(layer: Int, expert: Int, version: String, usage: Int64) { self.layer = layer; self.expert = expert; self.version = version; self.usage = usage }
     }
 
-    public var kind: String {
-        switch self {
-        case .genesis: return "genesis"
-        case .register: return "register"
-        case .openDomain: return "open_domain"
-        case .openRound: return "open_round"
-        case .closeRound: return "close_round"
-        case .claim: return "claim"
-        case .submit: return "submit"
-        case .verdict: return "verdict"
-        case .newVersion: return "new_version"
-        case .revenue: return "revenue"
-        case .commit: return "commit"
-        case .reveal: return "reveal"
+    /// Every action's name in events and signed bytes, and the type of its payload.
+    public enum Kind: String, Sendable, CaseIterable, Codable {
+        case genesis, register, commit, reveal, claim, submit, verdict, revenue
+        case openDomain = "open_domain", openRound = "open_round", closeRound = "close_round", newVersion = "new_version"
+
+        var payloadType: any ActionPayload.Type {
+            switch self {
+            case .genesis: return Genesis.self
+            case .register: return Register.self
+            case .openDomain: return OpenDomain.self
+            case .openRound: return OpenRound.self
+            case .closeRound: return CloseRound.self
+            case .claim: return Claim.self
+            case .submit: return Submit.self
+            case .verdict: return Verdict.self
+            case .newVersion: return NewVersion.self
+            case .revenue: return Revenue.self
+            case .commit: return Commit.self
+            case .reveal: return Reveal.self
+            }
         }
     }
 
-    public var at: Int64 {
+    /// The payload of whichever action this is.
+    public var payload: any ActionPayload {
         switch self {
-        case let .genesis(a): return a.at
-        case let .register(a): return a.at
-        case let .openDomain(a): return a.at
-        case let .openRound(a): return a.at
-        case let .closeRound(a): return a.at
-        case let .claim(a): return a.at
-        case let .submit(a): return a.at
-        case let .verdict(a): return a.at
-        case let .newVersion(a): return a.at
-        case let .revenue(a): return a.at
-        case let .commit(a): return a.at
-        case let .reveal(a): return a.at
+        case let .genesis(a): return a
+        case let .register(a): return a
+        case let .openDomain(a): return a
+        case let .openRound(a): return a
+        case let .closeRound(a): return a
+        case let .claim(a): return a
+        case let .submit(a): return a
+        case let .verdict(a): return a
+        case let .newVersion(a): return a
+        case let .revenue(a): return a
+        case let .commit(a): return a
+        case let .reveal(a): return a
         }
     }
 
-    /// The payload in canonical JSON (sorted keys, no whitespace).
+    public var kind: String { type(of: payload).kind.rawValue }
+    public var at: Int64 { payload.at }
+
+    /// The payload in canonical JSON (RFC 8785 form).
     public func payloadJSON() throws -> String {
-        let enc = JSONEncoder()
-        let data: Data
-        switch self {
-        case let .genesis(a): data = try enc.encode(a)
-        case let .register(a): data = try enc.encode(a)
-        case let .openDomain(a): data = try enc.encode(a)
-        case let .openRound(a): data = try enc.encode(a)
-        case let .closeRound(a): data = try enc.encode(a)
-        case let .claim(a): data = try enc.encode(a)
-        case let .submit(a): data = try enc.encode(a)
-        case let .verdict(a): data = try enc.encode(a)
-        case let .newVersion(a): data = try enc.encode(a)
-        case let .revenue(a): data = try enc.encode(a)
-        case let .commit(a): data = try enc.encode(a)
-        case let .reveal(a): data = try enc.encode(a)
-        }
-        return String(decoding: try JSONValue.parse(data).canonicalBytes, as: UTF8.self)
+        try JSONValueEncoder().encode(payload).canonicalText
     }
 
+    /// Reads a stored (kind, payload) pair; a payload with a field the action does not
+    /// have is refused, since it would be signed without meaning anything.
     public static func decode(kind: String, payload: String) throws -> LedgerAction {
-        let d = JSONDecoder(), data = Data(payload.utf8)
-        switch kind {
-        case "genesis": return .genesis(try d.decode(Genesis.self, from: data))
-        case "register": return .register(try d.decode(Register.self, from: data))
-        case "open_domain": return .openDomain(try d.decode(OpenDomain.self, from: data))
-        case "open_round": return .openRound(try d.decode(OpenRound.self, from: data))
-        case "close_round": return .closeRound(try d.decode(CloseRound.self, from: data))
-        case "claim": return .claim(try d.decode(Claim.self, from: data))
-        case "submit": return .submit(try d.decode(Submit.self, from: data))
-        case "verdict": return .verdict(try d.decode(Verdict.self, from: data))
-        case "new_version": return .newVersion(try d.decode(NewVersion.self, from: data))
-        case "revenue": return .revenue(try d.decode(Revenue.self, from: data))
-        case "commit": return .commit(try d.decode(Commit.self, from: data))
-        case "reveal": return .reveal(try d.decode(Reveal.self, from: data))
-        default: throw LedgerError.refused("unknown event kind \(kind)")
+        guard let k = Kind(rawValue: kind) else { throw LedgerError.refused("unknown event kind \(kind)") }
+        return try decode(kind: k, payload: try JSONValue.parse(Data(payload.utf8)))
+    }
+
+    static func decode(kind: Kind, payload: JSONValue) throws -> LedgerAction {
+        do {
+            return try StrictJSON.decode(kind.payloadType, from: payload, file: "\(kind.rawValue) payload", rejectUnknownKeys: true).action
+        } catch {
+            throw LedgerError.refused("\(error)")
         }
     }
 
@@ -250,6 +239,43 @@ public enum LedgerAction: Sendable, Equatable {
         Array("{\"kind\":\"\(kind)\",\"payload\":\(payload)}".utf8)
     }
 }
+
+/// The payload of one kind of action: its time, and how it becomes a `LedgerAction`.
+public protocol ActionPayload: Codable, Sendable {
+    static var kind: LedgerAction.Kind { get }
+    var at: Int64 { get }
+    var action: LedgerAction { get }
+}
+
+/// An action travels as `{"kind": K, "payload": {...}}`: the same shape the actor signs.
+extension LedgerAction: Codable {
+    enum CodingKeys: String, CodingKey { case kind, payload }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let kind = try c.decode(Kind.self, forKey: .kind)
+        self = try kind.payloadType.init(from: try c.superDecoder(forKey: .payload)).action
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(type(of: payload).kind, forKey: .kind)
+        try payload.encode(to: c.superEncoder(forKey: .payload))
+    }
+}
+
+extension LedgerAction.Genesis: ActionPayload { public static let kind = LedgerAction.Kind.genesis; public var action: LedgerAction { .genesis(self) } }
+extension LedgerAction.Register: ActionPayload { public static let kind = LedgerAction.Kind.register; public var action: LedgerAction { .register(self) } }
+extension LedgerAction.OpenDomain: ActionPayload { public static let kind = LedgerAction.Kind.openDomain; public var action: LedgerAction { .openDomain(self) } }
+extension LedgerAction.OpenRound: ActionPayload { public static let kind = LedgerAction.Kind.openRound; public var action: LedgerAction { .openRound(self) } }
+extension LedgerAction.CloseRound: ActionPayload { public static let kind = LedgerAction.Kind.closeRound; public var action: LedgerAction { .closeRound(self) } }
+extension LedgerAction.Claim: ActionPayload { public static let kind = LedgerAction.Kind.claim; public var action: LedgerAction { .claim(self) } }
+extension LedgerAction.Submit: ActionPayload { public static let kind = LedgerAction.Kind.submit; public var action: LedgerAction { .submit(self) } }
+extension LedgerAction.Verdict: ActionPayload { public static let kind = LedgerAction.Kind.verdict; public var action: LedgerAction { .verdict(self) } }
+extension LedgerAction.NewVersion: ActionPayload { public static let kind = LedgerAction.Kind.newVersion; public var action: LedgerAction { .newVersion(self) } }
+extension LedgerAction.Revenue: ActionPayload { public static let kind = LedgerAction.Kind.revenue; public var action: LedgerAction { .revenue(self) } }
+extension LedgerAction.Commit: ActionPayload { public static let kind = LedgerAction.Kind.commit; public var action: LedgerAction { .commit(self) } }
+extension LedgerAction.Reveal: ActionPayload { public static let kind = LedgerAction.Kind.reveal; public var action: LedgerAction { .reveal(self) } }
 
 /// An action signed by its actor, ready to be appended. Its canonical payload is
 /// computed once, here.

@@ -1,7 +1,6 @@
 import Dispatch
 import Foundation
-import TesseraEngine
-import TesseraLibrary
+import TesseraCore
 
 /// A market's ledger: appends signed actions after checking them against the rules, as
 /// hash-chained events written in the same transaction as their effects; answers queries

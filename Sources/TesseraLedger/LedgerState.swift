@@ -1,6 +1,5 @@
 import Foundation
-import TesseraEngine
-import TesseraLibrary
+import TesseraCore
 
 /// Everything the events imply, kept in memory: the rules read it to decide, and every
 /// change to it is also emitted as derived-table rows. Replaying the events from the

@@ -1,5 +1,5 @@
 import Foundation
-import TesseraEngine
+import TesseraCore
 
 /// Answers for owners and everyone else, read from the derived tables.
 extension Ledger {

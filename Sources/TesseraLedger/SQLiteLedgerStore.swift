@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import TesseraCore
 
 /// The ledger in SQLite through GRDB: WAL, synchronous FULL, one writer at a time (also
 /// across processes: writes start with BEGIN IMMEDIATE and wait on a busy lock), schema
@@ -74,7 +75,21 @@ public final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
     }
 
     public func write<T>(_ body: (any LedgerWriter) throws -> T) throws -> T {
-        try pool.write { db in try body(Access(db: db)) }
+        let result = try pool.write { db in
+            let r = try body(Access(db: db))
+            CrashPoint.reach("ledger.commit")
+            return r
+        }
+        CrashPoint.reach("ledger.committed")
+        return result
+    }
+
+    /// Inserts events into the `events` table of any database through the ledger's own
+    /// insert path (a cached statement bound through SQLite's C interface): the raw
+    /// baseline `ledger bench` compares appends with.
+    public static func insertEvents<S: Sequence>(_ events: S, into db: Database) throws where S.Element == StoredEvent {
+        let w = Access(db: db)
+        for e in events { try w.append(e) }
     }
 
     struct Access: LedgerWriter {

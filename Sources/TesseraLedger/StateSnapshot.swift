@@ -1,5 +1,5 @@
 import Foundation
-import TesseraEngine
+import TesseraCore
 
 /// The ledger state as a snapshot: a compact binary form with every collection in sorted
 /// order, so one state has exactly one encoding. JSON took seconds per snapshot on a
@@ -13,9 +13,7 @@ extension LedgerState {
         var w = SnapshotWriter()
         w.bytes.reserveCapacity(1 << 20)
         w.bytes += Self.snapshotMagic
-        let policyEncoder = JSONEncoder()
-        policyEncoder.outputFormatting = .sortedKeys
-        w.blob(Array(try policyEncoder.encode(policy)))
+        w.blob(try JSONOutput.canonicalBytes(policy))
         w.int(seq)
         w.string(headHash)
         w.optional(operatorKey) { $0.string($1) }
@@ -65,7 +63,7 @@ extension LedgerState {
     public init(snapshot data: Data, seq snapshotSeq: Int64, policy expected: MarketPolicy) throws {
         let bytes = [UInt8](data)
         guard bytes.starts(with: Self.snapshotMagic) else {
-            guard let legacy = try? JSONDecoder().decode(LedgerState.self, from: data) else {
+            guard let legacy = try? StrictJSON.decode(LedgerState.self, from: data, file: "snapshot") else {
                 throw LedgerError.corrupt("snapshot at event \(snapshotSeq) is neither a binary nor a JSON ledger state")
             }
             guard legacy.policy == expected else { throw LedgerError.corrupt("snapshot at event \(snapshotSeq) was made under another policy") }
@@ -73,7 +71,7 @@ extension LedgerState {
             return
         }
         var r = SnapshotReader(bytes: bytes, at: Self.snapshotMagic.count, seq: snapshotSeq)
-        guard let policy = try? JSONDecoder().decode(MarketPolicy.self, from: Data(try r.blob())), policy == expected else {
+        guard let policy = try? StrictJSON.decode(MarketPolicy.self, from: Data(try r.blob()), file: "snapshot"), policy == expected else {
             throw LedgerError.corrupt("snapshot at event \(snapshotSeq) was made under another policy")
         }
         self.init(policy: policy)

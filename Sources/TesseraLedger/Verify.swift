@@ -1,7 +1,6 @@
 import Dispatch
 import Foundation
-import TesseraEngine
-import TesseraLibrary
+import TesseraCore
 
 public struct VerifyReport: Codable, Sendable, Equatable {
     public var events: Int64

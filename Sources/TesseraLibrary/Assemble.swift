@@ -1,5 +1,6 @@
 import Foundation
 import TesseraEngine
+import TesseraCore
 
 extension ExpertLibrary {
     /// Writes a Hugging Face checkpoint of the chosen versions (the current ones by

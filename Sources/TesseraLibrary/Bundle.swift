@@ -1,5 +1,6 @@
 import Foundation
 import TesseraEngine
+import TesseraCore
 
 /// A contributor's submission: a signed manifest and the delta files it names.
 ///

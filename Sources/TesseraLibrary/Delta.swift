@@ -1,5 +1,6 @@
 import Foundation
 import TesseraEngine
+import TesseraCore
 
 /// An update to one expert against a named base version, carried in a safetensors file:
 /// one U8 tensor of zstd-compressed payload per expert tensor, and the description in the
@@ -46,6 +47,11 @@ public struct DeltaHeader: Codable, Sendable, Equatable {
     public var modelType: String
     public var configSHA256: String
     public var tensors: [Tensor]
+
+    public init(format: String, layer: Int, expert: Int, base: String, encoding: Encoding, modelType: String, configSHA256: String, tensors: [Tensor]) {
+        self.format = format; self.layer = layer; self.expert = expert; self.base = base; self.encoding = encoding
+        self.modelType = modelType; self.configSHA256 = configSHA256; self.tensors = tensors
+    }
 
     public var id: ExpertID { ExpertID(layer: layer, expert: expert) }
     /// Bytes of the expert in float32: what the compression ratio is measured against.
@@ -258,14 +264,14 @@ public enum DeltaCodec {
         return ExpertWeights(tensors: out)
     }
 
-    static func storageBytes(_ values: [Float], _ dtype: DType) -> [UInt8] {
+    public static func storageBytes(_ values: [Float], _ dtype: DType) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(values.count * dtype.byteSize)
         values.withUnsafeBufferPointer { encodeFloats($0, as: dtype, into: &out) }
         return out
     }
 
-    static func decodeStorage(_ bytes: [UInt8], _ dtype: DType) -> [Float] {
+    public static func decodeStorage(_ bytes: [UInt8], _ dtype: DType) -> [Float] {
         let n = bytes.count / dtype.byteSize
         var out = [Float](repeating: 0, count: n)
         bytes.withUnsafeBytes { src in

@@ -2,6 +2,7 @@ import Foundation
 import TesseraEngine
 #if canImport(Glibc)
 import Glibc
+import TesseraCore
 #endif
 
 /// An expert library on disk:

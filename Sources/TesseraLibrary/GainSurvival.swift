@@ -1,5 +1,6 @@
 import Foundation
 import TesseraEngine
+import TesseraCore
 
 /// How much of a fine-tuned update's loss gain survives delta encoding. A small random
 /// Qwen3-MoE model is fine-tuned (sparse AdamW, two experts per layer) on random token
@@ -40,7 +41,7 @@ public struct GainSurvival: Encodable, Sendable {
         let baseLoss = try run.forward(tokens)
         let experts = (0..<2).flatMap { l in [ExpertID(layer: l, expert: 0), ExpertID(layer: l, expert: 1)] }
         let base = model.parameters.array
-        let trainable = try TrainableSet.experts(experts.map { ($0.layer, $0.expert) }, in: model.layout)
+        let trainable = try TrainableSet.experts(experts, in: model.layout)
         let views = trainable.views(in: model.layout)
         let grads = FloatBuffer(count: model.parameters.count)
         let opt = AdamW(views: views, hyper: .init(learningRate: 1e-2, weightDecay: 0))

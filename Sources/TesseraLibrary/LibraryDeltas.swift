@@ -1,5 +1,6 @@
 import Foundation
 import TesseraEngine
+import TesseraCore
 
 extension ExpertLibrary {
     /// The weights of one version of an expert, by shard tensor name.

@@ -1,5 +1,6 @@
 import Foundation
 import TesseraEngine
+import TesseraCore
 
 /// manifest.json of an expert library: where every source tensor lives, and the chain
 /// of versions of every routed expert. Written last and atomically, so a library on disk

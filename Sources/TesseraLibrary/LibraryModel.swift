@@ -1,5 +1,6 @@
 import Foundation
 import TesseraEngine
+import TesseraCore
 
 extension ExpertLibrary {
     /// Loads the model from the library: the trunk plus, for every expert in `resident`
@@ -84,7 +85,7 @@ public enum ModelSource {
 
     public static func parseExpertSet(_ text: String) throws -> Set<ExpertID> {
         do {
-            return Set(try parseExpertList(text).map { ExpertID(layer: $0.layer, expert: $0.expert) })
+            return Set(try ExpertID.parseList(text))
         } catch {
             throw LibraryError("\(error)")
         }

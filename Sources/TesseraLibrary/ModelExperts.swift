@@ -1,5 +1,6 @@
 import Foundation
 import TesseraEngine
+import TesseraCore
 
 extension ExpertLibrary {
     /// The manifest tensors that hold expert `id`, each with its shard name, shape and

@@ -1,4 +1,5 @@
 import TesseraEngine
+import TesseraCore
 
 /// The lossy sparse payload of one tensor's Δ, chunk by chunk:
 ///
@@ -8,7 +9,7 @@ import TesseraEngine
 ///
 /// Every full chunk keeps `keep` entries (the largest |Δ|, lower index first on ties);
 /// the last keeps min(keep, its length).
-enum SparseCodec {
+public enum SparseCodec {
     static func entries(count: Int, chunk: Int, keep: Int) -> Int {
         let full = count / chunk, rest = count % chunk
         return full * min(keep, chunk) + min(keep, rest)
@@ -16,12 +17,12 @@ enum SparseCodec {
 
     static func chunks(count: Int, chunk: Int) -> Int { (count + chunk - 1) / chunk }
 
-    static func payloadSize(count: Int, chunk: Int, keep: Int) -> Int {
+    public static func payloadSize(count: Int, chunk: Int, keep: Int) -> Int {
         let n = entries(count: count, chunk: chunk, keep: keep)
         return chunks(count: count, chunk: chunk) * 4 + (n + 1) / 2 * 3 + n
     }
 
-    static func encode(_ delta: [Float], chunk: Int, keep: Int) -> [UInt8] {
+    public static func encode(_ delta: [Float], chunk: Int, keep: Int) -> [UInt8] {
         let count = delta.count
         let nChunks = chunks(count: count, chunk: chunk)
         let nEntries = entries(count: count, chunk: chunk, keep: keep)
@@ -85,7 +86,7 @@ enum SparseCodec {
         return payload
     }
 
-    static func decode(_ payload: [UInt8], count: Int, chunk: Int, keep: Int, what: String) throws -> [Float] {
+    public static func decode(_ payload: [UInt8], count: Int, chunk: Int, keep: Int, what: String) throws -> [Float] {
         guard payload.count == payloadSize(count: count, chunk: chunk, keep: keep) else {
             throw LibraryError("\(what): sparse payload has \(payload.count) bytes, expected \(payloadSize(count: count, chunk: chunk, keep: keep))")
         }

@@ -1,5 +1,6 @@
 import Foundation
 import TesseraEngine
+import TesseraCore
 
 extension ExpertLibrary {
     public struct SplitSummary: Sendable {

@@ -1,5 +1,6 @@
 import CZstd
 import TesseraEngine
+import TesseraCore
 
 /// zstd in one shot. Decompression needs the exact size the caller expects (from the
 /// delta's own metadata) and refuses a frame that declares or produces anything else, so

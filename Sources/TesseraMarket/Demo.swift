@@ -1,103 +1,123 @@
 import Crypto
 import Foundation
+import TesseraCore
 import TesseraEngine
 import TesseraLedger
 import TesseraLibrary
 import TesseraProof
 
-/// `tessera demo`: one round of the whole market on the bundled base model and real
-/// Spanish text, on one machine. Every participant acts through the same library,
-/// ledger and Proof-of-Loss code the separate commands use.
-public enum Demo {
+/// `tessera demo`: one round of the whole market on the bundled base model and the text of
+/// one domain of the market's rules, on one machine. Every participant acts through the
+/// same library, ledger and Proof-of-Loss code the separate commands use. The round is a
+/// sequence of named steps (`steps`), each a method, so another driver (a demo whose
+/// participants are separate processes, say) can run the same steps.
+public final class Demo {
     public struct Options: Sendable {
         public var experts = "Experts"
         public var policy = "Market"
-        public var spanish = "/usr/share/games/fortunes/es"
-        public var english = "/usr/share/games/fortunes"
+        /// The domain of the round (a file in the rules' domains/ folder).
+        public var domain = "es"
+        /// The domain's text, when not where its domain file says.
+        public var text: String?
+        /// General text the base was trained on: the background that guards against forgetting.
+        public var background = "/usr/share/games/fortunes"
         public var directory: String?
         public var seed: UInt64 = 1
         public var steps = 40
         public var batch = 16
         public var learningRate: Float = 1e-3
         public var topP = 0.3
-        /// Share of each contributor's training windows drawn from English (rehearsal
-        /// against forgetting, which the validators' background guard punishes).
+        /// Share of each contributor's training windows drawn from the background text
+        /// (rehearsal against forgetting, which the validators' background guard punishes).
         public var replay = 0.5
         /// Windows per contributor, per validator set, and served for metering.
         public var trainWindows = 512
         public var evalWindows = 128
         public var servedWindows = 256
         public var revenue: Int64 = 1_000_000
+        public var matmul = MatmulPrecision.machineDefault
         public var progress = true
         public init() {}
     }
 
-    public struct Report: Codable, Sendable {
-        public struct Submission: Codable, Sendable {
-            public struct Judgement: Codable, Sendable {
-                public var validator: String
-                public var accept: Bool
-                public var gainLCBMicronats: Int64
-                public var regressionUCBMicronats: Int64
-                public var maxCosine: Double?
-                public var reason: String
-                enum CodingKeys: String, CodingKey {
-                    case validator, accept, reason
-                    case maxCosine = "max_cosine"
-                    case gainLCBMicronats = "gain_lcb_micronats"
-                    case regressionUCBMicronats = "regression_ucb_micronats"
-                }
-            }
-            public var contributor: String
-            public var behaviour: String
-            public var bundle: String
-            public var experts: [String]
-            public var deltaBytes: Int
-            public var trainLoss: Double?
-            public var verdicts: [Judgement]
-            public var state: String
-            public var consensusGainMicronats: Int64?
-            enum CodingKeys: String, CodingKey {
-                case contributor, behaviour, bundle, experts, verdicts, state
-                case deltaBytes = "delta_bytes"
-                case trainLoss = "train_loss"
-                case consensusGainMicronats = "consensus_gain_micronats"
-            }
-        }
-        public struct Holding: Codable, Sendable { public var owner: String; public var units: Int64; public var fraction: Double }
-        public struct ExpertShares: Codable, Sendable {
-            public var expert: String
-            public var version: String
-            public var totalUnits: Int64
-            public var holders: [Holding]
-            enum CodingKeys: String, CodingKey { case expert, version, holders; case totalUnits = "total_units" }
-        }
-        public struct Payout: Codable, Sendable { public var recipient: String; public var kind: String; public var expert: String?; public var amount: Int64 }
+    public typealias Report = DemoReport
 
-        public var market: String
-        public var heldOutLossBefore: Double
-        public var heldOutLossAfter: Double
-        public var backgroundLossBefore: Double
-        public var backgroundLossAfter: Double
-        public var commitments: [String: String]
-        public var submissions: [Submission]
-        public var merge: RoundMerge.Outcome?
-        public var shares: [ExpertShares]
-        public var revenue: Int64
-        public var payouts: [Payout]
-        public var payoutSum: Int64
-        public var verify: VerifyReport
-        public var seconds: Double
+    let o: Options
+    let log: (String) -> Void
+    let started = Date()
+    let root: String
+    let market: MarketDirectory
+    let rules: MarketPolicyFolder
+    let domain: DomainPolicy
+    let textPath: String
+    let round: String
+    static let contributorNames = ["contributor-1", "contributor-2", "contributor-3"]
+    static let validatorNames = ["validator-1", "validator-2"]
 
-        enum CodingKeys: String, CodingKey {
-            case market, commitments, submissions, merge, shares, revenue, payouts, verify, seconds
-            case heldOutLossBefore = "held_out_loss_before"
-            case heldOutLossAfter = "held_out_loss_after"
-            case backgroundLossBefore = "background_loss_before"
-            case backgroundLossAfter = "background_loss_after"
-            case payoutSum = "payout_sum"
-        }
+    var keys: [String: ParticipantKey] = [:]
+    var label: [String: String] = [:]
+    var clock: Int64 = 1_800_000_000
+    var ledger: Ledger!
+    var library: ExpertLibrary!
+    var text: DemoText!
+    var commitments: [String: String] = [:]
+    var salts: [String: [UInt8]] = [:]
+    var submissions: [Report.Submission] = []
+    var bundleDirs: [String] = []
+    var validators: [String: Validator] = [:]
+    var merge: RoundMerge.Outcome?
+
+    /// The held-out and background windows of the round.
+    struct DemoText {
+        var train: TokenWindows
+        var heldOut: [String: TokenWindows]
+        var backgroundTrain: TokenWindows
+        var background: TokenWindows
     }
+
+    /// Checks every input before anything is written: the rules and the domain, the
+    /// library, the text paths, the training settings, and that the directory holds no
+    /// market yet.
+    public init(_ options: Options, log: @escaping (String) -> Void) throws {
+        o = options
+        self.log = log
+        guard o.steps > 0 else { throw CoreError("--steps \(o.steps) must be positive") }
+        guard o.learningRate.isFinite, o.learningRate > 0 else { throw CoreError("--lr \(o.learningRate) must be a positive number") }
+        guard (0..<1).contains(o.replay) else { throw CoreError("--replay \(o.replay) must be in [0, 1)") }
+        guard o.topP > 0, o.topP <= 1 else { throw CoreError("--top-p \(o.topP) must be in (0, 1]") }
+        guard o.batch > 0, o.trainWindows > 0, o.evalWindows > 0, o.servedWindows > 0, o.revenue > 0 else {
+            throw CoreError("batch, window counts and revenue must be positive")
+        }
+        rules = try MarketPolicyFolder(path: o.policy)
+        domain = try rules.domain(o.domain)
+        textPath = o.text ?? domain.text
+        for (what, path) in [("the \(domain.name) text (\(o.text == nil ? "domain.text of \(domain.name).toml" : "--text"))", textPath),
+                             ("the background text (--background)", o.background)] where !FileManager.default.fileExists(atPath: path) {
+            throw CoreError("\(path): \(what) does not exist" + (o.text == nil && path == textPath ? "; install \(domain.source) or give --text" : ""))
+        }
+        _ = try ExpertLibrary(directory: o.experts)
+        root = o.directory ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("tessera-demo-\(getpid())")
+        market = MarketDirectory(path: root)
+        guard !market.exists else { throw LibraryError("\(root) already holds a demo market; choose an empty directory") }
+        round = "\(domain.name)-1"
+    }
+
+    /// The round, step by step.
+    public var steps: [(name: String, run: () throws -> Void)] {
+        [("participants", createParticipants), ("market", createMarket), ("registrations", registerParticipants),
+         ("text", prepareText), ("open round", openRound), ("contributions", contribute), ("verdicts", judge),
+         ("close round", closeRound), ("merge", mergeAccepted), ("serving and revenue", serveAndPay)]
+    }
+
+    public static func run(_ options: Options, log: @escaping (String) -> Void) throws -> Report {
+        let demo = try Demo(options, log: log)
+        for step in demo.steps { try step.run() }
+        return try demo.report()
+    }
+
+    func path(_ p: String) -> String { (root as NSString).appendingPathComponent(p) }
+    func tick() -> Int64 { clock += 1; return clock }
+    func record(_ action: LedgerAction, by k: ParticipantKey) throws { _ = try ledger.append(try SignedAction(action, key: k)) }
 
     /// A key derived from the seed and a name, so the demo is the same run after run.
     static func key(_ name: String, seed: UInt64) throws -> ParticipantKey {
@@ -105,122 +125,113 @@ public enum Demo {
         return ParticipantKey(privateKey: try Curve25519.Signing.PrivateKey(rawRepresentation: raw))
     }
 
-    public static func run(_ o: Options, log: @escaping (String) -> Void) throws -> Report {
-        let started = Date()
-        let fm = FileManager.default
-        let root = o.directory ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("tessera-demo-\(getpid())")
-        // The market is the directory itself (ledger.sqlite, library/, policy/), so every
-        // `tessera ledger ... --market DIR` works on it; the participants' files sit beside.
-        guard !fm.fileExists(atPath: MarketDirectory(path: root).ledgerPath) else {
-            throw LibraryError("\(root) already holds a demo market; choose an empty directory")
-        }
+    func createParticipants() throws {
         for sub in ["keys", "data", "bundles", "verdicts"] {
-            try fm.createDirectory(atPath: (root as NSString).appendingPathComponent(sub), withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: path(sub), withIntermediateDirectories: true)
         }
-        func path(_ p: String) -> String { (root as NSString).appendingPathComponent(p) }
-
-        // Participants.
-        let names = ["operator", "publisher", "contributor-1", "contributor-2", "contributor-3", "validator-1", "validator-2"]
-        var keys: [String: ParticipantKey] = [:]
-        for n in names {
-            keys[n] = try key(n, seed: o.seed)
-            try keys[n]!.save(to: path("keys/\(n).json"))
+        for n in ["operator", "publisher"] + Self.contributorNames + Self.validatorNames {
+            let k = try Self.key(n, seed: o.seed)
+            keys[n] = k
+            label[k.publicHex] = n
+            try k.save(to: path("keys/\(n).json"))
         }
-        var label: [String: String] = [:]
-        for (n, k) in keys { label[k.publicHex] = n }
-        var clock: Int64 = 1_800_000_000
-        func tick() -> Int64 { clock += 1; return clock }
+    }
 
+    func createMarket() throws {
         log("market: creating \(root) from \(o.experts) and \(o.policy)")
-        let marketDir = MarketDirectory(path: root)
-        let ledger = try MarketDirectory.create(at: marketDir.path, policyFolder: o.policy, library: o.experts,
-                                                operatorKey: keys["operator"]!, publisher: keys["publisher"]!.publicHex, at: tick())
-        let policy = ledger.policy
-        let library = try ExpertLibrary(directory: marketDir.libraryPath)
+        ledger = try MarketDirectory.create(at: market.path, policyFolder: o.policy, library: o.experts,
+                                            operatorKey: keys["operator"]!, publisher: keys["publisher"]!.publicHex, at: tick())
+        library = try market.library()
+    }
+
+    func registerParticipants() throws {
         let op = keys["operator"]!
-        func record(_ action: LedgerAction, by k: ParticipantKey) throws { _ = try ledger.append(try SignedAction(action, key: k)) }
-        for c in ["contributor-1", "contributor-2", "contributor-3"] {
+        for c in Self.contributorNames {
             try record(.register(.init(at: tick(), key: keys[c]!.publicHex, roles: [.contributor], stake: 0)), by: op)
         }
-        try record(.register(.init(at: tick(), key: keys["validator-1"]!.publicHex, roles: [.validator], stake: 100)), by: op)
-        try record(.register(.init(at: tick(), key: keys["validator-2"]!.publicHex, roles: [.validator], stake: 60)), by: op)
-
-        // Text: the Spanish domain split by the validators' round secret; English held-out
-        // text (split by the base model's published key) as the background set.
-        guard let domain = try marketDir.domains().first(where: { $0.name == "es" }) else {
-            throw LibraryError("\(marketDir.domainsPath): no domain named es")
+        for (v, stake) in zip(Self.validatorNames, [100, 60] as [Int64]) {
+            try record(.register(.init(at: tick(), key: keys[v]!.publicHex, roles: [.validator], stake: stake)), by: op)
         }
-        let roundKey = Array(SHA256.hash(data: Array("tessera-demo-round-secret|\(o.seed)".utf8)))
-        log("data: Spanish from \(o.spanish) (held out \(domain.heldOutBps) bps by the validators' secret), English background from \(o.english)")
-        let es = try Corpus.build(inputs: [o.spanish], options: .init(seq: 128, heldOutBps: Int(domain.heldOutBps), key: roundKey, separator: .fortune),
-                                  out: path("data/es"))
-        _ = try Corpus.build(inputs: [o.english], options: .init(seq: 128, heldOutBps: BaseModel.heldOutBps, key: BaseModel.heldOutKey, separator: .fortune),
-                             out: path("data/en"))
-        let esTrain = try TokenWindows.load(path: path("data/es/train.safetensors"))
-        // Each validator judges on its own half of the held-out windows: nobody else's data.
-        let esHeldAll = try TokenWindows.load(path: path("data/es/heldout.safetensors"))
-        let validatorNames = ["validator-1", "validator-2"]
-        var heldOut: [String: TokenWindows] = [:]
-        for (i, v) in validatorNames.enumerated() { heldOut[v] = esHeldAll.share(i, of: 2).prefix(o.evalWindows) }
-        let esHeld = heldOut["validator-1"]!
-        // Saved so that `tessera verdict check` can re-run any verdict from the kept directory.
-        for v in validatorNames { try heldOut[v]!.write(to: path("data/\(v)-heldout.safetensors")) }
-        let enTrain = try TokenWindows.load(path: path("data/en/train.safetensors"))
-        let enHeld = try TokenWindows.load(path: path("data/en/heldout.safetensors")).prefix(o.evalWindows)
-        try enHeld.write(to: path("data/background.safetensors"))
-        log("data: \(es.trainWindows) Spanish training windows, \(es.heldOutWindows) held out (each validator uses \(esHeld.count) of its own half); \(enHeld.count) English background windows")
+    }
 
-        // The round, and each validator's commitment to its held-out windows.
-        let round = "es-1"
+    /// The domain's text split by the validators' round secret (each validator judges on
+    /// its own half of the held-out windows); the background text split by the base
+    /// model's published key.
+    func prepareText() throws {
+        let roundKey = Array(SHA256.hash(data: Array("tessera-demo-round-secret|\(o.seed)".utf8)))
+        log("data: \(domain.language) text from \(textPath) (held out \(domain.heldOutBps) bps by the validators' secret), background from \(o.background)")
+        let split = try Corpus.build(inputs: [textPath], options: .init(seq: 128, heldOutBps: Int(domain.heldOutBps), key: roundKey, separator: .fortune),
+                                     out: path("data/\(domain.name)"))
+        _ = try Corpus.build(inputs: [o.background], options: .init(seq: 128, heldOutBps: BaseModel.heldOutBps, key: BaseModel.heldOutKey, separator: .fortune),
+                             out: path("data/background"))
+        let heldAll = try TokenWindows.load(path: path("data/\(domain.name)/heldout.safetensors"))
+        var heldOut: [String: TokenWindows] = [:]
+        for (i, v) in Self.validatorNames.enumerated() {
+            heldOut[v] = heldAll.share(i, of: 2).prefix(o.evalWindows)
+            // Saved so that `tessera verdict check` can re-run any verdict from the kept directory.
+            try heldOut[v]!.write(to: path("data/\(v)-heldout.safetensors"))
+        }
+        let background = try TokenWindows.load(path: path("data/background/heldout.safetensors")).prefix(o.evalWindows)
+        try background.write(to: path("data/background.safetensors"))
+        text = DemoText(train: try TokenWindows.load(path: path("data/\(domain.name)/train.safetensors")), heldOut: heldOut,
+                        backgroundTrain: try TokenWindows.load(path: path("data/background/train.safetensors")), background: background)
+        guard text.train.count >= 3, heldOut.values.allSatisfy({ $0.count > 0 }), background.count > 0 else {
+            throw CoreError("\(textPath): too little text for a round (\(split.trainWindows) training and \(split.heldOutWindows) held-out windows of 128 bytes)")
+        }
+        log("data: \(split.trainWindows) training windows, \(split.heldOutWindows) held out (each validator uses \(heldOut[Self.validatorNames[0]]!.count) of its own half); \(background.count) background windows")
+    }
+
+    /// Opens the round on the domain; each validator commits to its held-out windows.
+    func openRound() throws {
         let allExperts = library.manifest.experts.map { ExpertRef(layer: $0.layer, expert: $0.expert) }
-        try record(.openRound(.init(at: tick(), round: round, domain: "es", experts: allExperts, closesAt: clock + 10_000)), by: op)
-        var commitments: [String: String] = [:]
-        var salts: [String: [UInt8]] = [:]
-        for v in validatorNames {
+        try record(.openRound(.init(at: tick(), round: round, domain: domain.name, experts: allExperts, closesAt: clock + 10_000)), by: keys["operator"]!)
+        for v in Self.validatorNames {
             let salt = Array(SHA256.hash(data: Array("salt|\(o.seed)|\(v)".utf8)))
             salts[v] = salt
-            commitments[v] = HeldOutCommitment.commitment(heldOutSHA256: heldOut[v]!.contentHash, salt: salt)
+            commitments[v] = HeldOutCommitment.commitment(heldOutSHA256: text.heldOut[v]!.contentHash, salt: salt)
             try record(.commit(.init(at: tick(), round: round, commitment: commitments[v]!)), by: keys[v]!)
         }
-        log("round \(round) open on domain es; each validator committed to its held-out windows")
+        log("round \(round) open on domain \(domain.name); each validator committed to its held-out windows")
+    }
 
-        // Contributors: select, claim, train, bundle, submit.
-        var submissions: [Report.Submission] = []
-        var bundleDirs: [String] = []
-        var c1Deltas: [String] = []
-        var c1Experts: [ExpertID] = []
+    /// Two honest contributors select, claim, train and submit; the third re-signs the
+    /// first one's deltas as its own.
+    func contribute() throws {
         let baseModel = try library.loadModel()
-        for (i, c) in ["contributor-1", "contributor-2", "contributor-3"].enumerated() {
+        var firstDeltas: [String] = []
+        var firstExperts: [ExpertID] = []
+        for (i, c) in Self.contributorNames.enumerated() {
             let k = keys[c]!
-            let replayCount = o.replay > 0 ? Int((Double(o.trainWindows) * o.replay / (1 - o.replay)).rounded()) : 0
-            let share = try esTrain.share(i, of: 3).prefix(o.trainWindows).appending(enTrain.share(i, of: 3).prefix(replayCount))
             let dir = path("bundles/\(c)")
             var experts: [ExpertID]
             var behaviour = "honest"
             var trainLoss: Double?
             if i < 2 {
-                let selection = try ExpertSelection.compute(model: baseModel, data: esTrain.share(i, of: 3).prefix(128), score: .token, topP: o.topP)
+                let selection = try ExpertSelection.compute(model: baseModel, data: text.train.share(i, of: 3).prefix(128), score: .token, topP: o.topP,
+                                                            matmul: o.matmul)
                 try selection.save(path("data/\(c)-selection.json"))
                 experts = selection.experts
                 try record(.claim(.init(at: tick(), round: round, experts: experts.map { ExpertRef(layer: $0.layer, expert: $0.expert) }, expiresAt: clock + 5_000)), by: k)
                 log("\(c): selected \(experts.count) experts by token affinity (p = \(o.topP)): \(experts.map(\.description).joined(separator: " ")); training \(o.steps) steps")
+                let replayCount = o.replay > 0 ? Int((Double(o.trainWindows) * o.replay / (1 - o.replay)).rounded()) : 0
+                let share = try text.train.share(i, of: 3).prefix(o.trainWindows).appending(text.backgroundTrain.share(i, of: 3).prefix(replayCount))
                 var options = TrainingOptions(steps: o.steps, batch: o.batch, learningRate: o.learningRate, warmupSteps: max(1, o.steps / 10),
                                               seed: o.seed &+ UInt64(i))
                 options.clipNorm = 1
                 let request = Contribution.Request(experts: experts, data: share, heldOut: nil, options: options, partialResidency: false,
-                                                   delta: DeltaOptions(encoding: .sparse, density: 0.25), market: "demo", domain: "es", round: round)
+                                                   delta: DeltaOptions(encoding: .sparse, density: 0.25), market: "demo", domain: domain.name, round: round,
+                                                   matmul: o.matmul)
                 let r = try Contribution.run(request, library: library, key: k, out: dir, progress: o.progress)
                 trainLoss = r.training.history.last?.trainLoss
                 if i == 0 {
-                    c1Experts = experts
-                    c1Deltas = try fm.contentsOfDirectory(atPath: dir + "/deltas").sorted().map { dir + "/deltas/" + $0 }
+                    firstExperts = experts
+                    firstDeltas = try FileManager.default.contentsOfDirectory(atPath: dir + "/deltas").sorted().map { dir + "/deltas/" + $0 }
                 }
             } else {
-                // The dishonest one re-signs contributor-1's deltas as its own work.
                 behaviour = "dishonest: re-signs contributor-1's deltas"
-                experts = c1Experts
+                experts = firstExperts
                 try record(.claim(.init(at: tick(), round: round, experts: experts.map { ExpertRef(layer: $0.layer, expert: $0.expert) }, expiresAt: clock + 5_000)), by: k)
-                _ = try SubmissionBundle.create(key: k, market: "demo", domain: "es", round: round, deltas: c1Deltas,
+                _ = try SubmissionBundle.create(key: k, market: "demo", domain: domain.name, round: round, deltas: firstDeltas,
                                                 training: .object([("note", .string("copied"))]), library: library, into: dir)
                 log("\(c): copies contributor-1's deltas and signs them")
             }
@@ -230,66 +241,87 @@ public enum Demo {
                                      experts: bundle.items.map { ExpertRef(layer: $0.expert.layer, expert: $0.expert.expert, version: $0.base) })), by: k)
             bundleDirs.append(dir)
             submissions.append(.init(contributor: c, behaviour: behaviour, bundle: hash, experts: experts.map(\.description),
-                                     deltaBytes: bundle.items.reduce(0) { $0 + $1.size }, trainLoss: trainLoss, verdicts: [], state: "pending"))
+                                     deltaBytes: bundle.items.reduce(0) { $0 + $1.size }, trainLossNatsPerToken: trainLoss, verdicts: [],
+                                     state: "pending", unitsEarned: 0, outcome: ""))
         }
+    }
 
-        // Validators: Proof-of-Loss on every submission, in submission order.
-        var firstValidator: Validator?
-        for v in validatorNames {
-            log("\(v): evaluating the base model on its \(heldOut[v]!.count) held-out and \(enHeld.count) background windows (forward caches kept)")
-            let validator = try Validator(library: library, key: keys[v]!, policy: policy.proofPolicy, heldOut: heldOut[v]!, background: enHeld)
-            if firstValidator == nil { firstValidator = validator }
+    /// Each validator runs Proof-of-Loss on every submission, in submission order, and
+    /// records its signed verdicts.
+    func judge() throws {
+        for v in Self.validatorNames {
+            log("\(v): evaluating the base model on its \(text.heldOut[v]!.count) held-out and \(text.background.count) background windows (forward caches kept)")
+            let validator = try Validator(library: library, key: keys[v]!, policy: rules.proof, heldOut: text.heldOut[v]!, background: text.background,
+                                          matmul: o.matmul)
+            validators[v] = validator
             for (i, dir) in bundleDirs.enumerated() {
                 let verdict = try validator.judge(bundle: dir)
                 try verdict.save(signedBy: keys[v]!, to: path("verdicts/\(v)-\(submissions[i].contributor).json"))
                 try record(.verdict(.init(at: tick(), submission: verdict.submission, gainLCBMicronats: verdict.gainLCBMicronats,
                                           regressionUCBMicronats: verdict.regressionUCBMicronats, accept: verdict.accept, reason: verdict.reason)), by: keys[v]!)
-                submissions[i].verdicts.append(.init(validator: v, accept: verdict.accept, gainLCBMicronats: verdict.gainLCBMicronats,
-                                                     regressionUCBMicronats: verdict.regressionUCBMicronats, maxCosine: verdict.maxCosine,
+                submissions[i].verdicts.append(.init(validator: v, accept: verdict.accept, gainLCBMicronatsPerToken: verdict.gainLCBMicronats,
+                                                     regressionUCBMicronatsPerToken: verdict.regressionUCBMicronats, maxCosine: verdict.maxCosine,
                                                      reason: verdict.reason))
                 log("\(v) on \(submissions[i].contributor): \(verdict.accept ? "ACCEPT" : "REJECT") — \(verdict.reason)")
             }
         }
-        try record(.closeRound(.init(at: tick(), round: round)), by: op)
-        for v in validatorNames {
-            try record(.reveal(.init(at: tick(), round: round, salt: Hex.encode(salts[v]!), heldOutSHA256: heldOut[v]!.contentHash)), by: keys[v]!)
+    }
+
+    /// The operator closes the round; the validators reveal what they committed to.
+    func closeRound() throws {
+        try record(.closeRound(.init(at: tick(), round: round)), by: keys["operator"]!)
+        for v in Self.validatorNames {
+            try record(.reveal(.init(at: tick(), round: round, salt: Hex.encode(salts[v]!), heldOutSHA256: text.heldOut[v]!.contentHash)), by: keys[v]!)
         }
         log("round closed; validators revealed their held-out windows and the ledger checked them against the commitments")
+    }
 
-        // Merge the accepted updates into new versions; mint shares by credit.
-        var state = try ledger.currentState()
-        for i in submissions.indices {
-            let s = state.submissions[submissions[i].bundle]!
-            submissions[i].state = s.state.rawValue
-            submissions[i].consensusGainMicronats = s.consensusGain
+    /// The operator merges the accepted updates into new versions and mints shares by credit.
+    func mergeAccepted() throws {
+        let state = try ledger.currentState()
+        guard let validator = validators[Self.validatorNames[0]],
+              submissions.contains(where: { state.submissions[$0.bundle]?.state == .accepted }) else { return }
+        log("merge: validating TIES and gain-weighted merges of the accepted updates against the best single one")
+        merge = try MarketMerge.run(ledger: ledger, library: library, bundles: bundleDirs, validator: validator, operatorKey: keys["operator"]!, at: tick())
+        if let outcome = merge {
+            log("merge: kept \(outcome.chosen.method.rawValue) (held-out gain " + String(format: "%.4f", outcome.chosen.gain) + " nats/token); \(outcome.versions.count) new expert versions")
         }
-        var merge: RoundMerge.Outcome?
-        if let validator = firstValidator, submissions.contains(where: { $0.state == "accepted" }) {
-            log("merge: validating TIES and gain-weighted merges of the accepted updates against the best single one")
-            merge = try MarketMerge.run(ledger: ledger, library: library, bundles: bundleDirs, validator: validator, operatorKey: op, at: tick())
-            if let outcome = merge {
-                log("merge: kept \(outcome.chosen.method.rawValue) (held-out gain " + String(format: "%.4f", outcome.chosen.gain) + " nats/token); \(outcome.versions.count) new expert versions")
-            }
-        }
-        state = try ledger.currentState()
-        for i in submissions.indices { submissions[i].state = state.submissions[submissions[i].bundle]!.state.rawValue }
+    }
 
-        // Serve Spanish text through the updated model, meter expert usage, distribute revenue.
-        let served = esTrain.share(0, of: 7).prefix(o.servedWindows)
+    /// Text of the domain is served through the updated model while the routing is
+    /// metered; a revenue event pays the owners by that usage.
+    func serveAndPay() throws {
+        let served = text.train.share(0, of: 7).prefix(o.servedWindows)
         let updated = try library.loadModel()
         let versions = try library.versions()
         var gate = [[Double]](repeating: [Double](repeating: 0, count: updated.config.experts), count: updated.config.layers)
-        try served.forEachBatch(model: updated, batch: 16) { run, _ in
+        try served.forEachBatch(model: updated, batch: 16, matmul: o.matmul) { run, _ in
             for l in gate.indices { for e in gate[l].indices { gate[l][e] += run.routerStats.gateMass[l][e] } }
         }
         let usage = library.manifest.experts.map { e in
             LedgerAction.Usage(layer: e.layer, expert: e.expert, version: versions[e.id]!, usage: Int64((gate[e.layer][e.expert] * 1000).rounded()))
         }.filter { $0.usage > 0 }
-        try record(.revenue(.init(at: tick(), domain: "es", period: "demo-1", amount: o.revenue, usage: usage)), by: op)
-        log("served \(served.count) Spanish windows through the updated model; revenue \(o.revenue) minor units distributed by metered gate mass")
+        try record(.revenue(.init(at: tick(), domain: domain.name, period: "\(domain.name)-demo-1", amount: o.revenue, usage: usage)), by: keys["operator"]!)
+        log("served \(served.count) windows of \(domain.language) text through the updated model; revenue \(o.revenue) minor units distributed by metered gate mass")
+    }
 
-        let after = try windowLosses(model: updated, windows: esHeld, batch: 16)
-        let bgAfter = try windowLosses(model: updated, windows: enHeld, batch: 16)
+    /// The report: losses before and after, every submission's fate and why, shares,
+    /// payouts, and the ledger's own verification.
+    public func report() throws -> Report {
+        let state = try ledger.currentState()
+        let updated = try library.loadModel()
+        let v0 = validators[Self.validatorNames[0]]
+        let heldOut = text.heldOut[Self.validatorNames[0]]!
+        let after = try windowLosses(model: updated, windows: heldOut, batch: 16, matmul: o.matmul)
+        let bgAfter = try windowLosses(model: updated, windows: text.background, batch: 16, matmul: o.matmul)
+        for i in submissions.indices {
+            guard let s = state.submissions[submissions[i].bundle] else { continue }
+            submissions[i].state = s.state.rawValue
+            submissions[i].consensusGainMicronatsPerToken = s.consensusGain
+            let contributor = keys[submissions[i].contributor]!.publicHex
+            submissions[i].unitsEarned = try ledger.shares(owner: contributor).holdings.reduce(0) { $0 + $1.units }
+            submissions[i].outcome = Self.outcome(s, bundle: submissions[i].bundle, merge: merge, units: submissions[i].unitsEarned)
+        }
         var shares: [Report.ExpertShares] = []
         for v in merge?.versions ?? [] {
             let id = ExpertID(layer: v.layer, expert: v.expert)
@@ -301,14 +333,29 @@ public enum Demo {
         }
         let payouts = try ledger.payouts().map { p in
             Report.Payout(recipient: label[p.recipient] ?? p.recipient, kind: p.kind,
-                          expert: p.layer.flatMap { l in p.expert.map { "\(l):\($0)" } }, amount: p.amount)
+                          expert: p.layer.flatMap { l in p.expert.map { "\(l):\($0)" } }, amountMinorUnits: p.amount)
         }
-        let verify = try Ledger.verify(store: ledger.store, policy: policy)
-        let v0 = firstValidator!
-        return Report(market: marketDir.path, heldOutLossBefore: mean(v0.heldOut.baseLosses), heldOutLossAfter: mean(after),
-                      backgroundLossBefore: mean(v0.background.baseLosses), backgroundLossAfter: mean(bgAfter), commitments: commitments,
-                      submissions: submissions, merge: merge, shares: shares, revenue: o.revenue, payouts: payouts,
-                      payoutSum: payouts.reduce(0) { $0 + $1.amount }, verify: verify, seconds: Date().timeIntervalSince(started))
+        let verify = try Ledger.verify(store: ledger.store, policy: ledger.policy)
+        return Report(market: market.path, domain: domain.name, language: domain.language, round: round,
+                      heldOutLossBeforeNatsPerToken: mean(v0?.heldOut.baseLosses ?? []), heldOutLossAfterNatsPerToken: mean(after),
+                      backgroundLossBeforeNatsPerToken: mean(v0?.background.baseLosses ?? []), backgroundLossAfterNatsPerToken: mean(bgAfter),
+                      commitments: commitments, submissions: submissions, merge: merge, shares: shares, revenueMinorUnits: o.revenue,
+                      payouts: payouts, payoutSumMinorUnits: payouts.reduce(0) { $0 + $1.amountMinorUnits }, verify: verify,
+                      seconds: Date().timeIntervalSince(started))
+    }
+
+    /// What became of a submission, in words a contributor can act on.
+    static func outcome(_ s: LedgerState.Submission, bundle: String, merge: RoundMerge.Outcome?, units: Int64) -> String {
+        switch s.state {
+        case .pending: return "pending: fewer verdicts than the quorum"
+        case .rejected: return "rejected by the validators' consensus; earns nothing"
+        case .merged: return "merged into new expert versions; its contributor holds \(units) units"
+        case .accepted:
+            guard let m = merge else { return "accepted, not yet merged: it earns units only when a new version merges it" }
+            let kept = "the merge kept \(m.chosen.method.rawValue) of \(m.chosen.members.count) update(s) (held-out gain "
+                + String(format: "%.4f", m.chosen.gain) + " nats/token)"
+            return "accepted by the validators but not merged: \(kept), which validated better than every candidate including this update, so it minted no units for it"
+        }
     }
 }
 

@@ -3,6 +3,7 @@ import TesseraEngine
 import TesseraLedger
 import TesseraLibrary
 import TesseraProof
+import TesseraCore
 
 /// The operator's end of a round: the submissions the ledger accepted (their bundles given
 /// as directories) are merged and validated again with `validator`, the new versions go

@@ -1,6 +1,7 @@
 import Foundation
 import TesseraEngine
 import TesseraLibrary
+import TesseraCore
 
 /// A contributor's work: fine-tune exactly the selected experts on its own data, with
 /// everything else frozen, and package the result as a signed bundle of deltas.
@@ -17,10 +18,12 @@ public enum Contribution {
         public var market: String
         public var domain: String
         public var round: String
+        public var matmul: MatmulPrecision
         public init(experts: [ExpertID], data: TokenWindows, heldOut: TokenWindows?, options: TrainingOptions, partialResidency: Bool,
-                    delta: DeltaOptions, market: String, domain: String, round: String) {
+                    delta: DeltaOptions, market: String, domain: String, round: String, matmul: MatmulPrecision = .machineDefault) {
             self.experts = experts; self.data = data; self.heldOut = heldOut; self.options = options
             self.partialResidency = partialResidency; self.delta = delta; self.market = market; self.domain = domain; self.round = round
+            self.matmul = matmul
         }
     }
 
@@ -57,10 +60,10 @@ public enum Contribution {
         guard !r.experts.isEmpty else { throw LibraryError("no experts to train") }
         let config = try library.config()
         let model = try library.loadModel(resident: r.partialResidency ? residentSet(r.experts, config: config) : nil)
-        let trainable = try TrainableSet.experts(r.experts.map { ($0.layer, $0.expert) }, in: model.layout)
+        let trainable = try TrainableSet.experts(r.experts, in: model.layout)
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let trainer = try Trainer(model: model, trainable: trainable, options: r.options, train: r.data, heldOut: r.heldOut,
-                                  statePath: (out as NSString).appendingPathComponent("training-state.safetensors"))
+                                  statePath: (out as NSString).appendingPathComponent("training-state.safetensors"), matmul: r.matmul)
         let report = try trainer.run(progress: progress)
         let scratch = (out as NSString).appendingPathComponent("encoded")
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)

@@ -2,6 +2,7 @@
 import Foundation
 import TesseraEngine
 import TesseraLibrary
+import TesseraCore
 
 /// Turns text into token windows for a byte-vocabulary model (token = UTF-8 byte) and
 /// splits it into a public training part and a held-out part by a keyed hash of each

@@ -1,6 +1,7 @@
 import Foundation
 import TesseraEngine
 import TesseraLibrary
+import TesseraCore
 
 /// A fixed set of windows evaluated against one base model: the base model's per-window
 /// losses, and per batch the forward cache that lets a candidate changing only routed
@@ -18,7 +19,7 @@ public final class EvaluationSet: @unchecked Sendable {
 
     /// Runs the base model (as `model` holds it now) over the windows and keeps the caches.
     public init(name: String, windows: TokenWindows, model: MoEModel, batch: Int = 16,
-                matmul: MatmulPrecision = .processDefault) throws {
+                matmul: MatmulPrecision = .machineDefault) throws {
         guard windows.count > 0 else { throw EngineError.invalidInput("\(windows.origin): no windows to evaluate") }
         self.name = name
         self.matmul = matmul

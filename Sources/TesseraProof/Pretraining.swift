@@ -1,6 +1,7 @@
 import Foundation
 import TesseraEngine
 import TesseraLibrary
+import TesseraCore
 
 /// Trains every parameter of a new byte-vocabulary Qwen3-MoE from scratch and writes a
 /// Hugging Face checkpoint directory.
@@ -36,7 +37,7 @@ public enum Pretraining {
     /// `data` is a corpus directory (train.safetensors, heldout.safetensors). The training
     /// state lives in `out/training-state.safetensors`; rerunning after a kill resumes it.
     public static func run(shape: Shape, options: TrainingOptions, data: String, out: String, dtype: DType,
-                           progress: Bool) throws -> Report {
+                           progress: Bool, matmul: MatmulPrecision = .machineDefault) throws -> Report {
         let config = try shape.config()
         let train = try TokenWindows.load(path: (data as NSString).appendingPathComponent("train.safetensors"))
         let heldPath = (data as NSString).appendingPathComponent("heldout.safetensors")
@@ -45,7 +46,7 @@ public enum Pretraining {
         let model = MoEModel(config: config)
         model.initializeRandomly(seed: options.seed)
         let trainer = try Trainer(model: model, trainable: .all(model.layout), options: options, train: train, heldOut: held,
-                                  statePath: (out as NSString).appendingPathComponent("training-state.safetensors"))
+                                  statePath: (out as NSString).appendingPathComponent("training-state.safetensors"), matmul: matmul)
         let report = try trainer.run(progress: progress)
         try model.save(directory: out, dtype: dtype)
         return Report(parameters: model.parameterCount, training: report, out: out)

@@ -1,6 +1,7 @@
 import Foundation
 import TesseraEngine
 import TesseraLibrary
+import TesseraCore
 
 /// Merging a round's accepted updates into new expert versions, and each contributor's
 /// credit: its validated marginal gain.
@@ -25,7 +26,11 @@ public enum RoundMerge {
         /// Mean held-out gain (nats per token) and background regression upper bound (µnats).
         public var gain: Double
         public var regressionUCBMicronats: Int64
-        enum CodingKeys: String, CodingKey { case method, members, gain; case regressionUCBMicronats = "regression_ucb_micronats" }
+        enum CodingKeys: String, CodingKey {
+            case method, members
+            case gain = "gain_nats_per_token"
+            case regressionUCBMicronats = "regression_ucb_micronats_per_token"
+        }
     }
 
     public struct Outcome: Codable, Sendable {
@@ -35,6 +40,10 @@ public enum RoundMerge {
         public var credits: [String: Int64]
         /// Expert → (parent, new version, merged submissions).
         public var versions: [Version]
+        enum CodingKeys: String, CodingKey {
+            case chosen, candidates, versions
+            case credits = "credits_micronats_per_token"
+        }
         public struct Version: Codable, Sendable {
             public var layer: Int
             public var expert: Int

@@ -1,6 +1,7 @@
 import Foundation
 import TesseraEngine
 import TesseraLibrary
+import TesseraCore
 
 /// DeepSeek ESFT's expert affinity on a contributor's data, normalised within each layer,
 /// and per layer the smallest set of experts whose cumulative affinity reaches p.
@@ -33,13 +34,14 @@ public struct ExpertSelection: Codable, Sendable, Equatable {
         return total == 0 ? 0 : Double(experts.count) / Double(total)
     }
 
-    public static func compute(model: MoEModel, data: TokenWindows, score: Score, topP: Double, batch: Int = 8) throws -> ExpertSelection {
+    public static func compute(model: MoEModel, data: TokenWindows, score: Score, topP: Double, batch: Int = 8,
+                               matmul: MatmulPrecision = .machineDefault) throws -> ExpertSelection {
         guard topP > 0, topP <= 1 else { throw EngineError.invalidInput("--top-p \(topP) must be in (0, 1]") }
         guard data.count > 0 else { throw EngineError.invalidInput("\(data.origin): no windows") }
         let c = model.config
         var counts = [[Double]](repeating: [Double](repeating: 0, count: c.experts), count: c.layers)
         var mass = counts
-        try data.forEachBatch(model: model, batch: batch) { run, _ in
+        try data.forEachBatch(model: model, batch: batch, matmul: matmul) { run, _ in
             let s = run.routerStats
             for l in 0..<c.layers where c.sparseLayers[l] {
                 for e in 0..<c.experts {

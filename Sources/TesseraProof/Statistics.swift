@@ -1,5 +1,6 @@
 import Foundation
 import TesseraEngine
+import TesseraCore
 
 /// One-sided confidence bounds on the mean of paired differences.
 public enum PairedBounds {

@@ -1,6 +1,7 @@
 import Foundation
 import TesseraEngine
 import TesseraLibrary
+import TesseraCore
 
 /// Token windows [count, seq] of one corpus part, as `tessera corpus` writes them.
 public struct TokenWindows: Sendable {
@@ -81,13 +82,17 @@ public struct TokenWindows: Sendable {
 extension TokenWindows {
     /// Runs the model over the windows in batches of `batch` (the last one smaller) and
     /// calls `body` after each forward pass with the run and the windows it covered.
-    public func forEachBatch(model: MoEModel, batch: Int, _ body: (ModelRun, Range<Int>) throws -> Void) throws {
+    public func forEachBatch(model: MoEModel, batch: Int, matmul: MatmulPrecision = .machineDefault,
+                             _ body: (ModelRun, Range<Int>) throws -> Void) throws {
         guard batch > 0 else { throw EngineError.invalidInput("batch \(batch) must be positive") }
         var run: ModelRun?
         var start = 0
         while start < count {
             let n = min(batch, count - start)
-            if run?.batch != n { run = ModelRun(model: model, batch: n, seq: seq, training: false) }
+            if run?.batch != n {
+                run = ModelRun(model: model, batch: n, seq: seq, training: false)
+                run!.matmul = matmul
+            }
             try run!.forward(try self.batch(Array(start..<(start + n))))
             try body(run!, start..<(start + n))
             start += n
@@ -97,10 +102,10 @@ extension TokenWindows {
 
 /// Per-window mean next-token losses of a model over windows, in order; bit-identical run
 /// after run.
-public func windowLosses(model: MoEModel, windows: TokenWindows, batch: Int = 8) throws -> [Double] {
+public func windowLosses(model: MoEModel, windows: TokenWindows, batch: Int = 8, matmul: MatmulPrecision = .machineDefault) throws -> [Double] {
     var out: [Double] = []
     out.reserveCapacity(windows.count)
-    try windows.forEachBatch(model: model, batch: batch) { run, range in
+    try windows.forEachBatch(model: model, batch: batch, matmul: matmul) { run, range in
         out += EvaluationSet.rowMeans(run, rows: range.count, seq: windows.seq)
     }
     return out

@@ -1,6 +1,7 @@
 import Foundation
 import TesseraEngine
 import TesseraLibrary
+import TesseraCore
 
 /// How a training run goes: schedule, optimizer, data sampling, evaluation and
 /// checkpoints. The same loop pretrains a whole model and fine-tunes chosen experts.
@@ -113,9 +114,11 @@ public final class Trainer {
     let heldOut: TokenWindows?
     /// Resumable state file; nil trains without checkpoints.
     let statePath: String?
+    /// The matrix-product precision of every pass.
+    public let matmul: MatmulPrecision
 
     public init(model: MoEModel, trainable: TrainableSet, options: TrainingOptions, train: TokenWindows,
-                heldOut: TokenWindows?, statePath: String?) throws {
+                heldOut: TokenWindows?, statePath: String?, matmul: MatmulPrecision = .machineDefault) throws {
         try options.validate()
         guard train.count > 0 else { throw EngineError.invalidInput("\(train.origin): no training windows") }
         guard !trainable.isEmpty else { throw EngineError.invalidInput("nothing to train: the trainable set is empty") }
@@ -126,6 +129,7 @@ public final class Trainer {
         self.train = train
         self.heldOut = heldOut.map { $0.prefix(options.evalWindows) }
         self.statePath = statePath
+        self.matmul = matmul
     }
 
     public var trainedParameters: Int { views.reduce(0) { $0 + $1.count } }
@@ -150,6 +154,7 @@ public final class Trainer {
             first = step + 1
         }
         let run = ModelRun(model: model, batch: o.batch, seq: train.seq, training: true)
+        run.matmul = matmul
         run.routerAuxLossCoefficient = o.routerAuxLossCoefficient
         let work = BackwardWorkspace(run: run)
         let grads = FloatBuffer(count: model.parameters.count)
@@ -170,7 +175,7 @@ public final class Trainer {
             if recent.count > 20 { recent.removeFirst() }
             var point = TrainingReport.Point(step: step, trainLoss: loss, heldOutLoss: nil)
             if (o.evalEvery > 0 && step % o.evalEvery == 0) || step == o.steps, let heldOut, heldOut.count > 0 {
-                point.heldOutLoss = mean(try windowLosses(model: model, windows: heldOut, batch: o.batch))
+                point.heldOutLoss = mean(try windowLosses(model: model, windows: heldOut, batch: o.batch, matmul: matmul))
             }
             if point.heldOutLoss != nil || step % 10 == 0 || step == o.steps { history.append(point) }
             if let statePath, (o.checkpointEvery > 0 && step % o.checkpointEvery == 0) || step == o.steps {

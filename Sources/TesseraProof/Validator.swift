@@ -1,6 +1,7 @@
 import Foundation
 import TesseraEngine
 import TesseraLibrary
+import TesseraCore
 
 /// A validator's Proof-of-Loss for one round: the base model loaded once from the
 /// library, the held-out and background sets evaluated against it once (with forward
@@ -25,7 +26,7 @@ public final class Validator {
     /// `versions` pins expert versions (the library's current ones otherwise).
     public init(library: ExpertLibrary, key: ParticipantKey, policy: ProofPolicy, heldOut: TokenWindows,
                 background: TokenWindows, versions pinned: [ExpertID: String] = [:], batch: Int = 16,
-                matmul: MatmulPrecision = .processDefault) throws {
+                matmul: MatmulPrecision = .machineDefault) throws {
         self.library = library
         self.key = key
         self.policy = policy

@@ -1,34 +1,7 @@
 import Foundation
 import TesseraEngine
 import TesseraLibrary
-
-/// The Proof-of-Loss rules a validator applies (the market's policy).
-public struct ProofPolicy: Codable, Sendable, Equatable {
-    public var confidence: Double
-    public var minGainMicronats: Int64
-    public var backgroundToleranceMicronats: Int64
-    public var deltaNormBound: Double
-    public var copyThreshold: Double
-    public var resamples: Int
-
-    public init(confidence: Double, minGainMicronats: Int64, backgroundToleranceMicronats: Int64, deltaNormBound: Double,
-                copyThreshold: Double, resamples: Int = 2000) {
-        self.confidence = confidence
-        self.minGainMicronats = minGainMicronats
-        self.backgroundToleranceMicronats = backgroundToleranceMicronats
-        self.deltaNormBound = deltaNormBound
-        self.copyThreshold = copyThreshold
-        self.resamples = resamples
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case confidence, resamples
-        case minGainMicronats = "min_gain_micronats"
-        case backgroundToleranceMicronats = "background_tolerance_micronats"
-        case deltaNormBound = "delta_norm_bound"
-        case copyThreshold = "copy_threshold"
-    }
-}
+import TesseraCore
 
 /// A validator's signed decision on one submission, with everything needed to re-run it.
 public struct Verdict: Codable, Sendable, Equatable {

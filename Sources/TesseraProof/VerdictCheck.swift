@@ -1,6 +1,7 @@
 import Foundation
 import TesseraEngine
 import TesseraLibrary
+import TesseraCore
 
 /// Re-running a verdict: another party re-evaluates the same bundle on the same windows,
 /// without caches, and compares every figure exactly.

@@ -1,5 +1,7 @@
 import ArgumentParser
+import TesseraBenchmarks
 import TesseraEngine
+import TesseraCore
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -9,16 +11,17 @@ struct Bench: ParsableCommand {
     var json = false
     @Option(help: "Timed repetitions of each measurement.")
     var repeats = 5
-    @Option(help: "Which measurements to run: eval, train or all (for profiling one of them).")
-    var phase = "all"
+    enum Phase: String, CaseIterable, ExpressibleByArgument { case all, eval, train }
+    @Option(help: "Which measurements to run (for profiling one of them).")
+    var phase = Phase.all
     @Flag(help: "Also report wall time per phase of the passes.")
     var profile = false
     @OptionGroup var matmul: MatmulOption
 
     func run() throws {
-        guard ["all", "eval", "train"].contains(phase) else { throw ValidationError("--phase \(phase): use eval, train or all") }
-        let result = try EngineBenchmark.run(repeats: repeats, phases: phase == "all" ? ["eval", "train"] : [phase], profile: profile,
-                                             precision: .processDefault)
+        guard repeats > 0 else { throw ValidationError("--repeats \(repeats) must be positive") }
+        let result = try EngineBenchmark.run(repeats: repeats, phases: phase == .all ? ["eval", "train"] : [phase.rawValue], profile: profile,
+                                             precision: matmul.precision)
         print(json ? try JSONOutput.compact(result) : result.text)
     }
 }

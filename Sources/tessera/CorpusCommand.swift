@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import TesseraLibrary
 import TesseraProof
+import TesseraCore
 
 struct CorpusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

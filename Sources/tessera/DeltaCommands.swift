@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
+import TesseraBenchmarks
 import TesseraEngine
 import TesseraLibrary
+import TesseraCore
 
 struct Delta: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -14,7 +16,7 @@ struct Delta: ParsableCommand {
         @Option(help: "The expert, LAYER:EXPERT.") var expert: String
         @Option(help: "Hugging Face checkpoint holding the expert's new weights.") var from: String
         @Option(help: "Output delta file.") var out: String
-        @Option(help: "lossless or sparse.") var encoding = "sparse"
+        @Option(help: "Delta encoding.") var encoding = DeltaHeader.Encoding.sparse
         @Option(help: "Sparse: fraction of each chunk's entries kept.") var density = 1.0 / 64
         @Option(help: "Sparse: elements per chunk (≤ 4096).") var chunk = 4096
         @Option(name: .customLong("residual-in"), help: "Sparse: error-feedback residual from the previous round.") var residualIn: String?
@@ -22,9 +24,7 @@ struct Delta: ParsableCommand {
         @Flag(help: "Print one JSON object.") var json = false
 
         func run() throws {
-            guard let enc = DeltaHeader.Encoding(rawValue: encoding) else {
-                throw ValidationError("--encoding \(encoding): supported: lossless, sparse")
-            }
+            let enc = encoding
             let lib = try ExpertLibrary(directory: library)
             let id = try singleExpert(expert)
             let new = try lib.expertWeights(id, fromCheckpoint: from)

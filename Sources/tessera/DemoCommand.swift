@@ -1,37 +1,40 @@
 import ArgumentParser
 import Foundation
+import TesseraCore
 import TesseraMarket
 
 struct DemoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Run one market round end to end on the bundled base model and Spanish text: select, train, submit, Proof-of-Loss, merge, shares, revenue.")
+        abstract: "Run one market round end to end on the bundled base model and one domain's text: select, train, submit, Proof-of-Loss, merge, shares, revenue.")
+    @Option(help: "The domain of the round: a file NAME.toml in the rules' domains/ folder.") var domain = "es"
+    @Option(help: "Read the domain's text from here instead of the path its domain file names.") var text: String?
+    @Option(help: "General text the base model was trained on (the background that guards against forgetting).") var background = "/usr/share/games/fortunes"
     @Option(help: "Leave the market (keys, data, bundles, verdicts, ledger) in this directory.") var keep: String?
     @Option(help: "Expert library of the base model.") var experts = "Experts"
     @Option(help: "Folder with market.toml and domains/.") var policy = "Market"
-    @Option(help: "Spanish text (fortunes-es).") var spanish = "/usr/share/games/fortunes/es"
-    @Option(help: "English text (fortunes).") var english = "/usr/share/games/fortunes"
     @Option(help: "Training steps per contributor.") var steps = 40
     @Option(name: .customLong("lr"), help: "Contributors' peak learning rate.") var learningRate: Float = 1e-3
     @Option(name: .customLong("top-p"), help: "Contributors' ESFT selection threshold.") var topP = 0.3
-    @Option(help: "Share of contributors' training windows taken from English (rehearsal).") var replay = 0.5
+    @Option(help: "Share of contributors' training windows taken from the background text (rehearsal).") var replay = 0.5
     @Option var seed: UInt64 = 1
     @Flag var json = false
     @OptionGroup var matmul: MatmulOption
 
     func run() throws {
         var o = Demo.Options()
+        o.domain = domain
+        o.text = text
+        o.background = background
         o.experts = experts
         o.policy = policy
-        o.spanish = spanish
-        o.english = english
         o.directory = keep
         o.steps = steps
         o.learningRate = learningRate
         o.topP = topP
-        guard (0..<1).contains(replay) else { throw ValidationError("--replay \(replay) must be in [0, 1)") }
         o.replay = replay
         o.seed = seed
+        o.matmul = matmul.precision
         o.progress = !json
         let log: (String) -> Void = json ? { _ in } : { FileHandle.standardOutput.write(Data(("· " + $0 + "\n").utf8)) }
         let r = try Demo.run(o, log: log)

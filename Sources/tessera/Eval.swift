@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TesseraEngine
+import TesseraCore
 
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -13,11 +14,11 @@ struct Eval: ParsableCommand {
     var json = false
 
     func run() throws {
-        let report = try Evaluation.run(model: try input.load(), tokensPath: input.tokens, logitsOut: logitsOut)
+        let report = try Evaluation.run(model: try input.load(), tokensPath: input.tokens, logitsOut: logitsOut, matmul: input.precision)
         if json {
             print(try JSONOutput.compact(report))
         } else {
-            print(String(format: "loss %.6f over %d predicted tokens (%@, %d layers, %d experts, top-%d)",
+            print(String(format: "loss %.6f nats/token over %d predicted tokens (%@, %d layers, %d experts, top-%d)",
                          report.loss, report.tokens, report.modelType, report.routerCounts.count,
                          report.experts, report.topK))
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import TesseraEngine
+import TesseraCore
 
 struct Grad: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -12,7 +13,7 @@ struct Grad: ParsableCommand {
     var experts: String?
 
     func run() throws {
-        let summary = try GradientExport.run(model: try input.load(), tokensPath: input.tokens, outPath: out, experts: experts)
-        print("loss \(summary.loss); wrote \(summary.tensors) gradient tensors to \(out)")
+        let summary = try GradientExport.run(model: try input.load(), tokensPath: input.tokens, outPath: out, experts: experts, matmul: input.precision)
+        print("loss \(summary.loss) nats/token; wrote \(summary.tensors) gradient tensors to \(out)")
     }
 }

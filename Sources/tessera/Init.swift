@@ -1,5 +1,6 @@
 import ArgumentParser
 import TesseraEngine
+import TesseraCore
 
 struct Init: ParsableCommand {
     static let configuration = CommandConfiguration(

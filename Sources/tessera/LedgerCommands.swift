@@ -4,6 +4,9 @@ import TesseraEngine
 import TesseraLedger
 import TesseraLibrary
 import TesseraProof
+import TesseraMarket
+import TesseraBenchmarks
+import TesseraCore
 
 /// `--market DIR`, shared by every market command.
 struct MarketOption: ParsableArguments {
@@ -61,14 +64,10 @@ struct LedgerCommand: ParsableCommand {
         @OptionGroup var market: MarketOption
         @OptionGroup var signer: SignerOption
         @Option(help: "The participant's public key (hex).") var participant: String
-        @Option(help: "Roles: contributor, validator, owner (comma-separated).") var roles: String
+        @Option(help: "Roles, comma-separated: contributor, validator, owner.") var roles: RoleList
         @Option(help: "Validator stake.") var stake: Int64 = 0
         func run() throws {
-            let rs = try roles.split(separator: ",").map { r -> Role in
-                guard let role = Role(rawValue: String(r)) else { throw ValidationError("--roles \(r): use contributor, validator or owner") }
-                return role
-            }
-            printOutcome(try market.open().append(try SignedAction(.register(.init(at: signer.time, key: participant, roles: rs, stake: stake)), key: try signer.load())))
+            printOutcome(try market.open().append(try SignedAction(.register(.init(at: signer.time, key: participant, roles: roles.roles, stake: stake)), key: try signer.load())))
         }
     }
 
@@ -326,6 +325,10 @@ struct LedgerBench: ParsableCommand {
     @Option(help: "Events to append.") var events = 100_000
     @Option(help: "Actions per transaction.") var batch = 1_000
     @Flag var json = false
+    func validate() throws {
+        guard (1...100_000_000).contains(events) else { throw ValidationError("--events \(events) must be in 1...100000000") }
+        guard (1...100_000).contains(batch) else { throw ValidationError("--batch \(batch) must be in 1...100000") }
+    }
     func run() throws {
         let r = try LedgerBenchmark.run(events: events, batch: batch)
         print(json ? try jsonString(r) : r.text)
@@ -338,6 +341,10 @@ struct LedgerStress: ParsableCommand {
     @OptionGroup var signer: SignerOption
     @Option var count = 1_000
     @Option var batch = 100
+    func validate() throws {
+        guard count >= 0 else { throw ValidationError("--count \(count) must not be negative") }
+        guard (1...100_000).contains(batch) else { throw ValidationError("--batch \(batch) must be in 1...100000") }
+    }
     func run() throws {
         let ledger = try market.open()
         let key = try signer.load()

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import TesseraEngine
 import TesseraLibrary
+import TesseraCore
 
 struct Split: ParsableCommand {
     static let configuration = CommandConfiguration(

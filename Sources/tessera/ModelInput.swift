@@ -1,6 +1,7 @@
 import ArgumentParser
 import TesseraEngine
 import TesseraLibrary
+import TesseraCore
 
 /// The model and token file that eval and grad both take. The model is a Hugging Face
 /// checkpoint directory or an expert library.
@@ -14,6 +15,8 @@ struct ModelInput: ParsableArguments {
     var versions: [String] = []
     @Option(help: "Library only: load just these experts, LAYER:EXPERT,...; tokens are routed among them.")
     var resident: String?
+
+    var precision: MatmulPrecision { matmul.precision }
 
     func load() throws -> MoEModel {
         try ModelSource.load(model, versions: versions, resident: resident)

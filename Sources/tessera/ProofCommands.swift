@@ -1,10 +1,12 @@
 import ArgumentParser
 import Foundation
+import TesseraBenchmarks
 import TesseraEngine
 import TesseraLedger
 import TesseraLibrary
 import TesseraMarket
 import TesseraProof
+import TesseraCore
 
 struct Select: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -12,17 +14,16 @@ struct Select: ParsableCommand {
     @Option(help: "Expert library.") var library: String
     @Option(help: "Token windows (safetensors input_ids).") var data: String
     @OptionGroup var matmul: MatmulOption
-    @Option(help: "gate (average gate value) or token (token-selection ratio).") var score = "token"
+    @Option(help: "gate (average gate value) or token (token-selection ratio).") var score = ExpertSelection.Score.token
     @Option(name: .customLong("top-p"), help: "Cumulative affinity to reach in each layer.") var topP = 0.3
     @Option(name: .customLong("max-windows"), help: "Use at most this many windows.") var maxWindows: Int?
     @Option(help: "Selection file to write.") var out = "selection.json"
     @Flag var json = false
 
     func run() throws {
-        guard let s = ExpertSelection.Score(rawValue: score) else { throw ValidationError("--score \(score): use gate or token") }
         let lib = try ExpertLibrary(directory: library)
         let selection = try ExpertSelection.compute(model: try lib.loadModel(), data: try TokenWindows.load(path: data).prefix(maxWindows),
-                                                    score: s, topP: topP)
+                                                    score: score, topP: topP, matmul: matmul.precision)
         try selection.save(out)
         if json { print(try jsonString(selection)); return }
         print(selection.table)
@@ -41,17 +42,16 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("replay-share"), help: "Share of training windows taken from --replay.") var replayShare = 0.5
     @Option(help: "Contributor key file (signs the bundle).") var key: String
     @Option(help: "Bundle directory to write.") var out: String
-    @Option var market = "local"
-    @Option var domain = "es"
-    @Option var round = "1"
+    @Option(help: "The market the bundle is for (its name, signed into the bundle).") var market: String
+    @Option(help: "The domain of the round.") var domain: String
+    @Option(help: "The round the bundle is submitted to.") var round: String
     @Flag(help: "Load only the selected experts (plus enough per layer to route top-k).") var partial = false
-    @Option(help: "Delta encoding: sparse or lossless.") var delta = "sparse"
+    @Option(help: "Delta encoding.") var delta = DeltaHeader.Encoding.sparse
     @Option(help: "Sparse deltas: share of entries kept.") var density = 0.25
     @OptionGroup var training: TrainingArguments
     @Flag var json = false
 
     func run() throws {
-        guard let enc = DeltaHeader.Encoding(rawValue: delta) else { throw ValidationError("--delta \(delta): use sparse or lossless") }
         let lib = try ExpertLibrary(directory: library)
         let selection = try ExpertSelection.load(experts)
         var windows = try TokenWindows.load(path: data)
@@ -62,8 +62,8 @@ struct Train: ParsableCommand {
         }
         let request = Contribution.Request(experts: selection.experts, data: windows,
                                            heldOut: try heldOut.map { try TokenWindows.load(path: $0) }, options: training.options(),
-                                           partialResidency: partial, delta: DeltaOptions(encoding: enc, density: density),
-                                           market: market, domain: domain, round: round)
+                                           partialResidency: partial, delta: DeltaOptions(encoding: delta, density: density),
+                                           market: market, domain: domain, round: round, matmul: training.matmul.precision)
         let r = try Contribution.run(request, library: lib, key: try ParticipantKey.load(key), out: out, progress: !json)
         if json { print(try jsonString(r)); return }
         print("trained \(r.experts.count) experts (\(r.training.trainedParameters) parameters) for \(r.training.steps) steps; bundle \(r.bundle): \(r.deltaBytes) bytes of deltas (" + String(format: "%.1f", Double(r.float32Bytes) / Double(max(r.deltaBytes, 1))) + "× smaller than float32)")
@@ -76,13 +76,16 @@ struct ProofInputs: ParsableArguments {
     @Option(help: "Expert library (the market's).") var library: String
     @Option(help: "Held-out windows of the domain (safetensors input_ids).") var heldout: String
     @Option(help: "Background windows (general text the base was trained on).") var background: String
-    @Option(help: "market.toml with the Proof-of-Loss policy.") var policy = "Market/market.toml"
+    @Option(help: "market.toml whose [proof_of_loss] table is the policy.") var policy = "Market/market.toml"
     @Option(name: .customLong("max-windows"), help: "Use at most this many windows of each set.") var maxWindows: Int?
 
-    func validator(key: ParticipantKey, versions: [ExpertID: String] = [:]) throws -> Validator {
-        try Validator(library: try ExpertLibrary(directory: library), key: key, policy: try MarketPolicy.load(policy).proofPolicy,
+    /// A validator over these inputs; `matmul` overrides `--matmul` (a re-check runs in
+    /// the verdict's precision).
+    func validator(key: ParticipantKey, versions: [ExpertID: String] = [:], matmul: MatmulPrecision? = nil) throws -> Validator {
+        try Validator(library: try ExpertLibrary(directory: library), key: key, policy: try ProofPolicy.load(policy),
                       heldOut: try TokenWindows.load(path: heldout).prefix(maxWindows),
-                      background: try TokenWindows.load(path: background).prefix(maxWindows), versions: versions)
+                      background: try TokenWindows.load(path: background).prefix(maxWindows), versions: versions,
+                      matmul: matmul ?? self.matmul.precision)
     }
 }
 
@@ -124,13 +127,16 @@ struct VerdictCommand: ParsableCommand {
 
         func run() throws {
             let original = try Verdict.load(verdict)
-            if inputs.matmul.name == nil {
-                // Re-run in the precision the validator used unless told otherwise.
-                do { MatmulPrecision.processDefault = try MatmulPrecision.parse(original.matmulPrecision) } catch {
+            // Re-run in the precision the validator used unless told otherwise.
+            var precision = inputs.matmul.choice
+            if precision == nil {
+                do { precision = try MatmulPrecision.parse(original.matmulPrecision) } catch {
                     throw ValidationError("\(verdict): \(error)")
                 }
             }
-            let problems = try VerdictCheck.run(original, bundle: bundle, inputs: { key, versions in try inputs.validator(key: key, versions: versions) })
+            let problems = try VerdictCheck.run(original, bundle: bundle, inputs: { key, versions in
+                try inputs.validator(key: key, versions: versions, matmul: precision)
+            })
             guard problems.isEmpty else {
                 throw ValidationError("\(verdict) does not reproduce:\n  " + problems.joined(separator: "\n  "))
             }
@@ -152,7 +158,8 @@ struct ValidateBench: ParsableCommand {
 
     func run() throws {
         let r = try ValidationBenchmark.run(library: try ExpertLibrary(directory: library),
-                                            windows: try TokenWindows.load(path: data).prefix(maxWindows), repeats: repeats)
+                                            windows: try TokenWindows.load(path: data).prefix(maxWindows), repeats: repeats,
+                                            matmul: matmul.precision)
         if json { print(try jsonString(r)); return }
         print("\(r.windows) windows (\(r.tokens) tokens), changed experts \(r.changedExperts.joined(separator: " "))")
         print(String(format: "full re-evaluation %.3f s, incremental %.3f s: %.2f× faster; base pass with caches %.3f s, cache %.1f MB",
@@ -171,15 +178,17 @@ struct Merge: ParsableCommand {
     @Option(help: "Background windows.") var background: String
     @Option(name: .customLong("max-windows")) var maxWindows: Int?
     @OptionGroup var signer: SignerOption
+    @OptionGroup var matmul: MatmulOption
     @Flag var json = false
 
     func run() throws {
         let ledger = try market.open()
         let library = try ExpertLibrary(directory: market.directory.libraryPath)
         let key = try signer.load()
-        let validator = try Validator(library: library, key: key, policy: ledger.policy.proofPolicy,
+        let validator = try Validator(library: library, key: key, policy: try market.directory.proofPolicy(),
                                       heldOut: try TokenWindows.load(path: heldout).prefix(maxWindows),
-                                      background: try TokenWindows.load(path: background).prefix(maxWindows))
+                                      background: try TokenWindows.load(path: background).prefix(maxWindows),
+                                      matmul: matmul.precision)
         guard let outcome = try MarketMerge.run(ledger: ledger, library: library, bundles: bundles, validator: validator, operatorKey: key, at: signer.time) else {
             print("no accepted submission among the bundles; nothing merged")
             return

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 @testable import TesseraEngine
+import TesseraCore
+import TesseraTestSupport
 
 /// The load-balancing loss used in pretraining: its value against a direct computation
 /// from the router probabilities, and its gradient against finite differences.

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 @testable import TesseraEngine
+import TesseraCore
+import TesseraTestSupport
 
 /// Central finite differences against the analytic gradient on random small models of
 /// every family, each loaded back from files the way a user's checkpoint would be.
@@ -98,7 +100,7 @@ import Testing
         let full = FloatBuffer(count: model.parameters.count)
         try run.lossAndGradients(tokens, trainable: .all(model.layout), grads: full)
         let sparseLayers = (0..<c.config.layers).filter { c.config.sparseLayers[$0] }
-        let pairs = [(layer: sparseLayers.last!, expert: 1), (layer: sparseLayers.last!, expert: c.config.experts - 1)]
+        let pairs = [ExpertID(layer: sparseLayers.last!, expert: 1), ExpertID(layer: sparseLayers.last!, expert: c.config.experts - 1)]
         let trainable = try TrainableSet.experts(pairs, in: model.layout)
         let sparse = FloatBuffer(count: model.parameters.count)
         for i in 0..<sparse.count { sparse.pointer[i] = .nan }

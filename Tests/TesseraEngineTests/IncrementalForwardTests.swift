@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 @testable import TesseraEngine
+import TesseraCore
+import TesseraTestSupport
 
 /// A candidate that changes routed experts, evaluated from the cache of the base model's
 /// pass, gives bit-identical losses to a full forward pass of the candidate.

@@ -1,11 +1,13 @@
 import Foundation
 import Testing
 @testable import TesseraEngine
+import TesseraCore
+import TesseraTestSupport
 
 @Suite struct LoaderTests {
     static func copyFixture(_ name: String, to dir: TemporaryDirectory) throws {
-        for f in try FileManager.default.contentsOfDirectory(atPath: Fixtures.directory(name)) where f != "expected.safetensors" {
-            try FileManager.default.copyItem(atPath: Fixtures.directory(name) + "/" + f, toPath: dir.file(f))
+        for f in try FileManager.default.contentsOfDirectory(atPath: ReferenceFixtures.path(name)) where f != "expected.safetensors" {
+            try FileManager.default.copyItem(atPath: ReferenceFixtures.path(name) + "/" + f, toPath: dir.sub(f))
         }
     }
 
@@ -28,7 +30,7 @@ import Testing
         if let i = records.firstIndex(where: { $0.name == "model.norm.weight" }) {
             records[i] = TensorRecord(name: "model.norm.weight", shape: [31], floats: Array(repeating: 1, count: 31))
         }
-        try SafetensorsWriter.write(records, to: dir.file("model.safetensors"))
+        try SafetensorsWriter.write(records, to: dir.sub("model.safetensors"))
         let message = Self.loadError(dir.path)
         #expect(message.contains("missing tensor model.layers.1.block_sparse_moe.experts.2.w3.weight"))
         #expect(message.contains("unused tensor model.layers.0.extra.weight"))
@@ -45,7 +47,7 @@ import Testing
         var values = [Float](repeating: 0.1, count: 6 * 32)
         values[17] = .nan
         records[i] = TensorRecord(name: records[i].name, shape: [6, 32], floats: values)
-        try SafetensorsWriter.write(records, to: dir.file("model.safetensors"))
+        try SafetensorsWriter.write(records, to: dir.sub("model.safetensors"))
         #expect(Self.loadError(dir.path).contains("model.layers.0.mlp.gate.weight"))
     }
 
@@ -72,7 +74,7 @@ import Testing
         (#""model_type":"mixtral","rope_scaling":{"rope_type":"yarn","factor":4}"#, "unsupported rope_scaling type yarn"),
         (#""model_type":"qwen3_moe","use_sliding_window":true"#, "use_sliding_window"),
         (#""model_type":"mixtral","num_experts_per_tok":9"#, "num_experts_per_tok 9 exceeds"),
-        (#""model_type":"mixtral","hidden_size":"big""#, "field hidden_size has the wrong type"),
+        (#""model_type":"mixtral","hidden_size":"big""#, "field hidden_size = \"big\" must be an integer"),
         (#""model_type":"mixtral","num_key_value_heads":3"#, "not a multiple of num_key_value_heads 3"),
     ])
     func rejectsUnsupportedConfigs(_ override: String, _ message: String) {
@@ -96,7 +98,7 @@ import Testing
     }
 
     @Test func tokenIdsOutsideTheVocabularyAreRefused() throws {
-        let model = try MoEModel(directory: Fixtures.directory("mixtral-tiny"))
+        let model = try MoEModel(directory: ReferenceFixtures.path("mixtral-tiny"))
         let run = ModelRun(model: model, batch: 1, seq: 3, training: false)
         #expect(throws: EngineError.self) { try run.forward(try TokenBatch(batch: 1, seq: 3, ids: [1, 96, 2])) }
         let single = ModelRun(model: model, batch: 1, seq: 1, training: false)
@@ -105,7 +107,7 @@ import Testing
 
     @Test func savedCheckpointReloadsBitIdentical() throws {
         let dir = TemporaryDirectory()
-        let model = try MoEModel(directory: Fixtures.directory("qwen2moe-tiny"))
+        let model = try MoEModel(directory: ReferenceFixtures.path("qwen2moe-tiny"))
         try model.save(directory: dir.path)
         let again = try MoEModel(directory: dir.path)
         #expect(again.config == model.config)

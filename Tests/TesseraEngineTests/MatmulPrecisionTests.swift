@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 @testable import TesseraEngine
+import TesseraCore
+import TesseraTestSupport
 
 /// The AMX split-bf16 products against a double-precision reference, and the rules that
 /// keep results independent of how rows are batched.

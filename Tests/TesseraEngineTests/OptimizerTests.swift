@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 @testable import TesseraEngine
+import TesseraCore
+import TesseraTestSupport
 
 @Suite struct OptimizerTests {
     /// Two AdamW steps on two scalars, computed by hand from torch's update rule:
@@ -46,11 +48,11 @@ import Testing
 
     /// A few sparse AdamW steps on a fixture lower the loss, and change only the chosen experts.
     @Test func sparseStepsLowerTheLossAndTouchOnlyChosenExperts() throws {
-        let model = try MoEModel(directory: Fixtures.directory("qwen2moe-tiny"))
-        let expected = try Fixtures.expected("qwen2moe-tiny")
+        let model = try MoEModel(directory: ReferenceFixtures.path("qwen2moe-tiny"))
+        let expected = try ReferenceFixtures.expected("qwen2moe-tiny")
         let tokens = try ReferenceTests.tokens(expected)
         let before = model.parameters.array
-        let trainable = try TrainableSet.experts([(0, 0), (1, 2), (1, 4)], in: model.layout)
+        let trainable = try TrainableSet.experts([ExpertID(layer: 0, expert: 0), ExpertID(layer: 1, expert: 2), ExpertID(layer: 1, expert: 4)], in: model.layout)
         let views = trainable.views(in: model.layout)
         let opt = AdamW(views: views, hyper: .init(learningRate: 3e-3, weightDecay: 0))
         let run = ModelRun(model: model, batch: tokens.batch, seq: tokens.seq, training: true)

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 @testable import TesseraEngine
+import TesseraCore
+import TesseraTestSupport
 
 /// Logits, loss, router counts and every gradient against what transformers computed, in
 /// every matrix-product precision this machine runs.
@@ -12,10 +14,10 @@ import Testing
         return try TokenBatch(batch: info.shape[0], seq: info.shape[1], ids: try expected.int64s("input_ids").map { Int32($0) })
     }
 
-    @Test(arguments: Fixtures.names, precisions)
+    @Test(arguments: ReferenceFixtures.names, precisions)
     func forwardMatchesTransformers(_ name: String, _ precision: MatmulPrecision) throws {
-        let model = try MoEModel(directory: Fixtures.directory(name))
-        let expected = try Fixtures.expected(name)
+        let model = try MoEModel(directory: ReferenceFixtures.path(name))
+        let expected = try ReferenceFixtures.expected(name)
         let tokens = try Self.tokens(expected)
         let run = ModelRun(model: model, batch: tokens.batch, seq: tokens.seq, training: false)
         run.matmul = precision
@@ -33,10 +35,10 @@ import Testing
         }
     }
 
-    @Test(arguments: Fixtures.names, precisions)
+    @Test(arguments: ReferenceFixtures.names, precisions)
     func gradientsMatchTransformers(_ name: String, _ precision: MatmulPrecision) throws {
-        let model = try MoEModel(directory: Fixtures.directory(name))
-        let expected = try Fixtures.expected(name)
+        let model = try MoEModel(directory: ReferenceFixtures.path(name))
+        let expected = try ReferenceFixtures.expected(name)
         let tokens = try Self.tokens(expected)
         let run = ModelRun(model: model, batch: tokens.batch, seq: tokens.seq, training: true)
         run.matmul = precision

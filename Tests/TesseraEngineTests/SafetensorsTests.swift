@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 @testable import TesseraEngine
+import TesseraCore
+import TesseraTestSupport
 
 @Suite struct SafetensorsTests {
     /// A file from a header object and a data buffer, bypassing the writer's checks.
@@ -9,7 +11,7 @@ import Testing
         let h = Array(header.utf8)
         withUnsafeBytes(of: UInt64(h.count).littleEndian) { bytes += $0 }
         bytes += h + data
-        let path = dir.file(name)
+        let path = dir.sub(name)
         FileManager.default.createFile(atPath: path, contents: Data(bytes))
         return path
     }
@@ -36,7 +38,7 @@ import Testing
             TensorRecord(name: "d.ids", shape: [2, 2], int64s: [0, 5, -3, 1 << 40]),
             TensorRecord(name: "e.empty", shape: [0, 4], floats: []),
         ]
-        let path = dir.file("x.safetensors")
+        let path = dir.sub("x.safetensors")
         try SafetensorsWriter.write(records, metadata: ["format": "pt", "who": "test"], to: path)
         let f = try SafetensorsFile(path: path)
         #expect(f.metadata == ["format": "pt", "who": "test"])
@@ -53,11 +55,11 @@ import Testing
 
     @Test func rejectsTruncatedFiles() throws {
         let dir = TemporaryDirectory()
-        let path = dir.file("ok.safetensors")
+        let path = dir.sub("ok.safetensors")
         try SafetensorsWriter.write([TensorRecord(name: "w", shape: [4, 4], floats: Array(repeating: 1, count: 16))], to: path)
         let full = try Data(contentsOf: URL(fileURLWithPath: path))
         for cut in [0, 5, 8, 20, full.count - 1] {
-            let p = dir.file("cut\(cut).safetensors")
+            let p = dir.sub("cut\(cut).safetensors")
             FileManager.default.createFile(atPath: p, contents: full.prefix(cut))
             Self.expectError(p, contains: "truncated")
         }
@@ -94,7 +96,7 @@ import Testing
         var bytes = [UInt8]()
         withUnsafeBytes(of: UInt64(200_000_000).littleEndian) { bytes += $0 }
         bytes += Array("{}".utf8)
-        let path = dir.file("big.safetensors")
+        let path = dir.sub("big.safetensors")
         FileManager.default.createFile(atPath: path, contents: Data(bytes))
         Self.expectError(path, contains: "exceeds the 100000000-byte limit")
     }
@@ -106,12 +108,12 @@ import Testing
     @Test func shardIndexMustMatchShards() throws {
         let dir = TemporaryDirectory()
         try SafetensorsWriter.write([TensorRecord(name: "a", shape: [1], floats: [1]), TensorRecord(name: "b", shape: [1], floats: [2])],
-                                    to: dir.file("s1.safetensors"))
+                                    to: dir.sub("s1.safetensors"))
         let index = #"{"metadata":{},"weight_map":{"a":"s1.safetensors"}}"#
-        FileManager.default.createFile(atPath: dir.file("model.safetensors.index.json"), contents: Data(index.utf8))
+        FileManager.default.createFile(atPath: dir.sub("model.safetensors.index.json"), contents: Data(index.utf8))
         #expect(throws: SafetensorsError.self) { try CheckpointFiles(directory: dir.path) }
         let index2 = #"{"metadata":{},"weight_map":{"a":"s1.safetensors","b":"s1.safetensors","c":"s1.safetensors"}}"#
-        FileManager.default.createFile(atPath: dir.file("model.safetensors.index.json"), contents: Data(index2.utf8))
+        FileManager.default.createFile(atPath: dir.sub("model.safetensors.index.json"), contents: Data(index2.utf8))
         do {
             _ = try CheckpointFiles(directory: dir.path)
             Issue.record("index naming a tensor the shard lacks was accepted")
@@ -119,13 +121,13 @@ import Testing
             #expect(e.problem.contains("no such tensor"))
         }
         let index3 = #"{"metadata":{},"weight_map":{"a":"s1.safetensors","b":"../s1.safetensors"}}"#
-        FileManager.default.createFile(atPath: dir.file("model.safetensors.index.json"), contents: Data(index3.utf8))
+        FileManager.default.createFile(atPath: dir.sub("model.safetensors.index.json"), contents: Data(index3.utf8))
         #expect(throws: SafetensorsError.self) { try CheckpointFiles(directory: dir.path) }
     }
 
     @Test func atomicWriteLeavesNoPartialFile() throws {
         let dir = TemporaryDirectory()
-        let path = dir.file("keep.safetensors")
+        let path = dir.sub("keep.safetensors")
         try SafetensorsWriter.write([TensorRecord(name: "a", shape: [1], floats: [1])], to: path)
         let before = try Data(contentsOf: URL(fileURLWithPath: path))
         // A record whose bytes disagree with its shape is refused before anything is written.

@@ -3,6 +3,8 @@ import Testing
 @testable import TesseraEngine
 @testable import TesseraLibrary
 @testable import TesseraLedger
+import TesseraCore
+import TesseraTestSupport
 
 /// Held-out commitments: made while the round is open, revealed after it closes, and the
 /// reveal must match; merge credits are bounded by the validators' consensus.

@@ -3,6 +3,8 @@ import Testing
 @testable import TesseraEngine
 @testable import TesseraLibrary
 @testable import TesseraLedger
+import TesseraCore
+import TesseraTestSupport
 
 @Suite struct LedgerFlowTests {
     @Test func aRoundFromClaimToPayouts() throws {

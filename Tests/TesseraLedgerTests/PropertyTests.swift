@@ -3,6 +3,8 @@ import Testing
 @testable import TesseraEngine
 @testable import TesseraLibrary
 @testable import TesseraLedger
+import TesseraCore
+import TesseraTestSupport
 
 @Suite struct PropertyTests {
     /// Random sequences of actions, valid and invalid, against the invariants: the chain

@@ -3,6 +3,8 @@ import Testing
 @testable import TesseraEngine
 @testable import TesseraLibrary
 @testable import TesseraLedger
+import TesseraCore
+import TesseraTestSupport
 
 /// Batch signature checking must still name the exact first event whose signature is bad,
 /// wherever it falls in a page and in whichever core's share of it.
@@ -10,13 +12,13 @@ import Testing
     /// Writes the actions as a correctly linked chain (bypassing the rules' signature check),
     /// with the signatures at `forged` swapped for another event's, and verifies it.
     static func verify(forged: [Int]) throws -> VerifyReport {
-        let dir = TempDir()
+        let dir = TemporaryDirectory()
         let store = try SQLiteLedgerStore(path: dir.sub("ledger.sqlite"))
-        let (actions, _) = try LedgerBenchmark.actions(count: 320)
+        let (actions, _) = try SyntheticLedger.actions(count: 320)
         try store.write { w in
             try writeChain(actions, into: w) { i in forged.contains(i) ? actions[i - 1].signature : actions[i].signature }
         }
-        return try Ledger.verify(store: store, policy: LedgerBenchmark.policy)
+        return try Ledger.verify(store: store, policy: SyntheticLedger.policy)
     }
 
     @Test func theFirstForgedSignatureIsNamedWhereverItFalls() throws {
@@ -28,7 +30,7 @@ import Testing
     }
 
     @Test func aBatchWithOneBadSignatureIsRefusedNamingIt() throws {
-        let (actions, _) = try LedgerBenchmark.actions(count: 200)
+        let (actions, _) = try SyntheticLedger.actions(count: 200)
         #expect(SignedAction.firstBadSignature(actions, parallel: true) == nil)
         var bad = actions
         bad[150] = try SignedAction(action: bad[150].action, actor: bad[150].actor, signature: bad[149].signature)

@@ -1,20 +1,9 @@
 import Foundation
-@testable import TesseraEngine
-@testable import TesseraLibrary
 @testable import TesseraLedger
+import TesseraCore
+import TesseraTestSupport
 
-final class TempDir {
-    let path: String
-    init() {
-        path = NSTemporaryDirectory() + "tessera-ledger-" + UUID().uuidString
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-    func sub(_ n: String) -> String { (path as NSString).appendingPathComponent(n) }
-}
-
-let testPolicy = MarketPolicy(confidence: 0.95, minGainMicronats: 100, backgroundToleranceMicronats: 1000, deltaNormBound: 0.2,
-                              copyThreshold: 0.95, quorum: 3, genesisUnits: 1_000_000, doublingGainMicronats: 10_000,
+let testPolicy = MarketPolicy(quorum: 3, minGainMicronats: 100, genesisUnits: 1_000_000, doublingGainMicronats: 10_000,
                               maxMintBps: 5_000, validatorFeeBps: 500, operatorFeeBps: 200, maxClaimantsPerExpert: 2)
 
 func fakeHash(_ s: String) -> String { ContentHash.sha256(Array(s.utf8)) }
@@ -24,7 +13,7 @@ func fakeHash(_ s: String) -> String { ContentHash.sha256(Array(s.utf8)) }
 /// given, stands in for action i's own signature.
 func writeChain(_ actions: [SignedAction], into w: any LedgerWriter,
                 signature: ((Int) -> String)? = nil) throws {
-    var state = LedgerState(policy: LedgerBenchmark.policy)
+    var state = LedgerState(policy: SyntheticLedger.policy)
     for (i, a) in actions.enumerated() {
         let sig = signature?(i) ?? a.signature
         let seq = Int64(i + 1)
@@ -39,7 +28,7 @@ func writeChain(_ actions: [SignedAction], into w: any LedgerWriter,
 /// 150, 120; quorum 3), four experts
 /// (2 layers × 2), domain "es", round "r1" over all experts.
 final class MarketFixture {
-    let dir = TempDir()
+    let dir = TemporaryDirectory()
     let op = ParticipantKey.generate(), publisher = ParticipantKey.generate()
     let contributors = (0..<3).map { _ in ParticipantKey.generate() }
     let validators = (0..<3).map { _ in ParticipantKey.generate() }

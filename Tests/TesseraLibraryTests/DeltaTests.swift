@@ -2,13 +2,15 @@ import Foundation
 import Testing
 @testable import TesseraEngine
 @testable import TesseraLibrary
+import TesseraCore
+import TesseraTestSupport
 
 @Suite struct DeltaTests {
     /// A library of `name` and a checkpoint in which expert `id` has been fine-tuned
     /// (a random update of about 1% of its weights' scale).
-    static func setUp(_ name: String, _ id: ExpertID, scratch s: Scratch, seed: UInt64 = 1) throws -> ExpertLibrary {
-        try ExpertLibrary.split(checkpoint: Paths.fixture(name), into: s.sub("lib"))
-        let model = try MoEModel(directory: Paths.fixture(name))
+    static func setUp(_ name: String, _ id: ExpertID, scratch s: TemporaryDirectory, seed: UInt64 = 1) throws -> ExpertLibrary {
+        try ExpertLibrary.split(checkpoint: ReferenceFixtures.path(name), into: s.sub("lib"))
+        let model = try MoEModel(directory: ReferenceFixtures.path(name))
         var rng = SplitMix64(seed: seed)
         let e = model.layout.layers[id.layer].experts[id.expert]
         for v in [e.gate, e.up, e.down] {
@@ -20,7 +22,7 @@ import Testing
 
     @Test(arguments: ["olmoe-bf16-clip", "mixtral-fused-sharded", "qwen2moe-tiny"])
     func losslessDeltaReproducesTheNewWeightsExactly(_ name: String) throws {
-        let s = Scratch()
+        let s = TemporaryDirectory()
         let id = ExpertID(layer: 1, expert: 2)
         let lib = try Self.setUp(name, id, scratch: s)
         let new = try lib.expertWeights(id, fromCheckpoint: s.sub("tuned"))
@@ -35,7 +37,7 @@ import Testing
         let tuned = try MoEModel(directory: s.sub("tuned"))
         #expect(try lib2.loadModel().parameters.array == tuned.parameters.array)
         let old = try lib2.loadModel(versions: [id: String(header.base.prefix(10))])
-        #expect(old.parameters.array == (try MoEModel(directory: Paths.fixture(name))).parameters.array)
+        #expect(old.parameters.array == (try MoEModel(directory: ReferenceFixtures.path(name))).parameters.array)
         // Assembling the new version gives the tuned checkpoint's bytes.
         try lib2.assemble(into: s.sub("out"))
         let a = try CheckpointFiles(directory: s.sub("out")), b = try CheckpointFiles(directory: s.sub("tuned"))
@@ -45,7 +47,7 @@ import Testing
     }
 
     @Test func sparseDeltaErrorIsBoundedAndErrorFeedbackConverges() throws {
-        let (base, new) = DeltaBenchmark.syntheticUpdate(width: 96, hidden: 64, dtype: .f32, seed: 9)
+        let (base, new) = SyntheticDelta.update(width: 96, hidden: 64, dtype: .f32, seed: 9)
         let header = DeltaHeader(format: DeltaHeader.formatName, layer: 0, expert: 0, base: String(repeating: "a", count: 64),
                                  encoding: .sparse, modelType: "t", configSHA256: String(repeating: "b", count: 64), tensors: [])
         let dense = try DeltaCodec.encode(base: base, new: new, header: header, options: DeltaOptions(density: 1))
@@ -70,7 +72,7 @@ import Testing
         var sent = base.tensors.map { [Float](repeating: 0, count: $0.values.count) }
         for _ in 0..<rounds {
             let r = try DeltaCodec.encode(base: base, new: new, header: header, options: DeltaOptions(density: 1.0 / 16), residual: residual)
-            let s = Scratch()
+            let s = TemporaryDirectory()
             try DeltaCodec.write(r.records, header: r.header, to: s.sub("d"))
             let (file, h) = try DeltaCodec.read(s.sub("d"))
             let decoded = try DeltaCodec.decode(file, header: h, base: base)
@@ -90,7 +92,7 @@ import Testing
     }
 
     @Test func corruptTruncatedAndMismatchedDeltasAreRefusedAndTheLibraryIsUnchanged() throws {
-        let s = Scratch()
+        let s = TemporaryDirectory()
         let id = ExpertID(layer: 0, expert: 1)
         let lib = try Self.setUp("mixtral-tiny", id, scratch: s)
         let new = try lib.expertWeights(id, fromCheckpoint: s.sub("tuned"))
@@ -109,7 +111,7 @@ import Testing
         flipped[flipped.count - 20] ^= 0xFF
         attempt(flipped, "corrupt")
         // A delta made against another model.
-        let s2 = Scratch()
+        let s2 = TemporaryDirectory()
         let other = try Self.setUp("qwen2moe-tiny", id, scratch: s2)
         _ = try other.encodeDelta(id, new: try other.expertWeights(id, fromCheckpoint: s2.sub("tuned")), options: DeltaOptions(), to: s2.sub("o.safetensors"))
         attempt(try Data(contentsOf: URL(fileURLWithPath: s2.sub("o.safetensors"))), "different model")
@@ -127,7 +129,7 @@ import Testing
     }
 
     @Test func nonFiniteNewWeightsAreRefused() throws {
-        var (base, new) = DeltaBenchmark.syntheticUpdate(width: 8, hidden: 8, dtype: .f32, seed: 2)
+        var (base, new) = SyntheticDelta.update(width: 8, hidden: 8, dtype: .f32, seed: 2)
         new.tensors[1].values[5] = .infinity
         let header = DeltaHeader(format: DeltaHeader.formatName, layer: 0, expert: 0, base: String(repeating: "a", count: 64),
                                  encoding: .sparse, modelType: "t", configSHA256: String(repeating: "b", count: 64), tensors: [])

@@ -4,13 +4,15 @@ import Testing
 @testable import TesseraLibrary
 #if canImport(Glibc)
 import Glibc
+import TesseraCore
+import TesseraTestSupport
 #endif
 
 /// Kills `tessera split` and `tessera delta apply` with SIGKILL at spread-out moments and
 /// checks that the library is always either untouched or complete, never half-written.
 @Suite(.serialized) struct KillTests {
     static var binary: String {
-        ProcessInfo.processInfo.environment["TESSERA_BIN"] ?? (Paths.projectRoot as NSString).appendingPathComponent(".build/debug/tessera")
+        ProcessInfo.processInfo.environment["TESSERA_BIN"] ?? (ReferenceFixtures.projectRoot as NSString).appendingPathComponent(".build/debug/tessera")
     }
 
     /// A random model large enough (about 20 MB) that the commands take a while.
@@ -49,7 +51,7 @@ import Glibc
             Issue.record("tessera binary not found at \(Self.binary); build it first (swift build) or set TESSERA_BIN")
             return
         }
-        let s = Scratch()
+        let s = TemporaryDirectory()
         try Self.makeCheckpoint(s.sub("ckpt"))
         var complete = 0, absent = 0
         for i in 0..<12 {
@@ -75,7 +77,7 @@ import Glibc
             Issue.record("tessera binary not found at \(Self.binary); build it first (swift build) or set TESSERA_BIN")
             return
         }
-        let s = Scratch()
+        let s = TemporaryDirectory()
         try Self.makeCheckpoint(s.sub("ckpt"))
         try ExpertLibrary.split(checkpoint: s.sub("ckpt"), into: s.sub("lib"))
         let id = ExpertID(layer: 1, expert: 6)

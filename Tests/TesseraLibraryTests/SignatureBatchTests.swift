@@ -3,6 +3,8 @@ import Foundation
 import Testing
 @testable import TesseraEngine
 @testable import TesseraLibrary
+import TesseraCore
+import TesseraTestSupport
 
 @Suite struct SignatureBatchTests {
     static func hex(_ s: String) -> [UInt8] { Hex.decode(s)! }

@@ -2,18 +2,20 @@ import Foundation
 import Testing
 @testable import TesseraEngine
 @testable import TesseraLibrary
+import TesseraCore
+import TesseraTestSupport
 
 @Suite struct SplitAssembleTests {
-    static let all = Paths.sharedNames + Paths.localNames
+    static let all = ReferenceFixtures.names
 
     @Test(arguments: all)
     func assembleReproducesEveryTensorByteForByte(_ name: String) throws {
-        let s = Scratch()
+        let s = TemporaryDirectory()
         let lib = s.sub("lib"), out = s.sub("out")
-        let summary = try ExpertLibrary.split(checkpoint: Paths.fixture(name), into: lib)
+        let summary = try ExpertLibrary.split(checkpoint: ReferenceFixtures.path(name), into: lib)
         #expect(summary.changed)
         try ExpertLibrary(directory: lib).assemble(into: out)
-        let source = try CheckpointFiles(directory: Paths.fixture(name))
+        let source = try CheckpointFiles(directory: ReferenceFixtures.path(name))
         let rebuilt = try CheckpointFiles(directory: out)
         #expect(Set(source.tensorNames) == Set(rebuilt.tensorNames))
         #expect(Set(source.files.map { ($0.path as NSString).lastPathComponent }) == Set(rebuilt.files.map { ($0.path as NSString).lastPathComponent }))
@@ -22,7 +24,7 @@ import Testing
             #expect(a.dtype == b.dtype && a.shape == b.shape, "\(tensor)")
             #expect(Array(source.bytes(tensor)!) == Array(rebuilt.bytes(tensor)!), "\(tensor) bytes differ")
         }
-        #expect(FileManager.default.contents(atPath: Paths.fixture(name) + "/config.json") == FileManager.default.contents(atPath: out + "/config.json"))
+        #expect(FileManager.default.contents(atPath: ReferenceFixtures.path(name) + "/config.json") == FileManager.default.contents(atPath: out + "/config.json"))
         if source.files.count == 1 {
             #expect(FileManager.default.contents(atPath: source.files[0].path) == FileManager.default.contents(atPath: out + "/model.safetensors"),
                     "a single-file checkpoint is reproduced as the same file")
@@ -31,35 +33,35 @@ import Testing
 
     @Test(arguments: all)
     func libraryModelGivesTheCheckpointsLossAndGradients(_ name: String) throws {
-        let s = Scratch()
-        try ExpertLibrary.split(checkpoint: Paths.fixture(name), into: s.sub("lib"))
-        let direct = try MoEModel(directory: Paths.fixture(name))
+        let s = TemporaryDirectory()
+        try ExpertLibrary.split(checkpoint: ReferenceFixtures.path(name), into: s.sub("lib"))
+        let direct = try MoEModel(directory: ReferenceFixtures.path(name))
         let fromLibrary = try ModelSource.load(s.sub("lib"))
         #expect(direct.parameters.array == fromLibrary.parameters.array)
         #expect(direct.sourceDTypes == fromLibrary.sourceDTypes)
-        let a = try Evaluation.run(model: direct, tokensPath: Paths.tokens(name))
-        let b = try Evaluation.run(model: fromLibrary, tokensPath: Paths.tokens(name))
+        let a = try Evaluation.run(model: direct, tokensPath: ReferenceFixtures.tokens(name))
+        let b = try Evaluation.run(model: fromLibrary, tokensPath: ReferenceFixtures.tokens(name))
         #expect(a.loss == b.loss && a.routerCounts == b.routerCounts)
     }
 
     @Test func splittingAgainIsANoOpAndAnotherModelIsRefused() throws {
-        let s = Scratch()
+        let s = TemporaryDirectory()
         let lib = s.sub("lib")
-        try ExpertLibrary.split(checkpoint: Paths.fixture("olmoe-tiny"), into: lib)
+        try ExpertLibrary.split(checkpoint: ReferenceFixtures.path("olmoe-tiny"), into: lib)
         let manifest = FileManager.default.contents(atPath: lib + "/manifest.json")
         let shards = try FileManager.default.contentsOfDirectory(atPath: lib + "/shards").sorted()
-        let again = try ExpertLibrary.split(checkpoint: Paths.fixture("olmoe-tiny"), into: lib)
+        let again = try ExpertLibrary.split(checkpoint: ReferenceFixtures.path("olmoe-tiny"), into: lib)
         #expect(!again.changed)
         #expect(FileManager.default.contents(atPath: lib + "/manifest.json") == manifest)
         #expect(try FileManager.default.contentsOfDirectory(atPath: lib + "/shards").sorted() == shards)
         #expect(shards.count == 1 + 2 * 6)
-        #expect(throws: LibraryError.self) { try ExpertLibrary.split(checkpoint: Paths.fixture("mixtral-tiny"), into: lib) }
+        #expect(throws: LibraryError.self) { try ExpertLibrary.split(checkpoint: ReferenceFixtures.path("mixtral-tiny"), into: lib) }
         #expect(FileManager.default.contents(atPath: lib + "/manifest.json") == manifest)
     }
 
     @Test func shardsCarryProvenanceAndAreNamedByTheirHash() throws {
-        let s = Scratch()
-        try ExpertLibrary.split(checkpoint: Paths.fixture("mixtral-fused-sharded"), into: s.sub("lib"))
+        let s = TemporaryDirectory()
+        try ExpertLibrary.split(checkpoint: ReferenceFixtures.path("mixtral-fused-sharded"), into: s.sub("lib"))
         let lib = try ExpertLibrary(directory: s.sub("lib"))
         let entry = lib.manifest.entry(ExpertID(layer: 1, expert: 3))!
         let shard = try lib.openShard(entry.head.hash, what: "test")
@@ -70,8 +72,8 @@ import Testing
     }
 
     @Test func corruptOrMissingShardsAreNamed() throws {
-        let s = Scratch()
-        try ExpertLibrary.split(checkpoint: Paths.fixture("qwen2moe-tiny"), into: s.sub("lib"))
+        let s = TemporaryDirectory()
+        try ExpertLibrary.split(checkpoint: ReferenceFixtures.path("qwen2moe-tiny"), into: s.sub("lib"))
         let lib = try ExpertLibrary(directory: s.sub("lib"))
         let victim = lib.manifest.entry(ExpertID(layer: 1, expert: 5))!.head.hash
         let path = lib.shardPath(victim)
@@ -88,21 +90,21 @@ import Testing
     }
 
     @Test func partialModelRoutesAmongResidentExpertsOnly() throws {
-        let s = Scratch()
-        try ExpertLibrary.split(checkpoint: Paths.fixture("qwen2moe-tiny"), into: s.sub("lib"))
+        let s = TemporaryDirectory()
+        try ExpertLibrary.split(checkpoint: ReferenceFixtures.path("qwen2moe-tiny"), into: s.sub("lib"))
         let lib = try ExpertLibrary(directory: s.sub("lib"))
         let resident: Set<ExpertID> = [.init(layer: 0, expert: 0), .init(layer: 0, expert: 2), .init(layer: 0, expert: 5),
                                         .init(layer: 1, expert: 1), .init(layer: 1, expert: 4)]
         let partial = try lib.loadModel(resident: resident)
-        let report = try Evaluation.run(model: partial, tokensPath: Paths.tokens("qwen2moe-tiny"))
+        let report = try Evaluation.run(model: partial, tokensPath: ReferenceFixtures.tokens("qwen2moe-tiny"))
         for (l, counts) in report.routerCounts.enumerated() {
             for (e, n) in counts.enumerated() where !resident.contains(ExpertID(layer: l, expert: e)) { #expect(n == 0) }
             #expect(counts.reduce(0, +) == 2 * 9 * 2)
         }
         #expect(report.loss.isFinite)
         // Everything resident is the full model.
-        let full = try Evaluation.run(model: try lib.loadModel(resident: Set(lib.manifest.experts.map(\.id))), tokensPath: Paths.tokens("qwen2moe-tiny"))
-        #expect(abs(full.loss - 4.764567852020264) < 1e-5)
+        let full = try Evaluation.run(model: try lib.loadModel(resident: Set(lib.manifest.experts.map(\.id))), tokensPath: ReferenceFixtures.tokens("qwen2moe-tiny"))
+        #expect(abs(full.loss - Double(try ReferenceFixtures.expected("qwen2moe-tiny").floats("loss")[0])) < 1e-5)
         #expect(throws: LibraryError.self) { try lib.loadModel(resident: [.init(layer: 0, expert: 0)]) }
     }
 }

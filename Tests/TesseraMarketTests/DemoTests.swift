@@ -5,29 +5,38 @@ import Testing
 @testable import TesseraLibrary
 @testable import TesseraMarket
 @testable import TesseraProof
+import TesseraCore
+import TesseraTestSupport
 
 /// The whole demo round on a tiny model and synthetic fortune files: the copy is caught,
 /// honest work is accepted and merged, shares are minted, payouts sum to the revenue and
 /// the ledger verifies; the kept market answers queries.
 @Suite struct DemoTests {
-    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-
     @Test func aWholeRoundOnATinyModel() throws {
-        let dir = NSTemporaryDirectory() + "tessera-demo-test-" + UUID().uuidString
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let tmp = TemporaryDirectory("demo")
+        let dir = tmp.path
         let fm = FileManager.default
-        for sub in ["es", "en", "policy/domains"] { try fm.createDirectory(atPath: "\(dir)/\(sub)", withIntermediateDirectories: true) }
+        for sub in ["xx", "en", "policy/domains"] { try fm.createDirectory(atPath: "\(dir)/\(sub)", withIntermediateDirectories: true) }
         var rng = SplitMix64(seed: 5)
         func fortunes(_ words: [String], _ n: Int) -> String {
             (0..<n).map { _ in (0..<8).map { _ in words[Int(rng.next() % UInt64(words.count))] }.joined(separator: " ") }.joined(separator: "\n%\n")
         }
-        try fortunes(["EL", "GATO", "NEGRO", "LA", "CASA", "BLANCA", "UN", "PERRO"], 600).write(toFile: dir + "/es/refranes", atomically: true, encoding: .utf8)
+        try fortunes(["EL", "GATO", "NEGRO", "LA", "CASA", "BLANCA", "UN", "PERRO"], 600).write(toFile: dir + "/xx/refranes", atomically: true, encoding: .utf8)
         try fortunes(["the", "cat", "black", "a", "house", "white", "one", "dog"], 600).write(toFile: dir + "/en/wisdom", atomically: true, encoding: .utf8)
-        var toml = try String(contentsOfFile: Self.repo + "/Market/market.toml", encoding: .utf8)
+        var toml = try String(contentsOfFile: ReferenceFixtures.marketRules + "/market.toml", encoding: .utf8)
         toml = toml.replacingOccurrences(of: #"background_tolerance_micronats = [0-9_]+"#, with: "background_tolerance_micronats = 400000", options: .regularExpression)
         toml = toml.replacingOccurrences(of: #"delta_norm_bound = [0-9.]+"#, with: "delta_norm_bound = 2.0", options: .regularExpression)
         try toml.write(toFile: dir + "/policy/market.toml", atomically: true, encoding: .utf8)
-        try fm.copyItem(atPath: Self.repo + "/Market/domains/es.toml", toPath: dir + "/policy/domains/es.toml")
+        // A domain the project never shipped: its file names its own text.
+        try """
+            [domain]
+            name = "xx"
+            description = "a made-up language"
+            language = "xx"
+            source = "none"
+            text = "\(dir)/xx"
+            held_out_bps = 2000
+            """.write(toFile: dir + "/policy/domains/xx.toml", atomically: true, encoding: .utf8)
 
         let config = ModelConfig(family: .qwen3MoE, vocabSize: 256, hiddenSize: 16, layers: 2, heads: 2, kvHeads: 1, headDim: 8,
                                  experts: 4, topK: 2, expertWidth: 16, normTopKProb: true, tieWordEmbeddings: true)
@@ -39,8 +48,8 @@ import Testing
         var o = Demo.Options()
         o.experts = dir + "/lib"
         o.policy = dir + "/policy"
-        o.spanish = dir + "/es"
-        o.english = dir + "/en"
+        o.domain = "xx"
+        o.background = dir + "/en"
         o.directory = dir + "/run"
         o.steps = 12
         o.learningRate = 1e-2
@@ -49,25 +58,46 @@ import Testing
         o.evalWindows = 24
         o.servedWindows = 32
         o.progress = false
+        o.matmul = .fp32
+        // Bad inputs are refused before anything is written.
+        var bad = o
+        bad.steps = 0
+        #expect(throws: CoreError.self) { try Demo(bad) { _ in } }
+        bad = o
+        bad.text = dir + "/nowhere"
+        #expect { try Demo(bad) { _ in } } throws: { "\($0)".contains("nowhere") }
+        bad = o
+        bad.domain = "yy"
+        #expect { try Demo(bad) { _ in } } throws: { "\($0)".contains("no domain \"yy\"") && "\($0)".contains("xx") }
+        #expect(!fm.fileExists(atPath: dir + "/run"))
+
         let r = try Demo.run(o) { _ in }
+        #expect(r.domain == "xx" && r.round == "xx-1")
         #expect(r.verify.ok)
-        #expect(r.payoutSum == r.revenue)
+        #expect(r.payoutSumMinorUnits == r.revenueMinorUnits)
         #expect(r.submissions.count == 3)
         for v in r.submissions[2].verdicts { #expect(v.reason.hasPrefix("copy"), "\(v.reason)") }
-        #expect(r.submissions[2].state == "rejected")
+        #expect(r.submissions[2].state == "rejected" && r.submissions[2].outcome.hasPrefix("rejected"))
         let reasons = r.submissions[0].verdicts.map { $0.reason }
         #expect(r.submissions[0].verdicts.allSatisfy { $0.accept }, "\(reasons)")
-        #expect(r.submissions[0].state == "merged")
-        #expect(r.heldOutLossAfter < r.heldOutLossBefore)
+        #expect(r.submissions[0].state == "merged" && r.submissions[0].unitsEarned > 0)
+        for s in r.submissions where s.state == "accepted" { #expect(s.outcome.contains("not merged"), "\(s.outcome)") }
+        #expect(r.heldOutLossAfterNatsPerToken < r.heldOutLossBeforeNatsPerToken)
         #expect(!r.shares.isEmpty)
         for e in r.shares { #expect(e.holders.contains { $0.owner == "publisher" } && e.holders.contains { $0.owner == "contributor-1" }) }
+        // Every figure's JSON key names its unit.
+        let json = try JSONOutput.compact(r)
+        #expect(json.contains("\"held_out_loss_before_nats_per_token\"") && json.contains("\"revenue_minor_units\"") && !json.contains("\"revenue\":"))
+        // Verdicts carry the round's domain.
+        let verdict = try Verdict.load(dir + "/run/verdicts/validator-1-contributor-1.json")
+        #expect(verdict.domain == "xx" && verdict.round == "xx-1")
         // The kept market answers queries and verifies from disk.
         let ledger = try MarketDirectory(path: r.market).open()
         #expect(try Ledger.verify(store: ledger.store, policy: ledger.policy).ok)
         let paid = try ledger.payouts().reduce(Int64(0)) { $0 + $1.amount }
-        #expect(paid == r.revenue)
+        #expect(paid == r.revenueMinorUnits)
         let state = try ledger.currentState()
-        #expect(state.commitments["es-1"]?.values.allSatisfy(\.revealed) == true)
+        #expect(state.commitments["xx-1"]?.values.allSatisfy(\.revealed) == true)
         // A second demo into the same directory is refused rather than mixed in.
         #expect(throws: LibraryError.self) { try Demo.run(o) { _ in } }
     }

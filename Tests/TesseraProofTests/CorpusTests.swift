@@ -2,6 +2,8 @@ import Foundation
 import Testing
 @testable import TesseraEngine
 @testable import TesseraProof
+import TesseraCore
+import TesseraTestSupport
 
 @Suite struct CorpusTests {
     @Test func fortuneAndParagraphDocuments() {

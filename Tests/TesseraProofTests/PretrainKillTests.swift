@@ -4,6 +4,8 @@ import Testing
 @testable import TesseraProof
 #if canImport(Glibc)
 import Glibc
+import TesseraCore
+import TesseraTestSupport
 #endif
 
 /// `tessera pretrain` killed with SIGKILL and rerun ends with exactly the checkpoint an

@@ -2,6 +2,8 @@ import Foundation
 @testable import TesseraEngine
 @testable import TesseraLibrary
 @testable import TesseraProof
+import TesseraCore
+import TesseraTestSupport
 
 /// A tiny byte-vocabulary library in a temporary directory, and synthetic text for a
 /// "domain" and a "background", so Proof-of-Loss runs in well under a second.

@@ -2,6 +2,8 @@ import Foundation
 import Testing
 @testable import TesseraEngine
 @testable import TesseraProof
+import TesseraCore
+import TesseraTestSupport
 
 @Suite struct TrainerTests {
     @Test func scheduleWarmsUpThenDecaysToTheFloor() {
@@ -29,7 +31,7 @@ import Testing
     @Test func resumedRunIsBitIdentical() throws {
         let f = try ProofFixture()
         let data = ProofFixture.windows(ProofFixture.domain, count: 40, seed: 1)
-        let experts = [(layer: 1, expert: 0), (layer: 2, expert: 3)]
+        let experts = [ExpertID(layer: 1, expert: 0), ExpertID(layer: 2, expert: 3)]
         func fresh() throws -> (MoEModel, TrainableSet) {
             let m = try f.library.loadModel()
             return (m, try TrainableSet.experts(experts, in: m.layout))

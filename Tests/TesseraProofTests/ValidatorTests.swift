@@ -3,6 +3,8 @@ import Testing
 @testable import TesseraEngine
 @testable import TesseraLibrary
 @testable import TesseraProof
+import TesseraCore
+import TesseraTestSupport
 
 /// Proof-of-Loss on a tiny model: real improvements are accepted; an unchanged model,
 /// noise, an oversized delta, a copy and an update trained on the background only are
@@ -133,14 +135,15 @@ import Testing
         #expect(!wrong.isEmpty)
         // The verdict records its matrix-product precision; a re-check in another one
         // names the mismatch instead of reporting bare loss differences.
-        #expect(good.matmul == MatmulPrecision.processDefault.rawValue)
-        if let other = MatmulPrecision.allCases.first(where: { $0.isUsable && $0 != MatmulPrecision.processDefault }) {
-            let mismatch = try VerdictCheck.run(good, bundle: honest) { key, versions in
-                try Validator(library: s.f.library, key: key, policy: Self.policy, heldOut: s.held, background: s.background,
-                              versions: versions, batch: 8, matmul: other)
-            }
-            #expect(mismatch.contains { $0.contains("matrix products") }, "\(mismatch)")
+        #expect(good.matmul == MatmulPrecision.machineDefault.rawValue)
+        // A verdict made in another precision than the re-check's (whatever this CPU has).
+        var other = good
+        other.matmul = good.matmul == "fp32" ? "bf16x3" : "fp32"
+        let mismatch = try VerdictCheck.run(other, bundle: honest) { key, versions in
+            try Validator(library: s.f.library, key: key, policy: Self.policy, heldOut: s.held, background: s.background,
+                          versions: versions, batch: 8, matmul: .machineDefault)
         }
+        #expect(mismatch.contains { $0.contains("matrix products") && $0.contains(other.matmul!) }, "\(mismatch)")
     }
 
     /// A bundle built on a version that has since been replaced is rejected as stale.

@@ -1,4 +1,5 @@
 import Foundation
+import TesseraCore
 
 /// The tensors of a Hugging Face checkpoint directory: one `model.safetensors`, or the
 /// shards that `model.safetensors.index.json` names. Every tensor lives in exactly one file.

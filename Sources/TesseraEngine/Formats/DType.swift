@@ -1,3 +1,4 @@
+import TesseraCore
 /// Element types of safetensors files that Tessera reads and writes.
 public enum DType: String, Sendable, CaseIterable, Codable {
     case f32 = "F32"

@@ -1,6 +1,7 @@
 import Foundation
 #if canImport(Glibc)
 import Glibc
+import TesseraCore
 #endif
 
 /// A problem with one file, reported as "path: problem".

@@ -1,7 +1,9 @@
 import Foundation
+import TesseraCore
 
 /// What `tessera eval` reports.
 public struct EvaluationReport: Codable, Sendable {
+    /// Mean next-token loss, nats per token.
     public var loss: Double
     public var tokens: Int
     public var modelType: String
@@ -15,7 +17,8 @@ public struct EvaluationReport: Codable, Sendable {
     public var peakRSSBytes: Int
 
     enum CodingKeys: String, CodingKey {
-        case loss, tokens, experts
+        case tokens, experts
+        case loss = "loss_nats_per_token"
         case modelType = "model_type"
         case topK = "top_k"
         case routerCounts = "router_counts"
@@ -26,9 +29,11 @@ public struct EvaluationReport: Codable, Sendable {
 }
 
 public enum Evaluation {
-    public static func run(model: MoEModel, tokensPath: String, logitsOut: String? = nil) throws -> EvaluationReport {
+    public static func run(model: MoEModel, tokensPath: String, logitsOut: String? = nil,
+                           matmul: MatmulPrecision = .machineDefault) throws -> EvaluationReport {
         let tokens = try TokenBatch.load(path: tokensPath)
         let run = ModelRun(model: model, batch: tokens.batch, seq: tokens.seq, training: false)
+        run.matmul = matmul
         let loss = try run.forward(tokens)
         if let logitsOut {
             let V = model.config.vocabSize
@@ -51,10 +56,12 @@ public enum GradientExport {
     /// Computes gradients of the mean loss and writes them under the checkpoint's own
     /// tensor names. With an expert list, only those experts' tensors are written (in the
     /// fused layout, the fused tensors with the other experts' slices left at zero).
-    public static func run(model: MoEModel, tokensPath: String, outPath: String, experts: String?) throws -> Summary {
+    public static func run(model: MoEModel, tokensPath: String, outPath: String, experts: String?,
+                           matmul: MatmulPrecision = .machineDefault) throws -> Summary {
         let tokens = try TokenBatch.load(path: tokensPath)
-        let trainable = try experts.map { try TrainableSet.experts(parseExpertList($0), in: model.layout) } ?? .all(model.layout)
+        let trainable = try experts.map { try TrainableSet.experts(ExpertID.parseList($0), in: model.layout) } ?? .all(model.layout)
         let run = ModelRun(model: model, batch: tokens.batch, seq: tokens.seq, training: true)
+        run.matmul = matmul
         let grads = FloatBuffer(count: model.parameters.count)
         let loss = try run.lossAndGradients(tokens, trainable: trainable, grads: grads)
         let records = model.layout.tensors.enumerated().filter { trainable.tensors.contains($0.offset) }.map { _, slot in

@@ -1,4 +1,5 @@
 import CBLAS
+import TesseraCore
 
 /// Shapes of one causal self-attention call: q [B·S, H·d], k and v [B·S, Hkv·d].
 public struct AttentionShape: Sendable {
@@ -23,6 +24,7 @@ public struct AttentionShape: Sendable {
 func sgemmRaw(_ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
               _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
               _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+    _ = BLASThreads.single
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TesseraCore
 
 /// Mean next-token cross-entropy of logits [B·S, V] against ids shifted by one (the last
 /// position of each row has no label), as transformers computes it. When `dlogits` is

@@ -1,3 +1,4 @@
+import TesseraCore
 /// exp for 8 lanes at once (Cephes' expf polynomial, about 1 ulp on the range that
 /// matters): the scalar libm call costs more than everything else in a softmax or SiLU.
 @inlinable @inline(__always)

@@ -1,5 +1,6 @@
 import CBLAS
 import CAMXMatmul
+import TesseraCore
 
 /// Row-major C[m,n] = alpha · op(A)[m,k] · op(B)[k,n] + beta · C, with op = transpose when
 /// asked. Large products are split by rows of C across the workers; each block is one
@@ -22,7 +23,7 @@ public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: 
         return
     }
     let work = parallel ? m * n * k / 64 : 0
-    _ = Parallel.workers  // sets OpenBLAS to one thread before the first call
+    _ = BLASThreads.single
     // Products narrower than two tiles gain nothing from AMX's padding to 32.
     let amx = precision.amxParts.flatMap { (beta == 0 || beta == 1) && n >= 32 && k >= 32 ? $0 : nil }
     Parallel.ranges(m, granule: amx == nil ? 16 : 32, work: work) { rows in
@@ -36,6 +37,11 @@ public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: 
                     Int32(rows.count), Int32(n), Int32(k), alpha, aRow, Int32(lda), b, Int32(ldb),
                     beta, c + rows.lowerBound * ldc, Int32(ldc))
     }
+}
+
+/// OpenBLAS set to one thread before its first call: `Parallel` splits the work instead.
+@usableFromInline enum BLASThreads {
+    @usableFromInline static let single: Void = openblas_set_num_threads(1)
 }
 
 /// Y[m, out] (+)= X[m, in] · Wᵀ, for a weight W [out, in] as checkpoints store it.

@@ -1,5 +1,5 @@
 import CAMXMatmul
-import Synchronization
+import TesseraCore
 
 /// How the engine's float matrix products are computed.
 ///
@@ -16,17 +16,10 @@ public enum MatmulPrecision: String, Sendable, CaseIterable, Codable {
     /// Whether this processor and kernel run the AMX paths.
     public static var amxAvailable: Bool { tsr_amx_available() == 1 }
 
-    /// The precision runs use unless told otherwise: `TESSERA_MATMUL` when set, else
-    /// bf16x3 where AMX is available and fp32 elsewhere. Commands set it from `--matmul`
-    /// and refuse a `TESSERA_MATMUL` they cannot use; here such a value is passed over.
-    public static var processDefault: MatmulPrecision {
-        get { chosen.withLock { $0 } ?? environmentDefault }
-        set { chosen.withLock { $0 = newValue } }
-    }
-
-    private static let chosen = Mutex<MatmulPrecision?>(nil)
-
-    private static let environmentDefault: MatmulPrecision = {
+    /// The precision a run uses when no one chose one: `TESSERA_MATMUL` when it names a
+    /// usable precision, else bf16x3 where AMX is available and fp32 elsewhere. Fixed for
+    /// the life of the process; commands pass their `--matmul` choice explicitly.
+    public static let machineDefault: MatmulPrecision = {
         if let p = try? fromEnvironment() { return p }
         return amxAvailable ? .bf16x3 : .fp32
     }()

@@ -1,3 +1,4 @@
+import TesseraCore
 /// y = x / sqrt(mean(x²) + eps) · w over rows of length `dim`; saves 1/rms per row for
 /// the backward pass. Accumulates in Float as transformers does in float32.
 @inlinable

@@ -1,4 +1,5 @@
 import Foundation
+import TesseraCore
 
 /// cos/sin tables for rotary embeddings at positions 0..<length, computed as transformers
 /// does in float32: inv_freq = 1 / theta^(2i/d), angle = position · inv_freq.

@@ -1,4 +1,5 @@
 import CVectorMath
+import TesseraCore
 
 /// a[r, i] = silu(gu[r, i]) · gu[r, W + i] for rows of gu = [gate | up] (2W wide).
 @inlinable

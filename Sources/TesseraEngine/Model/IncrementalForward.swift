@@ -1,4 +1,5 @@
 import Foundation
+import TesseraCore
 
 /// What a model's forward pass over one batch leaves behind so that a candidate which
 /// changes only routed experts can be evaluated from its lowest changed layer up: per

@@ -1,3 +1,4 @@
+import TesseraCore
 /// What one decoder layer keeps from its forward pass: enough for the backward pass
 /// without recomputation. Evaluation reuses a single instance for every layer.
 final class LayerActivations: @unchecked Sendable {

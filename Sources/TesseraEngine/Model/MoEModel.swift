@@ -1,4 +1,5 @@
 import Foundation
+import TesseraCore
 
 /// A Mixture-of-Experts causal language model held as one flat float32 parameter buffer
 /// with named views, as llm.c holds GPT-2.

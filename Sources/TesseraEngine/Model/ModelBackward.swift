@@ -1,4 +1,5 @@
 import Foundation
+import TesseraCore
 
 /// Buffers that only the backward pass needs; one set serves every layer.
 final class BackwardBuffers: @unchecked Sendable {
@@ -70,7 +71,7 @@ extension ModelRun {
         }
         if tr.contains(w.embed) {
             let dE = G + w.embed.offset
-            for t in 0..<T { axpy(1, dRes + t * H, dE + Int(ids.pointer[t]) * H, H) }
+            for t in 0..<T where Int(ids.pointer[t]) != c.paddingIndex { axpy(1, dRes + t * H, dE + Int(ids.pointer[t]) * H, H) }
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import TesseraCore
 
 public enum ModelFamily: String, Sendable, CaseIterable, Codable {
     case mixtral
@@ -51,6 +52,7 @@ public struct HFConfigFile: Codable, Sendable {
     public var decoderSparseStep: Int?
     public var mlpOnlyLayers: [Int]?
     public var tieWordEmbeddings: Bool?
+    public var padTokenId: Int?
     public var attentionBias: Bool?
     public var qkvBias: Bool?
     public var clipQKV: Double?
@@ -81,6 +83,7 @@ public struct HFConfigFile: Codable, Sendable {
         case decoderSparseStep = "decoder_sparse_step"
         case mlpOnlyLayers = "mlp_only_layers"
         case tieWordEmbeddings = "tie_word_embeddings"
+        case padTokenId = "pad_token_id"
         case attentionBias = "attention_bias"
         case qkvBias = "qkv_bias"
         case clipQKV = "clip_qkv"
@@ -120,6 +123,9 @@ public struct ModelConfig: Sendable, Equatable, Codable {
     public var clipQKV: Float?
     /// Keys further back than this many positions are masked (nil: full causal attention).
     public var slidingWindow: Int?
+    /// `pad_token_id`: transformers builds the embedding with it as padding_idx, whose row
+    /// receives no gradient through the embedding lookup (nil: none).
+    public var paddingIndex: Int?
 
     public enum QKNorm: String, Sendable, Codable {
         case none
@@ -173,14 +179,13 @@ public struct ModelConfig: Sendable, Equatable, Codable {
     }
 
     public static func parse(_ data: Data, file: String) throws -> ModelConfig {
+        let json: JSONValue
+        do { json = try JSONValue.parse(data) } catch { throw ConfigError(file: file, "not a valid config.json: \(error)") }
         let raw: HFConfigFile
         do {
-            raw = try JSONDecoder().decode(HFConfigFile.self, from: data)
-        } catch let DecodingError.typeMismatch(_, ctx), let DecodingError.valueNotFound(_, ctx) {
-            let key = ctx.codingPath.map(\.stringValue).joined(separator: ".")
-            throw ConfigError(file: file, "field \(key) has the wrong type: \(ctx.debugDescription)")
-        } catch {
-            throw ConfigError(file: file, "not a valid config.json: \(error)")
+            raw = try JSONValueDecoder().decode(HFConfigFile.self, from: json)
+        } catch let e as DecodingError {
+            throw ConfigError(file: file, "field \(StrictJSON.describe(e, in: json))")
         }
         return try resolve(raw, file: file)
     }
@@ -270,6 +275,7 @@ public struct ModelConfig: Sendable, Equatable, Codable {
             rmsNormEps: Float(eps), ropeTheta: theta, experts: experts, topK: topK, expertWidth: expertWidth,
             denseWidth: denseWidth, sharedExpertWidth: sharedWidth, normTopKProb: c.normTopkProb,
             sparseLayers: sparse, tieWordEmbeddings: c.tieWordEmbeddings ?? false, slidingWindow: window)
+        if let pad = c.padTokenId, (0..<config.vocabSize).contains(pad) { config.paddingIndex = pad }
         switch family {
         case .mixtral: break
         case .olmoe:

@@ -1,4 +1,5 @@
 import Foundation
+import TesseraCore
 
 /// One forward pass (and, for training, one backward pass) of a model over a token batch.
 /// Holds every buffer it needs, sized for the batch; reuse it for batches of one shape.
@@ -27,7 +28,7 @@ public final class ModelRun: @unchecked Sendable {
     /// always the cross-entropy alone.
     public var routerAuxLossCoefficient: Float = 0
     /// How this run's matrix products are computed (see `MatmulPrecision`).
-    public var matmul: MatmulPrecision = .processDefault
+    public var matmul: MatmulPrecision = .machineDefault
 
     public init(model: MoEModel, batch: Int, seq: Int, training: Bool) {
         self.model = model

@@ -1,3 +1,4 @@
+import TesseraCore
 /// Per layer: how many (token, slot) pairs chose each expert, and the routing weight
 /// those pairs carried. Dense layers have empty rows.
 public struct RouterStats: Sendable, Equatable, Codable {

@@ -1,3 +1,4 @@
+import TesseraCore
 /// Token ids [batch, seq], row-major: the input of evaluation and training.
 public struct TokenBatch: Sendable, Equatable {
     public let batch: Int

@@ -1,3 +1,4 @@
+import TesseraCore
 /// Which checkpoint tensors receive gradients. Everything else is frozen: no weight
 /// gradient is computed for it, and back-propagation stops below the lowest layer that
 /// holds a trainable tensor.
@@ -17,10 +18,11 @@ public struct TrainableSet: Sendable, Equatable {
 
     /// The routed experts given as (layer, expert) pairs. In the fused layout an expert
     /// shares its tensors with the others of its layer; the filter keeps the others frozen.
-    public static func experts(_ pairs: [(layer: Int, expert: Int)], in layout: WeightLayout) throws -> TrainableSet {
+    public static func experts(_ list: [ExpertID], in layout: WeightLayout) throws -> TrainableSet {
         var set = Set<Int>()
         var ids = Set<ExpertID>()
-        for (l, e) in pairs {
+        for id in list {
+            let l = id.layer, e = id.expert
             guard l >= 0, l < layout.layers.count else {
                 throw EngineError.invalidInput("expert \(l):\(e): layer \(l) is outside 0..<\(layout.layers.count)")
             }
@@ -49,21 +51,3 @@ public struct TrainableSet: Sendable, Equatable {
     }
 }
 
-/// Parses "L:E,L:E" expert lists as the command line takes them.
-public func parseExpertList(_ text: String) throws -> [(layer: Int, expert: Int)] {
-    try text.split(separator: ",").map { item in
-        let parts = item.split(separator: ":")
-        guard parts.count == 2, let l = Int(parts[0]), let e = Int(parts[1]) else {
-            throw EngineError.invalidInput("expert \"\(item)\" is not of the form LAYER:EXPERT")
-        }
-        return (l, e)
-    }
-}
-
-public struct ExpertID: Hashable, Sendable, Comparable, CustomStringConvertible, Codable {
-    public var layer: Int
-    public var expert: Int
-    public init(layer: Int, expert: Int) { self.layer = layer; self.expert = expert }
-    public static func < (a: ExpertID, b: ExpertID) -> Bool { (a.layer, a.expert) < (b.layer, b.expert) }
-    public var description: String { "\(layer):\(expert)" }
-}

@@ -1,3 +1,4 @@
+import TesseraCore
 /// A run of floats inside the model's flat parameter buffer.
 public struct ParamView: Sendable, Equatable {
     public var offset: Int

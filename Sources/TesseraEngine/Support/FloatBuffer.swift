@@ -1,5 +1,6 @@
 #if canImport(Glibc)
 import Glibc
+import TesseraCore
 #endif
 
 /// An owned, 64-byte-aligned, zero-initialised run of Floats. Large buffers come from

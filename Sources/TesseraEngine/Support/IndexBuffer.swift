@@ -1,5 +1,6 @@
 #if canImport(Glibc)
 import Glibc
+import TesseraCore
 #endif
 
 /// An owned run of Int32 (token ids, expert indices, dispatch positions), zeroed.

@@ -1,4 +1,5 @@
 import Foundation
+import TesseraCore
 
 /// AdamW as torch.optim.AdamW computes it: decoupled weight decay applied first
 /// (θ ← θ·(1 − lr·λ)), then the bias-corrected Adam step θ ← θ − (lr / (1 − β₁ᵗ)) · m / (√v / √(1 − β₂ᵗ) + ε).

@@ -1,6 +1,11 @@
 import Dispatch
 import Foundation
+import TesseraCore
 import TesseraEngine
+import TesseraLibrary
+import TesseraLedger
+import TesseraProof
+import TesseraTestSupport
 
 /// Size and speed of delta encoding on a synthetic expert update: gate, up and down of an
 /// expert (width × hidden each), base weights N(0, 0.02²), update Δ = N(0, 0.001²) on
@@ -42,28 +47,8 @@ public struct DeltaBenchmark: Encodable, Sendable {
                       losslessBytes, losslessRatio, losslessEncodeMBps, losslessDecodeMBps)
     }
 
-    public static func syntheticUpdate(width: Int, hidden: Int, dtype: DType, seed: UInt64) -> (base: ExpertWeights, new: ExpertWeights) {
-        var rng = SplitMix64(seed: seed)
-        var base: [(name: String, dtype: DType, shape: [Int], values: [Float])] = []
-        var new = base
-        for (name, shape) in [("gate", [width, hidden]), ("up", [width, hidden]), ("down", [hidden, width])] {
-            let n = shape.reduce(1, *)
-            var b = [Float](repeating: 0, count: n), u = b
-            for i in 0..<n {
-                b[i] = Float(rng.normal() * 0.02)
-                var d = rng.normal() * 0.001
-                if rng.uniform() < 0.02 { d += rng.normal() * 0.01 }
-                u[i] = b[i] + Float(d)
-            }
-            let round = { (v: [Float]) in DeltaCodec.decodeStorage(DeltaCodec.storageBytes(v, dtype), dtype) }
-            base.append((name, dtype, shape, round(b)))
-            new.append((name, dtype, shape, round(u)))
-        }
-        return (ExpertWeights(tensors: base), ExpertWeights(tensors: new))
-    }
-
     public static func run(width: Int, hidden: Int, density: Double) throws -> DeltaBenchmark {
-        let (base, new) = syntheticUpdate(width: width, hidden: hidden, dtype: .f32, seed: 5)
+        let (base, new) = SyntheticDelta.update(width: width, hidden: hidden, dtype: .f32, seed: 5)
         let header = DeltaHeader(format: DeltaHeader.formatName, layer: 0, expert: 0, base: String(repeating: "0", count: 64),
                                  encoding: .sparse, modelType: "synthetic", configSHA256: String(repeating: "0", count: 64), tensors: [])
         let fp32 = base.tensors.reduce(0) { $0 + $1.values.count * 4 }
@@ -93,7 +78,7 @@ public struct DeltaBenchmark: Encodable, Sendable {
         let sparse = try DeltaCodec.encode(base: base, new: new, header: header, options: options)
 
         // Lossless on bf16 weights, the dtype checkpoints ship in.
-        let (b16, n16) = syntheticUpdate(width: width, hidden: hidden, dtype: .bf16, seed: 5)
+        let (b16, n16) = SyntheticDelta.update(width: width, hidden: hidden, dtype: .bf16, seed: 5)
         var losslessPayloads: [[UInt8]] = []
         let losslessEncode = try time {
             losslessPayloads = try zip(b16.tensors, n16.tensors).map { b, n in

@@ -47,14 +47,14 @@ public enum ContentHash {
     /// SHA-256 of a whole file, read through a private map.
     public static func sha256(file path: String) throws -> String {
         let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw LibraryError("\(path): cannot open: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw CoreError("\(path): cannot open: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0 else { throw LibraryError("\(path): cannot stat") }
+        guard fstat(fd, &st) == 0 else { throw CoreError("\(path): cannot stat") }
         let size = Int(st.st_size)
         if size == 0 { return sha256([UInt8]()) }
         guard let map = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), map != MAP_FAILED else {
-            throw LibraryError("\(path): cannot map")
+            throw CoreError("\(path): cannot map")
         }
         defer { munmap(map, size) }
         return sha256(UnsafeRawBufferPointer(start: map, count: size))

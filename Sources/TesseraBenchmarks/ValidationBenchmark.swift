@@ -1,6 +1,11 @@
+import Dispatch
 import Foundation
+import TesseraCore
 import TesseraEngine
 import TesseraLibrary
+import TesseraLedger
+import TesseraProof
+import TesseraTestSupport
 
 /// Incremental against full re-evaluation of the same windows for an update confined to
 /// the top half of the layers: time of each (best of `repeats`, measured in one run) and
@@ -26,11 +31,12 @@ public enum ValidationBenchmark {
         }
     }
 
-    public static func run(library: ExpertLibrary, windows: TokenWindows, repeats: Int = 3, batch: Int = 16) throws -> Report {
+    public static func run(library: ExpertLibrary, windows: TokenWindows, repeats: Int = 3, batch: Int = 16,
+                           matmul: MatmulPrecision = .machineDefault) throws -> Report {
         let model = try library.loadModel()
         let c = model.config
         let t0 = Date()
-        let set = try EvaluationSet(name: "bench", windows: windows, model: model, batch: batch)
+        let set = try EvaluationSet(name: "bench", windows: windows, model: model, batch: batch, matmul: matmul)
         let cacheSeconds = Date().timeIntervalSince(t0)
         // Perturb two experts of every layer in the top half.
         var weights: [ExpertID: ExpertWeights] = [:]

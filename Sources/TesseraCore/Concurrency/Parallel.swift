@@ -1,14 +1,10 @@
 import Dispatch
-import CBLAS
 
-/// Work is split across cores in Swift; OpenBLAS itself runs single-threaded, because its
-/// threads are process-wide and would fight with ours. Splitting is by fixed row blocks,
-/// so the result of a row never depends on how many workers ran.
+/// Work is split across cores in Swift (the engine runs OpenBLAS single-threaded, because
+/// its threads are process-wide and would fight with ours). Splitting is by fixed row
+/// blocks, so the result of a row never depends on how many workers ran.
 public enum Parallel {
-    public static let workers: Int = {
-        openblas_set_num_threads(1)
-        return max(1, min(System.coreCount, 64))
-    }()
+    public static let workers: Int = max(1, min(System.coreCount, 64))
 
     /// Runs body(i) for i in 0..<n, spread over the workers.
     @inlinable public static func forEach(_ n: Int, _ body: (Int) -> Void) {

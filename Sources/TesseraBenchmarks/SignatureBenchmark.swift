@@ -1,6 +1,13 @@
 @preconcurrency import Crypto
 import CSodium
 import Dispatch
+import Foundation
+import TesseraCore
+import TesseraEngine
+import TesseraLibrary
+import TesseraLedger
+import TesseraProof
+import TesseraTestSupport
 
 /// Ed25519 checks per second on one core, measured in one run: Tessera's batch check
 /// (at the ledger's page size), the same rule one signature at a time, libsodium's and

@@ -1,4 +1,11 @@
+import Dispatch
 import Foundation
+import TesseraCore
+import TesseraEngine
+import TesseraLibrary
+import TesseraLedger
+import TesseraProof
+import TesseraTestSupport
 
 public struct EngineBenchmarkResult: Codable, Sendable {
     public var sgemmGflops: Double
@@ -71,7 +78,7 @@ public enum EngineBenchmark {
     public static let trainablePerLayer = 2
 
     public static func run(repeats: Int, phases: Set<String> = ["eval", "train"], profile: Bool = false,
-                           precision: MatmulPrecision = .processDefault,
+                           precision: MatmulPrecision = .machineDefault,
                            config: ModelConfig = referenceConfig, batch: Int = batch, seq: Int = seq) throws -> EngineBenchmarkResult {
         let reps = max(1, repeats)
         let sgemmBefore = measureSgemm(repeats: reps)
@@ -110,7 +117,7 @@ public enum EngineBenchmark {
             }
         }
 
-        let pairs = (0..<config.layers).flatMap { l in (0..<trainablePerLayer).map { (layer: l, expert: $0) } }
+        let pairs = (0..<config.layers).flatMap { l in (0..<trainablePerLayer).map { ExpertID(layer: l, expert: $0) } }
         let trainable = try TrainableSet.experts(pairs, in: model.layout)
         let views = trainable.views(in: model.layout)
         let trainRun = ModelRun(model: model, batch: batch, seq: seq, training: true)

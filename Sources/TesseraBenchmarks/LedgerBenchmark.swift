@@ -1,8 +1,12 @@
+import GRDB
 import Dispatch
 import Foundation
-import GRDB
+import TesseraCore
 import TesseraEngine
 import TesseraLibrary
+import TesseraLedger
+import TesseraProof
+import TesseraTestSupport
 
 /// Append rate, query latency and verify time of a ledger built from a realistic mix of
 /// actions (claims, submissions, three verdicts each, merges that mint units, revenue
@@ -46,65 +50,15 @@ public struct LedgerBenchmark: Encodable, Sendable {
             """, events, batch, appendEventsPerS, rawInsertRowsPerS, appendVsRaw, sharesQueryMs, verifySeconds, verifyOK ? "ok" : "FAILED: \(verifyProblem ?? "")", verifyCPUSeconds, Double(databaseBytes) / 1e6, signatures.text)
     }
 
-    static let policy = MarketPolicy(confidence: 0.95, minGainMicronats: 100, backgroundToleranceMicronats: 1000, deltaNormBound: 0.2,
-                                     copyThreshold: 0.95, quorum: 3, genesisUnits: 1_000_000, doublingGainMicronats: 1_000_000,
-                                     maxMintBps: 5_000, validatorFeeBps: 500, operatorFeeBps: 200, maxClaimantsPerExpert: 3)
-
-    /// The signed actions of the benchmark, about `count` of them.
-    public static func actions(count: Int) throws -> (actions: [SignedAction], owner: String) {
-        let op = ParticipantKey.generate()
-        let contributors = (0..<50).map { _ in ParticipantKey.generate() }
-        let validators = (0..<3).map { _ in ParticipantKey.generate() }
-        let experts = (0..<8).flatMap { l in (0..<8).map { ExpertID(layer: l, expert: $0) } }
-        func h(_ s: String) -> String { ContentHash.sha256(Array(s.utf8)) }
-        var t: Int64 = 1_000_000
-        var plain: [(LedgerAction, ParticipantKey)] = []
-        plain.append((.genesis(.init(at: t, publisher: op.publicHex, experts: experts.map { ExpertRef(layer: $0.layer, expert: $0.expert, version: h("base\($0)")) }, policySHA256: h("p"))), op))
-        plain.append((.openDomain(.init(at: t, name: "es")), op))
-        for c in contributors { plain.append((.register(.init(at: t, key: c.publicHex, roles: [.contributor], stake: 0)), op)) }
-        for (i, v) in validators.enumerated() { plain.append((.register(.init(at: t, key: v.publicHex, roles: [.validator], stake: Int64(100 + i))), op)) }
-        plain.append((.openRound(.init(at: t, round: "r", domain: "es", experts: experts.map { ExpertRef(layer: $0.layer, expert: $0.expert) }, closesAt: Int64.max / 2)), op))
-        var current = Dictionary(uniqueKeysWithValues: experts.map { ($0, h("base\($0)")) })
-        var i = 0
-        while plain.count < count {
-            let e = experts[i % experts.count], c = contributors[i % contributors.count]
-            t += 10
-            let bundle = h("bundle\(i)")
-            plain.append((.claim(.init(at: t, round: "r", experts: [ExpertRef(layer: e.layer, expert: e.expert)], expiresAt: t + 5)), c))
-            plain.append((.submit(.init(at: t + 1, round: "r", bundle: bundle, bundleSignature: "00", experts: [ExpertRef(layer: e.layer, expert: e.expert, version: current[e])])), c))
-            for (j, v) in validators.enumerated() {
-                plain.append((.verdict(.init(at: t + 2, submission: bundle, gainLCBMicronats: 1_000 + Int64((i * 7 + j * 13) % 500), regressionUCBMicronats: 5, accept: true, reason: "ok")), v))
-            }
-            let version = h("v\(i)")
-            plain.append((.newVersion(.init(at: t + 3, layer: e.layer, expert: e.expert, version: version, parent: current[e]!, submissions: [bundle])), op))
-            current[e] = version
-            if i % 5 == 4 {
-                let used = (0..<4).map { experts[(i + $0 * 16) % experts.count] }
-                plain.append((.revenue(.init(at: t + 4, domain: "es", period: "p\(i)", amount: 1_000_003 + Int64(i),
-                                             usage: used.map { .init(layer: $0.layer, expert: $0.expert, version: current[$0]!, usage: Int64(10 + ($0.expert * 3) % 7)) })), op))
-            }
-            i += 1
-        }
-        // Signing is the clients' work, spread over both cores here.
-        var signed = [SignedAction?](repeating: nil, count: plain.count)
-        signed.withUnsafeMutableBufferPointer { buf in
-            let out = SlotWriter(buf.baseAddress!)
-            Parallel.parts(plain.count) { _, range in
-                for k in range { out.set(k, try? SignedAction(plain[k].0, key: plain[k].1)) }
-            }
-        }
-        return (signed.map { $0! }, contributors[0].publicHex)
-    }
-
     public static func run(events: Int, batch: Int) throws -> LedgerBenchmark {
         let dir = NSTemporaryDirectory() + "tessera-ledger-bench-\(getpid())"
         try? FileManager.default.removeItem(atPath: dir)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let signatureRates = try SignatureBenchmark.run()
-        let (actions, owner) = try actions(count: events)
+        let (actions, owner) = try SyntheticLedger.actions(count: events)
         let store = try SQLiteLedgerStore(path: dir + "/ledger.sqlite")
-        let ledger = try Ledger(store: store, policy: policy)
+        let ledger = try Ledger(store: store, policy: SyntheticLedger.policy)
         PhaseTimer.shared.reset()
         PhaseTimer.shared.enabled = ProcessInfo.processInfo.environment["TESSERA_PROFILE"] != nil
         let t0 = DispatchTime.now().uptimeNanoseconds
@@ -135,10 +89,7 @@ public struct LedgerBenchmark: Encodable, Sendable {
             let slice = stored[k..<min(stored.count, k + batch)]
             // The ledger's own insert path (a cached statement bound through SQLite's C
             // interface), so the ratio measures the ledger's work, not a slower baseline.
-            try raw.write { db in
-                let w = SQLiteLedgerStore.Access(db: db)
-                for e in slice { try w.append(e) }
-            }
+            try raw.write { db in try SQLiteLedgerStore.insertEvents(slice, into: db) }
             k += batch
         }
         let rawSeconds = Double(DispatchTime.now().uptimeNanoseconds - t1) / 1e9
@@ -147,7 +98,7 @@ public struct LedgerBenchmark: Encodable, Sendable {
         let q = try EngineBenchmark.bestTime(20) { _ = try ledger.shares(owner: owner) }
         let t2 = DispatchTime.now().uptimeNanoseconds
         let cpu0 = processorSeconds()
-        let report = try Ledger.verify(store: store, policy: policy)
+        let report = try Ledger.verify(store: store, policy: SyntheticLedger.policy)
         let verifyCPU = processorSeconds() - cpu0
         let verifySeconds = Double(DispatchTime.now().uptimeNanoseconds - t2) / 1e9
         if PhaseTimer.shared.enabled {
@@ -167,11 +118,4 @@ func processorSeconds() -> Double {
     var u = rusage()
     getrusage(RUSAGE_SELF.rawValue, &u)
     return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
-}
-
-/// Lets parallel workers fill distinct slots of a buffer they do not own.
-struct SlotWriter<T>: @unchecked Sendable {
-    let base: UnsafeMutablePointer<T>
-    init(_ base: UnsafeMutablePointer<T>) { self.base = base }
-    func set(_ i: Int, _ v: T) { base[i] = v }
 }

@@ -83,60 +83,6 @@ extension JSONValue {
     public static func parse(_ data: Data) throws -> JSONValue {
         try data.withUnsafeBytes { try parse($0) }
     }
-
-    /// Compact serialisation with members in their stored order.
-    public func serialized() -> String {
-        var out = ""
-        write(into: &out)
-        return out
-    }
-
-    private func write(into out: inout String) {
-        switch self {
-        case .null: out += "null"
-        case let .bool(b): out += b ? "true" : "false"
-        case let .integer(i): out += String(i)
-        case let .number(n):
-            if n == n.rounded(), abs(n) < 1e15 { out += String(Int64(n)) } else { out += "\(n)" }
-        case let .string(s): JSONValue.writeString(s, into: &out)
-        case let .array(items):
-            out += "["
-            for (i, item) in items.enumerated() {
-                if i > 0 { out += "," }
-                item.write(into: &out)
-            }
-            out += "]"
-        case let .object(members):
-            out += "{"
-            for (i, (k, v)) in members.enumerated() {
-                if i > 0 { out += "," }
-                JSONValue.writeString(k, into: &out)
-                out += ":"
-                v.write(into: &out)
-            }
-            out += "}"
-        }
-    }
-
-    private static func writeString(_ s: String, into out: inout String) {
-        out += "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 {
-                    out += String(format: "\\u%04x", u.value)
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        out += "\""
-    }
 }
 
 private struct JSONParser {
@@ -285,9 +231,11 @@ private struct JSONParser {
     mutating func number() throws -> JSONValue {
         let start = pos
         if pos < bytes.count, bytes[pos] == UInt8(ascii: "-") { pos += 1 }
+        let firstDigit = pos
         var digits = 0
         while pos < bytes.count, (0x30...0x39).contains(bytes[pos]) { pos += 1; digits += 1 }
         guard digits > 0 else { pos = start; throw fail("unexpected character") }
+        guard digits == 1 || bytes[firstDigit] != UInt8(ascii: "0") else { throw JSONParseError(offset: start, reason: "leading zero in a number") }
         if pos < bytes.count, bytes[pos] == UInt8(ascii: ".") {
             pos += 1
             var frac = 0
@@ -303,7 +251,7 @@ private struct JSONParser {
         }
         let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<pos]), as: UTF8.self)
         if !text.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }), let i = Int64(text) { return .integer(i) }
-        guard let v = Double(text) else { throw JSONParseError(offset: start, reason: "bad number \(text)") }
+        guard let v = Double(text), v.isFinite else { throw JSONParseError(offset: start, reason: "number \(text) is out of range") }
         return .number(v)
     }
 }

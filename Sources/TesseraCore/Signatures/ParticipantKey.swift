@@ -1,6 +1,5 @@
 @preconcurrency import Crypto
 import Foundation
-import TesseraEngine
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -28,35 +27,40 @@ public struct ParticipantKey: Sendable {
         ]).serialized() + "\n"
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
         guard fd >= 0 else {
-            throw LibraryError("\(path): cannot create key file: \(String(cString: strerror(errno)))\(errno == EEXIST ? " (a key is already there; it is never overwritten)" : "")")
+            throw CoreError("\(path): cannot create key file: \(String(cString: strerror(errno)))\(errno == EEXIST ? " (a key is already there; it is never overwritten)" : "")")
         }
         defer { close(fd) }
         fchmod(fd, 0o600)
         let bytes = Array(json.utf8)
         guard Glibc.write(fd, bytes, bytes.count) == bytes.count, fsync(fd) == 0 else {
             unlink(path)
-            throw LibraryError("\(path): cannot write key file")
+            throw CoreError("\(path): cannot write key file")
         }
     }
 
     public static func load(_ path: String) throws -> ParticipantKey {
         var st = stat()
-        guard stat(path, &st) == 0 else { throw LibraryError("\(path): no key file") }
+        guard stat(path, &st) == 0 else { throw CoreError("\(path): no key file") }
         guard st.st_mode & 0o077 == 0 else {
-            throw LibraryError("\(path): key file is readable by others (mode \(String(st.st_mode & 0o777, radix: 8))); chmod 600 it")
+            throw CoreError("\(path): key file is readable by others (mode \(String(st.st_mode & 0o777, radix: 8))); chmod 600 it")
         }
         guard let data = FileManager.default.contents(atPath: path), let json = try? JSONValue.parse(data) else {
-            throw LibraryError("\(path): not a key file")
+            throw CoreError("\(path): not a key file")
         }
         guard json["algorithm"]?.stringValue == "ed25519", let hex = json["private_key"]?.stringValue,
               let raw = Hex.decode(hex), raw.count == 32, let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: raw) else {
-            throw LibraryError("\(path): key file has no valid ed25519 private_key")
+            throw CoreError("\(path): key file has no valid ed25519 private_key")
         }
         let k = ParticipantKey(privateKey: key)
         if let pub = json["public_key"]?.stringValue, pub != k.publicHex {
-            throw LibraryError("\(path): public_key does not belong to private_key")
+            throw CoreError("\(path): public_key does not belong to private_key")
         }
         return k
+    }
+
+    /// A public key in its one spelling: 64 lower-case hex digits.
+    public static func isPublicKey(_ hex: String) -> Bool {
+        hex.utf8.count == 64 && hex.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
     }
 
     /// Checks an Ed25519 signature by a public key given in hex.
@@ -70,19 +74,4 @@ public struct ParticipantKey: Sendable {
     public static func verify(signature: [UInt8], of bytes: [UInt8], publicKey: [UInt8]) -> Bool {
         SignatureBatch.allValid(CollectionOfOne(SignatureCheck(publicKey: publicKey, message: bytes, signature: signature)))
     }
-}
-
-extension JSONValue {
-    /// The canonical form that is signed: object keys sorted (by UTF-8 bytes) at every
-    /// level, no whitespace, integers without a fraction.
-    public func canonicalized() -> JSONValue {
-        switch self {
-        case let .array(items): return .array(items.map { $0.canonicalized() })
-        case let .object(members):
-            return .object(members.map { ($0.0, $0.1.canonicalized()) }.sorted { Array($0.0.utf8).lexicographicallyPrecedes(Array($1.0.utf8)) })
-        default: return self
-        }
-    }
-
-    public var canonicalBytes: [UInt8] { Array(canonicalized().serialized().utf8) }
 }
