@@ -81,7 +81,10 @@ let package = Package(
         .testTarget(name: "TesseraEngineTests", dependencies: ["TesseraEngine", "TesseraCore", "TesseraTestSupport"]),
         .testTarget(name: "TesseraLibraryTests", dependencies: ["TesseraLibrary", "TesseraEngine", "TesseraCore", "TesseraTestSupport"]),
         .testTarget(name: "TesseraProofTests", dependencies: ["TesseraProof", "TesseraLibrary", "TesseraEngine", "TesseraCore", "TesseraTestSupport"]),
-        .testTarget(name: "TesseraLedgerTests", dependencies: ["TesseraLedger", "TesseraCore", "TesseraTestSupport"]),
+        .testTarget(
+            name: "TesseraLedgerTests",
+            dependencies: ["TesseraLedger", "TesseraCore", "TesseraTestSupport", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
         .testTarget(
             name: "TesseraMarketTests",
             dependencies: ["TesseraMarket", "TesseraProof", "TesseraLedger", "TesseraLibrary", "TesseraEngine", "TesseraCore", "TesseraTestSupport"]

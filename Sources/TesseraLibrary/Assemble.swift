@@ -25,19 +25,19 @@ extension ExpertLibrary {
                 guard let entry = byName[name] else { throw LibraryError("\(manifestPath): source tensor \(name) has no entry") }
                 let pieces: [(SafetensorsFile, String)]
                 switch entry.placement {
-                case "trunk":
+                case .trunk:
                     pieces = [(trunk, name)]
-                case "expert":
+                case .expert:
                     let id = ExpertID(layer: entry.layer!, expert: entry.expert!)
                     pieces = [(try shard(versions[id]!, "expert \(id)"), name)]
-                default:
+                case .expertSlices:
                     let count = entry.shape[0]
                     pieces = try (0..<count).map { e in
                         let id = ExpertID(layer: entry.layer!, expert: e)
                         return (try shard(versions[id]!, "expert \(id)"), Self.shardTensorName(entry, expert: e))
                     }
                 }
-                let sliceShape = entry.placement == "expert_slices" ? Array(entry.shape.dropFirst()) : entry.shape
+                let sliceShape = entry.placement == .expertSlices ? Array(entry.shape.dropFirst()) : entry.shape
                 for (file, inner) in pieces {
                     guard let info = file.tensors[inner], info.dtype == entry.dtype, info.shape == sliceShape else {
                         throw LibraryError("shard \(file.path): tensor \(inner) is missing or not \(entry.dtype.rawValue) \(sliceShape)")

@@ -201,7 +201,7 @@ public enum DeltaCodec {
         let file = try SafetensorsFile(path: path)
         guard let text = file.metadata[metadataKey] else { throw LibraryError("\(path): not a Tessera delta (no \(metadataKey) metadata)") }
         let header: DeltaHeader
-        do { header = try JSONDecoder().decode(DeltaHeader.self, from: Data(text.utf8)) } catch {
+        do { header = try StrictJSON.decode(DeltaHeader.self, from: Data(text.utf8), file: "\(metadataKey) metadata", rejectUnknownKeys: true) } catch {
             throw LibraryError("\(path): delta description is not valid: \(error)")
         }
         guard header.format == DeltaHeader.formatName else { throw LibraryError("\(path): delta format \(header.format) is not \(DeltaHeader.formatName)") }

@@ -34,7 +34,7 @@ public final class ExpertLibrary: @unchecked Sendable {
             throw LibraryError("\(directory): not an expert library (no readable manifest.json)")
         }
         do {
-            manifest = try JSONDecoder().decode(LibraryManifest.self, from: data)
+            manifest = try StrictJSON.decode(LibraryManifest.self, from: data, file: path, rejectUnknownKeys: true)
         } catch {
             throw LibraryError("\(path): not a valid library manifest: \(error)")
         }
@@ -94,7 +94,7 @@ public final class ExpertLibrary: @unchecked Sendable {
     /// Name of a tensor inside an expert shard: the source name, or for a fused tensor
     /// the expert's slice, `name[e]`.
     static func shardTensorName(_ entry: LibraryManifest.TensorEntry, expert: Int) -> String {
-        entry.placement == "expert_slices" ? "\(entry.name)[\(expert)]" : entry.name
+        entry.placement == .expertSlices ? "\(entry.name)[\(expert)]" : entry.name
     }
 
     static func expertMetadata(_ id: ExpertID, parent: String?, configSHA256: String, modelType: String) -> [String: String] {
@@ -127,6 +127,7 @@ public final class ExpertLibrary: @unchecked Sendable {
 
     /// Replaces the manifest atomically.
     func writeManifest(_ m: LibraryManifest) throws {
+        CrashPoint.reach("library.manifest")
         try AtomicFile.write(try m.encoded(), to: manifestPath)
         manifest = m
     }

@@ -17,7 +17,7 @@ extension ExpertLibrary {
     public func expertWeights(_ id: ExpertID, fromCheckpoint dir: String) throws -> ExpertWeights {
         let files = try CheckpointFiles(directory: dir)
         var out: [(name: String, dtype: DType, shape: [Int], values: [Float])] = []
-        for entry in manifest.tensors where entry.layer == id.layer && (entry.expert == id.expert || entry.placement == "expert_slices") {
+        for entry in manifest.tensors where entry.layer == id.layer && (entry.expert == id.expert || entry.placement == .expertSlices) {
             let name = Self.shardTensorName(entry, expert: id.expert)
             guard let info = files.info(entry.name), info.dtype.isFloatingPoint else {
                 throw LibraryError("\(dir): no floating-point tensor \(entry.name)")
@@ -27,10 +27,10 @@ extension ExpertLibrary {
                 throw LibraryError("\(dir): tensor \(entry.name) has shape \(info.shape), the library's is \(expectedShape)")
             }
             // Only this expert's slice of a fused tensor is read and converted.
-            let shape = entry.placement == "expert_slices" ? Array(entry.shape.dropFirst()) : entry.shape
+            let shape = entry.placement == .expertSlices ? Array(entry.shape.dropFirst()) : entry.shape
             let per = shape.reduce(1, *)
             let all = files.bytes(entry.name)!
-            let first = entry.placement == "expert_slices" ? id.expert * per * info.dtype.byteSize : 0
+            let first = entry.placement == .expertSlices ? id.expert * per * info.dtype.byteSize : 0
             var values = [Float](repeating: 0, count: per)
             if per > 0 {
                 values.withUnsafeMutableBufferPointer { convertToFloat(all.baseAddress! + first, dtype: info.dtype, count: per, into: $0.baseAddress!) }
@@ -106,6 +106,7 @@ extension ExpertLibrary {
         }
         let meta = Self.expertMetadata(header.id, parent: header.base, configSHA256: manifest.configSHA256, modelType: manifest.modelType)
         let hash = try Self.storeShard(tensors, metadata: meta, in: shardsDirectory)
+        CrashPoint.reach("apply.shard")
         try addVersion(header.id, hash: hash, parent: header.base, producedBy: producedBy, origin: "delta \(header.encoding.rawValue)")
         return hash
     }

@@ -14,13 +14,21 @@ public struct LibraryManifest: Codable, Sendable, Equatable {
         public var tensors: [String]
     }
 
+    /// Where a source tensor is stored.
+    public enum Placement: String, Codable, Sendable {
+        /// In the trunk shard.
+        case trunk
+        /// In the shard of expert (layer, expert).
+        case expert
+        /// A fused tensor of a layer, whose slice e is stored in expert (layer, e)'s shard.
+        case expertSlices = "expert_slices"
+    }
+
     public struct TensorEntry: Codable, Sendable, Equatable {
         public var name: String
         public var dtype: DType
         public var shape: [Int]
-        /// "trunk", "expert" (with layer and expert) or "expert_slices" (with layer): a
-        /// fused tensor whose slice e is stored in expert (layer, e)'s shard.
-        public var placement: String
+        public var placement: Placement
         public var layer: Int?
         public var expert: Int?
     }
@@ -97,17 +105,16 @@ public struct LibraryManifest: Codable, Sendable, Equatable {
         for t in tensors {
             guard named.contains(t.name) else { throw LibraryError("\(file): tensor \(t.name) belongs to no source file") }
             switch t.placement {
-            case "trunk": break
-            case "expert":
+            case .trunk: break
+            case .expert:
                 guard let l = t.layer, let x = t.expert, seen.contains(ExpertID(layer: l, expert: x)) else {
                     throw LibraryError("\(file): tensor \(t.name) names an expert the manifest does not list")
                 }
-            case "expert_slices":
-                guard let l = t.layer, seen.contains(where: { $0.layer == l }) else {
+            case .expertSlices:
+                guard let l = t.layer, let count = t.shape.first, count > 0,
+                      (0..<count).allSatisfy({ seen.contains(ExpertID(layer: l, expert: $0)) }) else {
                     throw LibraryError("\(file): tensor \(t.name) names layer slices the manifest does not list")
                 }
-            default:
-                throw LibraryError("\(file): tensor \(t.name) has unknown placement \"\(t.placement)\"")
             }
         }
     }

@@ -27,16 +27,16 @@ extension ExpertLibrary {
             model.residentExperts = mask
         }
         let trunk = try openShard(manifest.trunk, what: "trunk")
-        for entry in manifest.tensors where entry.placement == "trunk" {
+        for entry in manifest.tensors where entry.placement == .trunk {
             try fill(model, entry, from: trunk, inner: entry.name, elementOffset: 0)
         }
         for e in manifest.experts where resident?.contains(e.id) ?? true {
             let hash = versions[e.id]!
             let shard = try openShard(hash, what: "expert \(e.id) version \(hash.prefix(12))")
-            for entry in manifest.tensors where entry.layer == e.layer && (entry.expert == e.expert || entry.placement == "expert_slices") {
+            for entry in manifest.tensors where entry.layer == e.layer && (entry.expert == e.expert || entry.placement == .expertSlices) {
                 let sliceCount = entry.shape.dropFirst().reduce(1, *)
                 try fill(model, entry, from: shard, inner: Self.shardTensorName(entry, expert: e.expert),
-                         elementOffset: entry.placement == "expert_slices" ? e.expert * sliceCount : 0)
+                         elementOffset: entry.placement == .expertSlices ? e.expert * sliceCount : 0)
             }
         }
         return model
@@ -46,7 +46,7 @@ extension ExpertLibrary {
         guard let index = model.layout.indexByName[entry.name] else {
             throw LibraryError("\(manifestPath): tensor \(entry.name) is not part of a \(model.config.family.rawValue) model of this config")
         }
-        let expectedShape = entry.placement == "expert_slices" ? Array(entry.shape.dropFirst()) : entry.shape
+        let expectedShape = entry.placement == .expertSlices ? Array(entry.shape.dropFirst()) : entry.shape
         guard let info = shard.tensors[inner], info.shape == expectedShape, info.dtype == entry.dtype,
               entry.shape == model.layout.tensors[index].shape else {
             throw LibraryError("shard \(shard.path): tensor \(inner) is missing or not \(entry.dtype.rawValue) \(expectedShape)")

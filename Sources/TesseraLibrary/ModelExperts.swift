@@ -6,10 +6,10 @@ extension ExpertLibrary {
     /// The manifest tensors that hold expert `id`, each with its shard name, shape and
     /// where the expert's values start inside the model's tensor.
     func expertSlots(_ id: ExpertID) throws -> [(entry: LibraryManifest.TensorEntry, name: String, shape: [Int], elementOffset: Int)] {
-        let slots = manifest.tensors.filter { $0.layer == id.layer && ($0.expert == id.expert || $0.placement == "expert_slices") }
+        let slots = manifest.tensors.filter { $0.layer == id.layer && ($0.expert == id.expert || $0.placement == .expertSlices) }
         guard manifest.entry(id) != nil, !slots.isEmpty else { throw LibraryError("expert \(id) is not in library \(directory)") }
         return slots.map { entry in
-            let sliced = entry.placement == "expert_slices"
+            let sliced = entry.placement == .expertSlices
             let shape = sliced ? Array(entry.shape.dropFirst()) : entry.shape
             return (entry, Self.shardTensorName(entry, expert: id.expert), shape, sliced ? id.expert * shape.reduce(1, *) : 0)
         }

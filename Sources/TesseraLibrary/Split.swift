@@ -50,13 +50,13 @@ extension ExpertLibrary {
             let info = files.info(slot.name)!
             switch layout.placement(ofTensor: i) {
             case .trunk:
-                entries.append(.init(name: slot.name, dtype: info.dtype, shape: info.shape, placement: "trunk"))
+                entries.append(.init(name: slot.name, dtype: info.dtype, shape: info.shape, placement: .trunk))
                 trunkTensors.append(StreamedTensor(name: slot.name, dtype: info.dtype, shape: info.shape, emit: stream(slot.name, info)))
             case let .expert(id):
-                entries.append(.init(name: slot.name, dtype: info.dtype, shape: info.shape, placement: "expert", layer: id.layer, expert: id.expert))
+                entries.append(.init(name: slot.name, dtype: info.dtype, shape: info.shape, placement: .expert, layer: id.layer, expert: id.expert))
                 expertTensors[id, default: []].append(StreamedTensor(name: slot.name, dtype: info.dtype, shape: info.shape, emit: stream(slot.name, info)))
             case let .expertSlices(layer):
-                let entry = LibraryManifest.TensorEntry(name: slot.name, dtype: info.dtype, shape: info.shape, placement: "expert_slices", layer: layer)
+                let entry = LibraryManifest.TensorEntry(name: slot.name, dtype: info.dtype, shape: info.shape, placement: .expertSlices, layer: layer)
                 entries.append(entry)
                 let sliceShape = Array(info.shape.dropFirst())
                 let sliceBytes = info.byteCount / info.shape[0]
@@ -73,6 +73,7 @@ extension ExpertLibrary {
         for id in layout.expertIDs {
             let meta = expertMetadata(id, parent: nil, configSHA256: configSHA, modelType: config.family.rawValue)
             let hash = try storeShard(expertTensors[id] ?? [], metadata: meta, in: shards)
+            CrashPoint.reach("split.shard")
             experts.append(.init(layer: id.layer, expert: id.expert,
                                  versions: [.init(hash: hash, parent: nil, producedBy: [], origin: "split")]))
         }
@@ -99,6 +100,7 @@ extension ExpertLibrary {
         }
         let configCopy = (directory as NSString).appendingPathComponent("config.json")
         try AtomicFile.write(Array(configData), to: configCopy)
+        CrashPoint.reach("split.manifest")
         try AtomicFile.write(try manifest.encoded(), to: manifestPath(directory))
         return summary
     }

@@ -18,8 +18,8 @@ public struct DemoReport: Codable, Sendable {
         enum CodingKeys: String, CodingKey {
             case validator, accept, reason
             case maxCosine = "max_cosine"
-            case gainLCBMicronatsPerToken = "gain_lcb_micronats_per_token"
-            case regressionUCBMicronatsPerToken = "regression_ucb_micronats_per_token"
+            case gainLCBMicronatsPerToken = "gain_lcb_micronats"
+            case regressionUCBMicronatsPerToken = "regression_ucb_micronats"
         }
     }
 
@@ -41,7 +41,7 @@ public struct DemoReport: Codable, Sendable {
             case contributor, behaviour, bundle, experts, verdicts, state, outcome
             case deltaBytes = "delta_bytes"
             case trainLossNatsPerToken = "train_loss_nats_per_token"
-            case consensusGainMicronatsPerToken = "consensus_gain_micronats_per_token"
+            case consensusGainMicronatsPerToken = "consensus_gain_micronats"
             case unitsEarned = "units_earned"
         }
     }

@@ -76,8 +76,8 @@ public enum Contribution {
             fp32 += header.float32Bytes
             paths.append(path)
         }
-        let training: JSONValue = try JSONValue.parse(Data(try JSONOutput.compact(TrainingSummary(options: r.options, dataSHA256: r.data.contentHash,
-                                                                                                  finalLoss: report.history.last?.trainLoss ?? 0)).utf8))
+        let training: JSONValue = try JSONValueEncoder().encode(TrainingSummary(options: r.options, dataSHA256: r.data.contentHash,
+                                                                                finalLoss: report.history.last?.trainLoss ?? 0))
         let bundle = try SubmissionBundle.create(key: key, market: r.market, domain: r.domain, round: r.round, deltas: paths,
                                                  training: training, library: library, into: out)
         return Report(bundle: out, experts: r.experts.sorted(), training: report, deltaBytes: bundle.items.reduce(0) { $0 + $1.size },

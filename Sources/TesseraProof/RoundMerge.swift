@@ -29,7 +29,7 @@ public enum RoundMerge {
         enum CodingKeys: String, CodingKey {
             case method, members
             case gain = "gain_nats_per_token"
-            case regressionUCBMicronats = "regression_ucb_micronats_per_token"
+            case regressionUCBMicronats = "regression_ucb_micronats"
         }
     }
 
@@ -42,7 +42,7 @@ public enum RoundMerge {
         public var versions: [Version]
         enum CodingKeys: String, CodingKey {
             case chosen, candidates, versions
-            case credits = "credits_micronats_per_token"
+            case credits = "credits_micronats"
         }
         public struct Version: Codable, Sendable {
             public var layer: Int

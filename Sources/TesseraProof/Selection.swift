@@ -73,7 +73,7 @@ public struct ExpertSelection: Codable, Sendable, Equatable {
     public static func load(_ path: String) throws -> ExpertSelection {
         guard let data = FileManager.default.contents(atPath: path) else { throw LibraryError("\(path): cannot read") }
         let s: ExpertSelection
-        do { s = try JSONDecoder().decode(ExpertSelection.self, from: data) } catch {
+        do { s = try StrictJSON.decode(ExpertSelection.self, from: data, file: path) } catch {
             throw LibraryError("\(path): not a selection file (\(error))")
         }
         guard s.format == formatName else { throw LibraryError("\(path): format is not \(formatName)") }

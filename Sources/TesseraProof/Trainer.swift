@@ -206,6 +206,7 @@ public final class Trainer {
             TensorRecord(name: "adam_m", shape: [optimizer.stateCount], floats: optimizer.firstMoments.array),
             TensorRecord(name: "adam_v", shape: [optimizer.stateCount], floats: optimizer.secondMoments.array),
         ], metadata: metadata, to: path)
+        CrashPoint.reach("train.checkpoint")
     }
 
     func restore(_ path: String, optimizer: AdamW, history: inout [TrainingReport.Point]) throws -> Int {
@@ -227,7 +228,7 @@ public final class Trainer {
             i += v.count
         }
         if let h = file.metadata["history"] {
-            history = try JSONDecoder().decode([TrainingReport.Point].self, from: Data(h.utf8))
+            history = try StrictJSON.decode([TrainingReport.Point].self, from: Data(h.utf8), file: path)
         }
         return step
     }

@@ -5,7 +5,12 @@ import TesseraCore
 
 /// A validator's signed decision on one submission, with everything needed to re-run it.
 public struct Verdict: Codable, Sendable, Equatable {
-    public static let formatName = "tessera-verdict/1"
+    /// Format 2 names the unit of every float figure in its keys; format 1 files (the same
+    /// fields under the keys in `formatOneKeys`) are still read and their signatures checked.
+    public static let formatName = "tessera-verdict/2"
+    public static let formatOne = "tessera-verdict/1"
+    static let formatOneKeys = ["gain": "gain_nats_per_token", "regression": "regression_nats_per_token",
+                                "held_out_losses": "held_out_losses_nats_per_token", "background_losses": "background_losses_nats_per_token"]
 
     public struct Item: Codable, Sendable, Equatable {
         public var layer: Int
@@ -56,7 +61,9 @@ public struct Verdict: Codable, Sendable, Equatable {
     public var matmulPrecision: String { matmul ?? MatmulPrecision.fp32.rawValue }
 
     enum CodingKeys: String, CodingKey {
-        case format, submission, contributor, validator, market, domain, round, experts, policy, method, seed, gain, regression, accept, reason
+        case format, submission, contributor, validator, market, domain, round, experts, policy, method, seed, accept, reason
+        case gain = "gain_nats_per_token"
+        case regression = "regression_nats_per_token"
         case baseVersions = "base_versions"
         case heldOutSHA256 = "held_out_sha256"
         case backgroundSHA256 = "background_sha256"
@@ -64,14 +71,14 @@ public struct Verdict: Codable, Sendable, Equatable {
         case regressionUCBMicronats = "regression_ucb_micronats"
         case copyOf = "copy_of"
         case maxCosine = "max_cosine"
-        case heldOutLosses = "held_out_losses"
-        case backgroundLosses = "background_losses"
+        case heldOutLosses = "held_out_losses_nats_per_token"
+        case backgroundLosses = "background_losses_nats_per_token"
         case matmul
     }
 
     /// The signed bytes: the verdict in canonical JSON.
     public func canonicalBytes() throws -> [UInt8] {
-        try JSONValue.parse(Data(try JSONOutput.compact(self).utf8)).canonicalBytes
+        try JSONOutput.canonicalBytes(self)
     }
 
     /// Writes `{"verdict": …, "signature": hex}` atomically.
@@ -91,11 +98,17 @@ public struct Verdict: Codable, Sendable, Equatable {
         guard let v = json["verdict"], let sigHex = json["signature"]?.stringValue, let sig = Hex.decode(sigHex) else {
             throw LibraryError("\(path): expected {\"verdict\": …, \"signature\": hex}")
         }
-        let verdict: Verdict
-        do { verdict = try JSONDecoder().decode(Verdict.self, from: Data(v.serialized().utf8)) } catch {
-            throw LibraryError("\(path): verdict fields: \(error)")
+        var fields = v
+        if v["format"]?.stringValue == formatOne, case let .object(members) = v {
+            fields = .object(members.map { (formatOneKeys[$0.0] ?? $0.0, $0.1) })
         }
-        guard verdict.format == formatName else { throw LibraryError("\(path): format is not \(formatName)") }
+        let verdict: Verdict
+        do { verdict = try StrictJSON.decode(Verdict.self, from: fields, file: path, rejectUnknownKeys: true) } catch {
+            throw LibraryError("verdict fields: \(error)")
+        }
+        guard verdict.format == formatName || verdict.format == formatOne else {
+            throw LibraryError("\(path): format \(verdict.format) is not \(formatName) (or the older \(formatOne))")
+        }
         guard ParticipantKey.verify(signature: sig, of: v.canonicalBytes, publicHex: verdict.validator) else {
             throw LibraryError("\(path): signature does not verify for validator \(verdict.validator.prefix(16))…")
         }

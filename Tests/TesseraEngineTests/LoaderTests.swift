@@ -78,14 +78,13 @@ import TesseraTestSupport
         (#""model_type":"mixtral","num_key_value_heads":3"#, "not a multiple of num_key_value_heads 3"),
     ])
     func rejectsUnsupportedConfigs(_ override: String, _ message: String) {
-        var fields: [String: String] = [
+        let fields: [String: String] = [
             "vocab_size": "50", "hidden_size": "16", "intermediate_size": "8", "moe_intermediate_size": "8",
             "num_hidden_layers": "1", "num_attention_heads": "4", "num_local_experts": "4", "num_experts_per_tok": "2",
         ]
         var json = "{" + override
         for key in fields.keys.sorted() where !override.contains("\"\(key)\"") { json += ",\"\(key)\":\(fields[key]!)" }
         json += "}"
-        fields.removeAll()
         do {
             _ = try ModelConfig.parse(Data(json.utf8), file: "bad/config.json")
             Issue.record("accepted \(json)")

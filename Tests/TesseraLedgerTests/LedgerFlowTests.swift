@@ -1,7 +1,6 @@
 import Foundation
+import GRDB
 import Testing
-@testable import TesseraEngine
-@testable import TesseraLibrary
 @testable import TesseraLedger
 import TesseraCore
 import TesseraTestSupport
@@ -77,9 +76,21 @@ import TesseraTestSupport
         refused("own submission") { try m.verdict(a, bundle: "A", gain: 1, accept: true) }
         try m.verdict(m.validators[0], bundle: "A", gain: 5, accept: true)
         refused("already judged") { try m.verdict(m.validators[0], bundle: "A", gain: 6, accept: true) }
-        // Stale base: another version lands between claim and submission.
+        // Nothing refused was recorded: one registration and one verdict since `before`.
         #expect(try m.eventCount() == afterRegister + 1)
         #expect(afterRegister == before + 1)
+        // Stale base: another version of the expert lands between b's claim and its
+        // submission, which names the version b trained on.
+        let oldBase = try m.current(e)
+        for v in m.validators.dropFirst() { try m.verdict(v, bundle: "A", gain: 600, accept: true) }
+        try m.merge(e, bundles: ["A"], version: "v2")
+        #expect(try m.current(e) != oldBase)
+        let count = try m.eventCount()
+        refused("stale") {
+            try m.ledger.append(try SignedAction(.submit(.init(at: m.tick(), round: "r1", bundle: fakeHash("B"), bundleSignature: "00",
+                                                               experts: [m.ref(e, oldBase)])), key: b))
+        }
+        #expect(try m.eventCount() == count)
         let v = try m.verify()
         #expect(v.ok, "\(v.problem ?? "")")
     }
@@ -138,12 +149,14 @@ import TesseraTestSupport
         try m.revenue(5_000, period: "p1", usage: [(m.experts[0], 3)])
         #expect(try m.verify().ok)
         let db = m.dir.sub("ledger.sqlite")
+        // Edits behind the ledger's back, through a connection of its own.
+        let raw = try DatabaseQueue(path: db)
         func sql(_ s: String) throws {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            p.arguments = ["python3", "-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()", db, s]
-            try p.run()
-            p.waitUntilExit()
+            let changed = try raw.write { d in
+                try d.execute(sql: s)
+                return d.changesCount
+            }
+            #expect(changed > 0, "the edit \(s) changed nothing")
         }
         // A balance edited behind the ledger's back.
         let holdingsSeq = try m.ledger.store.read { try $0.rows(.holdings, matching: [("owner", .text(m.contributors[0].publicHex))]) }[0].seq

@@ -2,39 +2,24 @@ import Foundation
 import Testing
 @testable import TesseraEngine
 @testable import TesseraLibrary
-#if canImport(Glibc)
-import Glibc
 import TesseraCore
 import TesseraTestSupport
+#if canImport(Glibc)
+import Glibc
 #endif
 
-/// Kills `tessera split` and `tessera delta apply` with SIGKILL at spread-out moments and
-/// checks that the library is always either untouched or complete, never half-written.
+/// Kills `tessera split` and `tessera delta apply` with SIGKILL at named crash points —
+/// after shards are stored, right before the manifest is written — and checks that the
+/// library is always either untouched or complete, never half-written, and that running
+/// the command again finishes the job.
 @Suite(.serialized) struct KillTests {
-    static var binary: String {
-        ProcessInfo.processInfo.environment["TESSERA_BIN"] ?? (ReferenceFixtures.projectRoot as NSString).appendingPathComponent(".build/debug/tessera")
-    }
-
-    /// A random model large enough (about 20 MB) that the commands take a while.
+    /// A random model (2 layers × 8 experts) written as a checkpoint.
     static func makeCheckpoint(_ dir: String) throws {
-        let config = ModelConfig(family: .qwen3MoE, vocabSize: 512, hiddenSize: 256, layers: 2, heads: 4, kvHeads: 2,
-                                 experts: 8, topK: 2, expertWidth: 512, normTopKProb: true)
+        let config = ModelConfig(family: .qwen3MoE, vocabSize: 512, hiddenSize: 64, layers: 2, heads: 4, kvHeads: 2,
+                                 experts: 8, topK: 2, expertWidth: 128, normTopKProb: true)
         let model = MoEModel(config: config)
         model.initializeRandomly(seed: 3)
         try model.save(directory: dir)
-    }
-
-    static func runAndKill(_ args: [String], afterMicroseconds delay: UInt32) throws -> Int32 {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: binary)
-        p.arguments = args
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        usleep(delay)
-        kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
-        return p.terminationStatus
     }
 
     /// Opens the library and verifies every shard any version refers to.
@@ -46,37 +31,32 @@ import TesseraTestSupport
         return lib
     }
 
-    @Test func killedSplitLeavesNothingOrAWholeLibrary() throws {
-        guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
-            Issue.record("tessera binary not found at \(Self.binary); build it first (swift build) or set TESSERA_BIN")
-            return
+    static var haveBinary: Bool {
+        guard FileManager.default.isExecutableFile(atPath: ReferenceFixtures.binary) else {
+            Issue.record("tessera binary not found at \(ReferenceFixtures.binary); build it first (swift build) or set TESSERA_BIN")
+            return false
         }
+        return true
+    }
+
+    @Test func killedSplitLeavesNothingOrAWholeLibrary() throws {
+        guard Self.haveBinary else { return }
         let s = TemporaryDirectory()
         try Self.makeCheckpoint(s.sub("ckpt"))
-        var complete = 0, absent = 0
-        for i in 0..<12 {
+        for (i, point) in ["split.shard#1", "split.shard#9", "split.shard#16", "split.manifest"].enumerated() {
             let lib = s.sub("lib\(i)")
-            _ = try Self.runAndKill(["split", "--model", s.sub("ckpt"), "--library", lib], afterMicroseconds: UInt32(i * 25_000))
-            if ExpertLibrary.isLibrary(lib) {
-                let l = try Self.checkConsistent(lib)
-                #expect(l.manifest.experts.count == 16)
-                complete += 1
-            } else {
-                absent += 1
-                // Splitting again finishes the job, reusing whatever shards were stored.
-                try ExpertLibrary.split(checkpoint: s.sub("ckpt"), into: lib)
-                _ = try Self.checkConsistent(lib)
-            }
+            let (outcome, stderr) = try CrashRun.run(["split", "--model", s.sub("ckpt"), "--library", lib], crashAt: point)
+            #expect(outcome == .killed, "\(point): \(stderr)")
+            #expect(!ExpertLibrary.isLibrary(lib), "killed at \(point) before its manifest, yet a manifest exists")
+            // Splitting again finishes the job, reusing whatever shards were stored.
+            let (again, _) = try CrashRun.run(["split", "--model", s.sub("ckpt"), "--library", lib])
+            #expect(again == .exited(0))
+            #expect(try Self.checkConsistent(lib).manifest.experts.count == 16)
         }
-        #expect(complete + absent == 12)
-        #expect(absent > 0, "no kill landed before the manifest; the timing no longer exercises the crash path")
     }
 
     @Test func killedApplyLeavesTheOldOrTheNewVersion() throws {
-        guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
-            Issue.record("tessera binary not found at \(Self.binary); build it first (swift build) or set TESSERA_BIN")
-            return
-        }
+        guard Self.haveBinary else { return }
         let s = TemporaryDirectory()
         try Self.makeCheckpoint(s.sub("ckpt"))
         try ExpertLibrary.split(checkpoint: s.sub("ckpt"), into: s.sub("lib"))
@@ -85,20 +65,16 @@ import TesseraTestSupport
         var (_, new) = try lib.expertWeights(id)
         for t in new.tensors.indices { for j in new.tensors[t].values.indices where j % 3 == 0 { new.tensors[t].values[j] += 0.01 } }
         _ = try lib.encodeDelta(id, new: new, options: DeltaOptions(encoding: .lossless), to: s.sub("d.safetensors"))
-        let before = try Data(contentsOf: URL(fileURLWithPath: s.sub("lib/manifest.json")))
-        var applied = 0
-        for i in 0..<12 {
-            _ = try Self.runAndKill(["delta", "apply", "--library", s.sub("lib"), "--delta", s.sub("d.safetensors")],
-                                    afterMicroseconds: UInt32(i * 20_000))
-            let l = try Self.checkConsistent(s.sub("lib"))
-            let versions = l.manifest.entry(id)!.versions.count
-            #expect(versions == 1 || versions == 2)
-            if versions == 2 {
-                applied += 1
-                #expect(try l.loadModel().parameters.count > 0)
-                try before.write(to: URL(fileURLWithPath: s.sub("lib/manifest.json")))
-            }
+        let apply = ["delta", "apply", "--library", s.sub("lib"), "--delta", s.sub("d.safetensors")]
+        for point in ["apply.shard", "library.manifest"] {
+            let (outcome, stderr) = try CrashRun.run(apply, crashAt: point)
+            #expect(outcome == .killed, "\(point): \(stderr)")
+            #expect(try Self.checkConsistent(s.sub("lib")).manifest.entry(id)!.versions.count == 1, "killed at \(point)")
         }
-        #expect(applied < 12, "every kill came too late to interrupt anything")
+        let (outcome, _) = try CrashRun.run(apply)
+        #expect(outcome == .exited(0))
+        let l = try Self.checkConsistent(s.sub("lib"))
+        #expect(l.manifest.entry(id)!.versions.count == 2)
+        #expect(try l.loadModel().parameters.count > 0)
     }
 }

@@ -167,8 +167,18 @@ import TesseraTestSupport
         let a = try v.judge(bundle: honest)
         let w = try Validator(library: s.f.library, key: s.validatorKey, policy: Self.policy, heldOut: s.held, background: s.background, batch: 8)
         w.fullEvaluation = true
-        let b = try w.judge(bundle: w.library.directory == s.f.library.directory ? honest : honest)
+        let b = try w.judge(bundle: honest)
         #expect(a == b)
+        // The figures compared are the candidate's own, not the base's: the update moved them.
+        let candidate = try #require(a.heldOutLosses)
+        #expect(candidate.candidate != candidate.base)
+        // And the two paths were really taken: the same candidate's losses, computed from
+        // the forward caches and from scratch, agree bit for bit.
+        let (_, weights) = try SubmissionBundle.verifyDecoding(honest, library: s.f.library)
+        let incremental = try v.candidateLosses(weights, full: false)
+        let full = try v.candidateLosses(weights, full: true)
+        #expect(incremental.heldOut == full.heldOut && incremental.background == full.background)
+        #expect(incremental.heldOut == candidate.candidate)
     }
 
     @Test func mergingKeepsTheBestCandidateAndCreditsMarginalGains() throws {
