@@ -71,8 +71,17 @@ extension Ledger {
     public struct RoundReport: Codable, Sendable {
         public struct ClaimInfo: Codable, Sendable { public var event: Int64; public var participant: String; public var experts: String; public var expiresAt: Int64
             enum CodingKeys: String, CodingKey { case event, participant, experts; case expiresAt = "expires_at" } }
-        public struct SubmissionInfo: Codable, Sendable { public var bundle: String; public var contributor: String; public var experts: String; public var state: String; public var consensusGain: Int64?
-            enum CodingKeys: String, CodingKey { case bundle, contributor, experts, state; case consensusGain = "consensus_gain_micronats" } }
+        public struct SubmissionInfo: Codable, Sendable {
+            public var bundle: String
+            public var contributor: String
+            public var experts: String
+            public var state: String
+            public var consensusGain: Int64?
+            /// What the state means for its contributor, in words (why an accepted update
+            /// earned nothing, say).
+            public var outcome: String
+            enum CodingKeys: String, CodingKey { case bundle, contributor, experts, state, outcome; case consensusGain = "consensus_gain_micronats" }
+        }
         public var id: String
         public var domain: String
         public var experts: String
@@ -91,8 +100,14 @@ extension Ledger {
         enum CodingKeys: String, CodingKey { case id, domain, experts, state, claims, submissions, commitments; case closesAt = "closes_at" }
     }
 
+    /// Every round's id, sorted.
+    public func rounds() throws -> [String] {
+        try store.read { r in try r.rows(.rounds, matching: []).map { $0.key[0].text }.sorted() }
+    }
+
     public func round(_ id: String) throws -> RoundReport? {
-        let commitments = try currentState().commitments[id, default: [:]].sorted { $0.key < $1.key }.map {
+        let state = try currentState()
+        let commitments = state.commitments[id, default: [:]].sorted { $0.key < $1.key }.map {
             RoundReport.CommitmentInfo(validator: $0.key, commitment: $0.value.commitment, revealedHeldOutSHA256: $0.value.heldOutSHA256)
         }
         return try store.read { r in
@@ -102,10 +117,30 @@ extension Ledger {
             }
             let subs = try r.rows(.submissions, matching: [("round", .text(id))]).map {
                 RoundReport.SubmissionInfo(bundle: $0.key[0].text, contributor: $0.values[0].text, experts: $0.values[2].text,
-                                           state: $0.values[3].text, consensusGain: $0.values[4] == .null ? nil : $0.values[4].int)
+                                           state: $0.values[3].text, consensusGain: $0.values[4] == .null ? nil : $0.values[4].int,
+                                           outcome: Self.outcome(of: state.submissions[$0.key[0].text], in: state))
             }
             return RoundReport(id: id, domain: row.values[0].text, experts: row.values[1].text, closesAt: row.values[2].int,
                                state: row.values[3].text, claims: claims, submissions: subs, commitments: commitments)
+        }
+    }
+
+    /// A submission's state in words. An accepted submission earns units only when a
+    /// `new_version` merges it; once another version of its expert is recorded without
+    /// it, its base is stale and it can no longer be merged.
+    static func outcome(of s: LedgerState.Submission?, in state: LedgerState) -> String {
+        guard let s else { return "" }
+        switch s.state {
+        case .pending:
+            return "pending: \(s.verdicts.count) of \(state.policy.quorum) verdicts"
+        case .rejected:
+            return "rejected by the validators' consensus; earns nothing"
+        case .merged:
+            return "merged into a new version; units minted to its contributor"
+        case .accepted:
+            let moved = s.experts.filter { e in state.experts[e.id]?.versions.last != e.version }.map(\.id.description)
+            if moved.isEmpty { return "accepted, not merged yet: earns units when a new version merges it" }
+            return "accepted but not merged: expert\(moved.count > 1 ? "s" : "") \(moved.joined(separator: ", ")) moved on to a version merged from other submissions (the operator's merge validated better without this one); it earns no units"
         }
     }
 

@@ -268,11 +268,18 @@ struct LedgerCommand: ParsableCommand {
         @Argument var id: String
         @Flag var json = false
         func run() throws {
-            guard let r = try market.open().round(id) else { throw ValidationError("no round \(id)") }
+            let ledger = try market.open()
+            guard let r = try ledger.round(id) else {
+                let all = try ledger.rounds()
+                throw ValidationError("no round \"\(id)\" in \(market.market); " + (all.isEmpty ? "no round has been opened" : "rounds: \(all.joined(separator: ", "))"))
+            }
             if json { print(try jsonString(r)); return }
             print("round \(r.id) (\(r.domain), \(r.state), closes \(r.closesAt)): experts \(r.experts)")
             for c in r.claims { print("  claim \(c.event): \(c.participant.prefix(16))… \(c.experts) until \(c.expiresAt)") }
-            for s in r.submissions { print("  submission \(s.bundle.prefix(12)) by \(s.contributor.prefix(16))…: \(s.state)\(s.consensusGain.map { ", consensus gain \($0) µnats" } ?? "")") }
+            for s in r.submissions {
+                print("  submission \(s.bundle.prefix(12)) by \(s.contributor.prefix(16))…: \(s.state)\(s.consensusGain.map { ", consensus gain \($0) µnats/token" } ?? "")")
+                print("    \(s.outcome)")
+            }
             for c in r.commitments {
                 print("  commitment by \(c.validator.prefix(16))…: \(c.commitment.prefix(12))" + (c.revealedHeldOutSHA256.map { ", revealed held-out windows \($0.prefix(12))" } ?? ", not revealed"))
             }

@@ -64,7 +64,7 @@ struct Train: ParsableCommand {
                                            heldOut: try heldOut.map { try TokenWindows.load(path: $0) }, options: training.options(),
                                            partialResidency: partial, delta: DeltaOptions(encoding: delta, density: density),
                                            market: market, domain: domain, round: round, matmul: training.matmul.precision)
-        let r = try Contribution.run(request, library: lib, key: try ParticipantKey.load(key), out: out, progress: !json)
+        let r = try Contribution.run(request, library: lib, key: try ParticipantKey.load(key), out: out, progress: true)
         if json { print(try jsonString(r)); return }
         print("trained \(r.experts.count) experts (\(r.training.trainedParameters) parameters) for \(r.training.steps) steps; bundle \(r.bundle): \(r.deltaBytes) bytes of deltas (" + String(format: "%.1f", Double(r.float32Bytes) / Double(max(r.deltaBytes, 1))) + "× smaller than float32)")
     }

@@ -56,7 +56,7 @@ struct Pretrain: ParsableCommand {
         shape.hidden = hidden; shape.layers = layers; shape.heads = heads; shape.kvHeads = kvHeads
         shape.headDim = headDim; shape.experts = experts; shape.topK = topK; shape.expertWidth = expertWidth
         let r = try Pretraining.run(shape: shape, options: training.options(auxCoef: auxCoef), data: data, out: out, dtype: dt,
-                                    progress: !json, matmul: training.matmul.precision)
+                                    progress: true, matmul: training.matmul.precision)
         if json { print(try jsonString(r)); return }
         let held = r.training.finalHeldOutLoss.map { String(format: ", held-out loss %.4f (%.3f bits/byte)", $0, $0 / log(2)) } ?? ""
         print("wrote \(r.out): \(r.parameters) parameters, \(r.training.steps) steps at " + String(format: "%.0f", r.training.tokensPerSecond) + " tokens/s" + held)

@@ -43,6 +43,32 @@ import TesseraTestSupport
         #expect(try m.ledger.round("r1")?.submissions.count == 2)
     }
 
+    @Test func roundReportSaysWhyAnAcceptedUpdateEarnedNothing() throws {
+        let m = try MarketFixture()
+        let (a, b) = (m.contributors[0], m.contributors[1])
+        let e = m.experts[1]
+        try m.claim(a, [e])
+        try m.claim(b, [e])
+        try m.submit(a, [e], bundle: "A")
+        try m.submit(b, [e], bundle: "B")
+        for v in m.validators { try m.verdict(v, bundle: "A", gain: 900, accept: true) }
+        var r = try #require(try m.ledger.round("r1"))
+        #expect(r.submissions.first { $0.bundle == fakeHash("B") }?.outcome == "pending: 0 of 3 verdicts")
+        for v in m.validators { try m.verdict(v, bundle: "B", gain: 700, accept: true) }
+        r = try #require(try m.ledger.round("r1"))
+        #expect(r.submissions.allSatisfy { $0.outcome.hasPrefix("accepted, not merged yet") })
+        // The operator's merge keeps A alone.
+        try m.merge(e, bundles: ["A"], version: "v2")
+        r = try #require(try m.ledger.round("r1"))
+        let byBundle = Dictionary(uniqueKeysWithValues: r.submissions.map { ($0.bundle, $0) })
+        #expect(byBundle[fakeHash("A")]?.state == "merged")
+        #expect(byBundle[fakeHash("B")]?.state == "accepted")
+        #expect(byBundle[fakeHash("B")]?.outcome.contains("not merged: expert \(e) moved on") == true)
+        #expect(try JSONOutput.compact(r).contains("\"outcome\""))
+        #expect(try m.ledger.rounds() == ["r1"])
+        #expect(try m.ledger.round("1") == nil)
+    }
+
     @Test func refusalsChangeNothing() throws {
         let m = try MarketFixture()
         let (a, b, c) = (m.contributors[0], m.contributors[1], m.contributors[2])

@@ -8,13 +8,12 @@ import TesseraTestSupport
 /// A tiny byte-vocabulary library in a temporary directory, and synthetic text for a
 /// "domain" and a "background", so Proof-of-Loss runs in well under a second.
 final class ProofFixture {
-    let dir: String
+    let scratch = TemporaryDirectory("proof")
+    var dir: String { scratch.path }
     let library: ExpertLibrary
     let config: ModelConfig
 
     init(seed: UInt64 = 3) throws {
-        dir = NSTemporaryDirectory() + "tessera-proof-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         config = ModelConfig(family: .qwen3MoE, vocabSize: 256, hiddenSize: 16, layers: 3, heads: 2, kvHeads: 1, headDim: 8,
                              experts: 4, topK: 2, expertWidth: 16, normTopKProb: true, tieWordEmbeddings: true)
         let model = MoEModel(config: config)
@@ -23,8 +22,6 @@ final class ProofFixture {
         _ = try ExpertLibrary.split(checkpoint: dir + "/hf", into: dir + "/lib")
         library = try ExpertLibrary(directory: dir + "/lib")
     }
-
-    deinit { try? FileManager.default.removeItem(atPath: dir) }
 
     /// Windows of text drawn from a few phrases, so a model can learn them quickly.
     static func windows(_ phrases: [String], count: Int, seq: Int = 24, seed: UInt64) -> TokenWindows {
