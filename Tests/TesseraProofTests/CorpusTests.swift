@@ -23,9 +23,8 @@ import TesseraTestSupport
     }
 
     @Test func buildWritesWindowsWithoutLeakage() throws {
-        let dir = NSTemporaryDirectory() + "tessera-corpus-" + UUID().uuidString
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let scratch = TemporaryDirectory("corpus")
+        let dir = scratch.path
         let text = (0..<300).map { "Fortune \($0): a stitch in time saves \($0 % 9) more.\n" }.joined(separator: "%\n")
         try text.write(toFile: dir + "/f.txt", atomically: true, encoding: .utf8)
         let key = Array(repeating: UInt8(3), count: 16)

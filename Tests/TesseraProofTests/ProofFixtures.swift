@@ -9,11 +9,12 @@ import TesseraTestSupport
 /// "domain" and a "background", so Proof-of-Loss runs in well under a second.
 final class ProofFixture {
     let scratch = TemporaryDirectory("proof")
-    var dir: String { scratch.path }
+    let dir: String
     let library: ExpertLibrary
     let config: ModelConfig
 
     init(seed: UInt64 = 3) throws {
+        dir = scratch.path
         config = ModelConfig(family: .qwen3MoE, vocabSize: 256, hiddenSize: 16, layers: 3, heads: 2, kvHeads: 1, headDim: 8,
                              experts: 4, topK: 2, expertWidth: 16, normTopKProb: true, tieWordEmbeddings: true)
         let model = MoEModel(config: config)

@@ -230,9 +230,8 @@ import TesseraTestSupport
     }
 
     @Test func tokenWindowsSplitByKeyedHash() throws {
-        let dir = NSTemporaryDirectory() + "tessera-tokens-" + UUID().uuidString
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let scratch = TemporaryDirectory("tokens")
+        let dir = scratch.path
         var rng = SplitMix64(seed: 2)
         let ids = (0..<(400 * 16)).map { _ in Int64(rng.next() % 50_000) }
         try SafetensorsWriter.write([TensorRecord(name: "input_ids", shape: [400, 16], int64s: ids)], to: dir + "/tok.safetensors")
