@@ -1,11 +1,30 @@
 #ifndef TESSERA_VECTOR_MATH_H
 #define TESSERA_VECTOR_MATH_H
 
+/* Every kernel runs the AVX2 version where the processor has AVX2 and a portable version
+   elsewhere; both give identical results, bit for bit. */
+
+/* Σ a[i]·b[i]: 8 lane sums, reduced lane 0 to 7 in order, then the tail. */
+float tsr_dot(const float *a, const float *b, long n);
+
+/* y += alpha · x */
+void tsr_axpy(float alpha, const float *x, float *y, long n);
+
+/* In-place softmax of one row (nothing for n ≤ 0). */
+void tsr_softmax_row(float *x, long n);
+
 /* a[r, i] = silu(gu[r, i]) · gu[r, W + i] for `rows` rows of gu = [gate | up] (2W wide). */
 void tsr_swiglu_forward(const float *gu, float *a, long rows, long width);
 
 /* Given da [rows, W], writes dgu [rows, 2W]: da · up · silu'(gate) in the first half of
    each row, da · silu(gate) in the second. */
 void tsr_swiglu_backward(const float *gu, const float *da, float *dgu, long rows, long width);
+
+/* 1 when this processor has AVX2. */
+int tsr_vector_math_avx2_available(void);
+
+/* Chooses the path for tests and benchmarks: 1 AVX2 (when available), 0 portable, -1 the
+   processor's own choice. Returns the path that was in use. Not for concurrent use. */
+int tsr_vector_math_force(int path);
 
 #endif
