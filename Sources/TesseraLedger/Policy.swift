@@ -83,8 +83,21 @@ public struct MarketPolicy: Sendable, Equatable, Codable {
         try read(try PolicyFile.parse(text, file: file), file: file)
     }
 
+    /// Whether a market.toml has the first layout, where [proof_of_loss] also held the
+    /// consensus keys (quorum, min_gain_micronats). Markets created then keep their file
+    /// (its hash is in their genesis event), so it is still read.
+    public static func isFirstLayout(_ document: JSONValue) -> Bool {
+        document["consensus"] == nil && document["proof_of_loss"]?["quorum"] != nil
+    }
+
     /// Decodes and range-checks the ledger's tables of a parsed market.toml.
     public static func read(_ document: JSONValue, file: String) throws -> MarketPolicy {
+        var document = document
+        if isFirstLayout(document), case let .object(members) = document {
+            // The consensus keys lived in [proof_of_loss]: read them from there.
+            let consensus = JSONValue.object((document["proof_of_loss"]?.objectMembers ?? []).filter { ["quorum", "min_gain_micronats"].contains($0.0) })
+            document = .object(members.filter { $0.0 != "proof_of_loss" } + [("consensus", consensus)])
+        }
         let f = try PolicyFile.decode(File.self, tables: tables, of: document, file: file)
         let c = PolicyChecker(file: file)
         try c.require(f.consensus.quorum, in: 1...1000, "consensus.quorum")

@@ -65,7 +65,11 @@ public struct ProofPolicy: Codable, Sendable, Equatable {
     }
 
     public static func read(_ document: JSONValue, file: String) throws -> ProofPolicy {
-        let t = try PolicyFile.decode(File.self, tables: tables, of: document, file: file).proofOfLoss
+        // The first layout of market.toml kept the ledger's quorum in this table (markets
+        // made then still have it); it is the ledger's key, not a validator's.
+        let firstLayout = document["consensus"] == nil && document["proof_of_loss"]?["quorum"] != nil
+        let own = firstLayout ? PolicyFile.restricting(document, table: "proof_of_loss", drop: ["quorum"]) : document
+        let t = try PolicyFile.decode(File.self, tables: tables, of: own, file: file).proofOfLoss
         let c = PolicyChecker(file: file)
         try c.require(t.confidence, in: 0.5...0.9999, "proof_of_loss.confidence")
         try c.require(t.minGainMicronats, in: 0...1_000_000_000_000, "proof_of_loss.min_gain_micronats")

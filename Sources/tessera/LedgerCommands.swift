@@ -271,7 +271,7 @@ struct LedgerCommand: ParsableCommand {
             let ledger = try market.open()
             guard let r = try ledger.round(id) else {
                 let all = try ledger.rounds()
-                throw ValidationError("no round \"\(id)\" in \(market.market); " + (all.isEmpty ? "no round has been opened" : "rounds: \(all.joined(separator: ", "))"))
+                throw CoreError("no round \"\(id)\" in \(market.market); " + (all.isEmpty ? "no round has been opened" : "rounds: \(all.joined(separator: ", "))"))
             }
             if json { print(try jsonString(r)); return }
             print("round \(r.id) (\(r.domain), \(r.state), closes \(r.closesAt)): experts \(r.experts)")

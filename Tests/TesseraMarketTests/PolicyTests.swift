@@ -105,6 +105,18 @@ import TesseraTestSupport
         #expect(a.proof == b.proof)
     }
 
+    /// Markets made before [consensus] existed keep their market.toml (genesis records its
+    /// hash): the first layout, with quorum in [proof_of_loss], still reads the same.
+    @Test func theFirstLayoutStillReads() throws {
+        let first = Self.base.replacingOccurrences(of: "copy_threshold = 0.9\n[consensus]\nquorum = 2\nmin_gain_micronats = 1\n",
+                                                   with: "copy_threshold = 0.9\nquorum = 2\n")
+        #expect(first != Self.base && !first.contains("[consensus]"))
+        let a = try Self.load(Self.base), b = try Self.load(first)
+        #expect(a.ledger == b.ledger && a.proof == b.proof)
+        // A misspelt key in that layout is still refused.
+        #expect(throws: CoreError.self) { try Self.load(first.replacingOccurrences(of: "quorum = 2", with: "quorum = 2\nquorom = 2")) }
+    }
+
     @Test func ledgerAndProofEachReadTheirOwnTables() throws {
         let doc = try PolicyFile.parse(Self.base, file: "m.toml")
         let ledger = try MarketPolicy.read(doc, file: "m.toml")

@@ -38,6 +38,16 @@ public enum PolicyFile {
         return try StrictJSON.decode(type, from: .object(picked), file: file, rejectUnknownKeys: true)
     }
 
+    /// The document with one table's members limited to `keep` (or without `drop`): for
+    /// a table two readers share, each decoding only its own keys.
+    public static func restricting(_ document: JSONValue, table: String, keep: Set<String>? = nil, drop: Set<String> = []) -> JSONValue {
+        guard case let .object(members) = document else { return document }
+        return .object(members.map { name, value in
+            guard name == table, case let .object(inner) = value else { return (name, value) }
+            return (name, .object(inner.filter { (keep?.contains($0.0) ?? true) && !drop.contains($0.0) }))
+        })
+    }
+
     /// Refuses top-level tables no reader owns.
     public static func requireOnly(_ tables: Set<String>, in document: JSONValue, file: String) throws {
         for (k, _) in document.objectMembers ?? [] where !tables.contains(k) {
