@@ -223,7 +223,7 @@ public enum LedgerAction: Sendable, Equatable {
     /// have is refused, since it would be signed without meaning anything.
     public static func decode(kind: String, payload: String) throws -> LedgerAction {
         guard let k = Kind(rawValue: kind) else { throw LedgerError.refused("unknown event kind \(kind)") }
-        return try decode(kind: k, payload: try JSONValue.parse(Data(payload.utf8)))
+        return try decode(kind: k, payload: try JSONValue.parse(payload))
     }
 
     static func decode(kind: Kind, payload: JSONValue) throws -> LedgerAction {

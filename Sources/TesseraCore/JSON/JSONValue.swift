@@ -83,6 +83,12 @@ extension JSONValue {
     public static func parse(_ data: Data) throws -> JSONValue {
         try data.withUnsafeBytes { try parse($0) }
     }
+
+    /// Parses a string's UTF-8 in place (no copy for native strings).
+    public static func parse(_ text: String) throws -> JSONValue {
+        var text = text
+        return try text.withUTF8 { try parse(UnsafeRawBufferPointer($0)) }
+    }
 }
 
 private struct JSONParser {

@@ -10,10 +10,10 @@ public struct JSONValueDecoder {
     public init(rejectUnknownKeys: Bool = false) { self.rejectUnknownKeys = rejectUnknownKeys }
 
     public func decode<T: Decodable>(_ type: T.Type, from value: JSONValue) throws -> T {
-        let usage = KeyUsage()
+        let usage = KeyUsage(enabled: rejectUnknownKeys)
         let decoder = ValueDecoder(value: value, codingPath: [], usage: usage)
         let result = try T(from: decoder)
-        if rejectUnknownKeys, let unknown = usage.firstUnknown(in: value) {
+        if rejectUnknownKeys, let unknown = usage.firstUnknown() {
             throw DecodingError.dataCorrupted(.init(codingPath: unknown.path, debugDescription: "unknown key; known here: \(unknown.known.joined(separator: ", "))"))
         }
         return result
@@ -123,42 +123,40 @@ struct IndexKey: CodingKey {
     init?(intValue: Int) { self.intValue = intValue }
 }
 
-/// The member names each decoding step asked for, by the path of their object.
+/// Which members of each decoded object some decoding step asked for. Every object opened
+/// as a keyed container is registered with its member names; afterwards each must have
+/// had every member asked for. Objects taken whole (a `JSONValue` field) or never opened
+/// are not registered: a parent that never asked for them is caught at its own level.
 final class KeyUsage {
-    private var asked: [String: Set<String>] = [:]
-    /// Objects taken whole (a `JSONValue` field), whose members are all known.
-    private var opaque: Set<String> = []
+    /// Off when unknown keys are allowed: nothing is recorded then.
+    let enabled: Bool
+    private(set) var objects: [ObjectUsage] = []
+    init(enabled: Bool) { self.enabled = enabled }
 
-    func ask(_ key: String, at path: [CodingKey]) { asked[pathKey(path), default: []].insert(key) }
-    func takeWhole(at path: [CodingKey]) { opaque.insert(pathKey(path)) }
-
-    private func pathKey(_ path: [CodingKey]) -> String {
-        path.map { ($0 as? IndexKey).map { "#\($0.intValue ?? 0)" } ?? "." + $0.stringValue }.joined()
+    func open(_ members: [(String, JSONValue)], at path: [CodingKey]) -> ObjectUsage? {
+        guard enabled else { return nil }
+        let o = ObjectUsage(path: path, names: members.map(\.0))
+        objects.append(o)
+        return o
     }
 
-    /// The first member, depth first in document order, that nothing asked for.
-    func firstUnknown(in root: JSONValue) -> (path: [CodingKey], known: [String])? {
-        func walk(_ v: JSONValue, _ path: [CodingKey]) -> (path: [CodingKey], known: [String])? {
-            let here = pathKey(path)
-            if opaque.contains(here) { return nil }
-            switch v {
-            case let .object(members):
-                let known = asked[here] ?? []
-                for (k, child) in members {
-                    let childPath = path + [AnyKey(k)]
-                    guard known.contains(k) else { return (childPath, known.sorted()) }
-                    if let found = walk(child, childPath) { return found }
-                }
-            case let .array(items):
-                for (i, child) in items.enumerated() {
-                    if let found = walk(child, path + [IndexKey(i)]) { return found }
-                }
-            default: break
+    /// The first registered object's first member nothing asked for.
+    func firstUnknown() -> (path: [CodingKey], known: [String])? {
+        for o in objects {
+            for name in o.names where !o.asked.contains(name) {
+                return (o.path + [AnyKey(name)], o.asked.sorted())
             }
-            return nil
         }
-        return walk(root, [])
+        return nil
     }
+}
+
+final class ObjectUsage {
+    let path: [CodingKey]
+    let names: [String]
+    var asked: [String] = []
+    init(path: [CodingKey], names: [String]) { self.path = path; self.names = names }
+    func ask(_ key: String) { if !asked.contains(key) { asked.append(key) } }
 }
 
 struct AnyKey: CodingKey {
@@ -179,7 +177,8 @@ struct ValueDecoder: Decoder {
         guard case let .object(members) = value else {
             throw DecodingError.typeMismatch([String: Any].self, .init(codingPath: codingPath, debugDescription: "expected an object"))
         }
-        return KeyedDecodingContainer(KeyedContainer<Key>(members: members, codingPath: codingPath, usage: usage))
+        return KeyedDecodingContainer(KeyedContainer<Key>(members: members, codingPath: codingPath, usage: usage,
+                                                          object: usage.open(members, at: codingPath)))
     }
 
     func unkeyedContainer() throws -> UnkeyedDecodingContainer {
@@ -196,16 +195,18 @@ struct KeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     let members: [(String, JSONValue)]
     let codingPath: [CodingKey]
     let usage: KeyUsage
+    /// Where the keys asked of this object are recorded (nil when nothing is recorded).
+    let object: ObjectUsage?
 
     var allKeys: [Key] { members.compactMap { Key(stringValue: $0.0) } }
 
     func contains(_ key: Key) -> Bool {
-        usage.ask(key.stringValue, at: codingPath)
+        object?.ask(key.stringValue)
         return members.contains { $0.0 == key.stringValue }
     }
 
     private func child(_ key: Key) throws -> JSONValue {
-        usage.ask(key.stringValue, at: codingPath)
+        object?.ask(key.stringValue)
         guard let v = members.first(where: { $0.0 == key.stringValue })?.1 else {
             throw DecodingError.keyNotFound(key, .init(codingPath: codingPath, debugDescription: "missing"))
         }
@@ -336,7 +337,6 @@ struct SingleContainer: SingleValueDecodingContainer {
         case is UInt64.Type: return try decode(UInt64.self) as! T
         case is UInt32.Type: return try decode(UInt32.self) as! T
         case is JSONValue.Type:
-            usage.takeWhole(at: codingPath)
             return value as! T
         default:
             return try T(from: ValueDecoder(value: value, codingPath: codingPath, usage: usage))
@@ -347,7 +347,6 @@ struct SingleContainer: SingleValueDecodingContainer {
 extension JSONValue: Codable {
     public init(from decoder: Decoder) throws {
         if let d = decoder as? ValueDecoder {
-            d.usage.takeWhole(at: d.codingPath)
             self = d.value
             return
         }

@@ -79,6 +79,13 @@ enum JSONWriter {
     /// RFC 8785 §3.2.2.2: the two-character escapes where JSON has them, \u00xx for the
     /// other control characters, everything else as itself.
     static func writeString(_ s: String, into out: inout String) {
+        // Most strings (keys, hashes, names) need no escape: append them whole.
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
+            out += "\""
+            out += s
+            out += "\""
+            return
+        }
         out += "\""
         for u in s.unicodeScalars {
             switch u {
