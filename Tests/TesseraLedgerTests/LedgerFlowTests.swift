@@ -10,10 +10,7 @@ import TesseraTestSupport
         let m = try MarketFixture()
         let (a, b) = (m.contributors[0], m.contributors[1])
         let e = m.experts[1]
-        try m.claim(a, [e])
-        try m.claim(b, [e])
-        try m.submit(a, [e], bundle: "A")
-        try m.submit(b, [e], bundle: "B")
+        try m.twoSubmissions(a, b, on: e)
         for (v, gain) in zip(m.validators, [3_000, 2_000, 2_500] as [Int64]) { try m.verdict(v, bundle: "A", gain: gain, accept: true) }
         for (v, gain) in zip(m.validators, [1_000, 999_999, 1_200] as [Int64]) { try m.verdict(v, bundle: "B", gain: gain, accept: true) }
         let s = try m.ledger.currentState()
@@ -47,10 +44,7 @@ import TesseraTestSupport
         let m = try MarketFixture()
         let (a, b) = (m.contributors[0], m.contributors[1])
         let e = m.experts[1]
-        try m.claim(a, [e])
-        try m.claim(b, [e])
-        try m.submit(a, [e], bundle: "A")
-        try m.submit(b, [e], bundle: "B")
+        try m.twoSubmissions(a, b, on: e)
         for v in m.validators { try m.verdict(v, bundle: "A", gain: 900, accept: true) }
         var r = try #require(try m.ledger.round("r1"))
         #expect(r.submissions.first { $0.bundle == fakeHash("B") }?.outcome == "pending: 0 of 3 verdicts")

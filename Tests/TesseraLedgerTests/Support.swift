@@ -65,6 +65,14 @@ final class MarketFixture {
                                                          experts: try ids.map { ref($0, try current($0)) })), key: who))
     }
 
+    /// `a` and `b` both claim expert `e` and submit bundles "A" and "B" on it.
+    func twoSubmissions(_ a: ParticipantKey, _ b: ParticipantKey, on e: ExpertID) throws {
+        try claim(a, [e])
+        try claim(b, [e])
+        try submit(a, [e], bundle: "A")
+        try submit(b, [e], bundle: "B")
+    }
+
     @discardableResult
     func verdict(_ who: ParticipantKey, bundle: String, gain: Int64, accept: Bool) throws -> Ledger.Outcome {
         try ledger.append(try SignedAction(.verdict(.init(at: tick(), submission: fakeHash(bundle), gainLCBMicronats: gain,
