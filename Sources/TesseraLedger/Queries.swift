@@ -10,10 +10,12 @@ extension Ledger {
         public var totalUnits: Int64
         /// units / total units, for display; every decision uses the integers.
         public var fraction: Double
+        /// Paid to the owner for this expert so far, minor units.
         public var payouts: Int64
         enum CodingKeys: String, CodingKey {
-            case layer, expert, units, fraction, payouts
+            case layer, expert, units, fraction
             case totalUnits = "total_units"
+            case payouts = "payouts_minor_units"
         }
     }
 
@@ -47,9 +49,10 @@ extension Ledger {
         public var holders: [Holder]
         public var versions: [Version]
         enum CodingKeys: String, CodingKey {
-            case layer, expert, revenue, holders, versions
+            case layer, expert, holders, versions
             case totalUnits = "total_units"
             case currentVersion = "current_version"
+            case revenue = "revenue_minor_units"
         }
     }
 
@@ -151,6 +154,7 @@ extension Ledger {
         public var layer: Int?
         public var expert: Int?
         public var amount: Int64
+        enum CodingKeys: String, CodingKey { case event, recipient, kind, layer, expert; case amount = "amount_minor_units" }
     }
 
     /// Payouts of every revenue event (or of one).

@@ -236,15 +236,18 @@ struct LedgerCommand: ParsableCommand {
             let key = FileManager.default.fileExists(atPath: owner) ? try ParticipantKey.load(owner).publicHex : owner
             let (holdings, fees) = try market.open().shares(owner: key)
             if json {
-                struct Out: Encodable { var owner: String; var holdings: [Ledger.Holding]; var fees: Int64 }
+                struct Out: Encodable {
+                    var owner: String; var holdings: [Ledger.Holding]; var fees: Int64
+                    enum CodingKeys: String, CodingKey { case owner, holdings; case fees = "fees_minor_units" }
+                }
                 print(try jsonString(Out(owner: key, holdings: holdings, fees: fees)))
                 return
             }
             print("owner \(key)")
             for h in holdings {
-                print(String(format: "  expert %d:%d  %lld of %lld units (%.4f%%)  payouts %lld", h.layer, h.expert, h.units, h.totalUnits, 100 * h.fraction, h.payouts))
+                print(String(format: "  expert %d:%d  %lld of %lld units (%.4f%%)  payouts %lld minor units", h.layer, h.expert, h.units, h.totalUnits, 100 * h.fraction, h.payouts))
             }
-            if fees > 0 { print("  fees received \(fees)") }
+            if fees > 0 { print("  fees received \(fees) minor units") }
         }
     }
 
@@ -256,7 +259,7 @@ struct LedgerCommand: ParsableCommand {
         func run() throws {
             guard let r = try market.open().expert(try singleExpert(expert)) else { throw ValidationError("expert \(expert) is not in this market") }
             if json { print(try jsonString(r)); return }
-            print("expert \(r.layer):\(r.expert): \(r.totalUnits) units, current version \(r.currentVersion.prefix(12)), revenue \(r.revenue)")
+            print("expert \(r.layer):\(r.expert): \(r.totalUnits) units, current version \(r.currentVersion.prefix(12)), revenue \(r.revenue) minor units")
             for h in r.holders { print("  \(h.owner)  \(h.units)") }
             for v in r.versions { print("  version \(v.hash.prefix(12)) (event \(v.event)) parent \(v.parent.map { String($0.prefix(12)) } ?? "-") merged \(v.submissions.map { String($0.prefix(12)) }.joined(separator: ", "))") }
         }
@@ -295,7 +298,7 @@ struct LedgerCommand: ParsableCommand {
             let p = try market.open().payouts(event: event)
             if json { print(try jsonString(p)); return }
             for x in p { print("event \(x.event)  \(x.kind)  \(x.layer.map { "\($0):\(x.expert!)" } ?? "-")  \(x.recipient)  \(x.amount)") }
-            print("total \(p.reduce(0) { $0 + $1.amount })")
+            print("total \(p.reduce(0) { $0 + $1.amount }) minor units")
         }
     }
 
