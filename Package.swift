@@ -21,6 +21,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
@@ -55,6 +61,22 @@ let package = Package(
             name: "TesseraMarket",
             dependencies: ["TesseraCore", "TesseraEngine", "TesseraLibrary", "TesseraLedger", "TesseraProof"]
         ),
+        // Layer 5: the market on the network — the HTTP server over a market directory,
+        // and the client that plays any participant against a server's URL.
+        .target(
+            name: "TesseraServer",
+            dependencies: ["TesseraCore", "TesseraLedger", "TesseraLibrary", "TesseraProof", "TesseraMarket",
+                           .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "Prometheus", package: "swift-prometheus"),
+                           .product(name: "Metrics", package: "swift-metrics"),
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]
+        ),
+        .target(
+            name: "TesseraClient",
+            dependencies: ["TesseraCore", "TesseraLedger", "TesseraLibrary", "TesseraMarket",
+                           .product(name: "AsyncHTTPClient", package: "async-http-client")]
+        ),
         // Synthetic workloads shared by the tests and the benchmarks.
         .target(
             name: "TesseraTestSupport",
@@ -69,7 +91,7 @@ let package = Package(
             name: "tessera",
             dependencies: [
                 "TesseraCore", "TesseraEngine", "TesseraLibrary", "TesseraLedger", "TesseraProof", "TesseraMarket",
-                "TesseraBenchmarks",
+                "TesseraBenchmarks", "TesseraServer", "TesseraClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // jemalloc in place of glibc's malloc: the ledger's verify and append paths make

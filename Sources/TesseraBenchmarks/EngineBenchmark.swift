@@ -9,6 +9,8 @@ import TesseraTestSupport
 
 public struct EngineBenchmarkResult: Codable, Sendable {
     public var sgemmGflops: Double
+    /// The same 2048³ product with the fixed-order kernel (`fp32-fixed`), same threading.
+    public var fixedGemmGflops: Double
     public var evalTokensPerS: Double
     public var evalFractionOfSgemm: Double
     public var trainTokensPerS: Double
@@ -28,6 +30,7 @@ public struct EngineBenchmarkResult: Codable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case sgemmGflops = "sgemm_gflops"
+        case fixedGemmGflops = "fixed_gemm_gflops"
         case evalTokensPerS = "eval_tokens_per_s"
         case evalFractionOfSgemm = "eval_fraction_of_sgemm"
         case trainTokensPerS = "train_tokens_per_s"
@@ -52,7 +55,8 @@ public struct EngineBenchmarkResult: Codable, Sendable {
     public var text: String {
         var lines = [
             "shape: \(shape)",
-            "sgemm (fp32 OpenBLAS, 2048×2048×2048, \(workers) workers): " + String(format: "%.1f GFLOP/s", sgemmGflops),
+            "sgemm (fp32 OpenBLAS, 2048×2048×2048, \(workers) workers): " + String(format: "%.1f GFLOP/s", sgemmGflops)
+                + String(format: "; fixed-order fp32 (fp32-fixed): %.1f GFLOP/s", fixedGemmGflops),
             "matrix products: \(matmul.rawValue)",
             String(format: "eval:  %.0f tokens/s, model FLOP/s = %.1f%% of sgemm", evalTokensPerS, 100 * evalFractionOfSgemm),
         ]
@@ -153,8 +157,10 @@ public enum EngineBenchmark {
         let shape = "\(config.family.rawValue) V=\(config.vocabSize) H=\(config.hiddenSize) I=\(config.expertWidth) L=\(config.layers) "
             + "heads=\(config.heads)/\(config.kvHeads) E=\(config.experts) top-\(config.topK) batch \(batch)×\(seq), "
             + "sparse step trains \(trainablePerLayer) experts/layer"
+        let fixed = measureSgemm(repeats: reps, precision: .fp32Fixed)
         return EngineBenchmarkResult(
             sgemmGflops: sgemm / 1e9,
+            fixedGemmGflops: fixed / 1e9,
             evalTokensPerS: T / evalTime,
             evalFractionOfSgemm: fwd * T / evalTime / sgemm,
             trainTokensPerS: T / trainTime,
@@ -180,13 +186,13 @@ public enum EngineBenchmark {
     }
 
     /// FLOP/s of one large single-precision product through the same path the model uses.
-    public static func measureSgemm(repeats: Int, m: Int = 2048, n: Int = 2048, k: Int = 2048) -> Double {
+    public static func measureSgemm(repeats: Int, m: Int = 2048, n: Int = 2048, k: Int = 2048, precision: MatmulPrecision = .fp32) -> Double {
         let a = FloatBuffer(count: m * k), b = FloatBuffer(count: k * n), c = FloatBuffer(count: m * n)
         for i in 0..<(m * k) { a.pointer[i] = Float(i % 7) * 0.01 }
         for i in 0..<(k * n) { b.pointer[i] = Float(i % 5) * 0.01 }
-        gemm(m: m, n: n, k: k, a: a.pointer, lda: k, b: b.pointer, ldb: n, c: c.pointer, ldc: n)
+        gemm(m: m, n: n, k: k, a: a.pointer, lda: k, b: b.pointer, ldb: n, c: c.pointer, ldc: n, precision: precision)
         let t = bestTime(max(repeats, 3)) {
-            gemm(m: m, n: n, k: k, a: a.pointer, lda: k, b: b.pointer, ldb: n, c: c.pointer, ldc: n)
+            gemm(m: m, n: n, k: k, a: a.pointer, lda: k, b: b.pointer, ldb: n, c: c.pointer, ldc: n, precision: precision)
         }
         return 2 * Double(m) * Double(n) * Double(k) / t
     }

@@ -89,6 +89,7 @@ public final class Demo {
             throw CoreError("batch, window counts and revenue must be positive")
         }
         rules = try MarketPolicyFolder(path: o.policy)
+        try rules.proof.requireUsablePrecision(file: rules.marketFile)
         domain = try rules.domain(o.domain)
         textPath = o.text ?? domain.text
         for (what, path) in [("the \(domain.name) text (\(o.text == nil ? "domain.text of \(domain.name).toml" : "--text"))", textPath),
@@ -251,8 +252,7 @@ public final class Demo {
     func judge() throws {
         for v in Self.validatorNames {
             log("\(v): evaluating the base model on its \(text.heldOut[v]!.count) held-out and \(text.background.count) background windows (forward caches kept)")
-            let validator = try Validator(library: library, key: keys[v]!, policy: rules.proof, heldOut: text.heldOut[v]!, background: text.background,
-                                          matmul: o.matmul)
+            let validator = try Validator(library: library, key: keys[v]!, policy: rules.proof, heldOut: text.heldOut[v]!, background: text.background)
             validators[v] = validator
             for (i, dir) in bundleDirs.enumerated() {
                 let verdict = try validator.judge(bundle: dir)
@@ -312,8 +312,10 @@ public final class Demo {
         let updated = try library.loadModel()
         let v0 = validators[Self.validatorNames[0]]
         let heldOut = text.heldOut[Self.validatorNames[0]]!
-        let after = try windowLosses(model: updated, windows: heldOut, batch: 16, matmul: o.matmul)
-        let bgAfter = try windowLosses(model: updated, windows: text.background, batch: 16, matmul: o.matmul)
+        // In the validators' precision, so that before and after compare like with like.
+        let precision = v0?.matmul ?? rules.proof.matmul
+        let after = try windowLosses(model: updated, windows: heldOut, batch: 16, matmul: precision)
+        let bgAfter = try windowLosses(model: updated, windows: text.background, batch: 16, matmul: precision)
         for i in submissions.indices {
             guard let s = state.submissions[submissions[i].bundle] else { continue }
             submissions[i].state = s.state.rawValue

@@ -1,5 +1,6 @@
 import Foundation
 import TesseraCore
+import TesseraEngine
 
 /// The Proof-of-Loss rules a validator applies: the [proof_of_loss] table of a market's
 /// market.toml, read here and nowhere else.
@@ -17,6 +18,11 @@ public struct ProofPolicy: Codable, Sendable, Equatable {
     public var copyThreshold: Double
     /// Bootstrap resamples (not a policy key; recorded in verdicts).
     public var resamples: Int
+    /// The matrix-product precision the market's verdicts use, so that any validator can
+    /// re-check any other's (`proof_of_loss.matmul`, default fp32-fixed: the same bits on
+    /// every processor). Verdicts record it themselves, so it is not part of this
+    /// structure's JSON.
+    public var matmul: MatmulPrecision = .fp32Fixed
 
     public init(confidence: Double, minGainMicronats: Int64, backgroundToleranceMicronats: Int64, deltaNormBound: Double,
                 copyThreshold: Double, resamples: Int = 2000) {
@@ -46,8 +52,9 @@ public struct ProofPolicy: Codable, Sendable, Equatable {
             var backgroundToleranceMicronats: Int64
             var deltaNormBound: Double
             var copyThreshold: Double
+            var matmul: String?
             enum CodingKeys: String, CodingKey {
-                case confidence
+                case confidence, matmul
                 case minGainMicronats = "min_gain_micronats"
                 case backgroundToleranceMicronats = "background_tolerance_micronats"
                 case deltaNormBound = "delta_norm_bound"
@@ -56,6 +63,14 @@ public struct ProofPolicy: Codable, Sendable, Equatable {
         }
         var proofOfLoss: Table
         enum CodingKeys: String, CodingKey { case proofOfLoss = "proof_of_loss" }
+    }
+
+    /// Refuses to start a validator whose processor cannot compute in the market's
+    /// precision: its verdicts could not be re-checked by the others.
+    public func requireUsablePrecision(file: String) throws {
+        guard matmul.isUsable else {
+            throw CoreError("\(file): this market's verdicts use \(matmul.rawValue) matrix products (proof_of_loss.matmul), which this processor cannot compute (available: \(MatmulPrecision.allCases.filter(\.isUsable).map(\.rawValue).joined(separator: ", "))); a validator here could not produce verdicts the others re-check")
+        }
     }
 
     /// Reads [proof_of_loss] from a market.toml (a market's `policy/market.toml` or
@@ -76,8 +91,15 @@ public struct ProofPolicy: Codable, Sendable, Equatable {
         try c.require(t.backgroundToleranceMicronats, in: 0...1_000_000_000_000, "proof_of_loss.background_tolerance_micronats")
         try c.require(t.deltaNormBound, in: 1e-9...100, "proof_of_loss.delta_norm_bound")
         try c.require(t.copyThreshold, in: 0...1, "proof_of_loss.copy_threshold")
-        return ProofPolicy(confidence: t.confidence, minGainMicronats: t.minGainMicronats,
-                           backgroundToleranceMicronats: t.backgroundToleranceMicronats, deltaNormBound: t.deltaNormBound,
-                           copyThreshold: t.copyThreshold)
+        var policy = ProofPolicy(confidence: t.confidence, minGainMicronats: t.minGainMicronats,
+                                 backgroundToleranceMicronats: t.backgroundToleranceMicronats, deltaNormBound: t.deltaNormBound,
+                                 copyThreshold: t.copyThreshold)
+        if let name = t.matmul {
+            guard let m = MatmulPrecision(rawValue: name) else {
+                throw CoreError("\(file): proof_of_loss.matmul = \"\(name)\" is not one of \(MatmulPrecision.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            policy.matmul = m
+        }
+        return policy
     }
 }

@@ -26,7 +26,12 @@ public final class Validator {
     /// `versions` pins expert versions (the library's current ones otherwise).
     public init(library: ExpertLibrary, key: ParticipantKey, policy: ProofPolicy, heldOut: TokenWindows,
                 background: TokenWindows, versions pinned: [ExpertID: String] = [:], batch: Int = 16,
-                matmul: MatmulPrecision = .machineDefault) throws {
+                matmul: MatmulPrecision? = nil) throws {
+        // The market's precision unless a re-check asks for the one a verdict recorded.
+        let matmul = matmul ?? policy.matmul
+        guard matmul.isUsable else {
+            throw LibraryError("matrix products \(matmul.rawValue) are not available on this processor (available: \(MatmulPrecision.allCases.filter(\.isUsable).map(\.rawValue).joined(separator: ", ")))")
+        }
         self.library = library
         self.key = key
         self.policy = policy

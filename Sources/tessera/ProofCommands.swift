@@ -79,13 +79,20 @@ struct ProofInputs: ParsableArguments {
     @Option(help: "market.toml whose [proof_of_loss] table is the policy.") var policy = "Market/market.toml"
     @Option(name: .customLong("max-windows"), help: "Use at most this many windows of each set.") var maxWindows: Int?
 
-    /// A validator over these inputs; `matmul` overrides `--matmul` (a re-check runs in
-    /// the verdict's precision).
+    /// A validator over these inputs, computing in the market's precision
+    /// (`proof_of_loss.matmul`); `matmul` overrides it for a re-check in the precision a
+    /// verdict recorded. `--matmul`, when given, must agree with the one used.
     func validator(key: ParticipantKey, versions: [ExpertID: String] = [:], matmul: MatmulPrecision? = nil) throws -> Validator {
-        try Validator(library: try ExpertLibrary(directory: library), key: key, policy: try ProofPolicy.load(policy),
-                      heldOut: try TokenWindows.load(path: heldout).prefix(maxWindows),
-                      background: try TokenWindows.load(path: background).prefix(maxWindows), versions: versions,
-                      matmul: matmul ?? self.matmul.precision)
+        let proof = try ProofPolicy.load(policy)
+        let precision = matmul ?? proof.matmul
+        if matmul == nil { try proof.requireUsablePrecision(file: policy) }
+        if let asked = self.matmul.choice, asked != precision {
+            throw ValidationError("--matmul \(asked.rawValue): verdicts here are computed in \(precision.rawValue) (\(matmul == nil ? "proof_of_loss.matmul of \(policy)" : "the verdict's own precision")), so that others can re-check them")
+        }
+        return try Validator(library: try ExpertLibrary(directory: library), key: key, policy: proof,
+                             heldOut: try TokenWindows.load(path: heldout).prefix(maxWindows),
+                             background: try TokenWindows.load(path: background).prefix(maxWindows), versions: versions,
+                             matmul: precision)
     }
 }
 
@@ -128,8 +135,8 @@ struct VerdictCommand: ParsableCommand {
         func run() throws {
             let original = try Verdict.load(verdict)
             // Re-run in the precision the validator used unless told otherwise.
-            var precision = inputs.matmul.choice
-            if precision == nil {
+            let precision: MatmulPrecision
+            if let asked = inputs.matmul.choice { precision = asked } else {
                 do { precision = try MatmulPrecision.parse(original.matmulPrecision) } catch {
                     throw ValidationError("\(verdict): \(error)")
                 }

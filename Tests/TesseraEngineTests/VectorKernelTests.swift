@@ -167,3 +167,79 @@ private func referenceDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, 
     while i < n { s += a[i] * b[i]; i += 1 }
     return s
 }
+
+/// The fixed-order products: the AVX2+FMA path and the portable path give the same bits
+/// for every shape and layout, and both are float-accurate against a double reference.
+@Suite(.serialized) struct FixedGemmTests {
+    static func random(_ n: Int, seed: UInt64) -> [Float] {
+        var rng = SplitMix64(seed: seed)
+        return (0..<n).map { _ in Float(rng.normal()) }
+    }
+
+    static func paths() -> [Int32] { tsr_fixed_gemm_fma_available() == 1 ? [1, 0] : [0] }
+
+    @Test func pathsAgreeBitForBitOnEveryShape() throws {
+        var checked = 0
+        for (m, n, k) in [(1, 1, 1), (5, 7, 3), (6, 16, 8), (7, 17, 33), (13, 40, 64), (100, 33, 129), (97, 16, 1)] {
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                for (alpha, accumulate) in [(Float(1), false), (Float(0.125), true)] {
+                    let a = Self.random(m * k, seed: UInt64(m * 7 + k)), b = Self.random(k * n, seed: UInt64(n * 11 + k))
+                    let c0 = Self.random(m * n, seed: 3)
+                    var outs: [[UInt32]] = []
+                    for path in Self.paths() {
+                        let previous = tsr_fixed_gemm_force(path)
+                        defer { _ = tsr_fixed_gemm_force(previous) }
+                        var c = c0
+                        let status = a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
+                            tsr_sgemm_fixed(ta ? 1 : 0, tb ? 1 : 0, m, n, k, alpha, pa.baseAddress!, ta ? m : k, pb.baseAddress!, tb ? k : n,
+                                            accumulate ? 1 : 0, pc.baseAddress!, n)
+                        } } }
+                        #expect(status == 0)
+                        outs.append(c.map(\.bitPattern))
+                    }
+                    #expect(Set(outs).count == 1, "\(m)×\(n)×\(k) transA \(ta) transB \(tb)")
+                    // Against a double reference.
+                    let c = outs[0].map { Float(bitPattern: $0) }
+                    for i in 0..<m { for j in 0..<n {
+                        var s = 0.0, mag = 0.0
+                        for p in 0..<k {
+                            let x = Double(ta ? a[p * m + i] : a[i * k + p]), y = Double(tb ? b[j * k + p] : b[p * n + j])
+                            s += x * y; mag += abs(x * y)
+                        }
+                        let expected = Double(alpha) * s + (accumulate ? Double(c0[i * n + j]) : 0)
+                        #expect(abs(Double(c[i * n + j]) - expected) <= 1e-6 * (mag + 1) * Double(k + 1), "\(i),\(j)")
+                    } }
+                    checked += 1
+                }
+            }
+        }
+        #expect(checked == 56)
+    }
+
+    /// A whole model pass in fp32-fixed gives the same loss bits on both paths (and the
+    /// same routing), and stays within float rounding of OpenBLAS.
+    @Test func modelPassIsTheSameOnEveryPath() throws {
+        let config = ModelConfig(family: .olmoe, vocabSize: 64, hiddenSize: 32, layers: 2, heads: 4, kvHeads: 2, headDim: 8,
+                                 experts: 6, topK: 2, expertWidth: 24)
+        let model = MoEModel(config: config)
+        model.initializeRandomly(seed: 8, std: 0.2)
+        var rng = SplitMix64(seed: 2)
+        let tokens = try TokenBatch(batch: 3, seq: 17, ids: (0..<51).map { _ in Int32(rng.next() % 64) })
+        var losses: [UInt64] = []
+        var counts: [[[Int]]] = []
+        for path in Self.paths() {
+            let previous = tsr_fixed_gemm_force(path)
+            defer { _ = tsr_fixed_gemm_force(previous) }
+            let run = ModelRun(model: model, batch: 3, seq: 17, training: false)
+            run.matmul = .fp32Fixed
+            losses.append(try run.forward(tokens).bitPattern)
+            counts.append(run.routerStats.counts)
+        }
+        #expect(Set(losses).count == 1)
+        #expect(counts.allSatisfy { $0 == counts[0] })
+        let blas = ModelRun(model: model, batch: 3, seq: 17, training: false)
+        blas.matmul = .fp32
+        let reference = try blas.forward(tokens)
+        #expect(abs(Double(bitPattern: losses[0]) - reference) / reference < 1e-5)
+    }
+}

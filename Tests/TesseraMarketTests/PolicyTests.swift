@@ -4,6 +4,7 @@ import TesseraCore
 import TesseraLedger
 import TesseraMarket
 import TesseraProof
+import TesseraEngine
 import TesseraTestSupport
 
 /// The policy loader: market.toml read by the ledger ([consensus], [shares], [fees],
@@ -115,6 +116,21 @@ import TesseraTestSupport
         #expect(a.ledger == b.ledger && a.proof == b.proof)
         // A misspelt key in that layout is still refused.
         #expect(throws: CoreError.self) { try Self.load(first.replacingOccurrences(of: "quorum = 2", with: "quorum = 2\nquorom = 2")) }
+    }
+
+    /// The market names the precision of its verdicts; a validator that cannot compute in
+    /// it is told so before it judges anything.
+    @Test func verdictPrecisionComesFromThePolicy() throws {
+        #expect(try Self.load(Self.base).proof.matmul == .fp32Fixed)
+        let amx = try Self.load(Self.base.replacingOccurrences(of: "copy_threshold = 0.9", with: "copy_threshold = 0.9\nmatmul = \"bf16x3\""))
+        #expect(amx.proof.matmul == .bf16x3)
+        if MatmulPrecision.amxAvailable {
+            #expect(throws: Never.self) { try amx.proof.requireUsablePrecision(file: "m.toml") }
+        } else {
+            #expect { try amx.proof.requireUsablePrecision(file: "m.toml") } throws: { "\($0)".contains("cannot compute") && "\($0)".contains("bf16x3") }
+        }
+        #expect { try Self.load(Self.base.replacingOccurrences(of: "copy_threshold = 0.9", with: "copy_threshold = 0.9\nmatmul = \"fp64\"")) }
+            throws: { "\($0)".contains("proof_of_loss.matmul = \"fp64\" is not one of") }
     }
 
     @Test func ledgerAndProofEachReadTheirOwnTables() throws {

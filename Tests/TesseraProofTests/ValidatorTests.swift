@@ -135,13 +135,13 @@ import TesseraTestSupport
         #expect(!wrong.isEmpty)
         // The verdict records its matrix-product precision; a re-check in another one
         // names the mismatch instead of reporting bare loss differences.
-        #expect(good.matmul == MatmulPrecision.machineDefault.rawValue)
+        #expect(good.matmul == Self.policy.matmul.rawValue && good.matmul == "fp32-fixed")
         // A verdict made in another precision than the re-check's (whatever this CPU has).
         var other = good
-        other.matmul = good.matmul == "fp32" ? "bf16x3" : "fp32"
+        other.matmul = "fp32"
         let mismatch = try VerdictCheck.run(other, bundle: honest) { key, versions in
             try Validator(library: s.f.library, key: key, policy: Self.policy, heldOut: s.held, background: s.background,
-                          versions: versions, batch: 8, matmul: .machineDefault)
+                          versions: versions, batch: 8)
         }
         #expect(mismatch.contains { $0.contains("matrix products") && $0.contains(other.matmul!) }, "\(mismatch)")
     }

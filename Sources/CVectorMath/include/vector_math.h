@@ -27,4 +27,17 @@ int tsr_vector_math_avx2_available(void);
    processor's own choice. Returns the path that was in use. Not for concurrent use. */
 int tsr_vector_math_force(int path);
 
+/* C[m,n] = alpha · op(A)·op(B), or C += that when `accumulate`, row-major, op = transpose
+   when asked. Every element is Σ_p A[i,p]·B[p,j] summed over p in order by fused
+   multiply-adds from zero: the same bits on every processor and path (AVX2+FMA, or the
+   portable fmaf path). Returns -1 when scratch memory cannot be had. */
+int tsr_sgemm_fixed(int transA, int transB, long m, long n, long k, float alpha,
+                    const float *a, long lda, const float *b, long ldb, int accumulate, float *c, long ldc);
+
+/* 1 when the fixed-order products can use AVX2 and FMA here. */
+int tsr_fixed_gemm_fma_available(void);
+
+/* As tsr_vector_math_force, for the fixed-order products. */
+int tsr_fixed_gemm_force(int path);
+
 #endif

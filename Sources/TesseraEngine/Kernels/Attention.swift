@@ -23,7 +23,12 @@ public struct AttentionShape: Sendable {
 @inline(__always) @usableFromInline
 func sgemmRaw(_ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
               _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
-              _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+              _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int, precision: MatmulPrecision) {
+    if precision == .fp32Fixed {
+        gemm(transA: ta, transB: tb, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc,
+             parallel: false, precision: precision)
+        return
+    }
     _ = BLASThreads.single
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
@@ -72,7 +77,7 @@ public func attentionForward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float
 public func attentionBackward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>,
                               probs: UnsafePointer<Float>, _ dOut: UnsafePointer<Float>,
                               _ dq: UnsafeMutablePointer<Float>, _ dk: UnsafeMutablePointer<Float>, _ dv: UnsafeMutablePointer<Float>,
-                              scratch: UnsafeMutablePointer<Float>, shape s: AttentionShape) {
+                              scratch: UnsafeMutablePointer<Float>, shape s: AttentionShape, precision: MatmulPrecision = .fp32) {
     let S = s.seq, d = s.headDim, group = s.heads / s.kvHeads
     // One work item per (sequence, kv head): the heads sharing a kv head write the same
     // dk/dv rows, so they run in one item, in order.
@@ -93,7 +98,7 @@ public func attentionBackward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Floa
                 while r0 < S {
                     let r1 = min(S, r0 + AttentionShape.block)
                     let rows = r1 - r0
-                    sgemmRaw(false, true, rows, r1, d, 1, dob + r0 * s.qStride, s.qStride, vb, s.kvStride, 0, dP + r0 * S, S)
+                    sgemmRaw(false, true, rows, r1, d, 1, dob + r0 * s.qStride, s.qStride, vb, s.kvStride, 0, dP + r0 * S, S, precision: precision)
                     for i in r0..<r1 {
                         let pr = P + i * S, gr = dP + i * S
                         let lo = s.firstKey(i), hi = i + 1
@@ -102,9 +107,9 @@ public func attentionBackward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Floa
                         for j in lo..<hi { gr[j] = pr[j] * (gr[j] - c) }
                         if hi < r1 { (gr + hi).update(repeating: 0, count: r1 - hi) }
                     }
-                    sgemmRaw(false, false, rows, d, r1, s.scale, dP + r0 * S, S, kb, s.kvStride, 1, dqb + r0 * s.qStride, s.qStride)
-                    sgemmRaw(true, false, r1, d, rows, s.scale, dP + r0 * S, S, qb + r0 * s.qStride, s.qStride, 1, dkb, s.kvStride)
-                    sgemmRaw(true, false, r1, d, rows, 1, P + r0 * S, S, dob + r0 * s.qStride, s.qStride, 1, dvb, s.kvStride)
+                    sgemmRaw(false, false, rows, d, r1, s.scale, dP + r0 * S, S, kb, s.kvStride, 1, dqb + r0 * s.qStride, s.qStride, precision: precision)
+                    sgemmRaw(true, false, r1, d, rows, s.scale, dP + r0 * S, S, qb + r0 * s.qStride, s.qStride, 1, dkb, s.kvStride, precision: precision)
+                    sgemmRaw(true, false, r1, d, rows, 1, P + r0 * S, S, dob + r0 * s.qStride, s.qStride, 1, dvb, s.kvStride, precision: precision)
                     r0 = r1
                 }
             }

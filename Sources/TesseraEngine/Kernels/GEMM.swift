@@ -1,5 +1,6 @@
 import CBLAS
 import CAMXMatmul
+import CVectorMath
 import TesseraCore
 
 /// Row-major C[m,n] = alpha · op(A)[m,k] · op(B)[k,n] + beta · C, with op = transpose when
@@ -26,6 +27,16 @@ public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: 
     _ = BLASThreads.single
     // Products narrower than two tiles gain nothing from AMX's padding to 32.
     let amx = precision.amxParts.flatMap { (beta == 0 || beta == 1) && n >= 32 && k >= 32 ? $0 : nil }
+    if precision == .fp32Fixed {
+        if beta != 0 && beta != 1 { for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } } }
+        Parallel.ranges(m, granule: 6, work: work) { rows in
+            let aRow = transA ? a + rows.lowerBound : a + rows.lowerBound * lda
+            let status = tsr_sgemm_fixed(transA ? 1 : 0, transB ? 1 : 0, rows.count, n, k, alpha, aRow, lda, b, ldb,
+                                         beta == 0 ? 0 : 1, c + rows.lowerBound * ldc, ldc)
+            precondition(status == 0, "fixed-order matrix product: out of memory for \(rows.count)×\(k) scratch")
+        }
+        return
+    }
     Parallel.ranges(m, granule: amx == nil ? 16 : 32, work: work) { rows in
         let aRow = transA ? a + rows.lowerBound : a + rows.lowerBound * lda
         if let amx, tsr_amx_sgemm(amx, transA ? 1 : 0, transB ? 1 : 0, Int32(rows.count), Int32(n), Int32(k), alpha,

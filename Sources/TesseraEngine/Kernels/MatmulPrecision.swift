@@ -3,13 +3,18 @@ import TesseraCore
 
 /// How the engine's float matrix products are computed.
 ///
-/// `fp32` is OpenBLAS sgemm. `bf16x3` and `bf16x6` run on the AMX tile units of recent
+/// `fp32` is OpenBLAS sgemm: the fastest float products on most processors, but OpenBLAS
+/// orders its sums by kernel, so the last bits differ between processors. `fp32-fixed`
+/// sums every element's products in order with fused multiply-adds (`CVectorMath`), giving
+/// the same bits on every x86-64 processor: what verdicts that other machines re-check
+/// use. `bf16x3` and `bf16x6` run on the AMX tile units of recent
 /// Xeons: every float is split into bf16 pieces (x = x₀ + x₁, or x₀ + x₁ + x₂) and the
 /// products of the leading pieces are summed in float — 3 bf16 products per float product
 /// with about 16 significant bits per operand, or 6 with 24 (float's own). Measured
 /// errors are in whitepaper-notes/engine.md; `tessera bench` prints the loss of both.
 public enum MatmulPrecision: String, Sendable, CaseIterable, Codable {
     case fp32
+    case fp32Fixed = "fp32-fixed"
     case bf16x3
     case bf16x6
 
@@ -17,11 +22,12 @@ public enum MatmulPrecision: String, Sendable, CaseIterable, Codable {
     public static var amxAvailable: Bool { tsr_amx_available() == 1 }
 
     /// The precision a run uses when no one chose one: `TESSERA_MATMUL` when it names a
-    /// usable precision, else bf16x3 where AMX is available and fp32 elsewhere. Fixed for
-    /// the life of the process; commands pass their `--matmul` choice explicitly.
+    /// usable precision, else bf16x3 where AMX is available and fp32-fixed elsewhere (it
+    /// measured faster than OpenBLAS there as well as reproducible). Fixed for the life of
+    /// the process; commands pass their `--matmul` choice explicitly.
     public static let machineDefault: MatmulPrecision = {
         if let p = try? fromEnvironment() { return p }
-        return amxAvailable ? .bf16x3 : .fp32
+        return amxAvailable ? .bf16x3 : .fp32Fixed
     }()
 
     /// `TESSERA_MATMUL`, checked as `parse` checks a name; nil when it is not set.
@@ -31,7 +37,14 @@ public enum MatmulPrecision: String, Sendable, CaseIterable, Codable {
     }
 
     /// False for the AMX precisions on a processor without AMX.
-    public var isUsable: Bool { self == .fp32 || Self.amxAvailable }
+    public var isUsable: Bool { amxParts == nil || Self.amxAvailable }
+
+    /// Router logits are always computed in float precision (routing is discontinuous):
+    /// in the fixed order when the rest is, so routing reproduces too.
+    public var routerPrecision: MatmulPrecision { self == .fp32Fixed ? .fp32Fixed : .fp32 }
+
+    /// Whether every product gives the same bits on every processor that can run it.
+    public var isReproducibleAcrossProcessors: Bool { self == .fp32Fixed }
 
     /// Checks a precision asked for by name: unknown names and AMX precisions on a
     /// processor without AMX are errors that say what is available.
@@ -49,7 +62,7 @@ public enum MatmulPrecision: String, Sendable, CaseIterable, Codable {
     /// bf16 pieces per float on the AMX path (nil: OpenBLAS).
     @usableFromInline var amxParts: Int32? {
         switch self {
-        case .fp32: return nil
+        case .fp32, .fp32Fixed: return nil
         case .bf16x3: return 2
         case .bf16x6: return 3
         }

@@ -132,7 +132,7 @@ extension ModelRun {
         dk.update(repeating: 0, count: T * c.kvDim)
         dv.update(repeating: 0, count: T * c.kvDim)
         attentionBackward(a.q.pointer, a.k.pointer, a.v.pointer, probs: a.probs!.pointer, dAttn, dq, dk, dv,
-                          scratch: attnScratch.pointer, shape: attentionShape)
+                          scratch: attnScratch.pointer, shape: attentionShape, precision: matmul)
         applyRotary(dq, table: rotary, batch: batch, seq: seq, heads: c.heads, headDim: c.headDim, inverse: true)
         applyRotary(dk, table: rotary, batch: batch, seq: seq, heads: c.kvHeads, headDim: c.headDim, inverse: true)
         if let clip = c.clipQKV {
@@ -240,8 +240,8 @@ extension ModelRun {
                 let s = dot(p, dl, E)
                 for e in 0..<E { dl[e] = p[e] * (dl[e] - s) }
             }
-            if tr.contains(router) { linearBackwardWeight(dLogits, a.h2.pointer, G + router.offset, rows: T, inDim: H, outDim: E, precision: .fp32) }
-            if let dh2 { linearBackwardInput(dLogits, P + router.offset, dh2, rows: T, inDim: H, outDim: E, precision: .fp32) }
+            if tr.contains(router) { linearBackwardWeight(dLogits, a.h2.pointer, G + router.offset, rows: T, inDim: H, outDim: E, precision: matmul.routerPrecision) }
+            if let dh2 { linearBackwardInput(dLogits, P + router.offset, dh2, rows: T, inDim: H, outDim: E, precision: matmul.routerPrecision) }
         }
         if let shared = lw.sharedExpert, let gate = lw.sharedExpertGate {
             let sg = a.sharedGate!.pointer, sy = a.mlpY!.pointer, h2 = a.h2.pointer

@@ -223,7 +223,7 @@ public final class ModelRun: @unchecked Sendable {
         let timer = PhaseTimer.shared
         timer.measure("fwd.router") {
             // Routing is a discontinuous choice: its logits are always full float.
-            linearForward(h2, P + router.offset, probs, rows: T, inDim: H, outDim: E, precision: .fp32)
+            linearForward(h2, P + router.offset, probs, rows: T, inDim: H, outDim: E, precision: matmul.routerPrecision)
             routeTokens(probs: probs, tokens: T, experts: E, topK: K, normalize: c.normTopKProb, resident: model.residentExperts?[l],
                         topIdx: topIdx, topW: topW)
         }

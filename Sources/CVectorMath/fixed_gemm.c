@@ -1,0 +1,139 @@
+/* Matrix products whose every element is the same bits on every processor: each C[i,j]
+   is Σ_p A[i,p]·B[p,j] taken over p in order, one fused multiply-add at a time, starting
+   from zero; then multiplied by alpha (when alpha ≠ 1) and added to C (when
+   accumulating). How the work is blocked over i and j, and how many lanes a vector has,
+   never changes that sequence, so the AVX2 path (a 6×16 register tile, FMA) and the
+   portable path (fmaf, correctly rounded like the hardware instruction) agree bit for
+   bit. OpenBLAS splits and reorders its sums by kernel, so its results differ in the last
+   bits between processors (and between OPENBLAS_CORETYPE choices on one processor). */
+#pragma STDC FP_CONTRACT OFF
+#include "vector_math.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MR 6
+#define NR 16
+/* Rows per packed block of A: 16 tiles of 6, about 1.5 MB at k = 4096. */
+#define MC 96
+
+typedef struct { float *p; size_t cap; } buffer;
+static _Thread_local buffer pack_a, pack_b;
+
+static float *reserve(buffer *b, size_t count) {
+    if (count <= b->cap) return b->p;
+    free(b->p);
+    b->p = aligned_alloc(64, (count * sizeof(float) + 63) / 64 * 64);
+    b->cap = b->p ? count : 0;
+    return b->p;
+}
+
+/* op(A) rows i0..i0+MR-1 (zero past m), k-major: ap[p*MR + r]. */
+static void pack_a_tile(int transA, const float *a, long lda, long i0, long m, long k, float *ap) {
+    for (long p = 0; p < k; p++)
+        for (long r = 0; r < MR; r++) {
+            long i = i0 + r;
+            ap[p * MR + r] = i < m ? (transA ? a[p * lda + i] : a[i * lda + p]) : 0.0f;
+        }
+}
+
+/* op(B) columns j0..j0+NR-1 (zero past n), k-major: bp[p*NR + c]. */
+static void pack_b_panel(int transB, const float *b, long ldb, long j0, long n, long k, float *bp) {
+    for (long p = 0; p < k; p++)
+        for (long c = 0; c < NR; c++) {
+            long j = j0 + c;
+            bp[p * NR + c] = j < n ? (transB ? b[j * ldb + p] : b[p * ldb + j]) : 0.0f;
+        }
+}
+
+/* The tile's sums written to C: alpha, then accumulation, only for real rows and columns. */
+static void store_tile(const float acc[MR][NR], float alpha, int accumulate, float *c, long ldc, long i0, long j0, long m, long n) {
+    for (long r = 0; r < MR && i0 + r < m; r++)
+        for (long col = 0; col < NR && j0 + col < n; col++) {
+            float v = acc[r][col];
+            if (alpha != 1.0f) v = alpha * v;
+            float *dst = c + (i0 + r) * ldc + j0 + col;
+            *dst = accumulate ? *dst + v : v;
+        }
+}
+
+static void tile_portable(const float *ap, const float *bp, long k, float acc[MR][NR]) {
+    for (long r = 0; r < MR; r++)
+        for (long col = 0; col < NR; col++) acc[r][col] = 0.0f;
+    for (long p = 0; p < k; p++)
+        for (long r = 0; r < MR; r++) {
+            float av = ap[p * MR + r];
+            for (long col = 0; col < NR; col++) acc[r][col] = fmaf(av, bp[p * NR + col], acc[r][col]);
+        }
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define AVX2FMA __attribute__((target("avx2,fma")))
+
+AVX2FMA static void tile_avx2(const float *ap, const float *bp, long k, float acc[MR][NR]) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    for (long p = 0; p < k; p++) {
+        const __m256 b0 = _mm256_loadu_ps(bp + p * NR), b1 = _mm256_loadu_ps(bp + p * NR + 8);
+        const float *a = ap + p * MR;
+        __m256 x;
+        x = _mm256_broadcast_ss(a + 0); c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
+        x = _mm256_broadcast_ss(a + 1); c10 = _mm256_fmadd_ps(x, b0, c10); c11 = _mm256_fmadd_ps(x, b1, c11);
+        x = _mm256_broadcast_ss(a + 2); c20 = _mm256_fmadd_ps(x, b0, c20); c21 = _mm256_fmadd_ps(x, b1, c21);
+        x = _mm256_broadcast_ss(a + 3); c30 = _mm256_fmadd_ps(x, b0, c30); c31 = _mm256_fmadd_ps(x, b1, c31);
+        x = _mm256_broadcast_ss(a + 4); c40 = _mm256_fmadd_ps(x, b0, c40); c41 = _mm256_fmadd_ps(x, b1, c41);
+        x = _mm256_broadcast_ss(a + 5); c50 = _mm256_fmadd_ps(x, b0, c50); c51 = _mm256_fmadd_ps(x, b1, c51);
+    }
+    _mm256_storeu_ps(acc[0], c00); _mm256_storeu_ps(acc[0] + 8, c01);
+    _mm256_storeu_ps(acc[1], c10); _mm256_storeu_ps(acc[1] + 8, c11);
+    _mm256_storeu_ps(acc[2], c20); _mm256_storeu_ps(acc[2] + 8, c21);
+    _mm256_storeu_ps(acc[3], c30); _mm256_storeu_ps(acc[3] + 8, c31);
+    _mm256_storeu_ps(acc[4], c40); _mm256_storeu_ps(acc[4] + 8, c41);
+    _mm256_storeu_ps(acc[5], c50); _mm256_storeu_ps(acc[5] + 8, c51);
+}
+
+static int detect_fma(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0; }
+#else
+static int detect_fma(void) { return 0; }
+#endif
+
+static int gemm_path = -1;
+
+int tsr_fixed_gemm_fma_available(void) { return detect_fma(); }
+
+int tsr_fixed_gemm_force(int p) {
+    if (gemm_path < 0) gemm_path = detect_fma();
+    int previous = gemm_path;
+    gemm_path = (p == 1 && detect_fma()) ? 1 : (p < 0 ? detect_fma() : 0);
+    return previous;
+}
+
+int tsr_sgemm_fixed(int transA, int transB, long m, long n, long k, float alpha,
+                    const float *a, long lda, const float *b, long ldb, int accumulate, float *c, long ldc) {
+    if (m <= 0 || n <= 0) return 0;
+    if (gemm_path < 0) gemm_path = detect_fma();
+    long tiles = (m + MR - 1) / MR;
+    long chunk_tiles = MC / MR;
+    float *ap = reserve(&pack_a, (size_t)(chunk_tiles * MR) * (size_t)(k > 0 ? k : 1));
+    float *bp = reserve(&pack_b, (size_t)NR * (size_t)(k > 0 ? k : 1));
+    if (!ap || !bp) return -1;
+    float acc[MR][NR];
+    for (long t0 = 0; t0 < tiles; t0 += chunk_tiles) {
+        long t1 = t0 + chunk_tiles < tiles ? t0 + chunk_tiles : tiles;
+        for (long t = t0; t < t1; t++) pack_a_tile(transA, a, lda, t * MR, m, k, ap + (t - t0) * MR * k);
+        for (long j0 = 0; j0 < n; j0 += NR) {
+            pack_b_panel(transB, b, ldb, j0, n, k, bp);
+            for (long t = t0; t < t1; t++) {
+#if defined(__x86_64__)
+                if (gemm_path) tile_avx2(ap + (t - t0) * MR * k, bp, k, acc);
+                else
+#endif
+                    tile_portable(ap + (t - t0) * MR * k, bp, k, acc);
+                store_tile(acc, alpha, accumulate, c, ldc, t * MR, j0, m, n);
+            }
+        }
+    }
+    return 0;
+}
