@@ -161,6 +161,49 @@ public final class Ledger: @unchecked Sendable {
     @discardableResult
     public func append(_ action: SignedAction) throws -> Outcome { try append([action])[0] }
 
+    /// Appends actions that arrived independently (a server's concurrent requests) in one
+    /// durable transaction, each on its own terms: a refused action (a broken rule, a bad
+    /// signature) is reported in its slot and records nothing, the others are recorded in
+    /// order. This is group commit: one fsync for the lot. Throws only when the store
+    /// itself fails, and then nothing of the lot is recorded.
+    public func appendEach(_ actions: [SignedAction]) throws -> [Result<Outcome, LedgerError>] {
+        guard !actions.isEmpty else { return [] }
+        // Signatures first, outside the write lock: all at once, one by one only if some fail.
+        var signatureOK = [Bool](repeating: true, count: actions.count)
+        if SignedAction.firstBadSignature(actions, parallel: true) != nil {
+            for (i, a) in actions.enumerated() { signatureOK[i] = a.signatureCheck.map { SignatureBatch.allValid(CollectionOfOne($0)) } ?? false }
+        }
+        lock.lock()
+        defer { lock.unlock() }
+        var s = LedgerState(policy: policy)
+        swap(&s, &state)
+        var changed = false
+        do {
+            let results = try store.write { w -> [Result<Outcome, LedgerError>] in
+                try Self.catchUp(into: &s, reader: w)
+                var out: [Result<Outcome, LedgerError>] = []
+                for (i, a) in actions.enumerated() {
+                    guard signatureOK[i] else { out.append(.failure(LedgerState.badSignature(a))); continue }
+                    do {
+                        out.append(.success(try applyBatch([a], to: &s, writer: w, changed: &changed)[0]))
+                    } catch let e as LedgerError {
+                        out.append(.failure(e))
+                    }
+                }
+                return out
+            }
+            state = s
+            return results
+        } catch {
+            if changed {
+                state = try store.read { r in try Self.catchUp(LedgerState(policy: policy), reader: r) }
+            } else {
+                state = s
+            }
+            throw error
+        }
+    }
+
     /// The current state (after catching up with other writers).
     public func currentState() throws -> LedgerState {
         lock.lock()

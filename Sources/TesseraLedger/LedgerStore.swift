@@ -13,6 +13,12 @@ public struct StoredEvent: Sendable, Equatable, Codable {
     /// SHA-256 of kind, payload and actor: the same action sent twice has the same key.
     public var idempotencyKey: String
     public var at: Int64
+
+    enum CodingKeys: String, CodingKey {
+        case seq, kind, payload, actor, signature, hash, at
+        case prevHash = "prev_hash"
+        case idempotencyKey = "idempotency_key"
+    }
 }
 
 /// Reads shared by the rules, the queries and `verify`. Implementations use portable SQL

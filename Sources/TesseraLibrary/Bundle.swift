@@ -136,6 +136,14 @@ public struct SubmissionBundle: Sendable {
         return (bundle, decoded)
     }
 
+    /// The contributor a bundle names (before any check: for rate limits and messages).
+    public static func contributor(of dir: String) throws -> String {
+        let path = (dir as NSString).appendingPathComponent("bundle.json")
+        guard let data = FileManager.default.contents(atPath: path) else { throw LibraryError("\(path): missing") }
+        guard let c = (try? JSONValue.parse(data))?["contributor"]?.stringValue else { throw LibraryError("\(path): no contributor") }
+        return c
+    }
+
     /// What the ledger records of a bundle: the SHA-256 of its manifest bytes (the bundle's
     /// identity) and its signature.
     public static func submissionRecord(_ dir: String) throws -> (hash: String, signature: String) {

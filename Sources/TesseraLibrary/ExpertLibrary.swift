@@ -149,6 +149,12 @@ public final class ExpertLibrary: @unchecked Sendable {
             let fresh = try ExpertLibrary(directory: directory)
             var m = fresh.manifest
             guard let i = m.experts.firstIndex(where: { $0.id == id }) else { throw LibraryError("expert \(id) is not in library \(directory)") }
+            // Adding a version that is already the head on the same parent is done already
+            // (another handle on this library, or a retry after a crash, added it).
+            if m.experts[i].head.hash == hash, m.experts[i].head.parent == parent {
+                manifest = m
+                return
+            }
             guard m.experts[i].head.hash == parent else {
                 throw LibraryError("expert \(id): the new version's parent \(parent.prefix(12)) is not the current version \(m.experts[i].head.hash.prefix(12))")
             }

@@ -46,7 +46,7 @@ public final class Demo {
     let log: (String) -> Void
     let started = Date()
     let root: String
-    let market: MarketDirectory
+    let directory: MarketDirectory
     let rules: MarketPolicyFolder
     let domain: DomainPolicy
     let textPath: String
@@ -57,7 +57,8 @@ public final class Demo {
     var keys: [String: ParticipantKey] = [:]
     var label: [String: String] = [:]
     var clock: Int64 = 1_800_000_000
-    var ledger: Ledger!
+    /// The market as the participants reach it (a directory here).
+    var market: LocalMarket!
     var library: ExpertLibrary!
     var text: DemoText!
     var commitments: [String: String] = [:]
@@ -98,27 +99,27 @@ public final class Demo {
         }
         _ = try ExpertLibrary(directory: o.experts)
         root = o.directory ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("tessera-demo-\(getpid())")
-        market = MarketDirectory(path: root)
-        guard !market.exists else { throw LibraryError("\(root) already holds a demo market; choose an empty directory") }
+        directory = MarketDirectory(path: root)
+        guard !directory.exists else { throw LibraryError("\(root) already holds a demo market; choose an empty directory") }
         round = "\(domain.name)-1"
     }
 
     /// The round, step by step.
-    public var steps: [(name: String, run: () throws -> Void)] {
+    public var steps: [(name: String, run: () async throws -> Void)] {
         [("participants", createParticipants), ("market", createMarket), ("registrations", registerParticipants),
          ("text", prepareText), ("open round", openRound), ("contributions", contribute), ("verdicts", judge),
          ("close round", closeRound), ("merge", mergeAccepted), ("serving and revenue", serveAndPay)]
     }
 
-    public static func run(_ options: Options, log: @escaping (String) -> Void) throws -> Report {
+    public static func run(_ options: Options, log: @escaping (String) -> Void) async throws -> Report {
         let demo = try Demo(options, log: log)
-        for step in demo.steps { try step.run() }
-        return try demo.report()
+        for step in demo.steps { try await step.run() }
+        return try await demo.report()
     }
 
     func path(_ p: String) -> String { (root as NSString).appendingPathComponent(p) }
     func tick() -> Int64 { clock += 1; return clock }
-    func record(_ action: LedgerAction, by k: ParticipantKey) throws { _ = try ledger.append(try SignedAction(action, key: k)) }
+    func record(_ action: LedgerAction, by k: ParticipantKey) async throws { _ = try await market.post(try SignedAction(action, key: k)) }
 
     /// A key derived from the seed and a name, so the demo is the same run after run.
     static func key(_ name: String, seed: UInt64) throws -> ParticipantKey {
@@ -126,7 +127,7 @@ public final class Demo {
         return ParticipantKey(privateKey: try Curve25519.Signing.PrivateKey(rawRepresentation: raw))
     }
 
-    func createParticipants() throws {
+    func createParticipants() async throws {
         for sub in ["keys", "data", "bundles", "verdicts"] {
             try FileManager.default.createDirectory(atPath: path(sub), withIntermediateDirectories: true)
         }
@@ -138,27 +139,28 @@ public final class Demo {
         }
     }
 
-    func createMarket() throws {
+    func createMarket() async throws {
         log("market: creating \(root) from \(o.experts) and \(o.policy)")
-        ledger = try MarketDirectory.create(at: market.path, policyFolder: o.policy, library: o.experts,
-                                            operatorKey: keys["operator"]!, publisher: keys["publisher"]!.publicHex, at: tick())
-        library = try market.library()
+        _ = try MarketDirectory.create(at: directory.path, policyFolder: o.policy, library: o.experts,
+                                       operatorKey: keys["operator"]!, publisher: keys["publisher"]!.publicHex, at: tick())
+        market = try LocalMarket(directory: directory)
+        library = market.library
     }
 
-    func registerParticipants() throws {
+    func registerParticipants() async throws {
         let op = keys["operator"]!
         for c in Self.contributorNames {
-            try record(.register(.init(at: tick(), key: keys[c]!.publicHex, roles: [.contributor], stake: 0)), by: op)
+            try await record(.register(.init(at: tick(), key: keys[c]!.publicHex, roles: [.contributor], stake: 0)), by: op)
         }
         for (v, stake) in zip(Self.validatorNames, [100, 60] as [Int64]) {
-            try record(.register(.init(at: tick(), key: keys[v]!.publicHex, roles: [.validator], stake: stake)), by: op)
+            try await record(.register(.init(at: tick(), key: keys[v]!.publicHex, roles: [.validator], stake: stake)), by: op)
         }
     }
 
     /// The domain's text split by the validators' round secret (each validator judges on
     /// its own half of the held-out windows); the background text split by the base
     /// model's published key.
-    func prepareText() throws {
+    func prepareText() async throws {
         let roundKey = Array(SHA256.hash(data: Array("tessera-demo-round-secret|\(o.seed)".utf8)))
         log("data: \(domain.language) text from \(textPath) (held out \(domain.heldOutBps) bps by the validators' secret), background from \(o.background)")
         let split = try Corpus.build(inputs: [textPath], options: .init(seq: 128, heldOutBps: Int(domain.heldOutBps), key: roundKey, separator: .fortune),
@@ -183,21 +185,21 @@ public final class Demo {
     }
 
     /// Opens the round on the domain; each validator commits to its held-out windows.
-    func openRound() throws {
+    func openRound() async throws {
         let allExperts = library.manifest.experts.map { ExpertRef(layer: $0.layer, expert: $0.expert) }
-        try record(.openRound(.init(at: tick(), round: round, domain: domain.name, experts: allExperts, closesAt: clock + 10_000)), by: keys["operator"]!)
+        try await record(.openRound(.init(at: tick(), round: round, domain: domain.name, experts: allExperts, closesAt: clock + 10_000)), by: keys["operator"]!)
         for v in Self.validatorNames {
             let salt = Array(SHA256.hash(data: Array("salt|\(o.seed)|\(v)".utf8)))
             salts[v] = salt
             commitments[v] = HeldOutCommitment.commitment(heldOutSHA256: text.heldOut[v]!.contentHash, salt: salt)
-            try record(.commit(.init(at: tick(), round: round, commitment: commitments[v]!)), by: keys[v]!)
+            try await record(.commit(.init(at: tick(), round: round, commitment: commitments[v]!)), by: keys[v]!)
         }
         log("round \(round) open on domain \(domain.name); each validator committed to its held-out windows")
     }
 
     /// Two honest contributors select, claim, train and submit; the third re-signs the
     /// first one's deltas as its own.
-    func contribute() throws {
+    func contribute() async throws {
         let baseModel = try library.loadModel()
         var firstDeltas: [String] = []
         var firstExperts: [ExpertID] = []
@@ -212,7 +214,7 @@ public final class Demo {
                                                             matmul: o.matmul)
                 try selection.save(path("data/\(c)-selection.json"))
                 experts = selection.experts
-                try record(.claim(.init(at: tick(), round: round, experts: experts.map { ExpertRef(layer: $0.layer, expert: $0.expert) }, expiresAt: clock + 5_000)), by: k)
+                try await record(.claim(.init(at: tick(), round: round, experts: experts.map { ExpertRef(layer: $0.layer, expert: $0.expert) }, expiresAt: clock + 5_000)), by: k)
                 log("\(c): selected \(experts.count) experts by token affinity (p = \(o.topP)): \(experts.map(\.description).joined(separator: " ")); training \(o.steps) steps")
                 let replayCount = o.replay > 0 ? Int((Double(o.trainWindows) * o.replay / (1 - o.replay)).rounded()) : 0
                 let share = try text.train.share(i, of: 3).prefix(o.trainWindows).appending(text.backgroundTrain.share(i, of: 3).prefix(replayCount))
@@ -231,14 +233,14 @@ public final class Demo {
             } else {
                 behaviour = "dishonest: re-signs contributor-1's deltas"
                 experts = firstExperts
-                try record(.claim(.init(at: tick(), round: round, experts: experts.map { ExpertRef(layer: $0.layer, expert: $0.expert) }, expiresAt: clock + 5_000)), by: k)
+                try await record(.claim(.init(at: tick(), round: round, experts: experts.map { ExpertRef(layer: $0.layer, expert: $0.expert) }, expiresAt: clock + 5_000)), by: k)
                 _ = try SubmissionBundle.create(key: k, market: "demo", domain: domain.name, round: round, deltas: firstDeltas,
                                                 training: .object([("note", .string("copied"))]), library: library, into: dir)
                 log("\(c): copies contributor-1's deltas and signs them")
             }
             let bundle = try SubmissionBundle.verify(dir, library: library, requireCurrent: true)
             let (hash, sig) = try SubmissionBundle.submissionRecord(dir)
-            try record(.submit(.init(at: tick(), round: round, bundle: hash, bundleSignature: sig,
+            try await record(.submit(.init(at: tick(), round: round, bundle: hash, bundleSignature: sig,
                                      experts: bundle.items.map { ExpertRef(layer: $0.expert.layer, expert: $0.expert.expert, version: $0.base) })), by: k)
             bundleDirs.append(dir)
             submissions.append(.init(contributor: c, behaviour: behaviour, bundle: hash, experts: experts.map(\.description),
@@ -249,7 +251,7 @@ public final class Demo {
 
     /// Each validator runs Proof-of-Loss on every submission, in submission order, and
     /// records its signed verdicts.
-    func judge() throws {
+    func judge() async throws {
         for v in Self.validatorNames {
             log("\(v): evaluating the base model on its \(text.heldOut[v]!.count) held-out and \(text.background.count) background windows (forward caches kept)")
             let validator = try Validator(library: library, key: keys[v]!, policy: rules.proof, heldOut: text.heldOut[v]!, background: text.background)
@@ -257,7 +259,7 @@ public final class Demo {
             for (i, dir) in bundleDirs.enumerated() {
                 let verdict = try validator.judge(bundle: dir)
                 try verdict.save(signedBy: keys[v]!, to: path("verdicts/\(v)-\(submissions[i].contributor).json"))
-                try record(.verdict(.init(at: tick(), submission: verdict.submission, gainLCBMicronats: verdict.gainLCBMicronats,
+                try await record(.verdict(.init(at: tick(), submission: verdict.submission, gainLCBMicronats: verdict.gainLCBMicronats,
                                           regressionUCBMicronats: verdict.regressionUCBMicronats, accept: verdict.accept, reason: verdict.reason)), by: keys[v]!)
                 submissions[i].verdicts.append(.init(validator: v, accept: verdict.accept, gainLCBMicronatsPerToken: verdict.gainLCBMicronats,
                                                      regressionUCBMicronatsPerToken: verdict.regressionUCBMicronats, maxCosine: verdict.maxCosine,
@@ -268,21 +270,21 @@ public final class Demo {
     }
 
     /// The operator closes the round; the validators reveal what they committed to.
-    func closeRound() throws {
-        try record(.closeRound(.init(at: tick(), round: round)), by: keys["operator"]!)
+    func closeRound() async throws {
+        try await record(.closeRound(.init(at: tick(), round: round)), by: keys["operator"]!)
         for v in Self.validatorNames {
-            try record(.reveal(.init(at: tick(), round: round, salt: Hex.encode(salts[v]!), heldOutSHA256: text.heldOut[v]!.contentHash)), by: keys[v]!)
+            try await record(.reveal(.init(at: tick(), round: round, salt: Hex.encode(salts[v]!), heldOutSHA256: text.heldOut[v]!.contentHash)), by: keys[v]!)
         }
         log("round closed; validators revealed their held-out windows and the ledger checked them against the commitments")
     }
 
     /// The operator merges the accepted updates into new versions and mints shares by credit.
-    func mergeAccepted() throws {
-        let state = try ledger.currentState()
+    func mergeAccepted() async throws {
+        let state = try await market.state()
         guard let validator = validators[Self.validatorNames[0]],
               submissions.contains(where: { state.submissions[$0.bundle]?.state == .accepted }) else { return }
         log("merge: validating TIES and gain-weighted merges of the accepted updates against the best single one")
-        merge = try MarketMerge.run(ledger: ledger, library: library, bundles: bundleDirs, validator: validator, operatorKey: keys["operator"]!, at: tick())
+        merge = try await MarketMerge.run(market: market, library: library, bundles: bundleDirs, validator: validator, operatorKey: keys["operator"]!, at: tick())
         if let outcome = merge {
             log("merge: kept \(outcome.chosen.method.rawValue) (held-out gain " + String(format: "%.4f", outcome.chosen.gain) + " nats/token); \(outcome.versions.count) new expert versions")
         }
@@ -290,7 +292,7 @@ public final class Demo {
 
     /// Text of the domain is served through the updated model while the routing is
     /// metered; a revenue event pays the owners by that usage.
-    func serveAndPay() throws {
+    func serveAndPay() async throws {
         let served = text.train.share(0, of: 7).prefix(o.servedWindows)
         let updated = try library.loadModel()
         let versions = try library.versions()
@@ -301,14 +303,14 @@ public final class Demo {
         let usage = library.manifest.experts.map { e in
             LedgerAction.Usage(layer: e.layer, expert: e.expert, version: versions[e.id]!, usage: Int64((gate[e.layer][e.expert] * 1000).rounded()))
         }.filter { $0.usage > 0 }
-        try record(.revenue(.init(at: tick(), domain: domain.name, period: "\(domain.name)-demo-1", amount: o.revenue, usage: usage)), by: keys["operator"]!)
+        try await record(.revenue(.init(at: tick(), domain: domain.name, period: "\(domain.name)-demo-1", amount: o.revenue, usage: usage)), by: keys["operator"]!)
         log("served \(served.count) windows of \(domain.language) text through the updated model; revenue \(o.revenue) minor units distributed by metered gate mass")
     }
 
     /// The report: losses before and after, every submission's fate and why, shares,
     /// payouts, and the ledger's own verification.
-    public func report() throws -> Report {
-        let state = try ledger.currentState()
+    public func report() async throws -> Report {
+        let state = try await market.state()
         let updated = try library.loadModel()
         let v0 = validators[Self.validatorNames[0]]
         let heldOut = text.heldOut[Self.validatorNames[0]]!
@@ -321,24 +323,24 @@ public final class Demo {
             submissions[i].state = s.state.rawValue
             submissions[i].consensusGainMicronatsPerToken = s.consensusGain
             let contributor = keys[submissions[i].contributor]!.publicHex
-            submissions[i].unitsEarned = try ledger.shares(owner: contributor).holdings.reduce(0) { $0 + $1.units }
+            submissions[i].unitsEarned = try await market.shares(owner: contributor).holdings.reduce(0) { $0 + $1.units }
             submissions[i].outcome = Self.outcome(s, bundle: submissions[i].bundle, merge: merge, units: submissions[i].unitsEarned)
         }
         var shares: [Report.ExpertShares] = []
         for v in merge?.versions ?? [] {
             let id = ExpertID(layer: v.layer, expert: v.expert)
-            if let e = try ledger.expert(id) {
+            if let e = try await market.expert(id) {
                 shares.append(.init(expert: id.description, version: e.currentVersion, totalUnits: e.totalUnits,
                                     holders: e.holders.map { .init(owner: label[$0.owner] ?? $0.owner, units: $0.units,
                                                                    fraction: Double($0.units) / Double(max(e.totalUnits, 1))) }))
             }
         }
-        let payouts = try ledger.payouts().map { p in
+        let payouts = try await market.payouts(event: nil).map { p in
             Report.Payout(recipient: label[p.recipient] ?? p.recipient, kind: p.kind,
                           expert: p.layer.flatMap { l in p.expert.map { "\(l):\($0)" } }, amountMinorUnits: p.amount)
         }
-        let verify = try Ledger.verify(store: ledger.store, policy: ledger.policy)
-        return Report(market: market.path, domain: domain.name, language: domain.language, round: round,
+        let verify = try await market.verify()
+        return Report(market: directory.path, domain: domain.name, language: domain.language, round: round,
                       heldOutLossBeforeNatsPerToken: mean(v0?.heldOut.baseLosses ?? []), heldOutLossAfterNatsPerToken: mean(after),
                       backgroundLossBeforeNatsPerToken: mean(v0?.background.baseLosses ?? []), backgroundLossAfterNatsPerToken: mean(bgAfter),
                       commitments: commitments, submissions: submissions, merge: merge, shares: shares, revenueMinorUnits: o.revenue,

@@ -50,6 +50,25 @@ public struct DomainPolicy: Sendable, Equatable, Codable {
     }
 }
 
+/// market.toml's [bundles] table, the market's own: how large a submission bundle may be
+/// (checked before its bytes are read). Optional: markets made before it existed take the
+/// default.
+public struct BundlePolicy: Sendable, Equatable, Codable {
+    public var maxBytes: Int
+    enum CodingKeys: String, CodingKey { case maxBytes = "max_bytes" }
+    public static let `default` = BundlePolicy(maxBytes: 256 << 20)
+    public static let tables = ["bundles"]
+
+    struct File: Decodable { var bundles: BundlePolicy }
+
+    public static func read(_ document: JSONValue, file: String) throws -> BundlePolicy {
+        guard document["bundles"] != nil else { return .default }
+        let p = try PolicyFile.decode(File.self, tables: tables, of: document, file: file).bundles
+        try PolicyChecker(file: file).require(p.maxBytes, in: 1024...(16 << 30), "bundles.max_bytes")
+        return p
+    }
+}
+
 /// A folder of market rules (`Market/`, or a market's `policy/`): market.toml, whose
 /// tables are read by the ledger and by Proof-of-Loss, and domains/*.toml. Loading it
 /// checks all of them, so a mistake anywhere stops `market init` before anything is
@@ -58,6 +77,7 @@ public struct MarketPolicyFolder: Sendable {
     public let path: String
     public let ledger: MarketPolicy
     public let proof: ProofPolicy
+    public let bundles: BundlePolicy
     public let domains: [DomainPolicy]
 
     public var marketFile: String { (path as NSString).appendingPathComponent("market.toml") }
@@ -68,9 +88,10 @@ public struct MarketPolicyFolder: Sendable {
         let file = (path as NSString).appendingPathComponent("market.toml")
         guard FileManager.default.fileExists(atPath: file) else { throw CoreError("\(path): no market.toml (a market's rules folder holds market.toml and domains/)") }
         let document = try PolicyFile.read(file)
-        try PolicyFile.requireOnly(Set(MarketPolicy.tables + ProofPolicy.tables), in: document, file: file)
+        try PolicyFile.requireOnly(Set(MarketPolicy.tables + ProofPolicy.tables + BundlePolicy.tables), in: document, file: file)
         ledger = try MarketPolicy.read(document, file: file)
         proof = try ProofPolicy.read(document, file: file)
+        bundles = try BundlePolicy.read(document, file: file)
         domains = try DomainPolicy.loadAll((path as NSString).appendingPathComponent("domains"))
     }
 

@@ -49,6 +49,24 @@ public final class Validator {
         }
     }
 
+    /// Adds an earlier submission of the round to those later ones are compared with for
+    /// copies, without judging it: a validator that restarted, or joined late, still sees
+    /// everything the round received.
+    public func remember(bundle dir: String) throws {
+        let submission = try SubmissionBundle.submissionRecord(dir).hash
+        guard !earlier.contains(where: { $0.submission == submission }) else { return }
+        let (bundle, decoded) = try SubmissionBundle.verifyDecoding(dir, library: library)
+        var delta: [ExpertID: [Float]] = [:]
+        for item in bundle.items {
+            let base = try library.expertWeights(item.expert, version: item.base).weights.flattened
+            delta[item.expert] = zip(decoded[item.expert]!.flattened, base).map { $0 - $1 }
+        }
+        earlier.append((submission, delta))
+    }
+
+    /// Whether this validator has judged or remembered a submission.
+    public func hasSeen(_ submission: String) -> Bool { earlier.contains { $0.submission == submission } }
+
     /// Judges the bundle in `dir`. A bundle whose signature or files do not check out is
     /// an error (it cannot be attributed); every other problem is a signed rejection.
     public func judge(bundle dir: String, policy override: ProofPolicy? = nil) throws -> Verdict {
@@ -82,16 +100,19 @@ public final class Validator {
         if !stale.isEmpty {
             return reject("stale base: expert\(stale.count > 1 ? "s" : "") \(stale.map(\.description).joined(separator: ", ")) moved on since the bundle's base version")
         }
-        for prior in earlier {
+        // Only the submissions recorded before this one count (a remembered later one does not).
+        let priors = earlier.prefix { $0.submission != submission }
+        let seen = priors.count < earlier.count
+        for prior in priors {
             let c = cosine(delta, prior.delta)
             verdict.maxCosine = max(verdict.maxCosine ?? c, c)
             if c > policy.copyThreshold {
                 verdict.copyOf = prior.submission
-                earlier.append((submission, delta))
+                if !seen { earlier.append((submission, delta)) }
                 return reject("copy: cosine " + String(format: "%.4f", c) + " with earlier submission \(prior.submission.prefix(12)) exceeds \(policy.copyThreshold); the earlier one keeps the credit")
             }
         }
-        earlier.append((submission, delta))
+        if !seen { earlier.append((submission, delta)) }
         if let big = items.first(where: { $0.relativeNorm > policy.deltaNormBound }) {
             return reject("oversized delta: ‖Δ‖/‖W‖ = " + String(format: "%.3f", big.relativeNorm) + " for expert \(big.layer):\(big.expert) exceeds the bound \(policy.deltaNormBound)")
         }

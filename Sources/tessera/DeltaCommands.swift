@@ -136,9 +136,9 @@ struct Keys: ParsableCommand {
     }
 }
 
-struct BundleCommand: ParsableCommand {
+struct BundleCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "bundle", abstract: "Signed submission bundles.",
-                                                    subcommands: [Create.self, Verify.self])
+                                                    subcommands: [Create.self, Verify.self, BundleUpload.self, BundleDownload.self])
 
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Sign deltas into a submission bundle.")

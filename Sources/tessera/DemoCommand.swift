@@ -3,7 +3,7 @@ import Foundation
 import TesseraCore
 import TesseraMarket
 
-struct DemoCommand: ParsableCommand {
+struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
         abstract: "Run one market round end to end on the bundled base model and one domain's text: select, train, submit, Proof-of-Loss, merge, shares, revenue.")
@@ -21,7 +21,7 @@ struct DemoCommand: ParsableCommand {
     @Flag var json = false
     @OptionGroup var matmul: MatmulOption
 
-    func run() throws {
+    func run() async throws {
         var o = Demo.Options()
         o.domain = domain
         o.text = text
@@ -37,7 +37,7 @@ struct DemoCommand: ParsableCommand {
         o.matmul = matmul.precision
         o.progress = !json
         let log: (String) -> Void = json ? { _ in } : { FileHandle.standardOutput.write(Data(("· " + $0 + "\n").utf8)) }
-        let r = try Demo.run(o, log: log)
+        let r = try await Demo.run(o, log: log)
         if keep == nil { try? FileManager.default.removeItem(atPath: r.market) }
         if json { print(try jsonString(r)); return }
         print(DemoReportText.render(r, kept: keep))

@@ -1,18 +1,25 @@
 import ArgumentParser
 import Foundation
+import TesseraBenchmarks
+import TesseraClient
+import TesseraCore
 import TesseraEngine
 import TesseraLedger
 import TesseraLibrary
-import TesseraProof
 import TesseraMarket
-import TesseraBenchmarks
-import TesseraCore
+import TesseraProof
 
-/// `--market DIR`, shared by every market command.
+/// `--market DIR|URL`, shared by every market command: a market directory, or the URL of
+/// a market's server (`tessera serve`). Both give the same answers.
 struct MarketOption: ParsableArguments {
-    @Option(help: "Market directory.") var market = "./market"
-    var directory: MarketDirectory { MarketDirectory(path: market) }
-    func open() throws -> Ledger { try directory.open() }
+    @Option(help: "Market directory, or http(s)://HOST:PORT of a market server.") var market = "./market"
+    var isRemote: Bool { market.hasPrefix("http://") || market.hasPrefix("https://") }
+    func connect() throws -> any MarketConnection { try Markets.open(market) }
+    /// For the commands that work on a directory only.
+    func directory(for what: String) throws -> MarketDirectory {
+        guard !isRemote else { throw ValidationError("\(what) works on a market directory, not on \(market)") }
+        return MarketDirectory(path: market)
+    }
 }
 
 struct SignerOption: ParsableArguments {
@@ -33,6 +40,11 @@ func expertRefs(_ text: String) throws -> [ExpertRef] {
     try ModelSource.parseExpertSet(text).sorted().map { ExpertRef(layer: $0.layer, expert: $0.expert) }
 }
 
+/// Signs `action` with the signer's key and posts it to the market.
+func post(_ action: LedgerAction, _ market: MarketOption, _ signer: SignerOption) async throws {
+    printOutcome(try await market.connect().post(try SignedAction(action, key: try signer.load())))
+}
+
 struct MarketCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "market", abstract: "Create a market.", subcommands: [Init.self])
 
@@ -44,86 +56,89 @@ struct MarketCommand: ParsableCommand {
         @Option(help: "Operator key file (signs the genesis event).") var key: String
         @Option(help: "Public key of the base model's publisher, who holds the genesis units.") var publisher: String
         func run() throws {
-            let ledger = try MarketDirectory.create(at: market.market, policyFolder: policy, library: library,
+            let dir = try market.directory(for: "market init")
+            let ledger = try MarketDirectory.create(at: dir.path, policyFolder: policy, library: library,
                                                     operatorKey: try ParticipantKey.load(key), publisher: publisher,
                                                     at: Int64(Date().timeIntervalSince1970))
             let s = try ledger.currentState()
-            print("market \(market.market): \(s.experts.count) experts, domains \(s.domains.sorted().joined(separator: ", ")), \(s.seq) events")
+            print("market \(dir.path): \(s.experts.count) experts, domains \(s.domains.sorted().joined(separator: ", ")), \(s.seq) events")
         }
     }
 }
 
-struct LedgerCommand: ParsableCommand {
+struct LedgerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "ledger", abstract: "Record market actions and query the ledger.",
+        commandName: "ledger", abstract: "Record market actions and query the ledger (of a market directory or a server).",
         subcommands: [Register.self, OpenRound.self, CloseRound.self, Claim.self, Submit.self, Commit.self, VerdictCmd.self, Reveal.self, NewVersion.self,
                       Revenue.self, Shares.self, ExpertCmd.self, RoundCmd.self, Payouts.self, Events.self, Verify.self, LedgerBench.self, LedgerStress.self])
 
-    struct Register: ParsableCommand {
+    struct Register: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Register a participant (operator).")
         @OptionGroup var market: MarketOption
         @OptionGroup var signer: SignerOption
         @Option(help: "The participant's public key (hex).") var participant: String
         @Option(help: "Roles, comma-separated: contributor, validator, owner.") var roles: RoleList
         @Option(help: "Validator stake.") var stake: Int64 = 0
-        func run() throws {
-            printOutcome(try market.open().append(try SignedAction(.register(.init(at: signer.time, key: participant, roles: roles.roles, stake: stake)), key: try signer.load())))
+        func run() async throws {
+            try await post(.register(.init(at: signer.time, key: participant, roles: roles.roles, stake: stake)), market, signer)
         }
     }
 
-    struct OpenRound: ParsableCommand {
+    struct OpenRound: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "open-round", abstract: "Open a round on a domain (operator).")
         @OptionGroup var market: MarketOption
         @OptionGroup var signer: SignerOption
         @Option var round: String
         @Option var domain: String
-        @Option(help: "LAYER:EXPERT,...") var experts: String
-        @Option(name: .customLong("closes-at"), help: "Unix seconds.") var closesAt: Int64
-        func run() throws {
-            printOutcome(try market.open().append(try SignedAction(.openRound(.init(at: signer.time, round: round, domain: domain, experts: try expertRefs(experts), closesAt: closesAt)), key: try signer.load())))
+        @Option(help: "LAYER:EXPERT,... (default: every expert of the market).") var experts: String?
+        @Option(name: .customLong("closes-at"), help: "End of the submission window, Unix seconds.") var closesAt: Int64
+        func run() async throws {
+            let connection = try market.connect()
+            var refs = try experts.map(expertRefs)
+            if refs == nil { refs = try await connection.state().experts.keys.sorted().map { ExpertRef(layer: $0.layer, expert: $0.expert) } }
+            printOutcome(try await connection.post(try SignedAction(.openRound(.init(at: signer.time, round: round, domain: domain, experts: refs!,
+                                                                                        closesAt: closesAt)), key: try signer.load())))
         }
     }
 
-    struct CloseRound: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "close-round", abstract: "Close a round (operator).")
+    struct CloseRound: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "close-round", abstract: "Close a round's submission window (operator).")
         @OptionGroup var market: MarketOption
         @OptionGroup var signer: SignerOption
         @Option var round: String
-        func run() throws {
-            printOutcome(try market.open().append(try SignedAction(.closeRound(.init(at: signer.time, round: round)), key: try signer.load())))
-        }
+        func run() async throws { try await post(.closeRound(.init(at: signer.time, round: round)), market, signer) }
     }
 
-    struct Claim: ParsableCommand {
+    struct Claim: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Claim experts in an open round (contributor).")
         @OptionGroup var market: MarketOption
         @OptionGroup var signer: SignerOption
         @Option var round: String
         @Option(help: "LAYER:EXPERT,...") var experts: String
         @Option(name: .customLong("expires-at"), help: "Unix seconds (default: one day after the action).") var expiresAt: Int64?
-        func run() throws {
-            printOutcome(try market.open().append(try SignedAction(.claim(.init(at: signer.time, round: round, experts: try expertRefs(experts), expiresAt: expiresAt ?? signer.time + 86_400)), key: try signer.load())))
+        func run() async throws {
+            try await post(.claim(.init(at: signer.time, round: round, experts: try expertRefs(experts), expiresAt: expiresAt ?? signer.time + 86_400)), market, signer)
         }
     }
 
-    struct Submit: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Record a submission bundle (contributor); the bundle is verified against the market's library first.")
+    struct Submit: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Submit a bundle's hash in the round's window (contributor): a commitment; the bundle itself is uploaded after the window closes (tessera bundle upload).")
         @OptionGroup var market: MarketOption
         @OptionGroup var signer: SignerOption
         @Option var round: String
         @Option(help: "Bundle directory.") var bundle: String
-        func run() throws {
+        @Option(help: "Library to check the bundle against (default: the market directory's; needed for a URL).") var library: String?
+        func run() async throws {
             let key = try signer.load()
-            let b = try SubmissionBundle.verify(bundle, library: try ExpertLibrary(directory: market.directory.libraryPath), requireCurrent: true)
+            let libraryPath = try library ?? market.directory(for: "submit without --library").libraryPath
+            let b = try SubmissionBundle.verify(bundle, library: try ExpertLibrary(directory: libraryPath), requireCurrent: true)
             guard b.contributor == key.publicHex else { throw ValidationError("the bundle is signed by \(b.contributor), not by this key") }
-            let (hash, sig) = try SubmissionBundle.submissionRecord(bundle)
-            let action = LedgerAction.submit(.init(at: signer.time, round: round, bundle: hash, bundleSignature: sig,
-                                                   experts: b.items.map { ExpertRef(layer: $0.expert.layer, expert: $0.expert.expert, version: $0.base) }))
-            printOutcome(try market.open().append(try SignedAction(action, key: key)))
+            try await post(SubmissionBundle.submitAction(bundle, round: round, at: signer.time), market, signer)
         }
     }
 
-    struct VerdictCmd: ParsableCommand {
+    struct VerdictCmd: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "verdict", abstract: "Record a Proof-of-Loss verdict (validator): from a signed verdict file, or given figures.")
         @OptionGroup var market: MarketOption
         @OptionGroup var signer: SignerOption
@@ -133,64 +148,60 @@ struct LedgerCommand: ParsableCommand {
         @Option(help: "Upper confidence bound of the background regression, micro-nats per token.") var regression: Int64?
         @Flag(help: "Accept (default: reject).") var accept = false
         @Option var reason = ""
-        func run() throws {
+        func run() async throws {
             let key = try signer.load()
             let action: LedgerAction.Verdict
             if let verdictFile {
                 let v = try Verdict.load(verdictFile)
                 guard v.validator == key.publicHex else { throw ValidationError("\(verdictFile) is signed by validator \(v.validator.prefix(16))…, not by this key") }
-                action = .init(at: signer.time, submission: v.submission, gainLCBMicronats: v.gainLCBMicronats,
-                               regressionUCBMicronats: v.regressionUCBMicronats, accept: v.accept, reason: v.reason)
+                action = v.ledgerAction(at: signer.time)
             } else {
                 guard let submission, let gain, let regression else { throw ValidationError("give --verdict FILE, or --submission, --gain and --regression") }
                 action = .init(at: signer.time, submission: submission, gainLCBMicronats: gain, regressionUCBMicronats: regression, accept: accept, reason: reason)
             }
-            printOutcome(try market.open().append(try SignedAction(.verdict(action), key: key)))
+            try await post(.verdict(action), market, signer)
         }
     }
 
-    struct Commit: ParsableCommand {
+    struct Commit: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Commit to your held-out windows for an open round (validator); writes the salt to keep.")
         @OptionGroup var market: MarketOption
         @OptionGroup var signer: SignerOption
         @Option var round: String
         @Option(help: "Your held-out windows (safetensors input_ids).") var heldout: String
         @Option(name: .customLong("salt-out"), help: "Where to keep the salt until the reveal (never overwritten).") var saltOut: String
-        func run() throws {
+        func run() async throws {
             guard !FileManager.default.fileExists(atPath: saltOut) else { throw ValidationError("\(saltOut) exists; refusing to overwrite a salt") }
-            var salt = [UInt8](repeating: 0, count: 32)
-            var rng = SystemRandomNumberGenerator()
-            for i in salt.indices { salt[i] = UInt8.random(in: 0...255, using: &rng) }
+            let salt = HeldOutCommitment.newSalt()
             let commitment = HeldOutCommitment.commitment(heldOutSHA256: try TokenWindows.load(path: heldout).contentHash, salt: salt)
             try AtomicFile.write(Array((Hex.encode(salt) + "\n").utf8), to: saltOut)
-            printOutcome(try market.open().append(try SignedAction(.commit(.init(at: signer.time, round: round, commitment: commitment)), key: try signer.load())))
+            try await post(.commit(.init(at: signer.time, round: round, commitment: commitment)), market, signer)
             print("commitment \(commitment); salt in \(saltOut)")
         }
     }
 
-    struct Reveal: ParsableCommand {
+    struct Reveal: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Reveal the held-out windows of a closed round (validator); the ledger checks them against your commitment.")
         @OptionGroup var market: MarketOption
         @OptionGroup var signer: SignerOption
         @Option var round: String
         @Option(help: "The held-out windows you committed to.") var heldout: String
         @Option(help: "The salt file `ledger commit` wrote.") var salt: String
-        func run() throws {
+        func run() async throws {
             let hex = try String(contentsOfFile: salt, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-            printOutcome(try market.open().append(try SignedAction(.reveal(.init(at: signer.time, round: round, salt: hex,
-                                                                                   heldOutSHA256: try TokenWindows.load(path: heldout).contentHash)), key: try signer.load())))
+            try await post(.reveal(.init(at: signer.time, round: round, salt: hex, heldOutSHA256: try TokenWindows.load(path: heldout).contentHash)), market, signer)
         }
     }
 
-    struct NewVersion: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "new-version", abstract: "Record a new expert version merged from accepted submissions (operator).")
+    struct NewVersion: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "new-version", abstract: "Record a new expert version merged from accepted submissions (operator); its shard must be stored first.")
         @OptionGroup var market: MarketOption
         @OptionGroup var signer: SignerOption
         @Option(help: "LAYER:EXPERT") var expert: String
         @Option(help: "The new version's hash (its shard in the market library).") var version: String
         @Option(help: "Merged submissions (bundle hashes, comma-separated).") var submissions: String
         @Option(help: "Credit per merged submission, µnats per token, comma-separated in the same order (default: consensus gains).") var credits: String?
-        func run() throws {
+        func run() async throws {
             let id = try singleExpert(expert)
             let creditList = try credits.map { text in
                 try text.split(separator: ",").map { item -> Int64 in
@@ -198,14 +209,15 @@ struct LedgerCommand: ParsableCommand {
                     return v
                 }
             }
-            let ledger = try market.open()
-            guard let parent = try ledger.currentState().experts[id]?.versions.last else { throw ValidationError("unknown expert \(expert)") }
-            printOutcome(try ledger.append(try SignedAction(.newVersion(.init(at: signer.time, layer: id.layer, expert: id.expert, version: version, parent: parent,
-                                                                              submissions: submissions.split(separator: ",").map(String.init), credits: creditList)), key: try signer.load())))
+            let connection = try market.connect()
+            guard let parent = try await connection.state().experts[id]?.versions.last else { throw ValidationError("unknown expert \(expert)") }
+            printOutcome(try await connection.post(try SignedAction(.newVersion(.init(at: signer.time, layer: id.layer, expert: id.expert, version: version, parent: parent,
+                                                                                      submissions: submissions.split(separator: ",").map(String.init), credits: creditList)),
+                                                                key: try signer.load())))
         }
     }
 
-    struct Revenue: ParsableCommand {
+    struct Revenue: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Distribute a revenue event by metered usage (operator).")
         @OptionGroup var market: MarketOption
         @OptionGroup var signer: SignerOption
@@ -213,9 +225,9 @@ struct LedgerCommand: ParsableCommand {
         @Option var period: String
         @Option(help: "Integer minor units.") var amount: Int64
         @Option(help: "Usage per expert's current version: LAYER:EXPERT=UNITS,...") var usage: String
-        func run() throws {
-            let ledger = try market.open()
-            let state = try ledger.currentState()
+        func run() async throws {
+            let connection = try market.connect()
+            let state = try await connection.state()
             let items = try usage.split(separator: ",").map { item -> LedgerAction.Usage in
                 let parts = item.split(separator: "=")
                 guard parts.count == 2, let u = Int64(parts[1]) else { throw ValidationError("usage item \(item) is not LAYER:EXPERT=UNITS") }
@@ -223,41 +235,35 @@ struct LedgerCommand: ParsableCommand {
                 guard let v = state.experts[id]?.versions.last else { throw ValidationError("unknown expert \(parts[0])") }
                 return .init(layer: id.layer, expert: id.expert, version: v, usage: u)
             }
-            printOutcome(try ledger.append(try SignedAction(.revenue(.init(at: signer.time, domain: domain, period: period, amount: amount, usage: items)), key: try signer.load())))
+            printOutcome(try await connection.post(try SignedAction(.revenue(.init(at: signer.time, domain: domain, period: period, amount: amount, usage: items)),
+                                                                key: try signer.load())))
         }
     }
 
-    struct Shares: ParsableCommand {
+    struct Shares: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "An owner's holdings: units, fraction and payouts to date per expert.")
         @OptionGroup var market: MarketOption
         @Option(help: "Owner's public key (hex) or key file.") var owner: String
         @Flag var json = false
-        func run() throws {
+        func run() async throws {
             let key = FileManager.default.fileExists(atPath: owner) ? try ParticipantKey.load(owner).publicHex : owner
-            let (holdings, fees) = try market.open().shares(owner: key)
-            if json {
-                struct Out: Encodable {
-                    var owner: String; var holdings: [Ledger.Holding]; var fees: Int64
-                    enum CodingKeys: String, CodingKey { case owner, holdings; case fees = "fees_minor_units" }
-                }
-                print(try jsonString(Out(owner: key, holdings: holdings, fees: fees)))
-                return
-            }
+            let r = try await market.connect().shares(owner: key)
+            if json { print(try jsonString(r)); return }
             print("owner \(key)")
-            for h in holdings {
+            for h in r.holdings {
                 print(String(format: "  expert %d:%d  %lld of %lld units (%.4f%%)  payouts %lld minor units", h.layer, h.expert, h.units, h.totalUnits, 100 * h.fraction, h.payouts))
             }
-            if fees > 0 { print("  fees received \(fees) minor units") }
+            if r.fees > 0 { print("  fees received \(r.fees) minor units") }
         }
     }
 
-    struct ExpertCmd: ParsableCommand {
+    struct ExpertCmd: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "expert", abstract: "An expert's holders, version history and revenue.")
         @OptionGroup var market: MarketOption
         @Argument(help: "LAYER:EXPERT") var expert: String
         @Flag var json = false
-        func run() throws {
-            guard let r = try market.open().expert(try singleExpert(expert)) else { throw ValidationError("expert \(expert) is not in this market") }
+        func run() async throws {
+            guard let r = try await market.connect().expert(try singleExpert(expert)) else { throw ValidationError("expert \(expert) is not in this market") }
             if json { print(try jsonString(r)); return }
             print("expert \(r.layer):\(r.expert): \(r.totalUnits) units, current version \(r.currentVersion.prefix(12)), revenue \(r.revenue) minor units")
             for h in r.holders { print("  \(h.owner)  \(h.units)") }
@@ -265,15 +271,15 @@ struct LedgerCommand: ParsableCommand {
         }
     }
 
-    struct RoundCmd: ParsableCommand {
+    struct RoundCmd: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "round", abstract: "A round: its experts, claims and submissions.")
         @OptionGroup var market: MarketOption
         @Argument var id: String
         @Flag var json = false
-        func run() throws {
-            let ledger = try market.open()
-            guard let r = try ledger.round(id) else {
-                let all = try ledger.rounds()
+        func run() async throws {
+            let connection = try market.connect()
+            guard let r = try await connection.round(id) else {
+                let all = try await connection.rounds()
                 throw CoreError("no round \"\(id)\" in \(market.market); " + (all.isEmpty ? "no round has been opened" : "rounds: \(all.joined(separator: ", "))"))
             }
             if json { print(try jsonString(r)); return }
@@ -289,39 +295,42 @@ struct LedgerCommand: ParsableCommand {
         }
     }
 
-    struct Payouts: ParsableCommand {
+    struct Payouts: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Every payout of every revenue event (or of one).")
         @OptionGroup var market: MarketOption
         @Option(help: "Only this revenue event.") var event: Int64?
         @Flag var json = false
-        func run() throws {
-            let p = try market.open().payouts(event: event)
+        func run() async throws {
+            let p = try await market.connect().payouts(event: event)
             if json { print(try jsonString(p)); return }
             for x in p { print("event \(x.event)  \(x.kind)  \(x.layer.map { "\($0):\(x.expert!)" } ?? "-")  \(x.recipient)  \(x.amount)") }
             print("total \(p.reduce(0) { $0 + $1.amount }) minor units")
         }
     }
 
-    struct Events: ParsableCommand {
+    struct Events: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Events after a sequence number.")
         @OptionGroup var market: MarketOption
         @Option var since: Int64 = 0
         @Option var limit = 100
+        @Option(help: "Wait up to this many seconds for the next event when there is none yet.") var wait = 0.0
         @Flag var json = false
-        func run() throws {
-            let events = try market.open().events(since: since, limit: limit)
+        func validate() throws {
+            guard since >= 0, (1...10_000).contains(limit), (0...60).contains(wait) else { throw ValidationError("--since ≥ 0, --limit in 1...10000, --wait in 0...60") }
+        }
+        func run() async throws {
+            let events = try await market.connect().events(since: since, limit: limit, wait: wait)
             if json { print(try jsonString(events)); return }
             for e in events { print("\(e.seq)  \(e.kind)  by \(e.actor.prefix(16))…  \(e.payload)") }
         }
     }
 
-    struct Verify: ParsableCommand {
+    struct Verify: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Replay the chain and recompute every derived figure; report the first event where anything disagrees.")
         @OptionGroup var market: MarketOption
         @Flag var json = false
-        func run() throws {
-            let dir = market.directory
-            let r = try Ledger.verify(store: try SQLiteLedgerStore(path: dir.ledgerPath), policy: try dir.policy())
+        func run() async throws {
+            let r = try await market.connect().verify()
             if json { print(try jsonString(r)) } else if r.ok { print("ledger verifies: \(r.events) events") } else {
                 print("ledger does NOT verify: first bad event \(r.firstBadEvent ?? 0): \(r.problem ?? "")")
             }
@@ -356,7 +365,7 @@ struct LedgerStress: ParsableCommand {
         guard (1...100_000).contains(batch) else { throw ValidationError("--batch \(batch) must be in 1...100000") }
     }
     func run() throws {
-        let ledger = try market.open()
+        let ledger = try market.directory(for: "ledger stress").open()
         let key = try signer.load()
         var done = 0
         while done < count {

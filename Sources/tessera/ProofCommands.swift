@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TesseraBenchmarks
+import TesseraClient
 import TesseraEngine
 import TesseraLedger
 import TesseraLibrary
@@ -176,27 +177,54 @@ struct ValidateBench: ParsableCommand {
     }
 }
 
-struct Merge: ParsableCommand {
+struct Merge: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Merge a round's accepted submissions (TIES, gain-weighted mean or the best single one, validated again), write the new versions and record them with credits (operator).")
+        abstract: "Merge a round's accepted submissions (TIES, gain-weighted mean or the best single one, validated again), store the new versions and record them with credits (operator).")
     @OptionGroup var market: MarketOption
-    @Option(name: .customLong("bundle"), help: "Bundle directory of a submission of the round (repeatable; rejected ones are skipped).") var bundles: [String]
+    @Option(help: "The round whose accepted submissions to merge (their bundles are fetched from the market).") var round: String?
+    @Option(name: .customLong("bundle"), help: "Bundle directory of a submission (repeatable; instead of --round; rejected ones are skipped).") var bundles: [String] = []
     @Option(help: "Held-out windows to validate the merge on.") var heldout: String
     @Option(help: "Background windows.") var background: String
     @Option(name: .customLong("max-windows")) var maxWindows: Int?
+    @Option(help: "Working directory for a remote market: the library copy and the bundles (default: a temporary one).") var work: String?
     @OptionGroup var signer: SignerOption
-    @OptionGroup var matmul: MatmulOption
     @Flag var json = false
 
-    func run() throws {
-        let ledger = try market.open()
-        let library = try ExpertLibrary(directory: market.directory.libraryPath)
+    func validate() throws {
+        guard (round == nil) != bundles.isEmpty else { throw ValidationError("give --round, or --bundle DIR for each submission") }
+        if let maxWindows, maxWindows < 1 { throw ValidationError("--max-windows \(maxWindows) must be positive") }
+    }
+
+    func run() async throws {
+        let connection = try market.connect()
         let key = try signer.load()
-        let validator = try Validator(library: library, key: key, policy: try market.directory.proofPolicy(),
+        let scratch = work ?? NSTemporaryDirectory() + "tessera-merge-\(UUID().uuidString)"
+        defer { if work == nil { try? FileManager.default.removeItem(atPath: scratch) } }
+        // The market's own library when it is a directory; a fetched copy for a server.
+        let library: ExpertLibrary
+        if let local = connection as? LocalMarket {
+            library = local.library
+        } else {
+            _ = try await LibraryFetch.run(from: connection, into: scratch + "/library")
+            library = try ExpertLibrary(directory: scratch + "/library")
+        }
+        var dirs = bundles
+        if let round {
+            let state = try await connection.state()
+            for (hash, sub) in state.submissions.sorted(by: { $0.key < $1.key }) where sub.round == round && sub.state == .accepted {
+                let dir = scratch + "/bundles/" + hash
+                if !FileManager.default.fileExists(atPath: dir + "/bundle.json") { try await connection.downloadBundle(hash, to: dir) }
+                dirs.append(dir)
+            }
+        }
+        let policy = try ProofPolicy.read(try PolicyFile.parse(String(decoding: try await connection.policyText(), as: UTF8.self), file: "market policy"),
+                                          file: "market policy")
+        try policy.requireUsablePrecision(file: "\(market.market) market.toml")
+        let validator = try Validator(library: library, key: key, policy: policy,
                                       heldOut: try TokenWindows.load(path: heldout).prefix(maxWindows),
-                                      background: try TokenWindows.load(path: background).prefix(maxWindows),
-                                      matmul: matmul.precision)
-        guard let outcome = try MarketMerge.run(ledger: ledger, library: library, bundles: bundles, validator: validator, operatorKey: key, at: signer.time) else {
+                                      background: try TokenWindows.load(path: background).prefix(maxWindows))
+        guard let outcome = try await MarketMerge.run(market: connection, library: library, bundles: dirs, validator: validator, operatorKey: key,
+                                                      at: signer.time) else {
             print("no accepted submission among the bundles; nothing merged")
             return
         }

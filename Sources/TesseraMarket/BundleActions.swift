@@ -1,0 +1,41 @@
+import Foundation
+import TesseraCore
+import TesseraLedger
+import TesseraLibrary
+import TesseraProof
+
+extension SubmissionBundle {
+    /// The `submit` action that commits to the bundle in `dir` in a round: its hash (the
+    /// bundle stays hidden until the window closes), its signature, and the experts it
+    /// updates with the versions they were trained from.
+    public static func submitAction(_ dir: String, round: String, at time: Int64) throws -> LedgerAction {
+        let (hash, sig) = try submissionRecord(dir)
+        let manifestPath = (dir as NSString).appendingPathComponent("bundle.json")
+        guard let data = FileManager.default.contents(atPath: manifestPath), let experts = (try? JSONValue.parse(data))?["experts"]?.arrayValue else {
+            throw LibraryError("\(manifestPath): no experts")
+        }
+        let refs = try experts.map { e -> ExpertRef in
+            guard let l = e["layer"]?.intValue, let x = e["expert"]?.intValue, let base = e["base"]?.stringValue else {
+                throw LibraryError("\(manifestPath): an expert lacks layer, expert or base")
+            }
+            return ExpertRef(layer: l, expert: x, version: base)
+        }
+        return .submit(.init(at: time, round: round, bundle: hash, bundleSignature: sig, experts: refs))
+    }
+}
+
+extension Verdict {
+    /// The ledger's record of this verdict.
+    public func ledgerAction(at time: Int64) -> LedgerAction.Verdict {
+        .init(at: time, submission: submission, gainLCBMicronats: gainLCBMicronats, regressionUCBMicronats: regressionUCBMicronats,
+              accept: accept, reason: reason)
+    }
+}
+
+extension HeldOutCommitment {
+    /// 32 random bytes from the system's generator.
+    public static func newSalt() -> [UInt8] {
+        var rng = SystemRandomNumberGenerator()
+        return (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }
+    }
+}
