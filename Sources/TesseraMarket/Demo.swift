@@ -57,8 +57,9 @@ public final class Demo {
     var keys: [String: ParticipantKey] = [:]
     var label: [String: String] = [:]
     var clock: Int64 = 1_800_000_000
-    /// The market as the participants reach it (a directory here).
-    var market: LocalMarket!
+    /// The market as the participants reach it: the directory, or its server's URL in the
+    /// network demo.
+    var market: (any MarketConnection)!
     var library: ExpertLibrary!
     var text: DemoText!
     var commitments: [String: String] = [:]
@@ -67,6 +68,10 @@ public final class Demo {
     var bundleDirs: [String] = []
     var validators: [String: Validator] = [:]
     var merge: RoundMerge.Outcome?
+    /// The base model's per-window losses on validator-1's held-out and the background
+    /// windows, when no validator ran in this process (the network demo reads them from
+    /// validator-1's verdicts).
+    var baseLosses: (heldOut: [Double], background: [Double])?
 
     /// The held-out and background windows of the round.
     struct DemoText {
@@ -118,7 +123,13 @@ public final class Demo {
     }
 
     func path(_ p: String) -> String { (root as NSString).appendingPathComponent(p) }
-    func tick() -> Int64 { clock += 1; return clock }
+    /// The actions' time: a clock of its own that ticks once per action (a reproducible
+    /// history), or the real clock when a server holds actions to it (the network demo).
+    func tick() -> Int64 {
+        clock = realClock ? max(clock, Int64(Date().timeIntervalSince1970)) : clock + 1
+        return clock
+    }
+    var realClock = false
     func record(_ action: LedgerAction, by k: ParticipantKey) async throws { _ = try await market.post(try SignedAction(action, key: k)) }
 
     /// A key derived from the seed and a name, so the demo is the same run after run.
@@ -143,8 +154,9 @@ public final class Demo {
         log("market: creating \(root) from \(o.experts) and \(o.policy)")
         _ = try MarketDirectory.create(at: directory.path, policyFolder: o.policy, library: o.experts,
                                        operatorKey: keys["operator"]!, publisher: keys["publisher"]!.publicHex, at: tick())
-        market = try LocalMarket(directory: directory)
-        library = market.library
+        let local = try LocalMarket(directory: directory)
+        market = local
+        library = local.library
     }
 
     func registerParticipants() async throws {
@@ -294,6 +306,7 @@ public final class Demo {
     /// metered; a revenue event pays the owners by that usage.
     func serveAndPay() async throws {
         let served = text.train.share(0, of: 7).prefix(o.servedWindows)
+        library = try ExpertLibrary(directory: directory.libraryPath)
         let updated = try library.loadModel()
         let versions = try library.versions()
         var gate = [[Double]](repeating: [Double](repeating: 0, count: updated.config.experts), count: updated.config.layers)
@@ -313,6 +326,7 @@ public final class Demo {
         let state = try await market.state()
         let updated = try library.loadModel()
         let v0 = validators[Self.validatorNames[0]]
+        let base = baseLosses ?? (v0?.heldOut.baseLosses ?? [], v0?.background.baseLosses ?? [])
         let heldOut = text.heldOut[Self.validatorNames[0]]!
         // In the validators' precision, so that before and after compare like with like.
         let precision = v0?.matmul ?? rules.proof.matmul
@@ -341,8 +355,8 @@ public final class Demo {
         }
         let verify = try await market.verify()
         return Report(market: directory.path, domain: domain.name, language: domain.language, round: round,
-                      heldOutLossBeforeNatsPerToken: mean(v0?.heldOut.baseLosses ?? []), heldOutLossAfterNatsPerToken: mean(after),
-                      backgroundLossBeforeNatsPerToken: mean(v0?.background.baseLosses ?? []), backgroundLossAfterNatsPerToken: mean(bgAfter),
+                      heldOutLossBeforeNatsPerToken: mean(base.heldOut), heldOutLossAfterNatsPerToken: mean(after),
+                      backgroundLossBeforeNatsPerToken: mean(base.background), backgroundLossAfterNatsPerToken: mean(bgAfter),
                       commitments: commitments, submissions: submissions, merge: merge, shares: shares, revenueMinorUnits: o.revenue,
                       payouts: payouts, payoutSumMinorUnits: payouts.reduce(0) { $0 + $1.amountMinorUnits }, verify: verify,
                       seconds: Date().timeIntervalSince(started))

@@ -1,7 +1,15 @@
 import ArgumentParser
 import Foundation
 import TesseraCore
+import TesseraClient
 import TesseraMarket
+
+/// This program's own path, for running its other commands as separate processes.
+func executablePath() throws -> String {
+    let path = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+    guard FileManager.default.isExecutableFile(atPath: path) else { throw CoreError("cannot find this program's executable (\(path))") }
+    return path
+}
 
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -18,6 +26,7 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(name: .customLong("top-p"), help: "Contributors' ESFT selection threshold.") var topP = 0.3
     @Option(help: "Share of contributors' training windows taken from the background text (rehearsal).") var replay = 0.5
     @Option var seed: UInt64 = 1
+    @Flag(help: "Run every party as a separate process over HTTP on loopback (tessera serve, contribute, validator run, merge).") var network = false
     @Flag var json = false
     @OptionGroup var matmul: MatmulOption
 
@@ -37,7 +46,9 @@ struct DemoCommand: AsyncParsableCommand {
         o.matmul = matmul.precision
         o.progress = !json
         let log: (String) -> Void = json ? { _ in } : { FileHandle.standardOutput.write(Data(("· " + $0 + "\n").utf8)) }
-        let r = try await Demo.run(o, log: log)
+        let r = network
+            ? try await NetworkDemo.run(o, binary: try executablePath(), connect: Markets.open, log: log)
+            : try await Demo.run(o, log: log)
         if keep == nil { try? FileManager.default.removeItem(atPath: r.market) }
         if json { print(try jsonString(r)); return }
         print(DemoReportText.render(r, kept: keep))

@@ -97,3 +97,71 @@ struct ProgressPrinter: Sendable {
         FileHandle.standardError.write(Data((text + "\n").utf8))
     }
 }
+
+struct Contribute: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "A contributor's whole round against a market: fetch, select, claim, train, submit, upload after the window closes. Resumes after a kill where it stopped.")
+    @OptionGroup var market: MarketOption
+    @Option(help: "Contributor key file.") var key: String
+    @Option var round: String
+    @Option(help: "Training windows of the round's domain (safetensors input_ids).") var data: String
+    @Option(help: "Working directory: library copy, selection, training state, bundle, progress.") var work: String
+    @Option(help: "General-text windows to rehearse (against forgetting).") var replay: String?
+    @Option(name: .customLong("replay-share")) var replayShare = 0.5
+    @Option(help: "Train these experts (LAYER:EXPERT,...) instead of an ESFT selection.") var experts: String?
+    @Option(name: .customLong("top-p"), help: "ESFT selection threshold.") var topP = 0.3
+    @Option(help: "Delta encoding.") var delta = DeltaHeader.Encoding.sparse
+    @Option(help: "Sparse deltas: share of entries kept.") var density = 0.25
+    @Option(name: .customLong("market-name"), help: "The market's name, signed into the bundle.") var marketName = "market"
+    @OptionGroup var training: TrainingArguments
+    @Flag var json = false
+
+    func run() async throws {
+        var o = ContributorWorkflow.Options(round: round, data: data, training: training.options())
+        o.replay = replay
+        o.replayShare = replayShare
+        o.experts = try experts.map(ExpertID.parseList)
+        o.topP = topP
+        o.delta = DeltaOptions(encoding: delta, density: density)
+        o.matmul = training.matmul.precision
+        o.marketName = marketName
+        let printer = ProgressPrinter(enabled: true)
+        let flow = try ContributorWorkflow(market: try market.connect(), key: try ParticipantKey.load(key), work: work, options: o, log: printer.line)
+        let r = try await flow.run()
+        if json { print(try jsonString(r)); return }
+        print("submission \(r.submission) (\(r.experts.count) experts, \(r.deltaBytes) bytes of deltas) uploaded to \(market.market)")
+    }
+}
+
+struct ValidatorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "validator", abstract: "Validators' long-running work.", subcommands: [Run.self])
+
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Follow a market: commit to held-out windows when a round of the domain opens, judge every submission once the window closes, post signed verdicts, reveal after the close. --once handles what is pending and exits.")
+        @OptionGroup var market: MarketOption
+        @Option(help: "Validator key file.") var key: String
+        @Option(help: "The domain whose rounds this validator judges.") var domain: String
+        @Option(help: "Held-out windows of the domain (safetensors input_ids).") var heldout: String
+        @Option(help: "Background windows (general text the base was trained on).") var background: String
+        @Option(help: "State directory: salts, library copy, bundles, verdicts.") var state: String
+        @Option(name: .customLong("max-windows")) var maxWindows: Int?
+        @Flag(help: "Handle what is pending now, then exit.") var once = false
+        @Flag var json = false
+
+        func validate() throws {
+            if let maxWindows, maxWindows < 1 { throw ValidationError("--max-windows \(maxWindows) must be positive") }
+        }
+
+        func run() async throws {
+            var o = ValidatorDaemon.Options(domain: domain, heldOut: heldout, background: background)
+            o.maxWindows = maxWindows
+            o.once = once
+            let printer = ProgressPrinter(enabled: true)
+            let daemon = try await ValidatorDaemon(market: try market.connect(), key: try ParticipantKey.load(key), state: state, options: o, log: printer.line)
+            let s = try await daemon.run()
+            if json { print(try jsonString(s)); return }
+            print("commitments \(s.commitments), verdicts \(s.verdicts), reveals \(s.reveals)")
+        }
+    }
+}

@@ -210,8 +210,11 @@ struct Merge: AsyncParsableCommand {
         }
         var dirs = bundles
         if let round {
-            let state = try await connection.state()
-            for (hash, sub) in state.submissions.sorted(by: { $0.key < $1.key }) where sub.round == round && sub.state == .accepted {
+            // In the order the ledger recorded them, as validators judged them.
+            var follower = try await LedgerFollower.start(connection)
+            try await follower.update(connection)
+            let state = follower.state
+            for hash in follower.submissions(ofRound: round) where state.submissions[hash]?.state == .accepted {
                 let dir = scratch + "/bundles/" + hash
                 if !FileManager.default.fileExists(atPath: dir + "/bundle.json") { try await connection.downloadBundle(hash, to: dir) }
                 dirs.append(dir)
