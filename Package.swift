@@ -86,7 +86,7 @@ let package = Package(
         // Synthetic workloads shared by the tests and the benchmarks.
         .target(
             name: "TesseraTestSupport",
-            dependencies: ["TesseraCore", "TesseraEngine", "TesseraLibrary", "TesseraLedger"]
+            dependencies: ["TesseraCore", "TesseraEngine", "TesseraLibrary", "TesseraLedger", "TesseraMarket"]
         ),
         .target(
             name: "TesseraBenchmarks",
@@ -116,6 +116,12 @@ let package = Package(
         .testTarget(
             name: "TesseraMarketTests",
             dependencies: ["TesseraMarket", "TesseraProof", "TesseraLedger", "TesseraLibrary", "TesseraEngine", "TesseraCore", "TesseraTestSupport"]
+        ),
+        .testTarget(
+            name: "TesseraServerTests",
+            dependencies: ["TesseraServer", "TesseraClient", "TesseraMarket", "TesseraProof", "TesseraLedger", "TesseraLibrary", "TesseraEngine",
+                           "TesseraCore", "TesseraTestSupport", .product(name: "HummingbirdTesting", package: "hummingbird"),
+                           .product(name: "AsyncHTTPClient", package: "async-http-client")]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -114,20 +114,43 @@ public final class RemoteMarket: MarketConnection, @unchecked Sendable {
     public func libraryManifest() async throws -> Data { try await getBytes("/v1/library/manifest") }
     public func libraryConfig() async throws -> Data { try await getBytes("/v1/library/config") }
 
+    /// Streams the shard into `PATH.partial`, resuming from what is there (a `Range`
+    /// request) after a kill or a dropped connection, and moves it into place once its
+    /// hash is right. Memory stays at one network buffer whatever the shard's size.
     public func downloadShard(_ hash: String, to path: String) async throws {
         guard ContentHash.isValid(hash) else { throw MarketError.badRequest("\(hash.prefix(80)) is not a shard hash") }
         let partial = path + ".partial"
         let fm = FileManager.default
-        let have = (try? fm.attributesOfItem(atPath: partial)[.size] as? Int) ?? 0
-        let reply = try await send(.GET, "/v1/shards/\(hash)", headers: have > 0 ? [("Range", "bytes=\(have)-")] : [], timeout: 600)
-        if reply.status == 416 { try? fm.removeItem(atPath: partial) }
-        let body = try ok(reply, "shard \(hash.prefix(12))")
-        if !fm.fileExists(atPath: partial) || reply.status != 206 { fm.createFile(atPath: partial, contents: nil) }
-        guard let handle = FileHandle(forWritingAtPath: partial) else { throw CoreError("\(partial): cannot write") }
-        try handle.seekToEnd()
-        try handle.write(contentsOf: Data(body.readableBytesView))
-        try handle.synchronize()
-        try handle.close()
+        let deadline = Date().addingTimeInterval(retryFor)
+        var restarted = false
+        while true {
+            let have = fm.fileExists(atPath: partial) ? ((try? fm.attributesOfItem(atPath: partial)[.size] as? Int) ?? 0) : 0
+            var request = HTTPClientRequest(url: base + "/v1/shards/\(hash)")
+            if have > 0 { request.headers.add(name: "Range", value: "bytes=\(have)-") }
+            do {
+                let response = try await client.execute(request, timeout: .seconds(600))
+                let status = Int(response.status.code)
+                if status == 416 && !restarted {
+                    // The partial file is as long as the shard or longer: start again.
+                    try? fm.removeItem(atPath: partial)
+                    restarted = true
+                    continue
+                }
+                guard status == 200 || status == 206 else {
+                    throw Self.error(Reply(status: status, headers: response.headers, body: try await response.body.collect(upTo: 1 << 20)),
+                                     "shard \(hash.prefix(12))")
+                }
+                if status == 200 || !fm.fileExists(atPath: partial) { _ = fm.createFile(atPath: partial, contents: nil) }
+                guard let handle = FileHandle(forWritingAtPath: partial) else { throw CoreError("\(partial): cannot write") }
+                defer { try? handle.close() }
+                try handle.seekToEnd()
+                for try await buffer in response.body { try handle.write(contentsOf: Data(buffer.readableBytesView)) }
+                try handle.synchronize()
+                break
+            } catch let error where Self.isTransient(error) && Date() < deadline {
+                try await Task.sleep(nanoseconds: 200_000_000)
+            }
+        }
         guard try ContentHash.sha256(file: partial) == hash else {
             try? fm.removeItem(atPath: partial)
             throw MarketError.corrupt("shard \(hash.prefix(12)) from \(base) does not hash to its name")

@@ -19,7 +19,7 @@ public final class NetworkDemo {
     let demo: Demo
     let binary: String
     let connect: (String) throws -> any MarketConnection
-    var server: Process?
+    var server: ServerProcess?
     var url = ""
     var logs: String { demo.path("logs") }
 
@@ -38,9 +38,16 @@ public final class NetworkDemo {
     public static func run(_ options: Demo.Options, binary: String, connect: @escaping (String) throws -> any MarketConnection,
                            log: @escaping (String) -> Void) async throws -> DemoReport {
         let net = try NetworkDemo(options, binary: binary, connect: connect, log: log)
-        defer { net.stopServer() }
-        try await net.run()
-        return try await net.demo.report()
+        let report: DemoReport
+        do {
+            try await net.run()
+            report = try await net.demo.report()
+        } catch {
+            await net.server?.stop()
+            throw error
+        }
+        await net.server?.stop()
+        return report
     }
 
     func run() async throws {
@@ -57,11 +64,11 @@ public final class NetworkDemo {
         try await contribute()
         try await d.record(.closeRound(.init(at: d.tick(), round: d.round)), by: d.keys["operator"]!)
         d.log("operator: closed round \(d.round)'s submission window; contributors reveal their bundles")
-        try waitForContributors()
-        try tessera(["bundle", "upload", "--market", url, d.path("bundles/contributor-3")], name: "contributor-3-upload")
-        for v in Demo.validatorNames { try validatorPass(v) }
+        try await waitForContributors()
+        try await tessera(["bundle", "upload", "--market", url, d.path("bundles/contributor-3")], name: "contributor-3-upload")
+        for v in Demo.validatorNames { try await validatorPass(v) }
         try collectVerdicts()
-        try merge()
+        try await merge()
         try await d.serveAndPay()
     }
 
@@ -69,9 +76,9 @@ public final class NetworkDemo {
 
     /// Runs `tessera args` to completion, its output in logs/NAME.log; a failure names the log.
     @discardableResult
-    func tessera(_ args: [String], name: String) throws -> String {
+    func tessera(_ args: [String], name: String) async throws -> String {
         let p = try launch(args, name: name)
-        p.waitUntilExit()
+        try await Blocking.run { p.waitUntilExit() }
         let log = (try? String(contentsOfFile: logPath(name), encoding: .utf8)) ?? ""
         guard p.terminationStatus == 0 else {
             throw CoreError("\(name) (tessera \(args.prefix(2).joined(separator: " "))) failed with status \(p.terminationStatus); its output is in \(logPath(name)): \(log.suffix(400))")
@@ -85,7 +92,7 @@ public final class NetworkDemo {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
         p.arguments = args
-        FileManager.default.createFile(atPath: logPath(name), contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath(name), contents: nil)
         let out = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath(name)))
         p.standardOutput = out
         p.standardError = out
@@ -94,30 +101,10 @@ public final class NetworkDemo {
     }
 
     func startServer() async throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: binary)
-        p.arguments = ["serve", "--market", demo.directory.path, "--port", "0", "--log-level", "warning"]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        FileManager.default.createFile(atPath: logPath("server"), contents: nil)
-        p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath("server")))
-        try p.run()
+        let p = try await ServerProcess.start(binary: binary, market: demo.directory.path, logPath: logPath("server"))
         server = p
-        var text = ""
-        while !text.contains("\n") {
-            let chunk = pipe.fileHandleForReading.availableData
-            guard !chunk.isEmpty else { throw CoreError("the market server exited before it listened; see \(logPath("server"))") }
-            text += String(decoding: chunk, as: UTF8.self)
-        }
-        guard let range = text.range(of: "http://") else { throw CoreError("the market server said \(text)") }
-        url = String(text[range.lowerBound...].prefix { !$0.isWhitespace })
+        url = p.url
         demo.log("market: serving \(demo.directory.path) at \(url) (tessera serve, a separate process)")
-    }
-
-    func stopServer() {
-        guard let p = server, p.isRunning else { return }
-        kill(p.processIdentifier, SIGTERM)
-        p.waitUntilExit()
     }
 
     // MARK: steps
@@ -138,15 +125,15 @@ public final class NetworkDemo {
         try await d.record(.openRound(.init(at: d.tick(), round: d.round, domain: d.domain.name, experts: allExperts, closesAt: d.clock + 3_600)),
                            by: d.keys["operator"]!)
         d.log("operator: opened round \(d.round) on domain \(d.domain.name) over HTTP")
-        for v in Demo.validatorNames { try validatorPass(v) }
+        for v in Demo.validatorNames { try await validatorPass(v) }
         let state = try await d.market.state()
         for v in Demo.validatorNames { d.commitments[v] = state.commitments[d.round]?[d.keys[v]!.publicHex]?.commitment ?? "" }
     }
 
     /// One `tessera validator run --once` of a validator: commits, or judges and reveals.
-    func validatorPass(_ v: String) throws {
+    func validatorPass(_ v: String) async throws {
         let d = demo
-        let log = try tessera(["validator", "run", "--market", url, "--key", d.path("keys/\(v).json"), "--domain", d.domain.name,
+        let log = try await tessera(["validator", "run", "--market", url, "--key", d.path("keys/\(v).json"), "--domain", d.domain.name,
                                "--heldout", d.path("data/\(v)-heldout.safetensors"), "--background", d.path("data/background.safetensors"),
                                "--state", d.path("validators/\(v)"), "--once"], name: "\(v)-\(UUID().uuidString.prefix(6))")
         for line in log.split(separator: "\n") where line.hasPrefix("round ") { d.log("\(v): \(line)") }
@@ -178,24 +165,24 @@ public final class NetworkDemo {
         let c = "contributor-3"
         let first = d.path("contributors/contributor-1/bundle")
         let library = d.path("contributors/\(c)/library")
-        try tessera(["fetch", "--market", url, "--out", library], name: "\(c)-fetch")
+        try await tessera(["fetch", "--market", url, "--out", library], name: "\(c)-fetch")
         let deltas = try FileManager.default.contentsOfDirectory(atPath: first + "/deltas").sorted().map { first + "/deltas/" + $0 }
         let experts = try SubmissionBundle.verify(first, library: try ExpertLibrary(directory: library)).items.map(\.expert)
         let expertList = experts.map(\.description).joined(separator: ",")
-        try tessera(["ledger", "claim", "--market", url, "--key", d.path("keys/\(c).json"), "--round", d.round, "--experts", expertList], name: "\(c)-claim")
+        try await tessera(["ledger", "claim", "--market", url, "--key", d.path("keys/\(c).json"), "--round", d.round, "--experts", expertList], name: "\(c)-claim")
         try AtomicFile.write(Array(#"{"note":"copied"}"#.utf8), to: d.path("data/\(c)-summary.json"))
-        try tessera(["bundle", "create", "--key", d.path("keys/\(c).json"), "--library", library, "--market", "demo", "--domain", d.domain.name,
+        try await tessera(["bundle", "create", "--key", d.path("keys/\(c).json"), "--library", library, "--market", "demo", "--domain", d.domain.name,
                      "--round", d.round, "--summary", d.path("data/\(c)-summary.json"), "--out", d.path("bundles/\(c)")] + deltas.flatMap { ["--delta", $0] },
                     name: "\(c)-bundle")
-        try tessera(["ledger", "submit", "--market", url, "--key", d.path("keys/\(c).json"), "--round", d.round, "--bundle", d.path("bundles/\(c)"),
+        try await tessera(["ledger", "submit", "--market", url, "--key", d.path("keys/\(c).json"), "--round", d.round, "--bundle", d.path("bundles/\(c)"),
                      "--library", library], name: "\(c)-submit")
         d.log("\(c): copied contributor-1's deltas off the disk, signed and submitted them")
     }
 
-    func waitForContributors() throws {
+    func waitForContributors() async throws {
         for c in Demo.contributorNames.prefix(2) {
             guard let p = processes[c] else { continue }
-            p.waitUntilExit()
+            try await Blocking.run { p.waitUntilExit() }
             guard p.terminationStatus == 0 else { throw CoreError("\(c) failed with status \(p.terminationStatus); see \(logPath(c))") }
             demo.log("\(c): revealed (uploaded) its bundle")
         }
@@ -228,9 +215,9 @@ public final class NetworkDemo {
 
     /// The operator's merge, `tessera merge --market URL --round R`, validated on
     /// validator-1's held-out windows as in the in-process demo.
-    func merge() throws {
+    func merge() async throws {
         let d = demo
-        let out = try tessera(["merge", "--market", url, "--round", d.round, "--heldout", d.path("data/validator-1-heldout.safetensors"),
+        let out = try await tessera(["merge", "--market", url, "--round", d.round, "--heldout", d.path("data/validator-1-heldout.safetensors"),
                                "--background", d.path("data/background.safetensors"), "--key", d.path("keys/operator.json"),
                                "--work", d.path("operator-merge"), "--json"], name: "operator-merge")
         guard let line = out.split(separator: "\n").last(where: { $0.hasPrefix("{") }) else {

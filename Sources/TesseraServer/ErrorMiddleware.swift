@@ -17,7 +17,7 @@ struct ErrorMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
-        } catch let e as HTTPResponseError where !(e is MarketError) {
+        } catch let e as HTTPResponseError {
             // Hummingbird's own (no such route, body too large while collecting).
             let status = e.status
             return Self.response(status: Int(status.code), code: status.code == 404 ? "not_found" : "http_\(status.code)",

@@ -88,4 +88,12 @@ final class RateLimiter: Sendable {
             return nil
         }
     }
+
+    /// Gives back the token of a write that turned out not to be `key`'s (its signature
+    /// did not verify), so that nobody can spend another key's allowance by forging.
+    func refund(_ key: String) {
+        buckets.withLock { b in
+            if var entry = b[key] { entry.tokens = min(burst, entry.tokens + 1); b[key] = entry }
+        }
+    }
 }

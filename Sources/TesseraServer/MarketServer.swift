@@ -43,8 +43,6 @@ public final class MarketServer: Sendable {
     let committer: GroupCommitter
     let limiter: RateLimiter
     let metrics = ServerMetrics.shared
-    /// Every route, as it is registered: `RouterTests` compares it with the OpenAPI document.
-    public let routes: [(method: String, path: String)]
 
     public init(market: LocalMarket, configuration: ServerConfiguration = ServerConfiguration()) {
         self.market = market
@@ -53,22 +51,19 @@ public final class MarketServer: Sendable {
         let metrics = ServerMetrics.shared
         committer = GroupCommitter(market: market) { metrics.eventsAppended.increment(by: $0) }
         limiter = RateLimiter(perSecond: configuration.writesPerSecondPerKey, burst: configuration.writeBurst)
-        routes = Self.routeTable
     }
 
-    static let routeTable: [(method: String, path: String)] = [
-        ("GET", "/healthz"), ("GET", "/metrics"), ("GET", "/v1/openapi.json"), ("GET", "/v1/market"), ("GET", "/v1/policy"),
-        ("GET", "/v1/domains/{name}"), ("GET", "/v1/library/manifest"), ("GET", "/v1/library/config"),
-        ("GET", "/v1/shards/{hash}"), ("PUT", "/v1/shards/{hash}"), ("POST", "/v1/actions"), ("GET", "/v1/events"),
-        ("GET", "/v1/shares/{owner}"), ("GET", "/v1/experts/{expert}"), ("GET", "/v1/rounds"), ("GET", "/v1/rounds/{round}"),
-        ("GET", "/v1/payouts"), ("GET", "/v1/verify"), ("PUT", "/v1/bundles"), ("GET", "/v1/bundles/{submission}"),
-    ]
+    public func buildRouter() -> Router<MarketRequestContext> { routing().router }
 
-    public func buildRouter() -> Router<MarketRequestContext> {
-        let router = Router(context: MarketRequestContext.self)
-        router.add(middleware: LogRequestsMiddleware(configuration.logLevel))
-        router.add(middleware: MetricsMiddleware())
-        router.add(middleware: ErrorMiddleware())
+    /// Every route as it is registered (method, path): `RouterTests` compares them with the
+    /// OpenAPI document, both ways.
+    public func registeredRoutes() -> [(method: String, path: String)] { routing().table }
+
+    func routing() -> RouteRecorder {
+        let router = RouteRecorder()
+        router.router.add(middleware: AccessLogMiddleware())
+        router.router.add(middleware: MetricsMiddleware())
+        router.router.add(middleware: ErrorMiddleware())
         router.get("/healthz") { _, _ in try await self.json(Health(status: "ok", events: try await self.market.summary().events)) }
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: self.metrics.text())))
@@ -115,7 +110,10 @@ public final class MarketServer: Sendable {
             let event = try request.uri.queryParameters["event"].map { try Self.integer(String($0), "event", default: 0, range: 1...Int64.max) }
             return try await self.json(try await self.market.payouts(event: event))
         }
-        router.get("/v1/verify") { _, _ in try await self.json(try await self.market.verify()) }
+        router.get("/v1/verify") { _, _ in
+            let ledger = self.market.ledger
+            return try await self.json(try await Blocking.run { try Ledger.verify(store: ledger.store, policy: ledger.policy) })
+        }
         router.put("/v1/bundles") { request, context in try await self.uploadBundle(request, context) }
         router.get("/v1/bundles/{submission}") { _, context in
             let dir = try self.market.storedBundle(try context.parameters.require("submission"))
@@ -153,8 +151,12 @@ public final class MarketServer: Sendable {
         let action: SignedAction
         do { action = try envelope.signedAction() } catch { throw MarketError.badRequest("\(error)") }
         if let wait = limiter.take(action.actor) { throw RateLimited(seconds: wait) }
-        let outcome = try await committer.append(action)
-        return try await json(ActionReceipt(outcome))
+        do {
+            return try await json(ActionReceipt(try await committer.append(action)))
+        } catch let LedgerError.refused(why) where why.hasPrefix("bad signature") {
+            limiter.refund(action.actor)
+            throw LedgerError.refused(why)
+        }
     }
 
     func shard(_ request: Request, _ context: MarketRequestContext) async throws -> Response {
@@ -198,7 +200,7 @@ public final class MarketServer: Sendable {
         let tmp = try await Self.receive(request, max: cap, what: "an expert shard", context: context)
         defer { try? FileManager.default.removeItem(atPath: tmp) }
         guard try ContentHash.sha256(file: tmp) == hash else { throw MarketError.badRequest("the body does not hash to \(hash.prefix(12))") }
-        let stored = try await Self.offload { try self.market.intakeShard(tmp, uploader: key) }
+        let stored = try await Blocking.run { try self.market.intakeShard(tmp, uploader: key) }
         return try await json(Stored(hash: stored), status: .created)
     }
 
@@ -210,11 +212,14 @@ public final class MarketServer: Sendable {
             try? FileManager.default.removeItem(atPath: tmp)
             try? FileManager.default.removeItem(atPath: dir)
         }
-        let submission = try await Self.offload { () -> String in
+        let submission = try await Blocking.run { () -> String in
             do { try BundleArchive.unpack(tmp, into: dir, maxBytes: cap) } catch { throw MarketError.badRequest("\(error)") }
             let contributor = try SubmissionBundle.contributor(of: dir)
             if let wait = self.limiter.take(contributor) { throw RateLimited(seconds: wait) }
-            return try self.market.acceptBundle(directory: dir)
+            do { return try self.market.acceptBundle(directory: dir) } catch let e as LibraryError {
+                self.limiter.refund(contributor)
+                throw e
+            }
         }
         metrics.bundlesStored.increment()
         return try await json(SubmissionStored(submission: submission), status: .created)
@@ -266,13 +271,6 @@ public final class MarketServer: Sendable {
         return path
     }
 
-    /// Runs blocking work (verification, SQLite) off the server's event loops.
-    static func offload<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { c in
-            DispatchQueue.global().async { c.resume(with: Result { try body() }) }
-        }
-    }
-
     static func fileSize(_ path: String) throws -> Int {
         (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
     }
@@ -307,6 +305,25 @@ public final class MarketServer: Sendable {
         guard let text else { return d }
         guard let v = Double(text), v.isFinite, range.contains(v) else { throw MarketError.badRequest("query \(name)=\(text.prefix(40)) is not a number in \(range.lowerBound)...\(range.upperBound)") }
         return v
+    }
+}
+
+/// Registers routes on a router and keeps their list.
+final class RouteRecorder {
+    let router = Router(context: MarketRequestContext.self)
+    private(set) var table: [(method: String, path: String)] = []
+
+    func get<R: ResponseGenerator>(_ path: String, _ handler: @escaping @Sendable (Request, MarketRequestContext) async throws -> R) {
+        table.append(("GET", path))
+        router.get(RouterPath(path), use: handler)
+    }
+    func put<R: ResponseGenerator>(_ path: String, _ handler: @escaping @Sendable (Request, MarketRequestContext) async throws -> R) {
+        table.append(("PUT", path))
+        router.put(RouterPath(path), use: handler)
+    }
+    func post<R: ResponseGenerator>(_ path: String, _ handler: @escaping @Sendable (Request, MarketRequestContext) async throws -> R) {
+        table.append(("POST", path))
+        router.post(RouterPath(path), use: handler)
     }
 }
 

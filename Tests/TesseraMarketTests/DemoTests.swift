@@ -12,53 +12,11 @@ import TesseraTestSupport
 /// honest work is accepted and merged, shares are minted, payouts sum to the revenue and
 /// the ledger verifies; the kept market answers queries.
 @Suite struct DemoTests {
-    @Test func aWholeRoundOnATinyModel() throws {
+    @Test func aWholeRoundOnATinyModel() async throws {
         let tmp = TemporaryDirectory("demo")
         let dir = tmp.path
         let fm = FileManager.default
-        for sub in ["xx", "en", "policy/domains"] { try fm.createDirectory(atPath: "\(dir)/\(sub)", withIntermediateDirectories: true) }
-        var rng = SplitMix64(seed: 5)
-        func fortunes(_ words: [String], _ n: Int) -> String {
-            (0..<n).map { _ in (0..<8).map { _ in words[Int(rng.next() % UInt64(words.count))] }.joined(separator: " ") }.joined(separator: "\n%\n")
-        }
-        try fortunes(["EL", "GATO", "NEGRO", "LA", "CASA", "BLANCA", "UN", "PERRO"], 600).write(toFile: dir + "/xx/refranes", atomically: true, encoding: .utf8)
-        try fortunes(["the", "cat", "black", "a", "house", "white", "one", "dog"], 600).write(toFile: dir + "/en/wisdom", atomically: true, encoding: .utf8)
-        var toml = try String(contentsOfFile: ReferenceFixtures.marketRules + "/market.toml", encoding: .utf8)
-        toml = toml.replacingOccurrences(of: #"background_tolerance_micronats = [0-9_]+"#, with: "background_tolerance_micronats = 400000", options: .regularExpression)
-        toml = toml.replacingOccurrences(of: #"delta_norm_bound = [0-9.]+"#, with: "delta_norm_bound = 2.0", options: .regularExpression)
-        try toml.write(toFile: dir + "/policy/market.toml", atomically: true, encoding: .utf8)
-        // A domain the project never shipped: its file names its own text.
-        try """
-            [domain]
-            name = "xx"
-            description = "a made-up language"
-            language = "xx"
-            source = "none"
-            text = "\(dir)/xx"
-            held_out_bps = 2000
-            """.write(toFile: dir + "/policy/domains/xx.toml", atomically: true, encoding: .utf8)
-
-        let config = ModelConfig(family: .qwen3MoE, vocabSize: 256, hiddenSize: 16, layers: 2, heads: 2, kvHeads: 1, headDim: 8,
-                                 experts: 4, topK: 2, expertWidth: 16, normTopKProb: true, tieWordEmbeddings: true)
-        let model = MoEModel(config: config)
-        model.initializeRandomly(seed: 2, std: 0.1)
-        try model.save(directory: dir + "/hf", dtype: .bf16)
-        _ = try ExpertLibrary.split(checkpoint: dir + "/hf", into: dir + "/lib")
-
-        var o = Demo.Options()
-        o.experts = dir + "/lib"
-        o.policy = dir + "/policy"
-        o.domain = "xx"
-        o.background = dir + "/en"
-        o.directory = dir + "/run"
-        o.steps = 12
-        o.learningRate = 1e-2
-        o.topP = 0.6
-        o.trainWindows = 48
-        o.evalWindows = 24
-        o.servedWindows = 32
-        o.progress = false
-        o.matmul = .fp32
+        let o = try TinyDemo.prepare(in: dir)
         // Bad inputs are refused before anything is written.
         var bad = o
         bad.steps = 0
@@ -71,7 +29,7 @@ import TesseraTestSupport
         #expect { try Demo(bad) { _ in } } throws: { "\($0)".contains("no domain \"yy\"") && "\($0)".contains("xx") }
         #expect(!fm.fileExists(atPath: dir + "/run"))
 
-        let r = try Demo.run(o) { _ in }
+        let r = try await Demo.run(o) { _ in }
         #expect(r.domain == "xx" && r.round == "xx-1")
         #expect(r.verify.ok)
         #expect(r.payoutSumMinorUnits == r.revenueMinorUnits)
@@ -99,6 +57,6 @@ import TesseraTestSupport
         let state = try ledger.currentState()
         #expect(state.commitments["xx-1"]?.values.allSatisfy(\.revealed) == true)
         // A second demo into the same directory is refused rather than mixed in.
-        #expect(throws: LibraryError.self) { try Demo.run(o) { _ in } }
+        await #expect(throws: LibraryError.self) { try await Demo.run(o) { _ in } }
     }
 }

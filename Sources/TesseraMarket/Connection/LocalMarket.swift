@@ -3,6 +3,9 @@ import Synchronization
 import TesseraCore
 import TesseraLedger
 import TesseraLibrary
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A market directory as a `MarketConnection`: the ledger, the library, the rules and the
 /// bundles received, in one place. The server serves one of these; local commands use one
@@ -31,6 +34,19 @@ public final class LocalMarket: MarketConnection, @unchecked Sendable {
         library = try directory.library()
         rules = try directory.rules()
         try reconcileLibrary()
+        removeAbandonedStaging()
+    }
+
+    /// Bundles half-copied by a process that died (`HASH.incoming-PID-…` whose PID is gone):
+    /// the upload was never acknowledged, and its client sends it again.
+    func removeAbandonedStaging() {
+        let fm = FileManager.default
+        for name in (try? fm.contentsOfDirectory(atPath: bundlesPath)) ?? [] {
+            guard let r = name.range(of: ".incoming-") else { continue }
+            let pid = name[r.upperBound...].split(separator: "-").first.flatMap { Int32($0) } ?? 0
+            if pid > 0 && (kill(pid, 0) == 0 || errno == EPERM) { continue }
+            try? fm.removeItem(atPath: (bundlesPath as NSString).appendingPathComponent(name))
+        }
     }
 
     /// Versions the ledger recorded but the library does not name yet (a crash between
@@ -175,7 +191,7 @@ public final class LocalMarket: MarketConnection, @unchecked Sendable {
         }
         let fm = FileManager.default
         try fm.createDirectory(atPath: bundlesPath, withIntermediateDirectories: true)
-        let staging = target + ".incoming-\(UUID().uuidString)"
+        let staging = target + ".incoming-\(getpid())-\(UUID().uuidString)"
         try fm.createDirectory(atPath: (staging as NSString).appendingPathComponent("deltas"), withIntermediateDirectories: true)
         for item in bundle.items {
             try fm.copyItem(atPath: (dir as NSString).appendingPathComponent(item.file), toPath: (staging as NSString).appendingPathComponent(item.file))
@@ -183,6 +199,7 @@ public final class LocalMarket: MarketConnection, @unchecked Sendable {
         for name in ["bundle.json", "bundle.sig"] {
             try fm.copyItem(atPath: (dir as NSString).appendingPathComponent(name), toPath: (staging as NSString).appendingPathComponent(name))
         }
+        CrashPoint.reach("market.bundle.staged")
         if rename(staging, target) != 0 {
             try? fm.removeItem(atPath: staging)
             guard fm.fileExists(atPath: (target as NSString).appendingPathComponent("bundle.json")) else {
@@ -274,27 +291,60 @@ public enum MarketError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-/// Wakes those waiting for new events.
+/// Wakes those waiting for new events. Each waiter is registered under its own number, so
+/// one whose time ran out is released alone, even before it was registered.
 final class EventSignal: Sendable {
-    private let waiters = Mutex<[CheckedContinuation<Void, Never>]>([])
+    private struct Waiters {
+        var next = 0
+        var waiting: [Int: CheckedContinuation<Void, Never>] = [:]
+        /// Numbered but not registered yet.
+        var unregistered: Set<Int> = []
+        /// Released before they registered: they return at once when they do.
+        var released: Set<Int> = []
+    }
+    private let waiters = Mutex(Waiters())
 
     func signal() {
-        let all = waiters.withLock { w -> [CheckedContinuation<Void, Never>] in defer { w.removeAll() }; return w }
+        let all = waiters.withLock { w -> [CheckedContinuation<Void, Never>] in
+            defer { w.waiting.removeAll() }
+            return Array(w.waiting.values)
+        }
         for c in all { c.resume() }
     }
 
     /// Returns at the next signal or after `seconds`, whichever comes first.
     func wait(upTo seconds: Double) async {
         guard seconds > 0 else { return }
+        let id = waiters.withLock { w -> Int in
+            w.next += 1
+            w.unregistered.insert(w.next)
+            return w.next
+        }
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
-                await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in self.waiters.withLock { $0.append(c) } }
+                await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                    let now = self.waiters.withLock { w -> Bool in
+                        if w.released.remove(id) != nil { return true }
+                        w.unregistered.remove(id)
+                        w.waiting[id] = c
+                        return false
+                    }
+                    if now { c.resume() }
+                }
             }
             group.addTask { try? await Task.sleep(nanoseconds: UInt64(seconds * 1e9)) }
             await group.next()
             group.cancelAll()
-            // The sleeper finished first: release the continuation still registered.
-            self.signal()
+            self.release(id)
         }
+    }
+
+    private func release(_ id: Int) {
+        let c = waiters.withLock { w -> CheckedContinuation<Void, Never>? in
+            if let c = w.waiting.removeValue(forKey: id) { return c }
+            if w.unregistered.remove(id) != nil { w.released.insert(id) }
+            return nil
+        }
+        c?.resume()
     }
 }
