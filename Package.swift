@@ -90,8 +90,9 @@ let package = Package(
         ),
         .target(
             name: "TesseraBenchmarks",
-            dependencies: ["TesseraCore", "TesseraEngine", "TesseraLibrary", "TesseraLedger", "TesseraProof", "TesseraTestSupport", "CSodium",
-                           .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["TesseraCore", "TesseraEngine", "TesseraLibrary", "TesseraLedger", "TesseraProof", "TesseraMarket", "TesseraTestSupport",
+                           "CSodium", .product(name: "GRDB", package: "GRDB.swift"),
+                           .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOCore", package: "swift-nio")]
         ),
         .executableTarget(
             name: "tessera",

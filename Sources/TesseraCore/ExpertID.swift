@@ -10,7 +10,7 @@ public struct ExpertID: Hashable, Sendable, Comparable, CustomStringConvertible,
     public init(parsing text: some StringProtocol) throws {
         let parts = String(text).split(separator: ":", omittingEmptySubsequences: false)
         guard parts.count == 2, let l = Self.index(parts[0]), let e = Self.index(parts[1]) else {
-            throw CoreError("expert \"\(text)\" is not of the form LAYER:EXPERT (two non-negative integers)")
+            throw CoreError("expert \"\(text)\" is not of the form LAYER:EXPERT (two non-negative integers of at most 9 digits)")
         }
         self.init(layer: l, expert: e)
     }

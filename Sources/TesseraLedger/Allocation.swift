@@ -4,8 +4,9 @@ public enum Allocation {
     /// each gets ⌊total·w/W⌋, and the remaining units go one each to the largest
     /// remainders (total·w mod W), ties broken by key order. Sums to `total` whenever
     /// some weight is positive; all zero otherwise.
-    public static func largestRemainder<K: Comparable>(_ total: Int64, _ weights: [(key: K, weight: Int64)]) -> [(key: K, amount: Int64)] {
-        let W = weights.reduce(Int64(0)) { $0 + $1.weight }
+    /// Weights summing past Int64.max are refused (`LedgerError.refused`).
+    public static func largestRemainder<K: Comparable>(_ total: Int64, _ weights: [(key: K, weight: Int64)]) throws -> [(key: K, amount: Int64)] {
+        let W = try CheckedMath.sum(weights.map(\.weight), "the sum of the weights")
         guard total > 0, W > 0 else { return weights.map { ($0.key, 0) } }
         var out: [(key: K, amount: Int64, rem: Int64)] = weights.map { k, w in
             let product = total.multipliedFullWidth(by: w)
@@ -24,14 +25,15 @@ public enum Allocation {
     /// Stake-weighted lower median: the smallest value whose cumulative stake (values
     /// ascending, ties by key) reaches half the total stake. One validator cannot move it
     /// past the others by reporting an extreme figure.
-    public static func weightedMedian(_ items: [(key: String, value: Int64, stake: Int64)]) -> Int64? {
-        let total = items.reduce(Int64(0)) { $0 + $1.stake }
+    /// Stakes summing past Int64.max are refused.
+    public static func weightedMedian(_ items: [(key: String, value: Int64, stake: Int64)]) throws -> Int64? {
+        let total = try CheckedMath.sum(items.map(\.stake), "the validators' stakes")
         guard total > 0 else { return nil }
         let sorted = items.sorted { ($0.value, $0.key) < ($1.value, $1.key) }
         var acc: Int64 = 0
         for item in sorted {
-            acc += item.stake
-            if 2 * acc >= total { return item.value }
+            acc += item.stake  // at most total
+            if acc >= total - acc { return item.value }
         }
         return sorted.last?.value
     }

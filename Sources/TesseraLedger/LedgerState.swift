@@ -211,10 +211,10 @@ public struct LedgerState: Sendable, Codable, Equatable {
         if sub.verdicts.count >= policy.quorum {
             // Stake-weighted median of the figures; the verdict is the stake majority's.
             let items = sub.verdicts.map { (key: $0.key, value: $0.value.gain, stake: max(participants[$0.key]?.stake ?? 0, 1)) }
-            let gain = Allocation.weightedMedian(items) ?? 0
-            let acceptStake = sub.verdicts.filter(\.value.accept).reduce(Int64(0)) { $0 + max(participants[$1.key]?.stake ?? 0, 1) }
-            let totalStake = items.reduce(Int64(0)) { $0 + $1.stake }
-            let accepted = 2 * acceptStake > totalStake && gain >= policy.minGainMicronats && gain > 0
+            let gain = try Allocation.weightedMedian(items) ?? 0
+            let acceptStake = try CheckedMath.sum(sub.verdicts.filter(\.value.accept).map { max(participants[$0.key]?.stake ?? 0, 1) }, "verdict: the accepting stake")
+            let totalStake = try CheckedMath.sum(items.map(\.stake), "verdict: the validators' stakes")
+            let accepted = acceptStake > totalStake - acceptStake && gain >= policy.minGainMicronats && gain > 0
             sub.consensusGain = gain
             sub.state = accepted ? .accepted : .rejected
         }
@@ -249,21 +249,26 @@ public struct LedgerState: Sendable, Codable, Equatable {
         }
         // Minting: M = min(U·G/G₂, U·cap/10000) units for a summed consensus gain G, where U is
         // the units outstanding and G₂ the gain that doubles them; split by gain.
-        let G = gains.reduce(Int64(0)) { $0 + $1.weight }
-        let byGain = units.multipliedFullWidth(by: G)
-        let uncapped = policy.doublingGainMicronats.dividingFullWidth(byGain).quotient
-        let cap = units.multipliedFullWidth(by: policy.maxMintBps)
-        let minted = min(uncapped, Int64(10_000).dividingFullWidth(cap).quotient)
+        // Everything is computed (and checked for overflow) before anything changes.
+        let G = try CheckedMath.sum(gains.map(\.weight), "new_version: the summed credits")
+        guard let cap = CheckedMath.mulDiv(units, policy.maxMintBps, 10_000) else { throw refuse("new_version: the mint cap of expert \(id) would pass \(Int64.max)") }
+        // A quotient past Int64.max is past the cap too.
+        let minted = min(CheckedMath.mulDiv(units, G, policy.doublingGainMicronats) ?? cap, cap)
         var merged: [String: Int64] = [:]
-        for (k, w) in gains { merged[k, default: 0] += w }
-        let shares = Allocation.largestRemainder(minted, merged.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
-        var rows: [DerivedRow] = []
+        for (k, w) in gains { merged[k] = try CheckedMath.add(merged[k] ?? 0, w, "new_version: the credits of \(k.prefix(16))…") }
+        let shares = try Allocation.largestRemainder(minted, merged.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+        let newUnits = try CheckedMath.add(units, try CheckedMath.sum(shares.map(\.amount), "new_version: minted units"), "new_version: the units of expert \(id)")
+        var newHoldings: [(owner: String, units: Int64)] = []
         for (owner, amount) in shares where amount > 0 {
-            experts[id]!.holdings[owner, default: 0] += amount
+            newHoldings.append((owner, try CheckedMath.add(experts[id]!.holdings[owner] ?? 0, amount, "new_version: \(owner.prefix(16))…'s units of \(id)")))
+        }
+        var rows: [DerivedRow] = []
+        for (owner, held) in newHoldings {
+            experts[id]!.holdings[owner] = held
             participants[owner]?.roles.insert(.owner)
             rows += [participantRow(owner, seq)]
         }
-        experts[id]!.units += shares.reduce(0) { $0 + $1.amount }
+        experts[id]!.units = newUnits
         experts[id]!.versions.append(v.version)
         versionOwner[v.version] = id
         for h in v.submissions {
@@ -314,42 +319,54 @@ public struct LedgerState: Sendable, Codable, Equatable {
         for u in r.usage {
             let id = ExpertID(layer: u.layer, expert: u.expert)
             guard versionOwner[u.version] == id else { throw refuse("revenue: \(u.version.prefix(12)) is not a version of expert \(id)") }
-            usageByExpert[id, default: 0] += u.usage
+            usageByExpert[id] = try CheckedMath.add(usageByExpert[id] ?? 0, u.usage, "revenue: the usage of expert \(id)")
         }
-        revenuePeriods.insert(r.domain + "\u{0}" + r.period)
         // Fees first (floor of basis points), then the rest by usage over experts, then by
         // units over each expert's holders: every split is largest-remainder, so the
-        // payouts add up to the amount exactly.
-        let validatorFee = r.amount * policy.validatorFeeBps / 10_000
-        let operatorFee = r.amount * policy.operatorFeeBps / 10_000
+        // payouts add up to the amount exactly. All of it is computed, and checked for
+        // overflow, before anything changes.
+        guard let validatorFee = CheckedMath.mulDiv(r.amount, policy.validatorFeeBps, 10_000),
+              let operatorFee = CheckedMath.mulDiv(r.amount, policy.operatorFeeBps, 10_000) else {
+            throw refuse("revenue: the fees of \(r.amount) do not fit")
+        }
         var payouts: [(recipient: String, kind: String, expert: ExpertID?, amount: Int64)] = []
         let validators = participants.filter { $0.value.roles.contains(.validator) }.sorted { $0.key < $1.key }
         let stakeWeights = validators.map { (key: $0.key, weight: max($0.value.stake, 0)) }
         var toOwners = r.amount - operatorFee
         if stakeWeights.contains(where: { $0.weight > 0 }) {
-            for (k, a) in Allocation.largestRemainder(validatorFee, stakeWeights) where a > 0 { payouts.append((k, "validator_fee", nil, a)) }
+            for (k, a) in try Allocation.largestRemainder(validatorFee, stakeWeights) where a > 0 { payouts.append((k, "validator_fee", nil, a)) }
             toOwners -= validatorFee
         }
         if operatorFee > 0 { payouts.append((operatorKey!, "operator_fee", nil, operatorFee)) }
-        let perExpert = Allocation.largestRemainder(toOwners, usageByExpert.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+        let perExpert = try Allocation.largestRemainder(toOwners, usageByExpert.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+        var expertRevenue: [(id: ExpertID, revenue: Int64)] = []
         for (id, amount) in perExpert where amount > 0 {
             let holders = experts[id]!.holdings.sorted { $0.key < $1.key }.map { (key: $0.key, weight: $0.value) }
-            for (owner, a) in Allocation.largestRemainder(amount, holders) where a > 0 { payouts.append((owner, "owner", id, a)) }
-            experts[id]!.revenue += amount
+            for (owner, a) in try Allocation.largestRemainder(amount, holders) where a > 0 { payouts.append((owner, "owner", id, a)) }
+            expertRevenue.append((id, try CheckedMath.add(experts[id]!.revenue, amount, "revenue: the revenue of expert \(id)")))
         }
-        var rows = [DerivedRow(table: .revenue, key: [.text(r.domain), .text(r.period)], values: [.int(r.amount), .int(seq), .int(seq)])]
         struct Total: Hashable { var recipient: String; var expert: ExpertID }
-        var touched = Set<Total>()
-        rows.reserveCapacity(2 * payouts.count + perExpert.count + 1)
+        var totals: [Total: Int64] = [:]
+        var totalOrder: [Total] = []
+        for p in payouts {
+            let t = Total(recipient: p.recipient, expert: p.expert ?? ExpertID(layer: -1, expert: -1))
+            if totals[t] == nil { totalOrder.append(t) }
+            totals[t] = try CheckedMath.add(totals[t] ?? payoutTotals[t.recipient]?[t.expert] ?? 0, p.amount, "revenue: the payouts to \(t.recipient.prefix(16))…")
+        }
+
+        revenuePeriods.insert(r.domain + "\u{0}" + r.period)
+        for (id, revenue) in expertRevenue { experts[id]!.revenue = revenue }
+        for t in totalOrder { payoutTotals[t.recipient, default: [:]][t.expert] = totals[t]! }
+        var rows = [DerivedRow(table: .revenue, key: [.text(r.domain), .text(r.period)], values: [.int(r.amount), .int(seq), .int(seq)])]
+        rows.reserveCapacity(payouts.count + totalOrder.count + perExpert.count + 1)
         for p in payouts {
             let eid = p.expert ?? ExpertID(layer: -1, expert: -1)
             rows.append(DerivedRow(table: .payouts, key: [.int(seq), .text(p.recipient), .text(p.kind), .int(Int64(eid.layer)), .int(Int64(eid.expert))],
                                    values: [.int(p.amount), .int(seq)]))
-            payoutTotals[p.recipient, default: [:]][eid, default: 0] += p.amount
-            if touched.insert(Total(recipient: p.recipient, expert: eid)).inserted {
-                rows.append(DerivedRow(table: .payoutTotals, key: [.text(p.recipient), .int(Int64(eid.layer)), .int(Int64(eid.expert))],
-                                       values: [.int(payoutTotals[p.recipient]![eid]!), .int(seq)]))
-            }
+        }
+        for t in totalOrder {
+            rows.append(DerivedRow(table: .payoutTotals, key: [.text(t.recipient), .int(Int64(t.expert.layer)), .int(Int64(t.expert.expert))],
+                                   values: [.int(totals[t]!), .int(seq)]))
         }
         for (id, a) in perExpert where a > 0 { rows.append(expertRow(id, seq)) }
         return rows

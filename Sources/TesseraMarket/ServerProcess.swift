@@ -16,19 +16,20 @@ public final class ServerProcess: @unchecked Sendable {
     let process: Process
 
     /// Starts the server and returns once it listens. `port` 0 lets the system choose;
-    /// `environment` adds to this process's (TESSERA_CRASH_AT, for instance).
+    /// `environment` adds to this process's (TESSERA_CRASH_AT, for instance); `arguments`
+    /// go to `tessera serve` after the market, port and log level.
     public static func start(binary: String, market: String, port: Int = 0, logPath: String, logLevel: String = "warning",
-                             environment: [String: String] = [:], timeout: Double = 60) async throws -> ServerProcess {
+                             arguments: [String] = [], environment: [String: String] = [:], timeout: Double = 60) async throws -> ServerProcess {
         try await Blocking.run {
-            try ServerProcess(binary: binary, market: market, port: port, logPath: logPath, logLevel: logLevel, environment: environment, timeout: timeout)
+            try ServerProcess(binary: binary, arguments: ["serve", "--market", market, "--port", String(port), "--log-level", logLevel] + arguments,
+                              logPath: logPath, environment: environment, timeout: timeout)
         }
     }
 
-    private init(binary: String, market: String, port: Int, logPath: String, logLevel: String,
-                 environment: [String: String], timeout: Double) throws {
+    private init(binary: String, arguments: [String], logPath: String, environment: [String: String], timeout: Double) throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
-        p.arguments = ["serve", "--market", market, "--port", String(port), "--log-level", logLevel]
+        p.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         for (k, v) in environment { env[k] = v }
         p.environment = env
@@ -57,6 +58,14 @@ public final class ServerProcess: @unchecked Sendable {
 
     public var isRunning: Bool { process.isRunning }
     public var pid: Int32 { process.processIdentifier }
+
+    /// The server's resident memory in bytes (Linux: VmRSS in /proc/PID/status), nil if unknown.
+    public var residentBytes: Int? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+              let kb = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first.flatMap({ Int($0) }) else { return nil }
+        return kb * 1024
+    }
 
     /// Stops the server the way an operator would (SIGTERM: in-flight requests finish).
     public func stop() async { await signal(SIGTERM) }

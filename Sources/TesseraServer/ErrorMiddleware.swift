@@ -13,6 +13,8 @@ import TesseraMarket
 /// with its description.
 struct ErrorMiddleware: RouterMiddleware {
     typealias Context = MarketRequestContext
+    /// The routes, for answering 405 with `Allow` to a known path asked with another method.
+    let routes: RouteRecorder
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
@@ -20,8 +22,17 @@ struct ErrorMiddleware: RouterMiddleware {
         } catch let e as HTTPResponseError {
             // Hummingbird's own (no such route, body too large while collecting).
             let status = e.status
-            return Self.response(status: Int(status.code), code: status.code == 404 ? "not_found" : "http_\(status.code)",
-                                 message: status.code == 404 ? "no route \(request.method) \(request.uri.path)" : status.reasonPhrase)
+            if status.code == 404 {
+                let allowed = routes.methods(matching: request.uri.path)
+                if !allowed.isEmpty {
+                    var r = Self.response(status: 405, code: "method_not_allowed",
+                                          message: "\(request.uri.path) takes \(allowed.joined(separator: ", ")), not \(request.method)")
+                    r.headers[.allow] = allowed.joined(separator: ", ")
+                    return r
+                }
+                return Self.response(status: 404, code: "not_found", message: "no route \(request.method) \(request.uri.path)")
+            }
+            return Self.response(status: Int(status.code), code: "http_\(status.code)", message: status.reasonPhrase)
         } catch {
             let (status, code, message) = Self.classify(error)
             if status >= 500 { context.logger.error("\(message)") }

@@ -63,7 +63,7 @@ public final class MarketServer: Sendable {
         let router = RouteRecorder()
         router.router.add(middleware: AccessLogMiddleware())
         router.router.add(middleware: MetricsMiddleware())
-        router.router.add(middleware: ErrorMiddleware())
+        router.router.add(middleware: ErrorMiddleware(routes: router))
         router.get("/healthz") { _, _ in try await self.json(Health(status: "ok", events: try await self.market.summary().events)) }
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: self.metrics.text())))
@@ -72,7 +72,7 @@ public final class MarketServer: Sendable {
         router.get("/v1/market") { _, _ in try await self.json(try await self.market.summary()) }
         router.get("/v1/policy") { _, _ in self.bytes(Array(try await self.market.policyText()), type: "application/toml") }
         router.get("/v1/domains/{name}") { _, context in
-            self.bytes(Array(try await self.market.domainText(try context.parameters.require("name"))), type: "application/toml")
+            self.bytes(Array(try await self.market.domainText(try Self.parameter(context, "name"))), type: "application/toml")
         }
         router.get("/v1/library/manifest") { _, _ in self.bytes(Array(try await self.market.libraryManifest()), type: "application/json") }
         router.get("/v1/library/config") { _, _ in self.bytes(Array(try await self.market.libraryConfig()), type: "application/json") }
@@ -87,12 +87,12 @@ public final class MarketServer: Sendable {
             return try await self.json(try await self.market.events(since: since, limit: Int(limit), wait: wait))
         }
         router.get("/v1/shares/{owner}") { _, context in
-            let owner = try context.parameters.require("owner")
+            let owner = try Self.parameter(context, "owner")
             guard ParticipantKey.isPublicKey(owner) else { throw MarketError.badRequest("owner \(owner.prefix(80)) is not a public key (64 lower-case hex digits)") }
             return try await self.json(try await self.market.shares(owner: owner))
         }
         router.get("/v1/experts/{expert}") { _, context in
-            let text = try context.parameters.require("expert")
+            let text = try Self.parameter(context, "expert")
             let id: ExpertID
             do { id = try ExpertID(parsing: text) } catch { throw MarketError.badRequest("\(error)") }
             guard let report = try await self.market.expert(id) else { throw MarketError.notFound("expert \(id) is not in this market") }
@@ -100,7 +100,7 @@ public final class MarketServer: Sendable {
         }
         router.get("/v1/rounds") { _, _ in try await self.json(try await self.market.rounds()) }
         router.get("/v1/rounds/{round}") { _, context in
-            let id = try context.parameters.require("round")
+            let id = try Self.parameter(context, "round")
             guard let r = try await self.market.round(id) else {
                 throw MarketError.notFound("no round \"\(id.prefix(80))\"; rounds: \(try await self.market.rounds().joined(separator: ", "))")
             }
@@ -116,7 +116,7 @@ public final class MarketServer: Sendable {
         }
         router.put("/v1/bundles") { request, context in try await self.uploadBundle(request, context) }
         router.get("/v1/bundles/{submission}") { _, context in
-            let dir = try self.market.storedBundle(try context.parameters.require("submission"))
+            let dir = try self.market.storedBundle(try Self.parameter(context, "submission"))
             let archive = try BundleArchive.pack(dir)
             self.metrics.bytesServed.increment(by: archive.count)
             return self.bytes(archive, type: "application/octet-stream")
@@ -160,7 +160,7 @@ public final class MarketServer: Sendable {
     }
 
     func shard(_ request: Request, _ context: MarketRequestContext) async throws -> Response {
-        let hash = try context.parameters.require("hash")
+        let hash = try Self.parameter(context, "hash")
         let path = try market.shardFile(hash)
         let size = try Self.fileSize(path)
         let etag = "\"\(hash)\""
@@ -185,7 +185,7 @@ public final class MarketServer: Sendable {
     }
 
     func uploadShard(_ request: Request, _ context: MarketRequestContext) async throws -> Response {
-        let hash = try context.parameters.require("hash")
+        let hash = try Self.parameter(context, "hash")
         guard ContentHash.isValid(hash) else { throw MarketError.badRequest("\(hash.prefix(80)) is not a SHA-256 hex digest") }
         guard let key = request.headers[HTTPField.Name("Tessera-Key")!], let sig = request.headers[HTTPField.Name("Tessera-Signature")!],
               let sigBytes = Hex.decode(sig), sigBytes.count == 64, ParticipantKey.isPublicKey(key) else {
@@ -271,6 +271,12 @@ public final class MarketServer: Sendable {
         return path
     }
 
+    /// A path parameter, percent-decoded (`0%3A1` is `0:1`).
+    static func parameter(_ context: MarketRequestContext, _ name: String) throws -> String {
+        let raw = try context.parameters.require(name)
+        return raw.removingPercentEncoding ?? raw
+    }
+
     static func fileSize(_ path: String) throws -> Int {
         (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
     }
@@ -309,7 +315,7 @@ public final class MarketServer: Sendable {
 }
 
 /// Registers routes on a router and keeps their list.
-final class RouteRecorder {
+final class RouteRecorder: @unchecked Sendable {
     let router = Router(context: MarketRequestContext.self)
     private(set) var table: [(method: String, path: String)] = []
 
@@ -321,6 +327,15 @@ final class RouteRecorder {
         table.append(("PUT", path))
         router.put(RouterPath(path), use: handler)
     }
+    /// The methods of the routes whose path pattern matches `path` (`{name}` matches one segment).
+    func methods(matching path: String) -> [String] {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        return table.filter { route in
+            let pattern = route.path.split(separator: "/", omittingEmptySubsequences: false)
+            return pattern.count == parts.count && zip(pattern, parts).allSatisfy { $0.hasPrefix("{") || $0 == $1 }
+        }.map(\.method)
+    }
+
     func post<R: ResponseGenerator>(_ path: String, _ handler: @escaping @Sendable (Request, MarketRequestContext) async throws -> R) {
         table.append(("POST", path))
         router.post(RouterPath(path), use: handler)

@@ -130,9 +130,9 @@ enum OpenAPIDocument {
         "operationId": "events",
         "summary": "Events after a sequence number; with wait, a long poll that answers as soon as one arrives.",
         "parameters": [
-          { "name": "since", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 0, "default": 0 } },
+          { "name": "since", "in": "query", "required": false, "schema": { "type": "integer", "format": "int64", "minimum": 0, "maximum": 9223372036854775807, "default": 0 } },
           { "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1, "maximum": 10000, "default": 1000 } },
-          { "name": "wait", "in": "query", "required": false, "schema": { "type": "number", "minimum": 0, "maximum": 60, "default": 0 } }
+          { "name": "wait", "in": "query", "required": false, "description": "Seconds to wait for a new event when there is none (a long poll).", "schema": { "type": "number", "minimum": 0, "maximum": 60, "default": 0 } }
         ],
         "responses": {
           "200": { "description": "Events in order.", "content": { "application/json": { "schema": { "type": "array", "items": { "$ref": "#/components/schemas/Event" } } } } },
@@ -155,7 +155,7 @@ enum OpenAPIDocument {
       "get": {
         "operationId": "expert",
         "summary": "An expert's holders, versions and revenue.",
-        "parameters": [ { "name": "expert", "in": "path", "required": true, "schema": { "type": "string", "pattern": "^[0-9]+:[0-9]+$" } } ],
+        "parameters": [ { "name": "expert", "in": "path", "required": true, "schema": { "type": "string", "pattern": "^[0-9]{1,9}:[0-9]{1,9}$" } } ],
         "responses": {
           "200": { "description": "The expert.", "content": { "application/json": { "schema": { "type": "object" } } } },
           "400": { "$ref": "#/components/responses/Error" },
@@ -185,7 +185,7 @@ enum OpenAPIDocument {
       "get": {
         "operationId": "payouts",
         "summary": "Payouts of every revenue event, or of one.",
-        "parameters": [ { "name": "event", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1 } } ],
+        "parameters": [ { "name": "event", "in": "query", "required": false, "schema": { "type": "integer", "format": "int64", "minimum": 1, "maximum": 9223372036854775807 } } ],
         "responses": {
           "200": { "description": "Payouts.", "content": { "application/json": { "schema": { "type": "array", "items": { "type": "object" } } } } },
           "400": { "$ref": "#/components/responses/Error" }
@@ -249,15 +249,37 @@ enum OpenAPIDocument {
           "trunk": { "type": "string" }, "model_type": { "type": "string" }, "experts": { "type": "integer" }
         }
       },
-      "ActionEnvelope": {
-        "type": "object", "required": ["kind", "payload", "actor", "signature"], "additionalProperties": false,
-        "properties": {
-          "kind": { "type": "string", "enum": ["genesis", "register", "open_domain", "open_round", "close_round", "claim", "submit", "verdict", "new_version", "revenue", "commit", "reveal"] },
-          "payload": { "type": "object" },
-          "actor": { "type": "string", "pattern": "^[0-9a-f]{64}$" },
-          "signature": { "type": "string", "pattern": "^[0-9a-f]{128}$" }
-        }
-      },
+      "ActionEnvelope": {"description": "A signed ledger action: the signature (Ed25519 by actor) covers the canonical JSON (RFC 8785) of {\"kind\":K,\"payload\":P}.", "oneOf": [{"$ref": "#/components/schemas/GenesisAction"}, {"$ref": "#/components/schemas/RegisterAction"}, {"$ref": "#/components/schemas/OpenDomainAction"}, {"$ref": "#/components/schemas/OpenRoundAction"}, {"$ref": "#/components/schemas/CloseRoundAction"}, {"$ref": "#/components/schemas/ClaimAction"}, {"$ref": "#/components/schemas/SubmitAction"}, {"$ref": "#/components/schemas/VerdictAction"}, {"$ref": "#/components/schemas/NewVersionAction"}, {"$ref": "#/components/schemas/RevenueAction"}, {"$ref": "#/components/schemas/CommitAction"}, {"$ref": "#/components/schemas/RevealAction"}], "discriminator": {"propertyName": "kind", "mapping": {"genesis": "#/components/schemas/GenesisAction", "register": "#/components/schemas/RegisterAction", "open_domain": "#/components/schemas/OpenDomainAction", "open_round": "#/components/schemas/OpenRoundAction", "close_round": "#/components/schemas/CloseRoundAction", "claim": "#/components/schemas/ClaimAction", "submit": "#/components/schemas/SubmitAction", "verdict": "#/components/schemas/VerdictAction", "new_version": "#/components/schemas/NewVersionAction", "revenue": "#/components/schemas/RevenueAction", "commit": "#/components/schemas/CommitAction", "reveal": "#/components/schemas/RevealAction"}}},
+      "Time": {"description": "Unix seconds.", "type": "integer", "format": "int64", "minimum": -9223372036854775808, "maximum": 9223372036854775807},
+      "Int64": {"type": "integer", "format": "int64", "minimum": -9223372036854775808, "maximum": 9223372036854775807},
+      "Key": {"description": "An Ed25519 public key, hex.", "type": "string", "pattern": "^[0-9a-f]{64}$"},
+      "Hash": {"description": "A SHA-256, hex.", "type": "string", "pattern": "^[0-9a-f]{64}$"},
+      "ExpertRef": {"type": "object", "additionalProperties": false, "required": ["layer", "expert"], "properties": {"layer": {"$ref": "#/components/schemas/Int64"}, "expert": {"$ref": "#/components/schemas/Int64"}, "version": {"$ref": "#/components/schemas/Hash"}}},
+      "Usage": {"type": "object", "additionalProperties": false, "required": ["layer", "expert", "version", "usage"], "properties": {"layer": {"$ref": "#/components/schemas/Int64"}, "expert": {"$ref": "#/components/schemas/Int64"}, "version": {"$ref": "#/components/schemas/Hash"}, "usage": {"$ref": "#/components/schemas/Int64"}}},
+      "GenesisPayload": {"type": "object", "additionalProperties": false, "required": ["at", "publisher", "experts", "policy_sha256"], "properties": {"at": {"$ref": "#/components/schemas/Time"}, "publisher": {"$ref": "#/components/schemas/Key"}, "experts": {"type": "array", "items": {"$ref": "#/components/schemas/ExpertRef"}}, "policy_sha256": {"$ref": "#/components/schemas/Hash"}}},
+      "GenesisAction": {"type": "object", "additionalProperties": false, "required": ["kind", "payload", "actor", "signature"], "properties": {"kind": {"const": "genesis"}, "payload": {"$ref": "#/components/schemas/GenesisPayload"}, "actor": {"$ref": "#/components/schemas/Key"}, "signature": {"type": "string", "pattern": "^[0-9a-f]{128}$"}}},
+      "RegisterPayload": {"type": "object", "additionalProperties": false, "required": ["at", "key", "roles", "stake"], "properties": {"at": {"$ref": "#/components/schemas/Time"}, "key": {"$ref": "#/components/schemas/Key"}, "roles": {"type": "array", "items": {"type": "string", "enum": ["contributor", "validator", "owner"]}}, "stake": {"$ref": "#/components/schemas/Int64"}}},
+      "RegisterAction": {"type": "object", "additionalProperties": false, "required": ["kind", "payload", "actor", "signature"], "properties": {"kind": {"const": "register"}, "payload": {"$ref": "#/components/schemas/RegisterPayload"}, "actor": {"$ref": "#/components/schemas/Key"}, "signature": {"type": "string", "pattern": "^[0-9a-f]{128}$"}}},
+      "OpenDomainPayload": {"type": "object", "additionalProperties": false, "required": ["at", "name"], "properties": {"at": {"$ref": "#/components/schemas/Time"}, "name": {"type": "string"}}},
+      "OpenDomainAction": {"type": "object", "additionalProperties": false, "required": ["kind", "payload", "actor", "signature"], "properties": {"kind": {"const": "open_domain"}, "payload": {"$ref": "#/components/schemas/OpenDomainPayload"}, "actor": {"$ref": "#/components/schemas/Key"}, "signature": {"type": "string", "pattern": "^[0-9a-f]{128}$"}}},
+      "OpenRoundPayload": {"type": "object", "additionalProperties": false, "required": ["at", "round", "domain", "experts", "closes_at"], "properties": {"at": {"$ref": "#/components/schemas/Time"}, "round": {"type": "string"}, "domain": {"type": "string"}, "experts": {"type": "array", "items": {"$ref": "#/components/schemas/ExpertRef"}}, "closes_at": {"$ref": "#/components/schemas/Time"}}},
+      "OpenRoundAction": {"type": "object", "additionalProperties": false, "required": ["kind", "payload", "actor", "signature"], "properties": {"kind": {"const": "open_round"}, "payload": {"$ref": "#/components/schemas/OpenRoundPayload"}, "actor": {"$ref": "#/components/schemas/Key"}, "signature": {"type": "string", "pattern": "^[0-9a-f]{128}$"}}},
+      "CloseRoundPayload": {"type": "object", "additionalProperties": false, "required": ["at", "round"], "properties": {"at": {"$ref": "#/components/schemas/Time"}, "round": {"type": "string"}}},
+      "CloseRoundAction": {"type": "object", "additionalProperties": false, "required": ["kind", "payload", "actor", "signature"], "properties": {"kind": {"const": "close_round"}, "payload": {"$ref": "#/components/schemas/CloseRoundPayload"}, "actor": {"$ref": "#/components/schemas/Key"}, "signature": {"type": "string", "pattern": "^[0-9a-f]{128}$"}}},
+      "ClaimPayload": {"type": "object", "additionalProperties": false, "required": ["at", "round", "experts", "expires_at"], "properties": {"at": {"$ref": "#/components/schemas/Time"}, "round": {"type": "string"}, "experts": {"type": "array", "items": {"$ref": "#/components/schemas/ExpertRef"}}, "expires_at": {"$ref": "#/components/schemas/Time"}}},
+      "ClaimAction": {"type": "object", "additionalProperties": false, "required": ["kind", "payload", "actor", "signature"], "properties": {"kind": {"const": "claim"}, "payload": {"$ref": "#/components/schemas/ClaimPayload"}, "actor": {"$ref": "#/components/schemas/Key"}, "signature": {"type": "string", "pattern": "^[0-9a-f]{128}$"}}},
+      "SubmitPayload": {"type": "object", "additionalProperties": false, "required": ["at", "round", "bundle", "bundle_signature", "experts"], "properties": {"at": {"$ref": "#/components/schemas/Time"}, "round": {"type": "string"}, "bundle": {"$ref": "#/components/schemas/Hash"}, "bundle_signature": {"type": "string"}, "experts": {"type": "array", "items": {"$ref": "#/components/schemas/ExpertRef"}}}},
+      "SubmitAction": {"type": "object", "additionalProperties": false, "required": ["kind", "payload", "actor", "signature"], "properties": {"kind": {"const": "submit"}, "payload": {"$ref": "#/components/schemas/SubmitPayload"}, "actor": {"$ref": "#/components/schemas/Key"}, "signature": {"type": "string", "pattern": "^[0-9a-f]{128}$"}}},
+      "VerdictPayload": {"type": "object", "additionalProperties": false, "required": ["at", "submission", "gain_lcb_micronats", "regression_ucb_micronats", "accept", "reason"], "properties": {"at": {"$ref": "#/components/schemas/Time"}, "submission": {"$ref": "#/components/schemas/Hash"}, "gain_lcb_micronats": {"$ref": "#/components/schemas/Int64"}, "regression_ucb_micronats": {"$ref": "#/components/schemas/Int64"}, "accept": {"type": "boolean"}, "reason": {"type": "string"}}},
+      "VerdictAction": {"type": "object", "additionalProperties": false, "required": ["kind", "payload", "actor", "signature"], "properties": {"kind": {"const": "verdict"}, "payload": {"$ref": "#/components/schemas/VerdictPayload"}, "actor": {"$ref": "#/components/schemas/Key"}, "signature": {"type": "string", "pattern": "^[0-9a-f]{128}$"}}},
+      "NewVersionPayload": {"type": "object", "additionalProperties": false, "required": ["at", "layer", "expert", "version", "parent", "submissions"], "properties": {"at": {"$ref": "#/components/schemas/Time"}, "layer": {"$ref": "#/components/schemas/Int64"}, "expert": {"$ref": "#/components/schemas/Int64"}, "version": {"$ref": "#/components/schemas/Hash"}, "parent": {"$ref": "#/components/schemas/Hash"}, "submissions": {"type": "array", "items": {"$ref": "#/components/schemas/Hash"}}, "credits": {"type": "array", "items": {"$ref": "#/components/schemas/Int64"}}}},
+      "NewVersionAction": {"type": "object", "additionalProperties": false, "required": ["kind", "payload", "actor", "signature"], "properties": {"kind": {"const": "new_version"}, "payload": {"$ref": "#/components/schemas/NewVersionPayload"}, "actor": {"$ref": "#/components/schemas/Key"}, "signature": {"type": "string", "pattern": "^[0-9a-f]{128}$"}}},
+      "RevenuePayload": {"type": "object", "additionalProperties": false, "required": ["at", "domain", "period", "amount", "usage"], "properties": {"at": {"$ref": "#/components/schemas/Time"}, "domain": {"type": "string"}, "period": {"type": "string"}, "amount": {"$ref": "#/components/schemas/Int64"}, "usage": {"type": "array", "items": {"$ref": "#/components/schemas/Usage"}}}},
+      "RevenueAction": {"type": "object", "additionalProperties": false, "required": ["kind", "payload", "actor", "signature"], "properties": {"kind": {"const": "revenue"}, "payload": {"$ref": "#/components/schemas/RevenuePayload"}, "actor": {"$ref": "#/components/schemas/Key"}, "signature": {"type": "string", "pattern": "^[0-9a-f]{128}$"}}},
+      "CommitPayload": {"type": "object", "additionalProperties": false, "required": ["at", "round", "commitment"], "properties": {"at": {"$ref": "#/components/schemas/Time"}, "round": {"type": "string"}, "commitment": {"$ref": "#/components/schemas/Hash"}}},
+      "CommitAction": {"type": "object", "additionalProperties": false, "required": ["kind", "payload", "actor", "signature"], "properties": {"kind": {"const": "commit"}, "payload": {"$ref": "#/components/schemas/CommitPayload"}, "actor": {"$ref": "#/components/schemas/Key"}, "signature": {"type": "string", "pattern": "^[0-9a-f]{128}$"}}},
+      "RevealPayload": {"type": "object", "additionalProperties": false, "required": ["at", "round", "salt", "held_out_sha256"], "properties": {"at": {"$ref": "#/components/schemas/Time"}, "round": {"type": "string"}, "salt": {"type": "string", "pattern": "^([0-9a-f]{2})+$"}, "held_out_sha256": {"$ref": "#/components/schemas/Hash"}}},
+      "RevealAction": {"type": "object", "additionalProperties": false, "required": ["kind", "payload", "actor", "signature"], "properties": {"kind": {"const": "reveal"}, "payload": {"$ref": "#/components/schemas/RevealPayload"}, "actor": {"$ref": "#/components/schemas/Key"}, "signature": {"type": "string", "pattern": "^[0-9a-f]{128}$"}}},
       "ActionReceipt": {
         "type": "object", "required": ["seq", "recorded"],
         "properties": { "seq": { "type": "integer" }, "recorded": { "type": "boolean" } }

@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import TesseraBenchmarks
 import TesseraEngine
@@ -23,5 +24,34 @@ struct Bench: ParsableCommand {
         let result = try EngineBenchmark.run(repeats: repeats, phases: phase == .all ? ["eval", "train"] : [phase.rawValue], profile: profile,
                                              precision: matmul.precision)
         print(json ? try JSONOutput.compact(result) : result.text)
+    }
+}
+
+struct ServerBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "server-bench",
+        abstract: "Load test of tessera serve on loopback: signed actions from many clients (rate, latency), shard downloads (GB/s against memcpy), and optionally a soak with the server's memory sampled.")
+
+    @Option(help: "Concurrent clients posting signed actions.") var clients = 32
+    @Option(help: "Seconds of each timed phase.") var seconds = 20.0
+    @Option(help: "Concurrent clients downloading shards.") var downloads = 4
+    @Option(help: "Seconds of the soak (both loads at once); 0 skips it.") var soak = 0.0
+    @Option(name: .customLong("sample-every"), help: "Seconds between samples of the server's memory in the soak.") var sampleEvery = 10.0
+    @Option(help: "Market rules folder (market.toml and domains/).") var policy = "Market"
+    @Option(help: "Keep the market here instead of a temporary directory.") var directory: String?
+    @Flag var json = false
+
+    func run() async throws {
+        var o = ServerBenchmark.Options(binary: try executablePath())
+        o.clients = clients
+        o.seconds = seconds
+        o.downloads = downloads
+        o.soakSeconds = soak
+        o.sampleEvery = sampleEvery
+        o.policy = policy
+        o.directory = directory
+        let quiet = json
+        let r = try await ServerBenchmark.run(o) { line in if !quiet { FileHandle.standardError.write(Data((line + "\n").utf8)) } }
+        print(json ? try JSONOutput.compact(r) : r.text)
     }
 }

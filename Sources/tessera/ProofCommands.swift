@@ -128,7 +128,7 @@ struct VerdictCommand: ParsableCommand {
 
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Re-run a verdict's evaluation from scratch (no caches) and require bit-identical figures and decision.")
+            abstract: "Re-run a verdict's evaluation from scratch (no caches): bit-identical figures pass; differences of float rounding with the same decision pass only for precisions that are not bit-reproducible across processors (fp32).")
         @Argument(help: "Verdict file.") var verdict: String
         @Option(help: "The bundle the verdict judged.") var bundle: String
         @OptionGroup var inputs: ProofInputs
@@ -142,13 +142,24 @@ struct VerdictCommand: ParsableCommand {
                     throw ValidationError("\(verdict): \(error)")
                 }
             }
-            let problems = try VerdictCheck.run(original, bundle: bundle, inputs: { key, versions in
+            let report = try VerdictCheck.run(original, bundle: bundle, inputs: { key, versions in
                 try inputs.validator(key: key, versions: versions, matmul: precision)
             })
-            guard problems.isEmpty else {
-                throw ValidationError("\(verdict) does not reproduce:\n  " + problems.joined(separator: "\n  "))
+            let decision = original.accept ? "accept" : "reject"
+            switch report.outcome {
+            case .identical:
+                print("\(verdict): signature valid; figures and decision reproduced bit for bit (\(decision))")
+            case .roundingOnly where !precision.isBitReproducible:
+                print("\(verdict): signature valid; decision reproduced (\(decision)); figures agree to float rounding only "
+                      + "(largest relative difference \(String(format: "%.1e", report.largestRelativeDifference))): \(precision.rawValue) products "
+                      + "are not the same bits on every processor\n  " + report.differences.joined(separator: "\n  "))
+            case .roundingOnly:
+                throw ValidationError("\(verdict): the decision reproduces but the figures differ in their last bits, and \(precision.rawValue) "
+                                      + "promises the same bits on every processor: the verdict or this re-check was not computed as it says\n  "
+                                      + report.differences.joined(separator: "\n  "))
+            case .differs:
+                throw ValidationError("\(verdict) does not reproduce:\n  " + report.differences.joined(separator: "\n  "))
             }
-            print("\(verdict): signature valid; figures and decision reproduced bit for bit (\(original.accept ? "accept" : "reject"))")
         }
     }
 }

@@ -115,6 +115,43 @@ import TesseraTestSupport
         #expect(v.ok, "\(v.problem ?? "")")
     }
 
+    /// Figures at the top of Int64 (stakes, gains, usage, amounts) are refused by name, and
+    /// a refused action changes nothing: the same period and submission go through after.
+    @Test func overflowingFiguresAreRefusedAndChangeNothing() throws {
+        let m = try MarketFixture()
+        let (a, b) = (m.contributors[0], m.contributors[1])
+        let e = m.experts[0]
+        try m.twoSubmissions(a, b, on: e)
+        // Two validators whose stakes sum past Int64.max.
+        for v in m.validators.prefix(2) {
+            try m.ledger.append(try SignedAction(.register(.init(at: m.tick(), key: v.publicHex, roles: [.validator], stake: Int64.max)), key: m.op))
+        }
+        try m.verdict(m.validators[0], bundle: "A", gain: 900, accept: true)
+        try m.verdict(m.validators[1], bundle: "A", gain: 900, accept: true)
+        let before = try m.ledger.currentState()
+        #expect { try m.verdict(m.validators[2], bundle: "A", gain: 900, accept: true) } throws: { "\($0)".contains("would pass") }
+        #expect(try m.ledger.currentState().submissions[fakeHash("A")] == before.submissions[fakeHash("A")])
+        // Stakes back to sane values: the same verdict is taken.
+        for v in m.validators.prefix(2) {
+            try m.ledger.append(try SignedAction(.register(.init(at: m.tick(), key: v.publicHex, roles: [.validator], stake: 100)), key: m.op))
+        }
+        try m.verdict(m.validators[2], bundle: "A", gain: 900, accept: true)
+        #expect(try m.ledger.currentState().submissions[fakeHash("A")]?.state == .accepted)
+        try m.merge(e, bundles: ["A"], version: "v2")
+        // Usage that sums past Int64.max over one expert: refused, and the period stays free.
+        let payoutsBefore = try m.ledger.payouts()
+        #expect { try m.revenue(1_000, period: "p1", usage: [(e, Int64.max), (e, 1)]) } throws: { "\($0)".contains("usage of expert") }
+        #expect(try m.ledger.payouts() == payoutsBefore)
+        // The largest amount there is: fees are computed in 128 bits, payouts still sum exactly.
+        try m.revenue(Int64.max, period: "p1", usage: [(e, 3), (m.experts[1], 5)])
+        let paid = try m.ledger.payouts().filter { $0.event == (try m.eventCount()) }
+        #expect(paid.reduce(Int64(0)) { $0 &+ $1.amount } == Int64.max)
+        // A second payout to the same owners would overflow their totals: refused whole.
+        #expect { try m.revenue(Int64.max, period: "p2", usage: [(e, 1)]) } throws: { "\($0)".contains("would pass") }
+        let v = try m.verify()
+        #expect(v.ok, "\(v.problem ?? "")")
+    }
+
     @Test func staleBaseAndPartialBatchesAreRefusedWhole() throws {
         let m = try MarketFixture()
         let (a, b) = (m.contributors[0], m.contributors[1])

@@ -124,15 +124,28 @@ import TesseraTestSupport
         #expect(throws: LibraryError.self) { try Verdict.load(path) }
 
         // An independent re-check without caches reproduces every figure exactly.
-        let problems = try VerdictCheck.run(good, bundle: honest) { key, versions in
+        let recheck = try VerdictCheck.run(good, bundle: honest) { key, versions in
             try Validator(library: s.f.library, key: key, policy: Self.policy, heldOut: s.held, background: s.background, versions: versions, batch: 8)
         }
-        #expect(problems.isEmpty, "\(problems)")
+        #expect(recheck.outcome == .identical, "\(recheck.differences)")
         // And a re-check on other windows says so.
         let wrong = try VerdictCheck.run(good, bundle: honest) { key, versions in
             try Validator(library: s.f.library, key: key, policy: Self.policy, heldOut: s.background, background: s.background, versions: versions)
         }
-        #expect(!wrong.isEmpty)
+        #expect(wrong.outcome == .differs && !wrong.differences.isEmpty)
+        // Figures one unit in the last place apart: float rounding, the same decision.
+        var nudged = good
+        nudged.heldOutLosses!.base[3] = nudged.heldOutLosses!.base[3].nextUp
+        let rounding = VerdictCheck.compare(good, nudged)
+        #expect(rounding.outcome == .roundingOnly && rounding.sameDecision, "\(rounding.differences)")
+        #expect(rounding.differences.count == 1 && rounding.differences[0].contains("window 3"), "\(rounding.differences)")
+        // A real change of a loss, or another decision, is a difference.
+        var moved = good
+        moved.heldOutLosses!.candidate[0] *= 1.001
+        #expect(VerdictCheck.compare(good, moved).outcome == .differs)
+        var flipped = nudged
+        flipped.accept.toggle()
+        #expect(VerdictCheck.compare(good, flipped).outcome == .differs)
         // The verdict records its matrix-product precision; a re-check in another one
         // names the mismatch instead of reporting bare loss differences.
         #expect(good.matmul == Self.policy.matmul.rawValue && good.matmul == "fp32-fixed")
@@ -143,7 +156,8 @@ import TesseraTestSupport
             try Validator(library: s.f.library, key: key, policy: Self.policy, heldOut: s.held, background: s.background,
                           versions: versions, batch: 8)
         }
-        #expect(mismatch.contains { $0.contains("matrix products") && $0.contains(other.matmul!) }, "\(mismatch)")
+        #expect(mismatch.outcome == .differs && mismatch.differences.contains { $0.contains("matrix products") && $0.contains(other.matmul!) },
+                "\(mismatch.differences)")
     }
 
     /// A bundle built on a version that has since been replaced is rejected as stale.

@@ -52,6 +52,57 @@ import TesseraTestSupport
         for (section, name) in refs { #expect(doc["components"]?[section]?[name] != nil, "\(section)/\(name) is not defined") }
     }
 
+    /// Each action kind's payload schema names exactly the members the ledger's type
+    /// writes, and requires exactly those it always writes.
+    @Test func actionSchemasMatchTheLedgersPayloads() throws {
+        let doc = try JSONValue.parse(Data(OpenAPIDocument.json.utf8))
+        let schemas = try #require(doc["components"]?["schemas"])
+        let h = String(repeating: "a", count: 64)
+        let ref = ExpertRef(layer: 1, expert: 2), pinned = ExpertRef(layer: 1, expert: 2, version: h)
+        let usage = LedgerAction.Usage(layer: 0, expert: 1, version: h, usage: 5)
+        // For each kind: an action with every optional member absent, and one with all present.
+        let samples: [(LedgerAction, LedgerAction)] = [
+            (.genesis(.init(at: 1, publisher: h, experts: [ref], policySHA256: h)), .genesis(.init(at: 1, publisher: h, experts: [pinned], policySHA256: h))),
+            (.register(.init(at: 1, key: h, roles: [.contributor], stake: 0)), .register(.init(at: 1, key: h, roles: [.validator], stake: 3))),
+            (.openDomain(.init(at: 1, name: "es")), .openDomain(.init(at: 1, name: "es"))),
+            (.openRound(.init(at: 1, round: "r", domain: "es", experts: [ref], closesAt: 9)), .openRound(.init(at: 1, round: "r", domain: "es", experts: [pinned], closesAt: 9))),
+            (.closeRound(.init(at: 1, round: "r")), .closeRound(.init(at: 1, round: "r"))),
+            (.claim(.init(at: 1, round: "r", experts: [ref], expiresAt: 9)), .claim(.init(at: 1, round: "r", experts: [pinned], expiresAt: 9))),
+            (.submit(.init(at: 1, round: "r", bundle: h, bundleSignature: h, experts: [ref])), .submit(.init(at: 1, round: "r", bundle: h, bundleSignature: h, experts: [pinned]))),
+            (.verdict(.init(at: 1, submission: h, gainLCBMicronats: 5, regressionUCBMicronats: 1, accept: true, reason: "x")),
+             .verdict(.init(at: 1, submission: h, gainLCBMicronats: 5, regressionUCBMicronats: 1, accept: true, reason: "x"))),
+            (.newVersion(.init(at: 1, layer: 0, expert: 1, version: h, parent: h, submissions: [h])),
+             .newVersion(.init(at: 1, layer: 0, expert: 1, version: h, parent: h, submissions: [h], credits: [4]))),
+            (.revenue(.init(at: 1, domain: "es", period: "p", amount: 10, usage: [usage])), .revenue(.init(at: 1, domain: "es", period: "p", amount: 10, usage: [usage]))),
+            (.commit(.init(at: 1, round: "r", commitment: h)), .commit(.init(at: 1, round: "r", commitment: h))),
+            (.reveal(.init(at: 1, round: "r", salt: "ab", heldOutSHA256: h)), .reveal(.init(at: 1, round: "r", salt: "ab", heldOutSHA256: h))),
+        ]
+        #expect(Set(samples.map(\.0.kind)) == Set(LedgerAction.Kind.allCases.map(\.rawValue)), "a kind without a sample")
+        func keys(_ v: JSONValue?) -> Set<String> { Set((v?.objectMembers ?? []).map(\.0)) }
+        func required(_ v: JSONValue?) -> Set<String> { Set((v?["required"]?.arrayValue ?? []).compactMap(\.stringValue)) }
+        func schema(_ v: JSONValue?) -> JSONValue? {
+            guard let r = v?["$ref"]?.stringValue else { return v }
+            return schemas[String(r.split(separator: "/").last ?? "")]
+        }
+        for (minimal, full) in samples {
+            let kind = minimal.kind
+            let name = kind.split(separator: "_").map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined()
+            let payload = try #require(schemas[name + "Payload"], "no schema \(name)Payload")
+            let small = try JSONValue.parse(Data(try minimal.payloadJSON().utf8)), big = try JSONValue.parse(Data(try full.payloadJSON().utf8))
+            #expect(keys(payload["properties"]) == keys(big), "\(kind): documented \(keys(payload["properties"]).sorted()), written \(keys(big).sorted())")
+            #expect(required(payload) == keys(small), "\(kind): required \(required(payload).sorted()), always written \(keys(small).sorted())")
+            #expect(schemas[name + "Action"]?["properties"]?["kind"]?["const"]?.stringValue == kind)
+            // Nested objects (expert references, usage) too.
+            for (member, value) in big.objectMembers ?? [] {
+                guard let item = value.arrayValue?.first, item.objectMembers != nil else { continue }
+                let nested = schema(schema(payload["properties"]?[member])?["items"])
+                let smallItem = small[member]?.arrayValue?.first
+                #expect(keys(nested?["properties"]) == keys(item), "\(kind).\(member)")
+                #expect(required(nested) == keys(smallItem), "\(kind).\(member) required")
+            }
+        }
+    }
+
     @Test func queriesAnswerWhatTheDirectoryAnswers() async throws {
         let m = try TestMarket()
         let local = m.market
@@ -68,6 +119,7 @@ import TesseraTestSupport
             try await same("/v1/rounds/es-1", try await local.round("es-1"))
             try await same("/v1/shares/\(publisher)", try await local.shares(owner: publisher))
             try await same("/v1/experts/1:2", try await local.expert(ExpertID(layer: 1, expert: 2)))
+            try await same("/v1/experts/1%3A2", try await local.expert(ExpertID(layer: 1, expert: 2)))
             try await same("/v1/payouts", try await local.payouts(event: nil))
             try await same("/v1/events?since=2&limit=3", try await local.events(since: 2, limit: 3, wait: 0))
             try await client.execute(uri: "/v1/verify", method: .get) { r throws in
@@ -78,6 +130,13 @@ import TesseraTestSupport
             }
             try await client.execute(uri: "/v1/domains/es", method: .get) { r throws in #expect(Self.text(r).contains("name = \"es\"")) }
             try await client.execute(uri: "/healthz", method: .get) { r throws in #expect(r.status == .ok && Self.text(r).contains("\"ok\"")) }
+            // A known path asked with a method it does not take: 405 and what it takes.
+            try await client.execute(uri: "/v1/rounds", method: .delete) { r throws in
+                #expect(r.status == .methodNotAllowed && r.headers[.allow] == "GET", "\(r.status)")
+            }
+            try await client.execute(uri: "/v1/shards/\(String(repeating: "c", count: 64))", method: .post) { r throws in
+                #expect(r.status == .methodNotAllowed && r.headers[.allow] == "GET, PUT", "\(r.status) \(r.headers[.allow] ?? "")")
+            }
             // Refusals name what was wrong.
             for (uri, status, says) in [("/v1/rounds/es-9", HTTPResponse.Status.notFound, "rounds: es-1"),
                                         ("/v1/domains/xx", .notFound, "domains: es"),
@@ -168,6 +227,12 @@ import TesseraTestSupport
             let late = LedgerAction.claim(.init(at: m.now + 7_200, round: m.round, experts: [ExpertRef(layer: 0, expert: 2)], expiresAt: m.now + 9_000))
             r = try await post(try m.body(late, by: "contributor-2"))
             #expect(r.status == .conflict && Self.text(r).contains("market's clock"), "\(Self.text(r))")
+            // Times at the ends of Int64 (the fuzzer's first crash).
+            for at in [Int64.min, Int64.min + 1, Int64.max] {
+                let extreme = LedgerAction.reveal(.init(at: at, round: m.round, salt: "00", heldOutSHA256: String(repeating: "0", count: 64)))
+                r = try await post(try m.body(extreme, by: "validator-1"))
+                #expect(r.status == .conflict && Self.text(r).contains("market's clock"), "\(at): \(Self.text(r))")
+            }
             // Malformed bodies.
             for (body, says) in [("{", "request body"), ("[]", "request body"), ("{\"kind\":\"claim\"}", "payload"),
                                  (String(decoding: good, as: UTF8.self).replacingOccurrences(of: "{\"actor\"", with: "{\"extra\":1,\"actor\""), "extra"),

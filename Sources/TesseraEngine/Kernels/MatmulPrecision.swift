@@ -41,6 +41,10 @@ public enum MatmulPrecision: String, Sendable, CaseIterable, Codable {
 
     /// Router logits are always computed in float precision (routing is discontinuous):
     /// in the fixed order when the rest is, so routing reproduces too.
+    /// Whether every processor gives the same bits: only fp32-fixed (the others go
+    /// through OpenBLAS, at least for router logits, whose kernels differ by processor).
+    public var isBitReproducible: Bool { self == .fp32Fixed }
+
     public var routerPrecision: MatmulPrecision { self == .fp32Fixed ? .fp32Fixed : .fp32 }
 
     /// Whether every product gives the same bits on every processor that can run it.

@@ -127,8 +127,10 @@ public final class LocalMarket: MarketConnection, @unchecked Sendable {
     func precheck(_ a: SignedAction) throws -> SignedAction {
         if let limit = clockSkewLimit {
             let t = now()
-            guard abs(a.action.at - t) <= limit else {
-                throw LedgerError.refused("the action's time \(a.action.at) is \(a.action.at - t) s from this market's clock (\(t)); at most \(limit) s is allowed")
+            // Any Int64 may arrive: the difference is taken without overflow.
+            let (d, overflow) = a.action.at.subtractingReportingOverflow(t)
+            guard !overflow, d.magnitude <= limit.magnitude else {
+                throw LedgerError.refused("the action's time \(a.action.at) is \(overflow ? "far" : "\(d) s") from this market's clock (\(t)); at most \(limit) s is allowed")
             }
         }
         if case let .newVersion(v) = a.action {
