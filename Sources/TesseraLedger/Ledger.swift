@@ -98,6 +98,12 @@ public final class Ledger: @unchecked Sendable {
         }
     }
 
+    /// After a transaction was rolled back: a refused rule leaves the state unchanged, but
+    /// actions applied before it in the batch did change it, and then it is reloaded.
+    private func restoreState(_ s: LedgerState, changed: Bool) throws {
+        state = changed ? try store.read { r in try Self.catchUp(LedgerState(policy: policy), reader: r) } : s
+    }
+
     private func appendChecked(_ actions: [SignedAction]) throws -> [Outcome] {
         lock.lock()
         defer { lock.unlock() }
@@ -114,13 +120,7 @@ public final class Ledger: @unchecked Sendable {
             state = s
             return outcomes
         } catch {
-            // The transaction was rolled back. A refused rule leaves the state unchanged,
-            // but actions applied before it in the batch did change it: reload then.
-            if changed {
-                state = try store.read { r in try Self.catchUp(LedgerState(policy: policy), reader: r) }
-            } else {
-                state = s
-            }
+            try restoreState(s, changed: changed)
             throw error
         }
     }
@@ -195,11 +195,7 @@ public final class Ledger: @unchecked Sendable {
             state = s
             return results
         } catch {
-            if changed {
-                state = try store.read { r in try Self.catchUp(LedgerState(policy: policy), reader: r) }
-            } else {
-                state = s
-            }
+            try restoreState(s, changed: changed)
             throw error
         }
     }
