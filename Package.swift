@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "TesseraEngine", targets: ["TesseraEngine"]),
         .library(name: "TesseraLibrary", targets: ["TesseraLibrary"]),
         .library(name: "TesseraLedger", targets: ["TesseraLedger"]),
+        .library(name: "TesseraLedgerPostgres", targets: ["TesseraLedgerPostgres"]),
         .library(name: "TesseraProof", targets: ["TesseraProof"]),
         .library(name: "TesseraMarket", targets: ["TesseraMarket"]),
         .executable(name: "tessera", targets: ["tessera"]),
@@ -29,6 +30,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
@@ -54,6 +57,20 @@ let package = Package(
             dependencies: ["TesseraCore", .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "GRDBSQLite", package: "GRDB.swift")]
         ),
+        // The ledger's PostgreSQL store (the rules stay in TesseraLedger).
+        .target(
+            name: "TesseraLedgerPostgres",
+            dependencies: ["TesseraCore", "TesseraLedger", .product(name: "PostgresNIO", package: "postgres-nio"),
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                           .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "Logging", package: "swift-log")]
+        ),
+        // Blobs in an S3-compatible store (SigV4 over async-http-client).
+        .target(
+            name: "TesseraBlobs",
+            dependencies: ["TesseraCore", .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")]
+        ),
         // Layer 2: expert shards, versions, deltas, bundles.
         .target(name: "TesseraLibrary", dependencies: ["TesseraCore", "TesseraEngine", "CZstd"]),
         // Layer 3: corpora, selection, training, Proof-of-Loss, merging.
@@ -61,13 +78,13 @@ let package = Package(
         // Layer 4: a market — set-up, the operator's and participants' workflows, the demo.
         .target(
             name: "TesseraMarket",
-            dependencies: ["TesseraCore", "TesseraEngine", "TesseraLibrary", "TesseraLedger", "TesseraProof"]
+            dependencies: ["TesseraCore", "TesseraEngine", "TesseraLibrary", "TesseraLedger", "TesseraLedgerPostgres", "TesseraProof"]
         ),
         // Layer 5: the market on the network — the HTTP server over a market directory,
         // and the client that plays any participant against a server's URL.
         .target(
             name: "TesseraServer",
-            dependencies: ["TesseraCore", "TesseraLedger", "TesseraLibrary", "TesseraProof", "TesseraMarket",
+            dependencies: ["TesseraCore", "TesseraBlobs", "TesseraLedger", "TesseraLibrary", "TesseraProof", "TesseraMarket",
                            .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "HTTPTypes", package: "swift-http-types"),
                            .product(name: "Prometheus", package: "swift-prometheus"),
@@ -86,19 +103,19 @@ let package = Package(
         // Synthetic workloads shared by the tests and the benchmarks.
         .target(
             name: "TesseraTestSupport",
-            dependencies: ["TesseraCore", "TesseraEngine", "TesseraLibrary", "TesseraLedger", "TesseraMarket"]
+            dependencies: ["TesseraCore", "TesseraEngine", "TesseraLibrary", "TesseraLedger", "TesseraLedgerPostgres", "TesseraMarket"]
         ),
         .target(
             name: "TesseraBenchmarks",
-            dependencies: ["TesseraCore", "TesseraEngine", "TesseraLibrary", "TesseraLedger", "TesseraProof", "TesseraMarket", "TesseraTestSupport",
-                           "CSodium", .product(name: "GRDB", package: "GRDB.swift"),
+            dependencies: ["TesseraCore", "TesseraEngine", "TesseraLibrary", "TesseraLedger", "TesseraLedgerPostgres", "TesseraProof", "TesseraMarket",
+                           "TesseraTestSupport", "CSodium", .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOCore", package: "swift-nio")]
         ),
         .executableTarget(
             name: "tessera",
             dependencies: [
                 "TesseraCore", "TesseraEngine", "TesseraLibrary", "TesseraLedger", "TesseraProof", "TesseraMarket",
-                "TesseraBenchmarks", "TesseraServer", "TesseraClient",
+                "TesseraBenchmarks", "TesseraServer", "TesseraClient", "TesseraBlobs",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // jemalloc in place of glibc's malloc: the ledger's verify and append paths make
@@ -112,7 +129,7 @@ let package = Package(
         .testTarget(name: "TesseraProofTests", dependencies: ["TesseraProof", "TesseraLibrary", "TesseraEngine", "TesseraCore", "TesseraTestSupport"]),
         .testTarget(
             name: "TesseraLedgerTests",
-            dependencies: ["TesseraLedger", "TesseraCore", "TesseraTestSupport", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["TesseraLedger", "TesseraLedgerPostgres", "TesseraCore", "TesseraTestSupport", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(
             name: "TesseraMarketTests",
@@ -120,7 +137,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TesseraServerTests",
-            dependencies: ["TesseraServer", "TesseraClient", "TesseraMarket", "TesseraProof", "TesseraLedger", "TesseraLibrary", "TesseraEngine",
+            dependencies: ["TesseraServer", "TesseraClient", "TesseraBlobs", "TesseraLedgerPostgres", "TesseraMarket", "TesseraProof", "TesseraLedger", "TesseraLibrary", "TesseraEngine",
                            "TesseraCore", "TesseraTestSupport", .product(name: "HummingbirdTesting", package: "hummingbird"),
                            .product(name: "AsyncHTTPClient", package: "async-http-client")]
         ),

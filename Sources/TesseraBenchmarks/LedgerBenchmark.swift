@@ -5,6 +5,7 @@ import TesseraCore
 import TesseraEngine
 import TesseraLibrary
 import TesseraLedger
+import TesseraLedgerPostgres
 import TesseraProof
 import TesseraTestSupport
 
@@ -13,6 +14,8 @@ import TesseraTestSupport
 /// events paying every holder), against raw SQLite inserts of the same event rows with
 /// the same durability (WAL, synchronous FULL, same transactions) in the same run.
 public struct LedgerBenchmark: Encodable, Sendable {
+    /// The ledger's store: sqlite or postgresql.
+    public var store: String
     public var events: Int64
     public var batch: Int
     public var appendEventsPerS: Double
@@ -29,7 +32,7 @@ public struct LedgerBenchmark: Encodable, Sendable {
     public var signatures: SignatureBenchmark
 
     enum CodingKeys: String, CodingKey {
-        case events, batch
+        case store, events, batch
         case appendEventsPerS = "append_events_per_s"
         case rawInsertRowsPerS = "raw_insert_rows_per_s"
         case appendVsRaw = "append_vs_raw"
@@ -44,20 +47,22 @@ public struct LedgerBenchmark: Encodable, Sendable {
 
     public var text: String {
         String(format: """
-            %lld events appended in batches of %d with full durability: %.0f events/s (raw SQLite inserts of the same rows: %.0f rows/s; ratio %.2f)
+            %@: %lld events appended in batches of %d with full durability: %.0f events/s (raw SQLite inserts of the same rows: %.0f rows/s; ratio %.2f)
             shares --owner: %.2f ms;  verify: %.1f s (%@; %.1f s of processor time);  database %.1f MB
             %@
-            """, events, batch, appendEventsPerS, rawInsertRowsPerS, appendVsRaw, sharesQueryMs, verifySeconds, verifyOK ? "ok" : "FAILED: \(verifyProblem ?? "")", verifyCPUSeconds, Double(databaseBytes) / 1e6, signatures.text)
+            """, store, events, batch, appendEventsPerS, rawInsertRowsPerS, appendVsRaw, sharesQueryMs, verifySeconds, verifyOK ? "ok" : "FAILED: \(verifyProblem ?? "")", verifyCPUSeconds, Double(databaseBytes) / 1e6, signatures.text)
     }
 
-    public static func run(events: Int, batch: Int) throws -> LedgerBenchmark {
+    /// `database`: the ledger in this (empty) PostgreSQL database instead of an SQLite file
+    /// (the raw-insert baseline stays SQLite's).
+    public static func run(events: Int, batch: Int, database: String? = nil) throws -> LedgerBenchmark {
         let dir = NSTemporaryDirectory() + "tessera-ledger-bench-\(getpid())"
         try? FileManager.default.removeItem(atPath: dir)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let signatureRates = try SignatureBenchmark.run()
         let (actions, owner) = try SyntheticLedger.actions(count: events)
-        let store = try SQLiteLedgerStore(path: dir + "/ledger.sqlite")
+        let store: any LedgerStore = try database.map { try PostgresLedgerStore(url: $0) } ?? SQLiteLedgerStore(path: dir + "/ledger.sqlite")
         let ledger = try Ledger(store: store, policy: SyntheticLedger.policy)
         PhaseTimer.shared.reset()
         PhaseTimer.shared.enabled = ProcessInfo.processInfo.environment["TESSERA_PROFILE"] != nil
@@ -107,7 +112,7 @@ public struct LedgerBenchmark: Encodable, Sendable {
         }
         let size = ["", "-wal"].reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: dir + "/ledger.sqlite" + $1)[.size] as? Int) ?? 0) }
         let n = Double(stored.count)
-        return LedgerBenchmark(events: Int64(stored.count), batch: batch, appendEventsPerS: n / appendSeconds, rawInsertRowsPerS: n / rawSeconds,
+        return LedgerBenchmark(store: database == nil ? "sqlite" : "postgresql", events: Int64(stored.count), batch: batch, appendEventsPerS: n / appendSeconds, rawInsertRowsPerS: n / rawSeconds,
                                appendVsRaw: (n / appendSeconds) / (n / rawSeconds), sharesQueryMs: q * 1000, verifySeconds: verifySeconds, verifyCPUSeconds: verifyCPU,
                                verifyOK: report.ok, verifyProblem: report.problem, databaseBytes: size, signatures: signatureRates)
     }

@@ -30,6 +30,11 @@ public struct ServerBenchmark: Encodable, Sendable {
         public var downloads = 4
         public var soakSeconds = 0.0
         public var sampleEvery = 10.0
+        /// The ledger in this PostgreSQL database (empty) instead of SQLite.
+        public var database: String?
+        /// `tessera serve` processes on the one market (more than one needs `database`);
+        /// client i talks to server i mod servers.
+        public var servers = 1
         public init(binary: String) { self.binary = binary }
     }
 
@@ -79,6 +84,9 @@ public struct ServerBenchmark: Encodable, Sendable {
         }
     }
 
+    public var servers: Int
+    /// The ledger's store: sqlite or postgresql.
+    public var store: String
     public var actions: Actions
     public var downloads: Downloads
     public var soak: Soak?
@@ -87,13 +95,14 @@ public struct ServerBenchmark: Encodable, Sendable {
     public var verifyOK: Bool
 
     enum CodingKeys: String, CodingKey {
-        case actions, downloads, soak, events
+        case servers, store, actions, downloads, soak, events
         case shardBytes = "shard_bytes"
         case verifyOK = "verify_ok"
     }
 
     public var text: String {
         var lines = [
+            "\(servers) server\(servers == 1 ? "" : "s"), ledger in \(store)",
             String(format: "signed actions: %d clients, %.0f s: %d accepted (%.0f/s), %d refused; latency p50 %.1f ms, p99 %.1f ms, max %.1f ms; server %.0f µs of processor time per action",
                    actions.clients, actions.seconds, actions.accepted, actions.perSecond, actions.refused, actions.p50Ms, actions.p99Ms, actions.maxMs,
                    actions.serverCPUMicrosPerAction),
@@ -116,12 +125,19 @@ public struct ServerBenchmark: Encodable, Sendable {
         }
         let root = o.directory ?? (NSTemporaryDirectory() + "tessera-server-bench-\(UUID().uuidString)")
         defer { if o.directory == nil { try? FileManager.default.removeItem(atPath: root) } }
-        let setup = try Setup(root: root, policy: o.policy, clients: o.clients, log: log)
-        let server = try await ServerProcess.start(binary: o.binary, market: setup.market, logPath: root + "/server.log")
+        guard o.servers >= 1, o.servers == 1 || o.database != nil else {
+            throw CoreError("server bench: several servers share one market through a PostgreSQL database (--database)")
+        }
+        let setup = try Setup(root: root, policy: o.policy, clients: o.clients, database: o.database, log: log)
+        var servers: [ServerProcess] = []
+        for i in 0..<o.servers {
+            servers.append(try await ServerProcess.start(binary: o.binary, market: setup.market, logPath: root + "/server-\(i).log"))
+        }
+        let server = servers[0]
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(
             connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: o.clients + o.downloads + 4)))
         do {
-            let load = Load(url: server.url, http: http, setup: setup, pid: server.pid)
+            let load = Load(urls: servers.map(\.url), http: http, setup: setup, pids: servers.map(\.pid))
             log("actions: \(o.clients) clients for \(Int(o.seconds)) s")
             let actions = try await load.actions(clients: o.clients, seconds: o.seconds)
             log("downloads: \(o.downloads) clients for \(Int(o.seconds)) s")
@@ -133,14 +149,14 @@ public struct ServerBenchmark: Encodable, Sendable {
             }
             let verify = try await load.verify()
             try await http.shutdown()
-            await server.stop()
-            return ServerBenchmark(actions: actions,
+            for s in servers { await s.stop() }
+            return ServerBenchmark(servers: o.servers, store: o.database == nil ? "sqlite" : "postgresql", actions: actions,
                                    downloads: Downloads(clients: o.downloads, seconds: downloadSeconds, bytes: bytes,
                                                         gbPerSecond: Double(bytes) / downloadSeconds / 1e9, copyGBPerSecond: Self.copyRate()),
                                    soak: soak, shardBytes: setup.shardBytes, events: verify.events, verifyOK: verify.ok)
         } catch {
             try? await http.shutdown()
-            await server.stop()
+            for s in servers { await s.stop() }
             throw error
         }
     }
@@ -173,7 +189,7 @@ struct Setup: Sendable {
     let shards: [String]
     let shardBytes: Int
 
-    init(root: String, policy: String, clients: Int, log: (String) -> Void) throws {
+    init(root: String, policy: String, clients: Int, database: String?, log: (String) -> Void) throws {
         let fm = FileManager.default
         try fm.createDirectory(atPath: root, withIntermediateDirectories: true)
         log("setup: a two-layer model with 32 experts per layer (1024 × 1408 each) in \(root)")
@@ -188,7 +204,7 @@ struct Setup: Sendable {
         market = root + "/market"
         let now = Int64(Date().timeIntervalSince1970)
         _ = try MarketDirectory.create(at: market, policyFolder: policy, library: root + "/lib", operatorKey: op,
-                                       publisher: ParticipantKey.generate().publicHex, at: now)
+                                       publisher: ParticipantKey.generate().publicHex, at: now, database: database)
         try? fm.removeItem(atPath: root + "/lib")
         let local = try LocalMarket(directory: MarketDirectory(path: market))
         contributors = (0..<clients).map { _ in ParticipantKey.generate() }
@@ -204,15 +220,16 @@ struct Setup: Sendable {
 
 /// The clients.
 struct Load: Sendable {
-    let url: String
+    let urls: [String]
     let http: HTTPClient
     let setup: Setup
-    let pid: Int32
+    let pids: [Int32]
+    var url: String { urls[0] }
 
     /// Each client claims, over and over, one of three sets of its own experts; an action
     /// differs from the one before by its time or its expiry, so every one is new.
     func actions(clients: Int, seconds: Double) async throws -> ServerBenchmark.Actions {
-        let cpu0 = processorSeconds(pid)
+        let cpu0 = pids.reduce(0) { $0 + processorSeconds($1) }
         let start = Date()
         let results = try await withThrowingTaskGroup(of: (latencies: [Double], accepted: Int, refused: Int).self) { group in
             for i in 0..<clients {
@@ -223,7 +240,7 @@ struct Load: Sendable {
             return all
         }
         let elapsed = Date().timeIntervalSince(start)
-        let cpu = processorSeconds(pid) - cpu0
+        let cpu = pids.reduce(0) { $0 + processorSeconds($1) } - cpu0
         let latencies = results.flatMap(\.latencies).sorted()
         let accepted = results.reduce(0) { $0 + $1.accepted }
         func q(_ p: Double) -> Double { latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
@@ -243,7 +260,7 @@ struct Load: Sendable {
             let at = Int64(Date().timeIntervalSince1970)
             if at != last { k = 0; last = at } else { k += 1 }
             let action = try SignedAction(.claim(.init(at: at, round: "load", experts: sets[k % 3], expiresAt: at + 1 + Int64(k / 3))), key: key)
-            var request = HTTPClientRequest(url: url + "/v1/actions")
+            var request = HTTPClientRequest(url: urls[client % urls.count] + "/v1/actions")
             request.method = .POST
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(string: try JSONOutput.compact(try ActionEnvelope(action))))
@@ -263,7 +280,7 @@ struct Load: Sendable {
                 group.addTask {
                     var n = 0, j = i
                     while Date().timeIntervalSince(start) < seconds {
-                        let response = try await http.execute(HTTPClientRequest(url: url + "/v1/shards/" + setup.shards[j % setup.shards.count]),
+                        let response = try await http.execute(HTTPClientRequest(url: urls[j % urls.count] + "/v1/shards/" + setup.shards[j % setup.shards.count]),
                                                               timeout: .seconds(60))
                         guard response.status == .ok else { throw CoreError("shard download: HTTP \(response.status.code)") }
                         for try await part in response.body { n += part.readableBytes }

@@ -242,8 +242,11 @@ public final class RemoteMarket: MarketConnection, @unchecked Sendable {
 
 /// Opens a market by what the user typed: an http(s) URL, or a market directory.
 public enum Markets {
-    public static func open(_ location: String) throws -> any MarketConnection {
+    public static func open(_ location: String) throws -> any MarketConnection { try open(location, database: nil) }
+
+    /// `database`: the directory's ledger in this PostgreSQL database (see `MarketDirectory`).
+    public static func open(_ location: String, database: String?) throws -> any MarketConnection {
         if location.hasPrefix("http://") || location.hasPrefix("https://") { return try RemoteMarket(url: location) }
-        return try LocalMarket(directory: MarketDirectory(path: location))
+        return try LocalMarket(directory: MarketDirectory(path: location, database: database))
     }
 }

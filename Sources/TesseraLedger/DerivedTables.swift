@@ -106,5 +106,8 @@ public struct DerivedRow: Hashable, Sendable {
     public var table: DerivedTable
     public var key: [SQLValue]
     public var values: [SQLValue]
+    public init(table: DerivedTable, key: [SQLValue], values: [SQLValue]) {
+        (self.table, self.key, self.values) = (table, key, values)
+    }
     public var seq: Int64 { if case let .int(s) = values.last { return s }; return 0 }
 }

@@ -115,7 +115,8 @@ public final class Ledger: @unchecked Sendable {
         do {
             let outcomes = try PhaseTimer.shared.measure("ledger.write") { try store.write { w -> [Outcome] in
                 try Self.catchUp(into: &s, reader: w)
-                return try PhaseTimer.shared.measure("ledger.batch") { try applyBatch(actions, to: &s, writer: w, changed: &changed) }
+                var (keys, seen) = try Self.recorded(actions, in: w)
+                return try PhaseTimer.shared.measure("ledger.batch") { try applyBatch(actions, keys: keys, seen: &seen, to: &s, writer: w, changed: &changed) }
             } }
             state = s
             return outcomes
@@ -125,18 +126,22 @@ public final class Ledger: @unchecked Sendable {
         }
     }
 
-    private func applyBatch(_ actions: [SignedAction], to s: inout LedgerState, writer w: any LedgerWriter, changed: inout Bool) throws -> [Outcome] {
+    /// The idempotency keys of the actions and the events already recorded under them, in
+    /// one lookup (a round trip per action would dominate appends to a database server).
+    private static func recorded(_ actions: [SignedAction], in w: any LedgerWriter) throws -> (keys: [String], seen: [String: Int64]) {
+        let keys = actions.map { Self.idempotencyKey(kind: $0.action.kind, payload: $0.payload, actor: $0.actor) }
+        return (keys, try PhaseTimer.shared.measure("ledger.idem") { try w.eventNumbers(idempotencyKeys: keys) })
+    }
+
+    /// `seen`: keys already recorded (before or earlier in this transaction), with their
+    /// events; the batch's appends are added to it.
+    private func applyBatch(_ actions: [SignedAction], keys: [String], seen: inout [String: Int64], to s: inout LedgerState,
+                            writer w: any LedgerWriter, changed: inout Bool) throws -> [Outcome] {
             var outcomes: [Outcome] = []
-            var seen: [String: Int64] = [:]
-            for a in actions {
+            for (a, idem) in zip(actions, keys) {
                 let payload = a.payload
-                let idem = Self.idempotencyKey(kind: a.action.kind, payload: payload, actor: a.actor)
                 if let seq = seen[idem] {
                     outcomes.append(.duplicate(seq: seq))
-                    continue
-                }
-                if let existing = try PhaseTimer.shared.measure("ledger.idem", { try w.event(idempotencyKey: idem) }) {
-                    outcomes.append(.duplicate(seq: existing.seq))
                     continue
                 }
                 let seq = s.seq + 1
@@ -181,11 +186,12 @@ public final class Ledger: @unchecked Sendable {
         do {
             let results = try store.write { w -> [Result<Outcome, LedgerError>] in
                 try Self.catchUp(into: &s, reader: w)
+                var (keys, seen) = try Self.recorded(actions, in: w)
                 var out: [Result<Outcome, LedgerError>] = []
                 for (i, a) in actions.enumerated() {
                     guard signatureOK[i] else { out.append(.failure(LedgerState.badSignature(a))); continue }
                     do {
-                        out.append(.success(try applyBatch([a], to: &s, writer: w, changed: &changed)[0]))
+                        out.append(.success(try applyBatch([a], keys: [keys[i]], seen: &seen, to: &s, writer: w, changed: &changed)[0]))
                     } catch let e as LedgerError {
                         out.append(.failure(e))
                     }

@@ -26,10 +26,14 @@ extension Ledger {
             for row in try r.rows(.payoutTotals, matching: [("recipient", .text(owner))]) {
                 paid[ExpertID(layer: Int(row.key[1].int), expert: Int(row.key[2].int))] = row.values[0].int
             }
+            var totals: [ExpertID: Int64] = [:]
+            for row in try r.rows(.expertTotals, keys: held.map { [$0.key[0], $0.key[1]] }) {
+                totals[ExpertID(layer: Int(row.key[0].int), expert: Int(row.key[1].int))] = row.values[0].int
+            }
             var out: [Holding] = []
             for h in held {
                 let id = ExpertID(layer: Int(h.key[0].int), expert: Int(h.key[1].int))
-                let total = try r.rows(.expertTotals, matching: [("layer", .int(Int64(id.layer))), ("expert", .int(Int64(id.expert)))]).first?.values[0].int ?? 0
+                let total = totals[id] ?? 0
                 let units = h.values[0].int
                 out.append(Holding(layer: id.layer, expert: id.expert, units: units, totalUnits: total,
                                    fraction: total > 0 ? Double(units) / Double(total) : 0, payouts: paid[id] ?? 0))

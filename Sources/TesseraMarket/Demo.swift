@@ -22,6 +22,8 @@ public final class Demo {
         /// General text the base was trained on: the background that guards against forgetting.
         public var background = "/usr/share/games/fortunes"
         public var directory: String?
+        /// A PostgreSQL database (empty) for the ledger instead of the directory's SQLite file.
+        public var database: String?
         public var seed: UInt64 = 1
         public var steps = 40
         public var batch = 16
@@ -153,7 +155,8 @@ public final class Demo {
     func createMarket() async throws {
         log("market: creating \(root) from \(o.experts) and \(o.policy)")
         _ = try MarketDirectory.create(at: directory.path, policyFolder: o.policy, library: o.experts,
-                                       operatorKey: keys["operator"]!, publisher: keys["publisher"]!.publicHex, at: tick())
+                                       operatorKey: keys["operator"]!, publisher: keys["publisher"]!.publicHex, at: tick(),
+                                       database: o.database)
         let local = try LocalMarket(directory: directory)
         market = local
         library = local.library

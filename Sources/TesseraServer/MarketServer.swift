@@ -23,6 +23,8 @@ public struct ServerConfiguration: Sendable {
     /// Connections with nothing to read or write for this long are closed.
     public var idleTimeout: Double = 30
     public var logLevel: Logger.Level = .info
+    /// Shards and bundles also in an S3-compatible store shared with other servers.
+    public var blobs: BlobMirror?
     public init() {}
 }
 
@@ -74,7 +76,11 @@ public final class MarketServer: Sendable {
         router.get("/v1/domains/{name}") { _, context in
             self.bytes(Array(try await self.market.domainText(try Self.parameter(context, "name"))), type: "application/toml")
         }
-        router.get("/v1/library/manifest") { _, _ in self.bytes(Array(try await self.market.libraryManifest()), type: "application/json") }
+        router.get("/v1/library/manifest") { _, _ in
+            // Versions another server of this market adopted are named here too.
+            try await Blocking.run { try self.market.refreshLibrary() }
+            return self.bytes(Array(try await self.market.libraryManifest()), type: "application/json")
+        }
         router.get("/v1/library/config") { _, _ in self.bytes(Array(try await self.market.libraryConfig()), type: "application/json") }
         router.get("/v1/shards/{hash}") { request, context in try await self.shard(request, context) }
         router.put("/v1/shards/{hash}") { request, context in try await self.uploadShard(request, context) }
@@ -116,7 +122,11 @@ public final class MarketServer: Sendable {
         }
         router.put("/v1/bundles") { request, context in try await self.uploadBundle(request, context) }
         router.get("/v1/bundles/{submission}") { _, context in
-            let dir = try self.market.storedBundle(try Self.parameter(context, "submission"))
+            let submission = try Self.parameter(context, "submission")
+            if let blobs = self.configuration.blobs, ContentHash.isValid(submission), (try? self.market.storedBundle(submission)) == nil {
+                _ = try await blobs.fetchBundle(submission, into: self.market)
+            }
+            let dir = try self.market.storedBundle(submission)
             let archive = try BundleArchive.pack(dir)
             self.metrics.bytesServed.increment(by: archive.count)
             return self.bytes(archive, type: "application/octet-stream")
@@ -151,6 +161,11 @@ public final class MarketServer: Sendable {
         let action: SignedAction
         do { action = try envelope.signedAction() } catch { throw MarketError.badRequest("\(error)") }
         if let wait = limiter.take(action.actor) { throw RateLimited(seconds: wait) }
+        // A new version's shard may have been uploaded to another server of this market.
+        if let blobs = configuration.blobs, case let .newVersion(v) = action.action, ContentHash.isValid(v.version),
+           !FileManager.default.fileExists(atPath: market.library.shardPath(v.version)) {
+            _ = try await blobs.fetchShard(v.version, into: market.library)
+        }
         do {
             return try await json(ActionReceipt(try await committer.append(action)))
         } catch let LedgerError.refused(why) where why.hasPrefix("bad signature") {
@@ -161,6 +176,15 @@ public final class MarketServer: Sendable {
 
     func shard(_ request: Request, _ context: MarketRequestContext) async throws -> Response {
         let hash = try Self.parameter(context, "hash")
+        if let blobs = configuration.blobs, ContentHash.isValid(hash) {
+            if blobs.redirect, try await blobs.s3.size(blobs.s3.location.key(BlobMirror.shardKey(hash))) != nil {
+                return Response(status: .temporaryRedirect, headers: [.location: blobs.s3.presignedURL(blobs.s3.location.key(BlobMirror.shardKey(hash)), expires: 3600)])
+            }
+            if (try? market.shardFile(hash)) == nil {
+                try await Blocking.run { try self.market.refreshLibrary() }
+                _ = try await blobs.fetchShard(hash, into: market.library)
+            }
+        }
         let path = try market.shardFile(hash)
         let size = try Self.fileSize(path)
         let etag = "\"\(hash)\""
@@ -201,6 +225,7 @@ public final class MarketServer: Sendable {
         defer { try? FileManager.default.removeItem(atPath: tmp) }
         guard try ContentHash.sha256(file: tmp) == hash else { throw MarketError.badRequest("the body does not hash to \(hash.prefix(12))") }
         let stored = try await Blocking.run { try self.market.intakeShard(tmp, uploader: key) }
+        try await configuration.blobs?.putShard(stored, file: market.library.shardPath(stored))
         return try await json(Stored(hash: stored), status: .created)
     }
 
@@ -221,6 +246,9 @@ public final class MarketServer: Sendable {
                 throw e
             }
         }
+        // Written through before the answer: a client whose upload failed here sends it
+        // again, and storing it locally again is a no-op.
+        try await configuration.blobs?.putBundle(submission, archive: tmp)
         metrics.bundlesStored.increment()
         return try await json(SubmissionStored(submission: submission), status: .created)
     }

@@ -39,6 +39,8 @@ struct ServerBench: AsyncParsableCommand {
     @Option(name: .customLong("sample-every"), help: "Seconds between samples of the server's memory in the soak.") var sampleEvery = 10.0
     @Option(help: "Market rules folder (market.toml and domains/).") var policy = "Market"
     @Option(help: "Keep the market here instead of a temporary directory.") var directory: String?
+    @Option(help: "The market's ledger in this (empty) PostgreSQL database instead of SQLite.") var database: String?
+    @Option(help: "tessera serve processes on the one market (more than one needs --database); clients are spread over them.") var servers = 1
     @Flag var json = false
 
     func run() async throws {
@@ -50,6 +52,8 @@ struct ServerBench: AsyncParsableCommand {
         o.sampleEvery = sampleEvery
         o.policy = policy
         o.directory = directory
+        o.database = database
+        o.servers = servers
         let quiet = json
         let r = try await ServerBenchmark.run(o) { line in if !quiet { FileHandle.standardError.write(Data((line + "\n").utf8)) } }
         print(json ? try JSONOutput.compact(r) : r.text)

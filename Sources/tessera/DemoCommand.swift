@@ -27,6 +27,7 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "Share of contributors' training windows taken from the background text (rehearsal).") var replay = 0.5
     @Option var seed: UInt64 = 1
     @Flag(help: "Run every party as a separate process over HTTP on loopback (tessera serve, contribute, validator run, merge).") var network = false
+    @Option(help: "Keep the ledger in this PostgreSQL database (postgresql://USER@HOST:PORT/DB, empty) instead of an SQLite file.") var database: String?
     @Flag var json = false
     @OptionGroup var matmul: MatmulOption
 
@@ -38,6 +39,7 @@ struct DemoCommand: AsyncParsableCommand {
         o.experts = experts
         o.policy = policy
         o.directory = keep
+        o.database = database
         o.steps = steps
         o.learningRate = learningRate
         o.topP = topP

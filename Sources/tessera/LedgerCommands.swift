@@ -13,12 +13,17 @@ import TesseraProof
 /// a market's server (`tessera serve`). Both give the same answers.
 struct MarketOption: ParsableArguments {
     @Option(help: "Market directory, or http(s)://HOST:PORT of a market server.") var market = "./market"
+    @Option(help: "The market's ledger in this PostgreSQL database (postgresql://USER@HOST:PORT/DB); by default the one the directory names in ledger.database, else its ledger.sqlite.")
+    var database: String?
     var isRemote: Bool { market.hasPrefix("http://") || market.hasPrefix("https://") }
-    func connect() throws -> any MarketConnection { try Markets.open(market) }
+    func validate() throws {
+        if isRemote, database != nil { throw ValidationError("--database names a market directory's ledger; a server's URL has its own") }
+    }
+    func connect() throws -> any MarketConnection { try Markets.open(market, database: database) }
     /// For the commands that work on a directory only.
     func directory(for what: String) throws -> MarketDirectory {
         guard !isRemote else { throw ValidationError("\(what) works on a market directory, not on \(market)") }
-        return MarketDirectory(path: market)
+        return MarketDirectory(path: market, database: database)
     }
 }
 
@@ -59,7 +64,7 @@ struct MarketCommand: ParsableCommand {
             let dir = try market.directory(for: "market init")
             let ledger = try MarketDirectory.create(at: dir.path, policyFolder: policy, library: library,
                                                     operatorKey: try ParticipantKey.load(key), publisher: publisher,
-                                                    at: Int64(Date().timeIntervalSince1970))
+                                                    at: Int64(Date().timeIntervalSince1970), database: market.database)
             let s = try ledger.currentState()
             print("market \(dir.path): \(s.experts.count) experts, domains \(s.domains.sorted().joined(separator: ", ")), \(s.seq) events")
         }
@@ -70,7 +75,7 @@ struct LedgerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ledger", abstract: "Record market actions and query the ledger (of a market directory or a server).",
         subcommands: [Register.self, OpenRound.self, CloseRound.self, Claim.self, Submit.self, Commit.self, VerdictCmd.self, Reveal.self, NewVersion.self,
-                      Revenue.self, Shares.self, ExpertCmd.self, RoundCmd.self, Payouts.self, Events.self, Verify.self, LedgerBench.self, LedgerStress.self])
+                      Revenue.self, Shares.self, ExpertCmd.self, RoundCmd.self, Payouts.self, Events.self, Verify.self, Copy.self, LedgerBench.self, LedgerStress.self])
 
     struct Register: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Register a participant (operator).")
@@ -339,18 +344,42 @@ struct LedgerCommand: AsyncParsableCommand {
     }
 }
 
+extension LedgerCommand {
+    struct Copy: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Move a market directory's ledger to a PostgreSQL database (or back to its ledger.sqlite): copied in one transaction, verified, then named by the directory.")
+        @OptionGroup var market: MarketOption
+        @Option(help: "postgresql://USER@HOST:PORT/DB (an empty database), or sqlite.") var to: String
+        func run() throws {
+            let dir = try market.directory(for: "ledger copy")
+            let total = try dir.open().store.read { try $0.head()?.seq ?? 0 }
+            let bar = ProgressBar(label: "copying", total: Double(max(total, 1)), unit: " events")
+            let m = try dir.moveLedger(to: to) { bar.update(Double($0)) }
+            bar.finish()
+            print("copied \(m.events) events from \(m.from) to \(m.to); verified; \(dir.path) now uses \(m.to)")
+            if let kept = m.keptAs { print("the old ledger file is kept as \(kept)") }
+        }
+    }
+}
+
 struct LedgerBench: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "bench", abstract: "Append rate, query latency and verify time on a synthetic market.")
     @Option(help: "Events to append.") var events = 100_000
     @Option(help: "Actions per transaction.") var batch = 1_000
+    @Option(help: "Also run it with the ledger in this (empty) PostgreSQL database, in the same run.") var database: String?
     @Flag var json = false
     func validate() throws {
         guard (1...100_000_000).contains(events) else { throw ValidationError("--events \(events) must be in 1...100000000") }
         guard (1...100_000).contains(batch) else { throw ValidationError("--batch \(batch) must be in 1...100000") }
     }
     func run() throws {
-        let r = try LedgerBenchmark.run(events: events, batch: batch)
-        print(json ? try jsonString(r) : r.text)
+        var results = [try LedgerBenchmark.run(events: events, batch: batch)]
+        if let database { results.append(try LedgerBenchmark.run(events: events, batch: batch, database: database)) }
+        if json {
+            print(database == nil ? try jsonString(results[0]) : try jsonString(results))
+        } else {
+            print(results.map(\.text).joined(separator: "\n"))
+        }
     }
 }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import Logging
+import TesseraBlobs
 import TesseraClient
 import TesseraCore
 import TesseraLedger
@@ -16,11 +17,17 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve a market directory over HTTP (JSON API under /v1, OpenAPI at /v1/openapi.json, /healthz, /metrics); stops cleanly on SIGTERM or SIGINT.")
     @Option(help: "Market directory.") var market: String
+    @Option(help: "The ledger in this PostgreSQL database (by default the one the directory's ledger.database names, else its ledger.sqlite). Several servers on one database are one market.")
+    var database: String?
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port (0: any free port; the one chosen is printed).") var port = 8080
     @Option(name: .customLong("writes-per-second"), help: "Writes (actions, uploads) per second per key.") var rate = 500.0
     @Option(name: .customLong("clock-skew"), help: "Seconds an action's time may differ from this server's clock.") var clockSkew: Int64 = 600
     @Option(name: .customLong("log-level")) var logLevel = Logger.Level.info
+    @Option(help: "Also keep shards and bundles in this S3-compatible store, shared with the market's other servers: s3://BUCKET/PREFIX?endpoint=http://HOST:PORT&region=R (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).")
+    var blobs: String?
+    @Flag(name: .customLong("blob-redirect"), help: "Answer shard downloads with a redirect to a pre-signed URL of the store instead of the bytes.")
+    var blobRedirect = false
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port \(port) is outside 0...65535") }
@@ -30,7 +37,7 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         LoggingSystem.bootstrap { label in var h = StreamLogHandler.standardError(label: label); h.logLevel = logLevel; return h }
-        let local = try LocalMarket(directory: MarketDirectory(path: market))
+        let local = try LocalMarket(directory: MarketDirectory(path: market, database: database))
         var config = ServerConfiguration()
         config.host = host
         config.port = port
@@ -38,6 +45,11 @@ struct Serve: AsyncParsableCommand {
         config.writeBurst = max(rate * 2, 1)
         config.clockSkew = clockSkew
         config.logLevel = logLevel
+        if let blobs {
+            config.blobs = BlobMirror(s3: try S3Client(location: try S3Location(blobs)), redirect: blobRedirect)
+        } else if blobRedirect {
+            throw ValidationError("--blob-redirect needs --blobs")
+        }
         let server = MarketServer(market: local, configuration: config)
         let (dir, listenHost) = (market, host)
         let app = server.buildApplication { port in

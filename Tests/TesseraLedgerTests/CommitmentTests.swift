@@ -20,8 +20,8 @@ import TesseraTestSupport
         }
     }
 
-    @Test func commitRevealRoundTrip() throws {
-        let m = try MarketFixture()
+    @Test(arguments: StoreKind.tested) func commitRevealRoundTrip(_ store: StoreKind) throws {
+        let m = try MarketFixture(store: store)
         let v = m.validators[0], other = m.validators[1]
         let salt = Array(repeating: UInt8(9), count: 32)
         let held = fakeHash("held-out windows")
@@ -49,8 +49,8 @@ import TesseraTestSupport
         #expect(try m.verify().ok)
     }
 
-    @Test func creditsSplitMintingAndAreBoundedByConsensus() throws {
-        let m = try MarketFixture()
+    @Test(arguments: StoreKind.tested) func creditsSplitMintingAndAreBoundedByConsensus(_ store: StoreKind) throws {
+        let m = try MarketFixture(store: store)
         let (a, b) = (m.contributors[0], m.contributors[1])
         let e = m.experts[0]
         try m.claim(a, [e]); try m.claim(b, [e])

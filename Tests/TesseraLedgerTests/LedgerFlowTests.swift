@@ -6,8 +6,8 @@ import TesseraCore
 import TesseraTestSupport
 
 @Suite struct LedgerFlowTests {
-    @Test func aRoundFromClaimToPayouts() throws {
-        let m = try MarketFixture()
+    @Test(arguments: StoreKind.tested) func aRoundFromClaimToPayouts(_ store: StoreKind) throws {
+        let m = try MarketFixture(store: store)
         let (a, b) = (m.contributors[0], m.contributors[1])
         let e = m.experts[1]
         try m.twoSubmissions(a, b, on: e)
@@ -40,8 +40,8 @@ import TesseraTestSupport
         #expect(try m.ledger.round("r1")?.submissions.count == 2)
     }
 
-    @Test func roundReportSaysWhyAnAcceptedUpdateEarnedNothing() throws {
-        let m = try MarketFixture()
+    @Test(arguments: StoreKind.tested) func roundReportSaysWhyAnAcceptedUpdateEarnedNothing(_ store: StoreKind) throws {
+        let m = try MarketFixture(store: store)
         let (a, b) = (m.contributors[0], m.contributors[1])
         let e = m.experts[1]
         try m.twoSubmissions(a, b, on: e)
@@ -63,8 +63,8 @@ import TesseraTestSupport
         #expect(try m.ledger.round("1") == nil)
     }
 
-    @Test func refusalsChangeNothing() throws {
-        let m = try MarketFixture()
+    @Test(arguments: StoreKind.tested) func refusalsChangeNothing(_ store: StoreKind) throws {
+        let m = try MarketFixture(store: store)
         let (a, b, c) = (m.contributors[0], m.contributors[1], m.contributors[2])
         let e = m.experts[0]
         try m.claim(a, [e])
@@ -117,8 +117,8 @@ import TesseraTestSupport
 
     /// Figures at the top of Int64 (stakes, gains, usage, amounts) are refused by name, and
     /// a refused action changes nothing: the same period and submission go through after.
-    @Test func overflowingFiguresAreRefusedAndChangeNothing() throws {
-        let m = try MarketFixture()
+    @Test(arguments: StoreKind.tested) func overflowingFiguresAreRefusedAndChangeNothing(_ store: StoreKind) throws {
+        let m = try MarketFixture(store: store)
         let (a, b) = (m.contributors[0], m.contributors[1])
         let e = m.experts[0]
         try m.twoSubmissions(a, b, on: e)
@@ -152,8 +152,8 @@ import TesseraTestSupport
         #expect(v.ok, "\(v.problem ?? "")")
     }
 
-    @Test func staleBaseAndPartialBatchesAreRefusedWhole() throws {
-        let m = try MarketFixture()
+    @Test(arguments: StoreKind.tested) func staleBaseAndPartialBatchesAreRefusedWhole(_ store: StoreKind) throws {
+        let m = try MarketFixture(store: store)
         let (a, b) = (m.contributors[0], m.contributors[1])
         let e = m.experts[2]
         try m.claim(a, [e])
@@ -178,15 +178,15 @@ import TesseraTestSupport
         #expect(try m.verify().ok)
     }
 
-    @Test func resendingAnActionRecordsItOnce() throws {
-        let m = try MarketFixture()
+    @Test(arguments: StoreKind.tested) func resendingAnActionRecordsItOnce(_ store: StoreKind) throws {
+        let m = try MarketFixture(store: store)
         let a = m.contributors[0]
         let action = try SignedAction(.claim(.init(at: m.tick(), round: "r1", experts: [m.ref(m.experts[0])], expiresAt: 50_000)), key: a)
         let first = try m.ledger.append(action)
         let again = try m.ledger.append(action)
         #expect(again == .duplicate(seq: first.seq))
         // Even through another handle on the same database (another process, say).
-        let other = try Ledger(store: try SQLiteLedgerStore(path: m.dir.sub("ledger.sqlite")), policy: testPolicy)
+        let other = try m.reopen()
         #expect(try other.append(action) == .duplicate(seq: first.seq))
         let submit = try SignedAction(.submit(.init(at: m.tick(), round: "r1", bundle: fakeHash("A"), bundleSignature: "00",
                                                     experts: [m.ref(m.experts[0], try m.current(m.experts[0]))])), key: a)
@@ -195,8 +195,8 @@ import TesseraTestSupport
         #expect(try m.eventCount() == seq)
     }
 
-    @Test func verifyFindsTheFirstTamperedEvent() throws {
-        let m = try MarketFixture()
+    @Test(arguments: StoreKind.tested) func verifyFindsTheFirstTamperedEvent(_ store: StoreKind) throws {
+        let m = try MarketFixture(store: store)
         try m.claim(m.contributors[0], [m.experts[0]])
         try m.submit(m.contributors[0], [m.experts[0]], bundle: "A")
         try m.verdict(m.validators[0], bundle: "A", gain: 900, accept: true)
@@ -205,14 +205,9 @@ import TesseraTestSupport
         try m.merge(m.experts[0], bundles: ["A"], version: "v2")
         try m.revenue(5_000, period: "p1", usage: [(m.experts[0], 3)])
         #expect(try m.verify().ok)
-        let db = m.dir.sub("ledger.sqlite")
         // Edits behind the ledger's back, through a connection of its own.
-        let raw = try DatabaseQueue(path: db)
         func sql(_ s: String) throws {
-            let changed = try raw.write { d in
-                try d.execute(sql: s)
-                return d.changesCount
-            }
+            let changed = try m.db.tamper(s)
             #expect(changed > 0, "the edit \(s) changed nothing")
         }
         // A balance edited behind the ledger's back.
@@ -246,8 +241,8 @@ import TesseraTestSupport
 }
 
 @Suite struct PipelinedAppendTests {
-    @Test func batchesBeforeABadSignatureStayAndTheRestIsRefused() throws {
-        let m = try MarketFixture()
+    @Test(arguments: StoreKind.tested) func batchesBeforeABadSignatureStayAndTheRestIsRefused(_ store: StoreKind) throws {
+        let m = try MarketFixture(store: store)
         let start = try m.eventCount()
         let keys = (0..<6).map { _ in ParticipantKey.generate().publicHex }
         var actions = try keys.enumerated().map { i, k in

@@ -10,9 +10,9 @@ import TesseraTestSupport
     /// Random sequences of actions, valid and invalid, against the invariants: the chain
     /// verifies, no holding is negative, every expert's units are the sum of its holdings,
     /// payouts add up to the revenue distributed, and a fresh replay reproduces the state.
-    @Test(arguments: [1, 2, 3] as [UInt64])
-    func randomOperationSequencesKeepTheInvariants(_ seed: UInt64) throws {
-        let m = try MarketFixture()
+    @Test(arguments: StoreKind.tested, [1, 2, 3] as [UInt64])
+    func randomOperationSequencesKeepTheInvariants(_ store: StoreKind, _ seed: UInt64) throws {
+        let m = try MarketFixture(store: store)
         var rng = SplitMix64(seed: seed)
         var bundles: [String] = []
         var revenueTotal: Int64 = 0
@@ -61,20 +61,20 @@ import TesseraTestSupport
         #expect(try m.ledger.revenues().reduce(0) { $0 + $1.amount } == revenueTotal)
         let v = try m.verify()
         #expect(v.ok, "\(v.problem ?? "")")
-        let reopened = try Ledger(store: try SQLiteLedgerStore(path: m.dir.sub("ledger.sqlite")), policy: testPolicy)
+        let reopened = try m.reopen()
         #expect(try reopened.currentState() == state)
     }
 
     /// Two handles on one database (as two processes would have), each on its own thread,
     /// both appending and re-sending each other's actions: nothing lost, nothing twice.
-    @Test func concurrentWritersLoseNothingAndDuplicateNothing() throws {
-        let m = try MarketFixture()
+    @Test(arguments: StoreKind.tested) func concurrentWritersLoseNothingAndDuplicateNothing(_ store: StoreKind) throws {
+        let m = try MarketFixture(store: store)
         let start = try m.eventCount()
         let keys = (0..<120).map { _ in ParticipantKey.generate().publicHex }
         let actions = try keys.enumerated().map { i, k in
             try SignedAction(.register(.init(at: 5_000 + Int64(i), key: k, roles: [.contributor], stake: 0)), key: m.op)
         }
-        let handles = try (0..<2).map { _ in try Ledger(store: try SQLiteLedgerStore(path: m.dir.sub("ledger.sqlite")), policy: testPolicy) }
+        let handles = try (0..<2).map { _ in try m.reopen() }
         let errors = ErrorBox()
         DispatchQueue.concurrentPerform(iterations: 2) { w in
             do {

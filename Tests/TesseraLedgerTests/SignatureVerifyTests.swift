@@ -11,9 +11,9 @@ import TesseraTestSupport
 @Suite struct SignatureVerifyTests {
     /// Writes the actions as a correctly linked chain (bypassing the rules' signature check),
     /// with the signatures at `forged` swapped for another event's, and verifies it.
-    static func verify(forged: [Int]) throws -> VerifyReport {
-        let dir = TemporaryDirectory()
-        let store = try SQLiteLedgerStore(path: dir.sub("ledger.sqlite"))
+    static func verify(forged: [Int], in kind: StoreKind = .sqlite) throws -> VerifyReport {
+        let db = try TestDatabase(kind)
+        let store = try db.store()
         let (actions, _) = try SyntheticLedger.actions(count: 320)
         try store.write { w in
             try writeChain(actions, into: w) { i in forged.contains(i) ? actions[i - 1].signature : actions[i].signature }
@@ -21,10 +21,10 @@ import TesseraTestSupport
         return try Ledger.verify(store: store, policy: SyntheticLedger.policy)
     }
 
-    @Test func theFirstForgedSignatureIsNamedWhereverItFalls() throws {
-        #expect(try Self.verify(forged: []).ok)
+    @Test(arguments: StoreKind.tested) func theFirstForgedSignatureIsNamedWhereverItFalls(_ kind: StoreKind) throws {
+        #expect(try Self.verify(forged: [], in: kind).ok)
         for forged in [[40], [250], [250, 300], [100, 250]] {
-            let report = try Self.verify(forged: forged)
+            let report = try Self.verify(forged: forged, in: kind)
             #expect(!report.ok && report.firstBadEvent == Int64(forged[0] + 1) && (report.problem ?? "").contains("bad signature"), "\(forged): \(report)")
         }
     }

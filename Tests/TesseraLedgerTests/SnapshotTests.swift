@@ -9,10 +9,10 @@ import TesseraTestSupport
 @Suite struct SnapshotTests {
     /// Snapshots equal the state replayed from the events, a reopened ledger starts from
     /// the latest one, and a snapshot edited behind the ledger's back fails verify.
-    @Test func snapshotsMatchTheReplayedState() throws {
-        let dir = TemporaryDirectory()
+    @Test(arguments: StoreKind.tested) func snapshotsMatchTheReplayedState(_ store: StoreKind) throws {
+        let db = try TestDatabase(store)
         let (actions, _) = try SyntheticLedger.actions(count: 450)
-        let ledger = try Ledger(store: try SQLiteLedgerStore(path: dir.sub("l.sqlite")), policy: SyntheticLedger.policy, snapshotInterval: 100)
+        let ledger = try Ledger(store: try db.store(), policy: SyntheticLedger.policy, snapshotInterval: 100)
         var k = 0
         while k < actions.count {
             try ledger.append(Array(actions[k..<min(actions.count, k + 37)]))
@@ -30,7 +30,7 @@ import TesseraTestSupport
         #expect(try LedgerState(snapshot: snap.data, seq: snap.seq, policy: SyntheticLedger.policy) == replayed)
         // One state, one encoding: re-encoding the decoded state gives the same bytes.
         #expect(try replayed.snapshotBytes() == [UInt8](snap.data))
-        let reopened = try Ledger(store: try SQLiteLedgerStore(path: dir.sub("l.sqlite")), policy: SyntheticLedger.policy)
+        let reopened = try Ledger(store: try db.store(), policy: SyntheticLedger.policy)
         #expect(try reopened.currentState() == live)
         #expect(try Ledger.verify(store: ledger.store, policy: SyntheticLedger.policy).ok)
         // Large amounts survive exactly.
@@ -43,7 +43,7 @@ import TesseraTestSupport
         // A JSON snapshot written by an earlier version is still read and checked.
         try ledger.store.write { try $0.saveSnapshot(seq: snap.seq, data: try JSONEncoder().encode(replayed)) }
         #expect(try Ledger.verify(store: ledger.store, policy: SyntheticLedger.policy).ok)
-        #expect(try Ledger(store: try SQLiteLedgerStore(path: dir.sub("l.sqlite")), policy: SyntheticLedger.policy).currentState() == live)
+        #expect(try Ledger(store: try db.store(), policy: SyntheticLedger.policy).currentState() == live)
     }
 
     @Test func damagedSnapshotsAreErrorsNamingTheEventNeverCrashes() throws {

@@ -28,7 +28,7 @@ func writeChain(_ actions: [SignedAction], into w: any LedgerWriter,
 /// 150, 120; quorum 3), four experts
 /// (2 layers × 2), domain "es", round "r1" over all experts.
 final class MarketFixture {
-    let dir = TemporaryDirectory()
+    let db: TestDatabase
     let op = ParticipantKey.generate(), publisher = ParticipantKey.generate()
     let contributors = (0..<3).map { _ in ParticipantKey.generate() }
     let validators = (0..<3).map { _ in ParticipantKey.generate() }
@@ -36,8 +36,9 @@ final class MarketFixture {
     var ledger: Ledger!
     var t: Int64 = 1_000
 
-    init(policy: MarketPolicy = testPolicy) throws {
-        ledger = try Ledger(store: try SQLiteLedgerStore(path: dir.sub("ledger.sqlite")), policy: policy)
+    init(policy: MarketPolicy = testPolicy, store: StoreKind = .sqlite) throws {
+        db = try TestDatabase(store)
+        ledger = try Ledger(store: try db.store(), policy: policy)
         try ledger.append(try SignedAction(.genesis(.init(at: tick(), publisher: publisher.publicHex,
                                                            experts: experts.map { ExpertRef(layer: $0.layer, expert: $0.expert, version: fakeHash("base\($0)")) },
                                                            policySHA256: fakeHash("policy"))), key: op))
@@ -92,5 +93,7 @@ final class MarketFixture {
     }
 
     func verify() throws -> VerifyReport { try Ledger.verify(store: ledger.store, policy: ledger.policy) }
+    /// Another handle on the same ledger (as another process would open it).
+    func reopen() throws -> Ledger { try Ledger(store: try db.store(), policy: ledger.policy) }
     func eventCount() throws -> Int64 { try ledger.store.read { try $0.eventCount() } }
 }

@@ -21,7 +21,8 @@ final class TestMarket: @unchecked Sendable {
 
     var now: Int64 { Int64(Date().timeIntervalSince1970) }
 
-    init(_ label: String = "server") throws {
+    /// `database`: the ledger in this PostgreSQL database instead of the directory's SQLite file.
+    init(_ label: String = "server", database: String? = nil) throws {
         tmp = TemporaryDirectory(label)
         dir = tmp.sub("market")
         let fm = FileManager.default
@@ -40,7 +41,8 @@ final class TestMarket: @unchecked Sendable {
 
         for n in Self.names { keys[n] = ParticipantKey.generate() }
         _ = try MarketDirectory.create(at: dir, policyFolder: tmp.sub("policy"), library: tmp.sub("lib"),
-                                       operatorKey: keys["operator"]!, publisher: keys["publisher"]!.publicHex, at: Int64(Date().timeIntervalSince1970))
+                                       operatorKey: keys["operator"]!, publisher: keys["publisher"]!.publicHex, at: Int64(Date().timeIntervalSince1970),
+                                       database: database)
         market = try LocalMarket(directory: MarketDirectory(path: dir))
         let t = now
         var setup: [SignedAction] = []

@@ -51,6 +51,10 @@ public final class LocalMarket: MarketConnection, @unchecked Sendable {
 
     /// Versions the ledger recorded but the library does not name yet (a crash between
     /// the two writes) are added now; their shards were stored before the ledger took them.
+    /// Names in the library the versions the ledger recorded since (through another
+    /// server of the same market, say).
+    public func refreshLibrary() throws { try reconcileLibrary() }
+
     func reconcileLibrary() throws {
         let state = try ledger.currentState()
         for (id, e) in state.experts.sorted(by: { $0.key < $1.key }) {
