@@ -110,7 +110,8 @@ public struct LedgerBenchmark: Encodable, Sendable {
             PhaseTimer.shared.enabled = false
             for (phase, seconds) in PhaseTimer.shared.report { FileHandle.standardError.write(Data("\(phase) \(seconds)\n".utf8)) }
         }
-        let size = ["", "-wal"].reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: dir + "/ledger.sqlite" + $1)[.size] as? Int) ?? 0) }
+        let size = try (store as? PostgresLedgerStore).map { Int(try $0.databaseBytes()) }
+            ?? ["", "-wal"].reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: dir + "/ledger.sqlite" + $1)[.size] as? Int) ?? 0) }
         let n = Double(stored.count)
         return LedgerBenchmark(store: database == nil ? "sqlite" : "postgresql", events: Int64(stored.count), batch: batch, appendEventsPerS: n / appendSeconds, rawInsertRowsPerS: n / rawSeconds,
                                appendVsRaw: (n / appendSeconds) / (n / rawSeconds), sharesQueryMs: q * 1000, verifySeconds: verifySeconds, verifyCPUSeconds: verifyCPU,

@@ -126,6 +126,18 @@ public final class PostgresLedgerStore: LedgerStore, @unchecked Sendable {
 }
 
 extension PostgresLedgerStore {
+    /// The database's size on disk (`pg_database_size`), for the benchmarks.
+    public func databaseBytes() throws -> Int64 {
+        try pool.with { conn in
+            do {
+                return try conn.query("SELECT pg_database_size(current_database())", logger: PostgresConnections.logger).wait().rows.first
+                    .map { try $0.makeRandomAccess()[0].decode(Int64.self) } ?? 0
+            } catch {
+                throw LedgerError.refused("PostgreSQL \(url): \(PostgresFailure.describe(error))")
+            }
+        }
+    }
+
     /// One statement outside the ledger's transactions, on a connection of its own (tests
     /// tamper with rows this way, as an intruder with database access would): the number
     /// of rows it changed.

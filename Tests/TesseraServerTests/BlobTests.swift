@@ -70,12 +70,7 @@ enum TestS3 {
 
 @Suite(.enabled(if: TestS3.enabled), .serialized) struct S3ClientTests {
     @Test func objectsGoInAndOutWholeAndChecked() async throws {
-        let http = HTTPClient(eventLoopGroupProvider: .singleton)
-        do { try await Self.roundTrip(http) } catch {
-            try await http.shutdown()
-            throw error
-        }
-        try await http.shutdown()
+        try await withHTTPClient { try await Self.roundTrip($0) }
     }
 
     static func roundTrip(_ http: HTTPClient) async throws {

@@ -122,10 +122,7 @@ import Glibc
     }
 
     @Test func theCommandLineAnswersAlikeForADirectoryAndAURL() async throws {
-        guard FileManager.default.isExecutableFile(atPath: ReferenceFixtures.binary) else {
-            Issue.record("tessera binary not found at \(ReferenceFixtures.binary); build it first (swift build) or set TESSERA_BIN")
-            return
-        }
+        guard tesseraIsBuilt() else { return }
         let m = try TestMarket()
         let publisher = m.keys["publisher"]!.publicHex
         let queries: [[String]] = [["ledger", "round", "es-1", "--json"], ["ledger", "shares", "--owner", publisher, "--json"],

@@ -11,10 +11,7 @@ import TesseraTestSupport
 /// the server's URL. Every decision and figure must be the in-process demo's.
 @Suite(.serialized) struct NetworkRoundTests {
     @Test func aRoundPlayedBySeparateProcessesDecidesAsTheInProcessRound() async throws {
-        guard FileManager.default.isExecutableFile(atPath: ReferenceFixtures.binary) else {
-            Issue.record("tessera binary not found at \(ReferenceFixtures.binary); build it first (swift build) or set TESSERA_BIN")
-            return
-        }
+        guard tesseraIsBuilt() else { return }
         let tmp = TemporaryDirectory("network-round")
         let local = try await Demo.run(try TinyDemo.prepare(in: tmp.sub("local"))) { _ in }
         let net = try await NetworkDemo.run(try TinyDemo.prepare(in: tmp.sub("net")), binary: ReferenceFixtures.binary,

@@ -86,18 +86,10 @@ import TesseraTestSupport
     /// keep posting, and the other finishes their work: every action recorded once, the
     /// chain verifies.
     @Test func twoServersOnOneDatabaseAreOneMarket() async throws {
-        guard FileManager.default.isExecutableFile(atPath: ReferenceFixtures.binary) else {
-            Issue.record("tessera binary not found at \(ReferenceFixtures.binary); build it first (swift build) or set TESSERA_BIN")
-            return
-        }
+        guard tesseraIsBuilt() else { return }
         let db = try TestPostgres.database()
         let m = try TestMarket("pg-two", database: db.url.description)
-        let http = HTTPClient(eventLoopGroupProvider: .singleton)
-        do { try await Self.playTwoServers(m, http) } catch {
-            try await http.shutdown()
-            throw error
-        }
-        try await http.shutdown()
+        try await withHTTPClient { try await Self.playTwoServers(m, $0) }
     }
 
     static func playTwoServers(_ m: TestMarket, _ http: HTTPClient) async throws {
@@ -172,16 +164,8 @@ final class SharedFlag: Sendable {
 /// the new version's shard is uploaded to A and recorded through B, and B serves both.
 @Suite(.enabled(if: TestPostgres.enabled && TestS3.enabled), .serialized) struct SharedStoreTests {
     @Test func aRoundAcrossTwoServersWithTheirOwnDirectories() async throws {
-        guard FileManager.default.isExecutableFile(atPath: ReferenceFixtures.binary) else {
-            Issue.record("tessera binary not found at \(ReferenceFixtures.binary); build it first (swift build) or set TESSERA_BIN")
-            return
-        }
-        let http = HTTPClient(eventLoopGroupProvider: .singleton)
-        do { try await Self.play(http) } catch {
-            try await http.shutdown()
-            throw error
-        }
-        try await http.shutdown()
+        guard tesseraIsBuilt() else { return }
+        try await withHTTPClient { try await Self.play($0) }
     }
 
     static func play(_ http: HTTPClient) async throws {

@@ -15,16 +15,8 @@ import TesseraTestSupport
 /// verifies.
 @Suite(.serialized) struct ServerKillTests {
     @Test func aServerKilledMidRoundLosesAndDuplicatesNothing() async throws {
-        guard FileManager.default.isExecutableFile(atPath: ReferenceFixtures.binary) else {
-            Issue.record("tessera binary not found at \(ReferenceFixtures.binary); build it first (swift build) or set TESSERA_BIN")
-            return
-        }
-        let http = HTTPClient(eventLoopGroupProvider: .singleton)
-        do { try await Self.play(http) } catch {
-            try await http.shutdown()
-            throw error
-        }
-        try await http.shutdown()
+        guard tesseraIsBuilt() else { return }
+        try await withHTTPClient { try await Self.play($0) }
     }
 
     static func play(_ http: HTTPClient) async throws {

@@ -1,4 +1,6 @@
+import AsyncHTTPClient
 import Foundation
+import Testing
 import TesseraCore
 import TesseraEngine
 import TesseraLedger
@@ -103,5 +105,27 @@ final class TestMarket: @unchecked Sendable {
     /// Names of what is stored under bundles/ (finished bundles and any staging).
     var storedBundles: [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: market.bundlesPath)) ?? []).sorted()
+    }
+}
+
+/// Whether the tessera executable the process tests start is built; records an issue when not.
+func tesseraIsBuilt() -> Bool {
+    guard FileManager.default.isExecutableFile(atPath: ReferenceFixtures.binary) else {
+        Issue.record("tessera binary not found at \(ReferenceFixtures.binary); build it first (swift build) or set TESSERA_BIN")
+        return false
+    }
+    return true
+}
+
+/// Runs `body` with an HTTP client of its own, shut down however the body ends.
+func withHTTPClient<T: Sendable>(_ body: (HTTPClient) async throws -> T) async throws -> T {
+    let http = HTTPClient(eventLoopGroupProvider: .singleton)
+    do {
+        let r = try await body(http)
+        try await http.shutdown()
+        return r
+    } catch {
+        try? await http.shutdown()
+        throw error
     }
 }
