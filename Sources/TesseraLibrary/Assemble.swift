@@ -16,7 +16,13 @@ extension ExpertLibrary {
             return s
         }
         let trunk = try shard(manifest.trunk, "trunk")
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        // Everything is checked before the first file is written: a refused assemble leaves
+        // nothing behind.
+        guard let config = FileManager.default.contents(atPath: configPath) else { throw LibraryError("\(configPath): missing") }
+        guard ContentHash.sha256(Array(config)) == manifest.configSHA256 else {
+            throw LibraryError("\(configPath): does not match the manifest's config_sha256")
+        }
+        var plan: [(name: String, tensors: [StreamedTensor])] = []
         let byName = Dictionary(uniqueKeysWithValues: manifest.tensors.map { ($0.name, $0) })
         var totalSize = 0
         for file in manifest.sourceFiles {
@@ -48,7 +54,11 @@ extension ExpertLibrary {
                 })
                 totalSize += streamed.last!.byteCount
             }
-            try SafetensorsWriter.write(streamed: streamed, to: (out as NSString).appendingPathComponent(file.name))
+            plan.append((file.name, streamed))
+        }
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        for (name, streamed) in plan {
+            try SafetensorsWriter.write(streamed: streamed, to: (out as NSString).appendingPathComponent(name))
         }
         if manifest.sourceFiles.count > 1 {
             var map: [(String, JSONValue)] = []
@@ -56,10 +66,6 @@ extension ExpertLibrary {
             map.sort { $0.0 < $1.0 }
             let index = JSONValue.object([("metadata", .object([("total_size", .integer(Int64(totalSize)))])), ("weight_map", .object(map))])
             try AtomicFile.write(Array(index.serialized().utf8), to: (out as NSString).appendingPathComponent("model.safetensors.index.json"))
-        }
-        guard let config = FileManager.default.contents(atPath: configPath) else { throw LibraryError("\(configPath): missing") }
-        guard ContentHash.sha256(Array(config)) == manifest.configSHA256 else {
-            throw LibraryError("\(configPath): does not match the manifest's config_sha256")
         }
         try AtomicFile.write(Array(config), to: (out as NSString).appendingPathComponent("config.json"))
     }

@@ -151,6 +151,11 @@ public struct SubmissionBundle: Sendable {
         let sigPath = (dir as NSString).appendingPathComponent("bundle.sig")
         guard let manifest = FileManager.default.contents(atPath: manifestPath) else { throw LibraryError("\(manifestPath): missing") }
         guard let sig = FileManager.default.contents(atPath: sigPath) else { throw LibraryError("\(sigPath): missing signature") }
-        return (ContentHash.sha256(Array(manifest)), String(decoding: sig, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        // The identity is the signed content, not the file's bytes: the same bundle re-formatted
+        // (spacing, escapes, key order) is the same submission. Bundles are written in this
+        // canonical form, so their identity equals their file's hash.
+        let json: JSONValue
+        do { json = try JSONValue.parse(manifest) } catch { throw LibraryError("\(manifestPath): not valid JSON (\(error))") }
+        return (ContentHash.sha256(json.canonicalBytes), String(decoding: sig, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
     }
 }

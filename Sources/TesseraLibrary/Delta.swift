@@ -30,7 +30,20 @@ public struct DeltaHeader: Codable, Sendable, Equatable {
         /// not only inside a bundle.
         public var payloadSHA256: String = ""
 
-        public var count: Int { shape.reduce(1, *) }
+        /// Elements the shape holds; nil when a dimension is negative or the product does not
+        /// fit an Int (a header written to make the reader trap).
+        public var checkedCount: Int? {
+            var n = 1
+            for d in shape {
+                guard d >= 0 else { return nil }
+                let (p, overflow) = n.multipliedReportingOverflow(by: d)
+                if overflow { return nil }
+                n = p
+            }
+            return n
+        }
+        /// Elements the shape holds (saturating; headers read from files are bounded by `read`).
+        public var count: Int { checkedCount ?? .max }
         enum CodingKeys: String, CodingKey {
             case name, dtype, shape, chunk, keep
             case rawBytes = "raw_bytes"
@@ -213,7 +226,8 @@ public enum DeltaCodec {
             guard ContentHash.sha256(file.bytes(of: info)) == t.payloadSHA256 else {
                 throw LibraryError("\(path): payload for \(t.name) is corrupt (its SHA-256 does not match the description)")
             }
-            guard t.shape.allSatisfy({ $0 >= 0 }), t.count <= 1 << 34 else { throw LibraryError("\(path): tensor \(t.name) has an invalid shape \(t.shape)") }
+            guard let n = t.checkedCount, n <= 1 << 34 else { throw LibraryError("\(path): tensor \(t.name) has an invalid shape \(t.shape)") }
+            _ = n
             let expected: Int
             switch header.encoding {
             case .lossless: expected = t.count * t.dtype.byteSize

@@ -81,6 +81,12 @@ public struct LibraryManifest: Codable, Sendable, Equatable {
 
     func encoded() throws -> [UInt8] { try JSONOutput.pretty(self) }
 
+    /// A file name with no directory part, not hidden, ending in `.safetensors`.
+    static func isPlainSafetensorsName(_ name: String) -> Bool {
+        name.hasSuffix(".safetensors") && name.count > ".safetensors".count && name.count <= 255 && !name.hasPrefix(".")
+            && !name.contains("/") && !name.contains("\\") && !name.unicodeScalars.contains { $0.value < 0x20 || $0 == "\u{7F}" }
+    }
+
     /// Structural checks, so a hand-edited or damaged manifest fails on open with the
     /// field named instead of misbehaving later.
     func validate(file: String) throws {
@@ -101,7 +107,20 @@ public struct LibraryManifest: Codable, Sendable, Equatable {
                 }
             }
         }
-        let named = Set(sourceFiles.flatMap(\.tensors))
+        // Source file names become paths when a checkpoint is assembled: plain names of
+        // safetensors files only, each once, and each tensor in one file.
+        var fileNames = Set<String>()
+        for f in sourceFiles {
+            guard Self.isPlainSafetensorsName(f.name) else {
+                throw LibraryError("\(file): source file name \"\(f.name.prefix(80))\" is not a plain NAME.safetensors file name")
+            }
+            guard fileNames.insert(f.name).inserted else { throw LibraryError("\(file): source file \(f.name) is listed twice") }
+        }
+        var placed = Set<String>()
+        for name in sourceFiles.flatMap(\.tensors) where !placed.insert(name).inserted {
+            throw LibraryError("\(file): tensor \(name.prefix(80)) is in more than one source file")
+        }
+        let named = placed
         for t in tensors {
             guard named.contains(t.name) else { throw LibraryError("\(file): tensor \(t.name) belongs to no source file") }
             switch t.placement {

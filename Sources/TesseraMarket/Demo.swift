@@ -132,6 +132,8 @@ public final class Demo {
         return clock
     }
     var realClock = false
+    /// 2023-11-14: earlier than every action of either clock.
+    static let genesisTime: Int64 = 1_700_000_000
     func record(_ action: LedgerAction, by k: ParticipantKey) async throws { _ = try await market.post(try SignedAction(action, key: k)) }
 
     /// A key derived from the seed and a name, so the demo is the same run after run.
@@ -154,8 +156,11 @@ public final class Demo {
 
     func createMarket() async throws {
         log("market: creating \(root) from \(o.experts) and \(o.policy)")
+        // One genesis time for both transports, before any later action of either: the
+        // market's ID (the genesis hash) is signed into every bundle, and the two transports'
+        // bundles are to be the same bytes.
         _ = try MarketDirectory.create(at: directory.path, policyFolder: o.policy, library: o.experts,
-                                       operatorKey: keys["operator"]!, publisher: keys["publisher"]!.publicHex, at: tick(),
+                                       operatorKey: keys["operator"]!, publisher: keys["publisher"]!.publicHex, at: Self.genesisTime,
                                        database: o.database)
         let local = try LocalMarket(directory: directory)
         market = local
@@ -237,8 +242,8 @@ public final class Demo {
                                               seed: o.seed &+ UInt64(i))
                 options.clipNorm = 1
                 let request = Contribution.Request(experts: experts, data: share, heldOut: nil, options: options, partialResidency: false,
-                                                   delta: DeltaOptions(encoding: .sparse, density: 0.25), market: "demo", domain: domain.name, round: round,
-                                                   matmul: o.matmul)
+                                                   delta: DeltaOptions(encoding: .sparse, density: 0.25), market: try await market.summary().marketID, domain: domain.name,
+                                                   round: round, matmul: o.matmul)
                 let r = try Contribution.run(request, library: library, key: k, out: dir, progress: o.progress)
                 trainLoss = r.training.history.last?.trainLoss
                 if i == 0 {
@@ -249,7 +254,7 @@ public final class Demo {
                 behaviour = "dishonest: re-signs contributor-1's deltas"
                 experts = firstExperts
                 try await record(.claim(.init(at: tick(), round: round, experts: experts.map { ExpertRef(layer: $0.layer, expert: $0.expert) }, expiresAt: clock + 5_000)), by: k)
-                _ = try SubmissionBundle.create(key: k, market: "demo", domain: domain.name, round: round, deltas: firstDeltas,
+                _ = try SubmissionBundle.create(key: k, market: try await market.summary().marketID, domain: domain.name, round: round, deltas: firstDeltas,
                                                 training: .object([("note", .string("copied"))]), library: library, into: dir)
                 log("\(c): copies contributor-1's deltas and signs them")
             }

@@ -153,7 +153,7 @@ public final class NetworkDemo {
                                        "--replay-share", String(d.o.replay), "--work", d.path("contributors/\(c)"), "--top-p", String(d.o.topP),
                                        "--steps", String(d.o.steps), "--batch", String(d.o.batch), "--lr", String(d.o.learningRate),
                                        "--warmup", String(max(1, d.o.steps / 10)), "--seed", String(d.o.seed &+ UInt64(i)),
-                                       "--market-name", "demo", "--delta", "sparse", "--density", "0.25", "--matmul", d.o.matmul.rawValue],
+                                       "--delta", "sparse", "--density", "0.25", "--matmul", d.o.matmul.rawValue],
                                       name: c)
             // The next one starts once this one's hash is in the ledger (submission order fixed).
             while try await d.market.state().submissions.count == before {
@@ -171,7 +171,7 @@ public final class NetworkDemo {
         let expertList = experts.map(\.description).joined(separator: ",")
         try await tessera(["ledger", "claim", "--market", url, "--key", d.path("keys/\(c).json"), "--round", d.round, "--experts", expertList], name: "\(c)-claim")
         try AtomicFile.write(Array(#"{"note":"copied"}"#.utf8), to: d.path("data/\(c)-summary.json"))
-        try await tessera(["bundle", "create", "--key", d.path("keys/\(c).json"), "--library", library, "--market", "demo", "--domain", d.domain.name,
+        try await tessera(["bundle", "create", "--key", d.path("keys/\(c).json"), "--library", library, "--market", url, "--domain", d.domain.name,
                      "--round", d.round, "--summary", d.path("data/\(c)-summary.json"), "--out", d.path("bundles/\(c)")] + deltas.flatMap { ["--delta", $0] },
                     name: "\(c)-bundle")
         try await tessera(["ledger", "submit", "--market", url, "--key", d.path("keys/\(c).json"), "--round", d.round, "--bundle", d.path("bundles/\(c)"),

@@ -242,8 +242,9 @@ enum OpenAPIDocument {
       "Health": { "type": "object", "required": ["status", "events"], "properties": { "status": { "type": "string" }, "events": { "type": "integer" } } },
       "MarketSummary": {
         "type": "object",
-        "required": ["events", "head_hash", "policy_sha256", "domains", "rounds", "trunk", "model_type", "experts"],
+        "required": ["market_id", "events", "head_hash", "policy_sha256", "domains", "rounds", "trunk", "model_type", "experts"],
         "properties": {
+          "market_id": { "description": "The hash of the genesis event: the market bundles are signed for.", "type": "string" },
           "events": { "type": "integer" }, "head_hash": { "type": "string" }, "policy_sha256": { "type": "string" },
           "domains": { "type": "array", "items": { "type": "string" } }, "rounds": { "type": "array", "items": { "type": "string" } },
           "trunk": { "type": "string" }, "model_type": { "type": "string" }, "experts": { "type": "integer" }

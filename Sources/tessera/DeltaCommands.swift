@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TesseraBenchmarks
+import TesseraClient
 import TesseraEngine
 import TesseraLibrary
 import TesseraCore
@@ -140,24 +141,26 @@ struct BundleCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "bundle", abstract: "Signed submission bundles.",
                                                     subcommands: [Create.self, Verify.self, BundleUpload.self, BundleDownload.self])
 
-    struct Create: ParsableCommand {
+    struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Sign deltas into a submission bundle.")
         @Option(help: "Contributor key file.") var key: String
         @Option(help: "Library the deltas are against.") var library: String
-        @Option var market: String
+        @Option(help: "The market the bundle is signed for: its directory or URL (asked for its ID), or its ID (the hash of its genesis event).")
+        var market: String
         @Option var domain: String
         @Option var round: String
         @Option(help: "Delta file (repeatable).") var delta: [String] = []
         @Option(help: "JSON file with the training summary.") var summary: String?
         @Option(help: "Bundle directory to write.") var out: String
 
-        func run() throws {
+        func run() async throws {
+            let marketID = ContentHash.isValid(market) ? market : try await Markets.open(market).summary().marketID
             var training = JSONValue.object([])
             if let summary {
                 guard let data = FileManager.default.contents(atPath: summary) else { throw ValidationError("\(summary): cannot read") }
                 training = try JSONValue.parse(data)
             }
-            let b = try SubmissionBundle.create(key: try ParticipantKey.load(key), market: market, domain: domain, round: round,
+            let b = try SubmissionBundle.create(key: try ParticipantKey.load(key), market: marketID, domain: domain, round: round,
                                                 deltas: delta, training: training, library: try ExpertLibrary(directory: library), into: out)
             print("bundle \(out): \(b.items.count) delta(s) signed by \(b.contributor)")
         }

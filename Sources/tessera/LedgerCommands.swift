@@ -139,7 +139,11 @@ struct LedgerCommand: AsyncParsableCommand {
             let libraryPath = try library ?? market.directory(for: "submit without --library").libraryPath
             let b = try SubmissionBundle.verify(bundle, library: try ExpertLibrary(directory: libraryPath), requireCurrent: true)
             guard b.contributor == key.publicHex else { throw ValidationError("the bundle is signed by \(b.contributor), not by this key") }
-            try await post(SubmissionBundle.submitAction(bundle, round: round, at: signer.time), market, signer)
+            let connection = try market.connect()
+            let summary = try await connection.summary()
+            guard let r = try await connection.state().rounds[round] else { throw ValidationError("no round \(round) in this market; rounds: \(summary.rounds.joined(separator: ", "))") }
+            try b.requireDestination(market: summary.marketID, domain: r.domain, round: round)
+            try await post(SubmissionBundle.submitAction(bundle, market: summary.marketID, domain: r.domain, round: round, at: signer.time), market, signer)
         }
     }
 

@@ -124,7 +124,6 @@ struct Contribute: AsyncParsableCommand {
     @Option(name: .customLong("top-p"), help: "ESFT selection threshold.") var topP = 0.3
     @Option(help: "Delta encoding.") var delta = DeltaHeader.Encoding.sparse
     @Option(help: "Sparse deltas: share of entries kept.") var density = 0.25
-    @Option(name: .customLong("market-name"), help: "The market's name, signed into the bundle.") var marketName = "market"
     @OptionGroup var training: TrainingArguments
     @Flag var json = false
 
@@ -136,7 +135,6 @@ struct Contribute: AsyncParsableCommand {
         o.topP = topP
         o.delta = DeltaOptions(encoding: delta, density: density)
         o.matmul = training.matmul.precision
-        o.marketName = marketName
         let printer = ProgressPrinter(enabled: true)
         let flow = try ContributorWorkflow(market: try market.connect(), key: try ParticipantKey.load(key), work: work, options: o, log: printer.line)
         let r = try await flow.run()

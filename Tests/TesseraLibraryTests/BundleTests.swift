@@ -47,6 +47,27 @@ import TesseraTestSupport
         return (lib, key)
     }
 
+    /// A submission is its signed content: the same manifest re-formatted (indented, a
+    /// trailing newline, a character written as a \u escape) still verifies and has the
+    /// same identity, so it cannot be submitted again as a new bundle.
+    @Test func reformattedManifestsAreTheSameSubmission() throws {
+        let s = TemporaryDirectory()
+        let (lib, _) = try Self.makeBundle(s)
+        let path = s.sub("bundle/bundle.json")
+        let original = try Data(contentsOf: URL(fileURLWithPath: path))
+        let identity = try SubmissionBundle.submissionRecord(s.sub("bundle")).hash
+        #expect(identity == ContentHash.sha256(Array(original)), "bundles are written canonically, so existing identities stay")
+        let object = try JSONSerialization.jsonObject(with: original)
+        let pretty = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .withoutEscapingSlashes])
+        let escaped = String(decoding: original, as: UTF8.self).replacingOccurrences(of: "\"es\"", with: "\"\\u0065s\"")
+        for variant in [pretty, original + Data("\n".utf8), Data(escaped.utf8)] {
+            #expect(variant != original)
+            try variant.write(to: URL(fileURLWithPath: path))
+            _ = try SubmissionBundle.verify(s.sub("bundle"), library: lib)
+            #expect(try SubmissionBundle.submissionRecord(s.sub("bundle")).hash == identity)
+        }
+    }
+
     @Test func bundleVerifiesAndEveryTamperIsCaught() throws {
         let s = TemporaryDirectory()
         let (lib, key) = try Self.makeBundle(s)

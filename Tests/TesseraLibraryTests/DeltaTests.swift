@@ -119,6 +119,39 @@ import TesseraTestSupport
         #expect(try ExpertLibrary(directory: s.sub("lib")).manifest.entry(id)!.versions.count == 1)
     }
 
+    /// A delta whose description declares shapes whose element count is huge or wraps past
+    /// 2^64 is refused by name; reading it used to trap multiplying the shape.
+    @Test func deltasDeclaringHugeShapesAreRefusedNotTrapped() throws {
+        let s = TemporaryDirectory()
+        let id = ExpertID(layer: 0, expert: 1)
+        let lib = try Self.setUp("mixtral-tiny", id, scratch: s)
+        _ = try lib.encodeDelta(id, new: try lib.expertWeights(id, fromCheckpoint: s.sub("tuned")), options: DeltaOptions(), to: s.sub("d.safetensors"))
+        let original = try Data(contentsOf: URL(fileURLWithPath: s.sub("d.safetensors")))
+        for shape in ["[1099511627776,1099511627776]", "[4294967296,4294967296,16]", "[-4,-4]", "[3037000500,3037000500]"] {
+            let path = s.sub("huge.safetensors")
+            try Self.rewritingDeltaShapes(original, to: shape).write(to: URL(fileURLWithPath: path))
+            for read in [{ _ = try DeltaCodec.read(path) }, { _ = try lib.applyDelta(path, producedBy: []) }] as [() throws -> Void] {
+                #expect { try read() } throws: { "\($0)".contains("invalid shape") }
+            }
+        }
+    }
+
+    /// The delta's safetensors file with every tensor's declared shape in its description
+    /// replaced (the payloads untouched, so their hashes still match).
+    static func rewritingDeltaShapes(_ data: Data, to shape: String) throws -> Data {
+        let n = Int(data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+        var header = try #require(try JSONSerialization.jsonObject(with: data.subdata(in: 8..<8 + n)) as? [String: Any])
+        var metadata = try #require(header["__metadata__"] as? [String: String])
+        let key = try #require(metadata.keys.first { $0.contains("delta") })
+        metadata[key] = try #require(metadata[key]).replacingOccurrences(of: #""shape":\[[0-9,]*\]"#, with: "\"shape\":\(shape)", options: .regularExpression)
+        header["__metadata__"] = metadata
+        var json = try JSONSerialization.data(withJSONObject: header)
+        while json.count % 8 != 0 { json.append(0x20) }
+        var out = Data()
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { out.append(contentsOf: $0) }
+        return out + json + data.subdata(in: 8 + n..<data.count)
+    }
+
     @Test func zstdRefusesStreamsThatInflatePastTheDeclaredSize() throws {
         let big = [UInt8](repeating: 7, count: 1 << 20)
         let z = try Zstd.compress(big)

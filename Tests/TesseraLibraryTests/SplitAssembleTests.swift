@@ -87,6 +87,40 @@ import TesseraTestSupport
         try FileManager.default.removeItem(atPath: path)
         #expect { try lib.loadModel() } throws: { "\($0)".contains("missing") && "\($0)".contains(victim) }
         #expect { try lib.assemble(into: s.sub("out")) } throws: { "\($0)".contains("expert 1:5") }
+        #expect(!FileManager.default.fileExists(atPath: s.sub("out")), "a refused assemble writes nothing")
+    }
+
+    /// Source file names become paths when a checkpoint is assembled: a manifest naming a
+    /// path (`../`, absolute), the config or index file, a name twice, or a tensor in two
+    /// files is refused when the library is opened, and nothing is written anywhere.
+    @Test func manifestsWhoseFileNamesArePathsOrCollideAreRefused() throws {
+        let s = TemporaryDirectory()
+        try ExpertLibrary.split(checkpoint: ReferenceFixtures.path("qwen2moe-tiny"), into: s.sub("lib"))
+        let path = s.sub("lib/manifest.json")
+        let original = try Data(contentsOf: URL(fileURLWithPath: path))
+        func edited(_ change: (inout [[String: Any]]) -> Void) throws -> Data {
+            var m = try #require(try JSONSerialization.jsonObject(with: original) as? [String: Any])
+            var files = try #require(m["source_files"] as? [[String: Any]])
+            change(&files)
+            m["source_files"] = files
+            return try JSONSerialization.data(withJSONObject: m)
+        }
+        let cases: [(String, (inout [[String: Any]]) -> Void)] = [
+            ("not a plain", { $0[0]["name"] = "../../escaped.safetensors" }),
+            ("not a plain", { $0[0]["name"] = "/tmp/absolute.safetensors" }),
+            ("not a plain", { $0[0]["name"] = "config.json" }),
+            ("not a plain", { $0[0]["name"] = "model.safetensors.index.json" }),
+            ("not a plain", { $0[0]["name"] = ".safetensors" }),
+            ("listed twice", { $0.append($0[0]) }),
+            ("more than one source file", { var f = $0[0]; f["name"] = "other.safetensors"; f["tensors"] = [($0[0]["tensors"] as! [String])[0]]; $0.append(f) }),
+        ]
+        for (fragment, change) in cases {
+            try edited(change).write(to: URL(fileURLWithPath: path))
+            #expect { try ExpertLibrary(directory: s.sub("lib")) } throws: { "\($0)".contains(fragment) }
+        }
+        #expect(!FileManager.default.fileExists(atPath: s.sub("escaped.safetensors")) && !FileManager.default.fileExists(atPath: "/tmp/absolute.safetensors"))
+        try original.write(to: URL(fileURLWithPath: path))
+        try ExpertLibrary(directory: s.sub("lib")).assemble(into: s.sub("out"))
     }
 
     @Test func partialModelRoutesAmongResidentExpertsOnly() throws {

@@ -84,7 +84,7 @@ final class TestMarket: @unchecked Sendable {
             deltas.append(path)
         }
         let out = tmp.sub("bundle-\(contributor)-\(seed)")
-        _ = try SubmissionBundle.create(key: keys[contributor]!, market: "test", domain: "es", round: round, deltas: deltas,
+        _ = try SubmissionBundle.create(key: keys[contributor]!, market: try market.marketID(), domain: "es", round: round, deltas: deltas,
                                         training: .object([("steps", .number(1))]), library: lib, into: out)
         return out
     }
@@ -94,7 +94,7 @@ final class TestMarket: @unchecked Sendable {
     func claimAndSubmit(_ contributor: String, bundle: String, experts: [ExpertID]) throws -> String {
         let refs = experts.map { ExpertRef(layer: $0.layer, expert: $0.expert) }
         _ = try market.postEach([try sign(.claim(.init(at: now, round: round, experts: refs, expiresAt: now + 86_400)), by: contributor)])[0].get()
-        _ = try market.postEach([try sign(try SubmissionBundle.submitAction(bundle, round: round, at: now), by: contributor)])[0].get()
+        _ = try market.postEach([try sign(try SubmissionBundle.submitAction(bundle, market: try market.marketID(), domain: "es", round: round, at: now), by: contributor)])[0].get()
         return try SubmissionBundle.submissionRecord(bundle).hash
     }
 

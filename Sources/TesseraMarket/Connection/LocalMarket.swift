@@ -68,9 +68,15 @@ public final class LocalMarket: MarketConnection, @unchecked Sendable {
 
     public func summary() async throws -> MarketSummary {
         let state = try ledger.currentState()
-        return MarketSummary(events: state.seq, headHash: state.headHash, policySHA256: try ContentHash.sha256(file: directory.policyPath),
+        return MarketSummary(marketID: try marketID(), events: state.seq, headHash: state.headHash, policySHA256: try ContentHash.sha256(file: directory.policyPath),
                              domains: state.domains.sorted(), rounds: state.rounds.keys.sorted(), trunk: library.manifest.trunk,
                              modelType: library.manifest.modelType, experts: library.manifest.experts.count)
+    }
+
+    /// The hash of the genesis event.
+    public func marketID() throws -> String {
+        guard let first = try ledger.events(since: 0, limit: 1).first else { throw MarketError.corrupt("the market's ledger is empty") }
+        return first.hash
     }
 
     public func policyText() async throws -> Data { try read(directory.policyPath) }
@@ -192,6 +198,9 @@ public final class LocalMarket: MarketConnection, @unchecked Sendable {
             throw MarketError.tooEarly("round \(sub.round)'s submission window is open until \(round.closesAt) (or until the operator closes it); bundles are revealed after it closes")
         }
         let bundle = try SubmissionBundle.verify(dir, library: library)
+        do {
+            try bundle.requireDestination(market: try marketID(), domain: round.domain, round: sub.round)
+        } catch { throw MarketError.forbidden("\(error)") }
         guard bundle.contributor == sub.contributor else {
             throw MarketError.forbidden("bundle \(hash.prefix(12)) is signed by \(bundle.contributor.prefix(16))…, the submission by \(sub.contributor.prefix(16))…")
         }

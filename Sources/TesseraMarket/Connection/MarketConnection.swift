@@ -52,6 +52,8 @@ public protocol MarketConnection: Sendable {
 
 /// `GET /v1/market`: where the market stands.
 public struct MarketSummary: Codable, Sendable, Equatable {
+    /// The market's identity: the hash of its first (genesis) event. Bundles are signed for it.
+    public var marketID: String
     public var events: Int64
     public var headHash: String
     public var policySHA256: String
@@ -62,6 +64,7 @@ public struct MarketSummary: Codable, Sendable, Equatable {
     public var experts: Int
     enum CodingKeys: String, CodingKey {
         case events, domains, rounds, trunk, experts
+        case marketID = "market_id"
         case headHash = "head_hash"
         case policySHA256 = "policy_sha256"
         case modelType = "model_type"

@@ -25,7 +25,6 @@ public final class ContributorWorkflow {
         /// Seconds between looks at the round while waiting for its window to close.
         public var pollSeconds = 2.0
         /// Name of the market signed into the bundle.
-        public var marketName = "market"
         public init(round: String, data: String, training: TrainingOptions) {
             self.round = round; self.data = data; self.training = training
         }
@@ -89,6 +88,12 @@ public final class ContributorWorkflow {
         }
     }
 
+    /// The domain of the round this contributor takes part in.
+    func roundDomain() async throws -> String {
+        guard let r = try await market.state().rounds[o.round] else { throw LedgerError.refused("no round \(o.round) in this market") }
+        return r.domain
+    }
+
     public func run() async throws -> Report {
         let now = { Int64(Date().timeIntervalSince1970) }
         if !progress.fetched {
@@ -121,15 +126,16 @@ public final class ContributorWorkflow {
                 let count = Int((Double(windows.count) * o.replayShare / (1 - o.replayShare)).rounded())
                 windows = try windows.appending(try TokenWindows.load(path: replay).spread(count))
             }
-            let domain = try await market.state().rounds[o.round]?.domain ?? ""
             let request = Contribution.Request(experts: experts, data: windows, heldOut: nil, options: o.training, partialResidency: false,
-                                               delta: o.delta, market: o.marketName, domain: domain, round: o.round, matmul: o.matmul)
+                                               delta: o.delta, market: try await market.summary().marketID, domain: try await roundDomain(),
+                                               round: o.round, matmul: o.matmul)
             _ = try Contribution.run(request, library: library, key: key, out: bundlePath, progress: true)
             progress.trained = true
             try save()
         }
         _ = try SubmissionBundle.verify(bundlePath, library: library)
-        try await postKept(\.submit) { try SubmissionBundle.submitAction(bundlePath, round: o.round, at: now()) }
+        let (marketID, domain) = (try await market.summary().marketID, try await roundDomain())
+        try await postKept(\.submit) { try SubmissionBundle.submitAction(bundlePath, market: marketID, domain: domain, round: o.round, at: now()) }
         let (hash, _) = try SubmissionBundle.submissionRecord(bundlePath)
         if progress.uploaded == nil {
             log("submitted \(hash.prefix(12)); waiting for round \(o.round)'s window to close before revealing the bundle")
