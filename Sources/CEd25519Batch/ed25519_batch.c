@@ -430,3 +430,8 @@ done:
     free(scalars);
     return ok;
 }
+
+int tessera_ed25519_key_is_usable(const unsigned char *key) {
+    ge p;
+    return ge_decode(&p, key) && !ge_has_small_order(&p);
+}

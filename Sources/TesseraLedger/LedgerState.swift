@@ -125,7 +125,7 @@ public struct LedgerState: Sendable, Codable, Equatable {
 
     mutating func register(_ r: LedgerAction.Register, actor: String, seq: Int64) throws -> [DerivedRow] {
         try requireOperator(actor, "register")
-        guard isKey(r.key) else { throw refuse("register: \(r.key) is not an Ed25519 public key") }
+        guard isKey(r.key) else { throw refuse("register: \(r.key.prefix(64)) is not a usable Ed25519 public key (64 lower-case hex digits encoding a point, not of small order, that a signature can verify under)") }
         guard !r.roles.isEmpty, r.stake >= 0 else { throw refuse("register: needs at least one role and a non-negative stake") }
         guard r.stake == 0 || r.roles.contains(.validator) else { throw refuse("register: only validators hold stake") }
         var p = participants[r.key] ?? Participant(roles: [], stake: 0)
@@ -399,6 +399,7 @@ public struct LedgerState: Sendable, Codable, Equatable {
         return DerivedRow(table: .expertTotals, key: [.int(Int64(id.layer)), .int(Int64(id.expert))], values: [.int(e.units), .text(e.versions.last!), .int(e.revenue), .int(seq)])
     }
     func expertList(_ ids: Set<ExpertID>) -> String { ids.sorted().map(\.description).joined(separator: ",") }
-    func isKey(_ s: String) -> Bool { s.utf8.count == 64 && Hex.decode(s) != nil }
+    /// One spelling per key, and only keys that can sign (see `ParticipantKey.isUsablePublicKey`).
+    func isKey(_ s: String) -> Bool { ParticipantKey.isUsablePublicKey(s) }
     func isHash(_ s: String) -> Bool { ContentHash.isValid(s) }
 }

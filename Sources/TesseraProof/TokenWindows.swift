@@ -41,7 +41,7 @@ public struct TokenWindows: Sendable {
 
     /// The first `n` windows (all when n is nil or larger).
     public func prefix(_ n: Int?) -> TokenWindows {
-        let k = min(n ?? count, count)
+        let k = max(0, min(n ?? count, count))
         return TokenWindows(seq: seq, ids: Array(ids.prefix(k * seq)), origin: origin)
     }
 

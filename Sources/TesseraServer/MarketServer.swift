@@ -117,8 +117,8 @@ public final class MarketServer: Sendable {
             return try await self.json(try await self.market.payouts(event: event))
         }
         router.get("/v1/verify") { _, _ in
-            let ledger = self.market.ledger
-            return try await self.json(try await Blocking.run { try Ledger.verify(store: ledger.store, policy: ledger.policy) })
+            let market = self.market
+            return try await self.json(try await Blocking.run { try market.checkLedger() })
         }
         router.put("/v1/bundles") { request, context in try await self.uploadBundle(request, context) }
         router.get("/v1/bundles/{submission}") { _, context in

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import TesseraEngine
 import TesseraCore
 
@@ -26,6 +27,26 @@ struct Init: ParsableCommand {
         guard vocab > 0, hidden > 0, layers > 0, heads > 0, kvHeads > 0, heads % kvHeads == 0, hidden % heads == 0,
               experts > 0, topK > 0, topK <= experts, expertWidth > 0 else {
             throw ValidationError("sizes must be positive, heads a multiple of kv heads and of hidden's divisor, top-k ≤ experts")
+        }
+        // Rotary embeddings pair a head's dimensions: eval refuses an odd head size.
+        guard (hidden / heads) % 2 == 0 else {
+            throw ValidationError("--hidden \(hidden) / --heads \(heads) = \(hidden / heads): the head size must be even (rotary embeddings rotate pairs)")
+        }
+        // The parameters, counted without overflow, must fit this machine's memory as floats.
+        let headDim = hidden / heads
+        func product(_ xs: Int...) -> Int? {
+            xs.reduce(Optional(1)) { acc, x in acc.flatMap { a in let (p, o) = a.multipliedReportingOverflow(by: x); return o ? nil : p } }
+        }
+        let perLayerParts = [product(hidden, heads, headDim, 2), product(hidden, kvHeads, headDim, 2), product(experts, 3, hidden, expertWidth),
+                             product(hidden, experts), product(3, hidden, expertWidth)]
+        let perLayer = perLayerParts.reduce(Optional(0)) { acc, x in acc.flatMap { a in x.flatMap { let (s, o) = a.addingReportingOverflow($0); return o ? nil : s } } }
+        let total = perLayer.flatMap { l in product(l, layers) }.flatMap { l in product(vocab, hidden, 2).flatMap { let (s, o) = l.addingReportingOverflow($0); return o ? nil : s } }
+        let memory = Int(clamping: ProcessInfo.processInfo.physicalMemory)
+        guard let total, let bytes = product(total, 4), bytes <= memory else {
+            throw ValidationError("these sizes make \(total.map { "\($0) parameters" } ?? "more parameters than a 64-bit count holds"), more than this machine's \(memory >> 30) GiB of memory holds as floats")
+        }
+        if let existing = try? FileManager.default.contentsOfDirectory(atPath: out), !existing.isEmpty {
+            throw ValidationError("--out \(out) is not empty; choose a new directory (nothing was written)")
         }
         let config = ModelConfig(family: fam, vocabSize: vocab, hiddenSize: hidden, layers: layers, heads: heads, kvHeads: kvHeads,
                                  experts: experts, topK: topK, expertWidth: expertWidth, denseWidth: expertWidth,

@@ -45,3 +45,14 @@ struct MatmulOption: ParsableArguments {
 }
 
 import Foundation
+
+/// A count on the command line: 1 or more (a negative count used to reach a trap).
+struct Count: ExpressibleByArgument, Sendable {
+    let value: Int
+    init(_ value: Int) { self.value = value }
+    init?(argument: String) {
+        guard let v = Int(argument), v > 0 else { return nil }
+        value = v
+    }
+    var defaultValueDescription: String { String(value) }
+}

@@ -17,13 +17,13 @@ struct Select: ParsableCommand {
     @OptionGroup var matmul: MatmulOption
     @Option(help: "gate (average gate value) or token (token-selection ratio).") var score = ExpertSelection.Score.token
     @Option(name: .customLong("top-p"), help: "Cumulative affinity to reach in each layer.") var topP = 0.3
-    @Option(name: .customLong("max-windows"), help: "Use at most this many windows.") var maxWindows: Int?
+    @Option(name: .customLong("max-windows"), help: "Use at most this many windows (1 or more).") var maxWindows: Count?
     @Option(help: "Selection file to write.") var out = "selection.json"
     @Flag var json = false
 
     func run() throws {
         let lib = try ExpertLibrary(directory: library)
-        let selection = try ExpertSelection.compute(model: try lib.loadModel(), data: try TokenWindows.load(path: data).prefix(maxWindows),
+        let selection = try ExpertSelection.compute(model: try lib.loadModel(), data: try TokenWindows.load(path: data).prefix(maxWindows?.value),
                                                     score: score, topP: topP, matmul: matmul.precision)
         try selection.save(out)
         if json { print(try jsonString(selection)); return }
@@ -78,7 +78,7 @@ struct ProofInputs: ParsableArguments {
     @Option(help: "Held-out windows of the domain (safetensors input_ids).") var heldout: String
     @Option(help: "Background windows (general text the base was trained on).") var background: String
     @Option(help: "market.toml whose [proof_of_loss] table is the policy.") var policy = "Market/market.toml"
-    @Option(name: .customLong("max-windows"), help: "Use at most this many windows of each set.") var maxWindows: Int?
+    @Option(name: .customLong("max-windows"), help: "Use at most this many windows of each set (1 or more).") var maxWindows: Count?
 
     /// A validator over these inputs, computing in the market's precision
     /// (`proof_of_loss.matmul`); `matmul` overrides it for a re-check in the precision a
@@ -91,8 +91,8 @@ struct ProofInputs: ParsableArguments {
             throw ValidationError("--matmul \(asked.rawValue): verdicts here are computed in \(precision.rawValue) (\(matmul == nil ? "proof_of_loss.matmul of \(policy)" : "the verdict's own precision")), so that others can re-check them")
         }
         return try Validator(library: try ExpertLibrary(directory: library), key: key, policy: proof,
-                             heldOut: try TokenWindows.load(path: heldout).prefix(maxWindows),
-                             background: try TokenWindows.load(path: background).prefix(maxWindows), versions: versions,
+                             heldOut: try TokenWindows.load(path: heldout).prefix(maxWindows?.value),
+                             background: try TokenWindows.load(path: background).prefix(maxWindows?.value), versions: versions,
                              matmul: precision)
     }
 }
@@ -171,13 +171,13 @@ struct ValidateBench: ParsableCommand {
     @Option(help: "Expert library.") var library: String
     @Option(help: "Windows to evaluate (safetensors input_ids).") var data: String
     @OptionGroup var matmul: MatmulOption
-    @Option(name: .customLong("max-windows")) var maxWindows = 256
-    @Option var repeats = 3
+    @Option(name: .customLong("max-windows")) var maxWindows = Count(256)
+    @Option var repeats = Count(3)
     @Flag var json = false
 
     func run() throws {
         let r = try ValidationBenchmark.run(library: try ExpertLibrary(directory: library),
-                                            windows: try TokenWindows.load(path: data).prefix(maxWindows), repeats: repeats,
+                                            windows: try TokenWindows.load(path: data).prefix(maxWindows.value), repeats: repeats.value,
                                             matmul: matmul.precision)
         if json { print(try jsonString(r)); return }
         print("\(r.windows) windows (\(r.tokens) tokens), changed experts \(r.changedExperts.joined(separator: " "))")

@@ -76,6 +76,14 @@ import TesseraTestSupport
             #expect(sourceLocation: sourceLocation) { try body() } throws: { "\($0)".contains(fragment) }
         }
         refused("not registered") { try m.claim(stranger, [e]) }
+        // Keys with another spelling, or that no signature can verify under, are not identities.
+        let smallOrder = "01" + String(repeating: "0", count: 62)           // the identity point
+        let nonCanonical = "ed" + String(repeating: "ff", count: 30) + "7f" // y = 2^255 - 19, not below p
+        for key in [m.validators[0].publicHex.uppercased(), smallOrder, nonCanonical, String(repeating: "0", count: 64)] {
+            refused("not a usable Ed25519 public key") {
+                try m.ledger.append(try SignedAction(.register(.init(at: m.tick(), key: key, roles: [.validator], stake: 10)), key: m.op))
+            }
+        }
         refused("cap") { try m.claim(c, [e]) }
         refused("not open") { try m.claim(c, [m.experts[1]], round: "r9") }
         refused("not claimed") { try m.submit(c, [m.experts[2]], bundle: "C") }

@@ -40,3 +40,28 @@ import TesseraTestSupport
         #expect(m.storedBundles.isEmpty)
     }
 }
+
+/// The rules are bound to the chain: genesis records the policy file's SHA-256, and a
+/// market whose policy file was edited afterwards refuses every append and fails verify,
+/// naming the file, until the file is restored.
+@Suite struct PolicyBindingTests {
+    @Test func anEditedPolicyStopsAppendsAndFailsVerify() async throws {
+        let m = try TestMarket("policy-edit")
+        let path = MarketDirectory(path: m.dir).policyPath
+        let original = try String(contentsOfFile: path, encoding: .utf8)
+        let edited = original.replacingOccurrences(of: #"validator_bps = [0-9_]+"#, with: "validator_bps = 9000", options: .regularExpression)
+        #expect(edited != original)
+        try edited.write(toFile: path, atomically: true, encoding: .utf8)
+        let market = try LocalMarket(directory: MarketDirectory(path: m.dir))
+        let before = try market.ledger.events(since: 0, limit: 1_000).count
+        let action = try m.sign(.register(.init(at: m.now, key: ParticipantKey.generate().publicHex, roles: [.owner], stake: 0)), by: "operator")
+        await #expect { try await market.post(action) } throws: { "\($0)".contains("market.toml") && "\($0)".contains("genesis recorded") }
+        let report = try await market.verify()
+        #expect(!report.ok && report.firstBadEvent == 1 && (report.problem ?? "").contains("edited"))
+        #expect(try market.ledger.events(since: 0, limit: 1_000).count == before)
+        try original.write(toFile: path, atomically: true, encoding: .utf8)
+        let restored = try LocalMarket(directory: MarketDirectory(path: m.dir))
+        #expect(try await restored.post(action).seq == Int64(before + 1))
+        #expect(try await restored.verify().ok)
+    }
+}

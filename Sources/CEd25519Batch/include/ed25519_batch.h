@@ -15,4 +15,8 @@ int tessera_ed25519_verify_batch(size_t n, const unsigned char *const *messages,
                                  const unsigned char *signatures, size_t nkeys, const unsigned char *keys,
                                  const uint32_t *key_index);
 
+/// 1 when the 32 bytes are a public key some signature could verify under: a canonical
+/// encoding of a curve point that is not of small order (the verifier's own rule), else 0.
+int tessera_ed25519_key_is_usable(const unsigned char *key);
+
 #endif

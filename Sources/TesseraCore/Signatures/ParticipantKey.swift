@@ -1,4 +1,5 @@
 @preconcurrency import Crypto
+import CEd25519Batch
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -61,6 +62,14 @@ public struct ParticipantKey: Sendable {
     /// A public key in its one spelling: 64 lower-case hex digits.
     public static func isPublicKey(_ hex: String) -> Bool {
         hex.utf8.count == 64 && hex.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
+    }
+
+    /// A key in its one spelling (64 lower-case hex digits) that a signature can verify
+    /// under: a canonical point not of small order. Registering anything else would give
+    /// stake and fees to an identity that can never sign.
+    public static func isUsablePublicKey(_ hex: String) -> Bool {
+        guard isPublicKey(hex), let raw = Hex.decode(hex) else { return false }
+        return raw.withUnsafeBufferPointer { tessera_ed25519_key_is_usable($0.baseAddress!) } == 1
     }
 
     /// Checks an Ed25519 signature by a public key given in hex.

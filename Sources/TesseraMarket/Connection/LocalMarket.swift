@@ -24,6 +24,17 @@ public final class LocalMarket: MarketConnection, @unchecked Sendable {
     /// The clock the market's windows are judged by.
     public var now: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
     let newEvents = EventSignal()
+    /// Why the rules this market runs by are not the ones its genesis recorded (the policy
+    /// file was edited): appends are refused and verify fails while this is set.
+    public let policyProblem: String?
+
+    static func policyProblem(_ directory: MarketDirectory, _ ledger: Ledger) throws -> String? {
+        guard let first = try ledger.events(since: 0, limit: 1).first,
+              case let .genesis(g) = try LedgerAction.decode(kind: first.kind, payload: first.payload) else { return nil }
+        let now = try ContentHash.sha256(file: directory.policyPath)
+        guard now != g.policySHA256 else { return nil }
+        return "\(directory.policyPath) has SHA-256 \(now.prefix(12)), but the market's genesis recorded \(g.policySHA256.prefix(12)): the rules were edited behind the ledger; restore the file (policy changes are not events yet)"
+    }
 
     public var bundlesPath: String { (directory.path as NSString).appendingPathComponent("bundles") }
     public func bundlePath(_ submission: String) -> String { (bundlesPath as NSString).appendingPathComponent(submission) }
@@ -33,6 +44,7 @@ public final class LocalMarket: MarketConnection, @unchecked Sendable {
         ledger = try directory.open()
         library = try directory.library()
         rules = try directory.rules()
+        policyProblem = try Self.policyProblem(directory, ledger)
         try reconcileLibrary()
         removeAbandonedStaging()
     }
@@ -112,6 +124,7 @@ public final class LocalMarket: MarketConnection, @unchecked Sendable {
 
     /// Posts actions that arrived together (group commit); each gets its own answer.
     public func postEach(_ actions: [SignedAction]) throws -> [Result<Ledger.Outcome, Error>] {
+        if let policyProblem { return actions.map { _ in .failure(LedgerError.refused(policyProblem)) } }
         var checked: [Result<SignedAction, Error>] = actions.map { a in Result { try self.precheck(a) } }
         let toAppend = checked.compactMap { try? $0.get() }
         var appended = try ledger.appendEach(toAppend).makeIterator()
@@ -175,7 +188,19 @@ public final class LocalMarket: MarketConnection, @unchecked Sendable {
     public func rounds() async throws -> [String] { try ledger.rounds() }
     public func round(_ id: String) async throws -> Ledger.RoundReport? { try ledger.round(id) }
     public func payouts(event: Int64?) async throws -> [Ledger.Payout] { try ledger.payouts(event: event) }
-    public func verify() async throws -> VerifyReport { try Ledger.verify(store: ledger.store, policy: ledger.policy) }
+    public func verify() async throws -> VerifyReport { try checkLedger() }
+
+    /// `verify`, blocking: the chain replayed and every figure recomputed, and the rules
+    /// checked against the ones genesis recorded.
+    public func checkLedger() throws -> VerifyReport {
+        var report = try Ledger.verify(store: ledger.store, policy: ledger.policy)
+        if let policyProblem, report.ok {
+            report.ok = false
+            report.firstBadEvent = 1
+            report.problem = policyProblem
+        }
+        return report
+    }
     public func state() async throws -> LedgerState { try ledger.currentState() }
 
     public func uploadBundle(_ dir: String) async throws -> String {

@@ -1,0 +1,34 @@
+import Foundation
+import Testing
+import TesseraCore
+import TesseraTestSupport
+
+/// Command-line values that used to trap or loop are refused with a message naming the
+/// option, before anything is written (exit status 64: a usage error).
+@Suite struct CommandLineRefusalTests {
+    func refused(_ arguments: [String], _ fragment: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let (outcome, stderr) = try CrashRun.run(arguments)
+        #expect(outcome == .exited(64), "\(arguments): \(outcome) \(stderr.prefix(300))", sourceLocation: sourceLocation)
+        #expect(stderr.contains(fragment), "\(arguments): \(stderr.prefix(300))", sourceLocation: sourceLocation)
+    }
+
+    @Test func trapsAndEndlessLoopsAreUsageErrors() throws {
+        guard FileManager.default.isExecutableFile(atPath: ReferenceFixtures.binary) else {
+            Issue.record("tessera binary not found at \(ReferenceFixtures.binary); build it first (swift build) or set TESSERA_BIN")
+            return
+        }
+        let s = TemporaryDirectory("cli-refusals")
+        try refused(["select", "--library", "Experts", "--data", "none", "--max-windows=-1"], "max-windows")
+        try refused(["validate-bench", "--library", "Experts", "--data", "none", "--repeats", "0"], "repeats")
+        try refused(["init", "--hidden", "1099511627776", "--out", s.sub("a")], "64-bit count")
+        try refused(["init", "--expert-width", "4611686018427387904", "--out", s.sub("b")], "memory")
+        try refused(["init", "--hidden", "24", "--heads", "8", "--kv-heads", "8", "--out", s.sub("c")], "head size must be even")
+        try FileManager.default.createDirectory(atPath: s.sub("full"), withIntermediateDirectories: true)
+        try AtomicFile.write(Array("keep me".utf8), to: s.sub("full/notes.txt"))
+        try refused(["init", "--hidden", "64", "--heads", "4", "--kv-heads", "4", "--expert-width", "32", "--out", s.sub("full")], "not empty")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: s.sub("full")) == ["notes.txt"])
+        try refused(["ledger", "stress", "--market", s.sub("m"), "--key", s.sub("k"), "--batch", "0"], "--batch 0")
+        try refused(["ledger", "bench", "--batch", "0"], "--batch 0")
+        for made in ["a", "b", "c", "m"] { #expect(!FileManager.default.fileExists(atPath: s.sub(made)), "\(made) was written") }
+    }
+}
