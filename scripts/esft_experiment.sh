@@ -49,7 +49,7 @@ $bin select --library Experts --data "$d/train.safetensors" --max-windows 256 --
 $bin select --library Experts --data "$d/train.safetensors" --max-windows 16 --score token --top-p 1 --out "$d-all.json" > /dev/null
 # Contributors rehearse English (REPLAY of the windows), as the demo does.
 common=(--library Experts --data "$d/train.safetensors" --replay "$work/en/train.safetensors" --replay-share "$replay"
-        --market esft --domain "$domain" --round 1
+        --market "$(printf esft-experiment | sha256sum | cut -c1-64)" --domain "$domain" --round 1
         --key "$work/contributor.json" --steps "$steps" --batch 16 --lr 1e-3 --warmup 10 --seed 7 --json)
 # The experiment measures every update, so the policy's guards (norm bound, background
 # tolerance) are opened wide here; the table reports the figures they would judge.

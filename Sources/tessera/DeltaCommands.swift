@@ -154,7 +154,7 @@ struct BundleCommand: AsyncParsableCommand {
         @Option(help: "Bundle directory to write.") var out: String
 
         func run() async throws {
-            let marketID = ContentHash.isValid(market) ? market : try await Markets.open(market).summary().marketID
+            let marketID = try await resolveMarketID(market)
             var training = JSONValue.object([])
             if let summary {
                 guard let data = FileManager.default.contents(atPath: summary) else { throw ValidationError("\(summary): cannot read") }
@@ -177,4 +177,10 @@ struct BundleCommand: AsyncParsableCommand {
             print("bundle \(bundle) verifies: contributor \(b.contributor), market \(b.market), domain \(b.domain), round \(b.round), experts \(b.items.map { "\($0.expert)" }.joined(separator: ", "))")
         }
     }
+}
+
+/// A market's ID (the hash of its genesis event), given as the ID itself or as the
+/// market's directory or URL.
+func resolveMarketID(_ market: String) async throws -> String {
+    ContentHash.isValid(market) ? market : try await Markets.open(market).summary().marketID
 }

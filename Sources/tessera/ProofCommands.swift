@@ -32,7 +32,7 @@ struct Select: ParsableCommand {
     }
 }
 
-struct Train: ParsableCommand {
+struct Train: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Fine-tune the selected experts (all else frozen) and write a signed submission bundle; resumes after a kill.")
     @Option(help: "Expert library.") var library: String
@@ -43,7 +43,8 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("replay-share"), help: "Share of training windows taken from --replay.") var replayShare = 0.5
     @Option(help: "Contributor key file (signs the bundle).") var key: String
     @Option(help: "Bundle directory to write.") var out: String
-    @Option(help: "The market the bundle is for (its name, signed into the bundle).") var market: String
+    @Option(help: "The market the bundle is signed for: its directory or URL (asked for its ID), or its ID (the hash of its genesis event).")
+    var market: String
     @Option(help: "The domain of the round.") var domain: String
     @Option(help: "The round the bundle is submitted to.") var round: String
     @Flag(help: "Load only the selected experts (plus enough per layer to route top-k).") var partial = false
@@ -52,19 +53,25 @@ struct Train: ParsableCommand {
     @OptionGroup var training: TrainingArguments
     @Flag var json = false
 
-    func run() throws {
+    // Checked before anything is read or trained, so a bad value costs nothing.
+    func validate() throws {
+        guard density.isFinite, density > 0, density <= 1 else { throw ValidationError("--density \(density) must be in (0, 1]") }
+        guard replayShare.isFinite, (0..<1).contains(replayShare) else { throw ValidationError("--replay-share \(replayShare) must be in [0, 1)") }
+    }
+
+    func run() async throws {
+        let marketID = try await resolveMarketID(market)
         let lib = try ExpertLibrary(directory: library)
         let selection = try ExpertSelection.load(experts)
         var windows = try TokenWindows.load(path: data)
         if let replay {
-            guard (0..<1).contains(replayShare) else { throw ValidationError("--replay-share \(replayShare) must be in [0, 1)") }
             let count = Int((Double(windows.count) * replayShare / (1 - replayShare)).rounded())
             windows = try windows.appending(try TokenWindows.load(path: replay).spread(count))
         }
         let request = Contribution.Request(experts: selection.experts, data: windows,
                                            heldOut: try heldOut.map { try TokenWindows.load(path: $0) }, options: training.options(),
                                            partialResidency: partial, delta: DeltaOptions(encoding: delta, density: density),
-                                           market: market, domain: domain, round: round, matmul: training.matmul.precision)
+                                           market: marketID, domain: domain, round: round, matmul: training.matmul.precision)
         let r = try Contribution.run(request, library: lib, key: try ParticipantKey.load(key), out: out, progress: true)
         if json { print(try jsonString(r)); return }
         print("trained \(r.experts.count) experts (\(r.training.trainedParameters) parameters) for \(r.training.steps) steps; bundle \(r.bundle): \(r.deltaBytes) bytes of deltas (" + String(format: "%.1f", Double(r.float32Bytes) / Double(max(r.deltaBytes, 1))) + "× smaller than float32)")

@@ -29,6 +29,10 @@ import TesseraTestSupport
         #expect(try FileManager.default.contentsOfDirectory(atPath: s.sub("full")) == ["notes.txt"])
         try refused(["ledger", "stress", "--market", s.sub("m"), "--key", s.sub("k"), "--batch", "0"], "--batch 0")
         try refused(["ledger", "bench", "--batch", "0"], "--batch 0")
-        for made in ["a", "b", "c", "m"] { #expect(!FileManager.default.fileExists(atPath: s.sub(made)), "\(made) was written") }
+        for density in ["0", "2", "nan"] {
+            try refused(["train", "--library", "Experts", "--experts", "none", "--data", "none", "--key", "none", "--out", s.sub("t"),
+                         "--market", "m", "--domain", "es", "--round", "r", "--density", density], "--density")
+        }
+        for made in ["a", "b", "c", "m", "t"] { #expect(!FileManager.default.fileExists(atPath: s.sub(made)), "\(made) was written") }
     }
 }
