@@ -58,11 +58,12 @@ public enum BundleArchive {
     /// the layout, every size and every hash; at most `maxBytes` of content.
     @discardableResult
     public static func unpack(_ path: String, into dir: String, maxBytes: Int) throws -> [Entry] {
-        let fd = open(path, O_RDONLY)
+        let fd = open(path, O_RDONLY | O_NONBLOCK)  // a FIFO must not block the open; it is refused below
         guard fd >= 0 else { throw LibraryError("\(path): cannot open") }
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw LibraryError("\(path): cannot stat") }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw LibraryError("\(path): not a regular file") }
         let total = Int(st.st_size)
         func read(_ count: Int) throws -> [UInt8] {
             var buf = [UInt8](repeating: 0, count: count)

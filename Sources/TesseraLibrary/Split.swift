@@ -26,6 +26,17 @@ extension ExpertLibrary {
         let files = try CheckpointFiles(directory: checkpoint)
         let layout = WeightLayout(config: config, expertLayout: MoEModel.expertLayout(of: files))
         try layout.checkCheckpoint(files)
+        // Every weight is checked before anything is written: a library holds finite
+        // weights only (eval would refuse them later, after the market was built on them).
+        for slot in layout.tensors {
+            guard let info = files.info(slot.name), info.dtype.isFloatingPoint, let entry = files.entries[slot.name] else { continue }
+            let file = files.files[entry.file]
+            let bad = info.dtype.firstNonFinite(in: file.bytes(of: info))
+            file.release(info)
+            if let bad {
+                throw LibraryError("\(checkpoint): tensor \(slot.name) holds a NaN or infinity (element \(bad)); a library takes finite weights only")
+            }
+        }
         let configSHA = ContentHash.sha256(Array(configData))
         let fm = FileManager.default
         let shards = (directory as NSString).appendingPathComponent("shards")

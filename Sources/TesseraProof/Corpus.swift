@@ -67,7 +67,9 @@ public enum Corpus {
             if !doc.isEmpty { docs.append(doc) }
             current.removeAll()
         }
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        // By newline characters, not "\n" alone: "\r\n" is one Character in Swift, and a file with
+        // Windows line endings would otherwise be one line (one document).
+        for line in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
             let boundary: Bool
             switch separator {
             case .fortune: boundary = line.trimmingCharacters(in: .whitespaces) == "%"

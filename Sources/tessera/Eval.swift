@@ -13,6 +13,25 @@ struct Eval: ParsableCommand {
     @Flag(help: "Print one JSON object.")
     var json = false
 
+    /// The logits file must not be one of the inputs (it used to overwrite the model).
+    func validate() throws {
+        guard let logitsOut else { return }
+        func identity(_ path: String) -> (UInt64, UInt64)? {
+            var st = stat()
+            return stat(path, &st) == 0 ? (UInt64(st.st_dev), UInt64(st.st_ino)) : nil
+        }
+        guard let out = identity(logitsOut) else { return }
+        var inputs = [input.tokens, input.model]
+        if let names = try? FileManager.default.contentsOfDirectory(atPath: input.model) {
+            inputs += names.map { (input.model as NSString).appendingPathComponent($0) }
+            let shards = (input.model as NSString).appendingPathComponent("shards")
+            inputs += ((try? FileManager.default.contentsOfDirectory(atPath: shards)) ?? []).map { (shards as NSString).appendingPathComponent($0) }
+        }
+        for path in inputs where identity(path).map({ $0 == out }) == true {
+            throw ValidationError("--logits-out \(logitsOut) is \(path), an input of this evaluation; write the logits elsewhere")
+        }
+    }
+
     func run() throws {
         let report = try Evaluation.run(model: try input.load(), tokensPath: input.tokens, logitsOut: logitsOut, matmul: input.precision)
         if json {

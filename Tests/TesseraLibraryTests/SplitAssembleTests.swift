@@ -90,6 +90,23 @@ import TesseraTestSupport
         #expect(!FileManager.default.fileExists(atPath: s.sub("out")), "a refused assemble writes nothing")
     }
 
+    /// A checkpoint holding a NaN or an infinity is refused by split, naming the tensor,
+    /// before the library directory is made (bf16, f32 and f16 checkpoints alike).
+    @Test(arguments: [DType.bf16, .f32, .f16]) func nonFiniteWeightsAreRefusedBeforeAnythingIsWritten(_ dtype: DType) throws {
+        let s = TemporaryDirectory()
+        let config = ModelConfig(family: .qwen3MoE, vocabSize: 32, hiddenSize: 16, layers: 2, heads: 2, kvHeads: 1, headDim: 8,
+                                 experts: 4, topK: 2, expertWidth: 8, normTopKProb: true, tieWordEmbeddings: true)
+        let model = MoEModel(config: config)
+        model.initializeRandomly(seed: 4, std: 0.1)
+        let e = model.layout.layers[1].experts[2]
+        model.parameters[e.down.offset + 3] = dtype == .f32 ? .nan : .infinity
+        try model.save(directory: s.sub("hf"), dtype: dtype)
+        #expect { try ExpertLibrary.split(checkpoint: s.sub("hf"), into: s.sub("lib")) } throws: {
+            "\($0)".contains("layers.1.mlp.experts.2.down_proj") && "\($0)".contains("NaN or infinity")
+        }
+        #expect(!FileManager.default.fileExists(atPath: s.sub("lib")))
+    }
+
     /// Source file names become paths when a checkpoint is assembled: a manifest naming a
     /// path (`../`, absolute), the config or index file, a name twice, or a tensor in two
     /// files is refused when the library is opened, and nothing is written anywhere.

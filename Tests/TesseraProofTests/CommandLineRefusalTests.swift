@@ -33,6 +33,16 @@ import TesseraTestSupport
             try refused(["train", "--library", "Experts", "--experts", "none", "--data", "none", "--key", "none", "--out", s.sub("t"),
                          "--market", "m", "--domain", "es", "--round", "r", "--density", density], "--density")
         }
+        // The logits file pointed at the model's own weights: refused, the model intact.
+        try FileManager.default.copyItem(atPath: ReferenceFixtures.path("olmoe-tiny"), toPath: s.sub("model"))
+        let weights = try ContentHash.sha256(file: s.sub("model/model.safetensors"))
+        try refused(["eval", "--model", s.sub("model"), "--tokens", s.sub("model/input_ids.safetensors"), "--logits-out", s.sub("model/model.safetensors")],
+                    "an input of this evaluation")
+        #expect(try ContentHash.sha256(file: s.sub("model/model.safetensors")) == weights)
+        // A FIFO as the token file: refused at once (it used to block the open forever).
+        #expect(mkfifo(s.sub("fifo"), 0o600) == 0)
+        let (outcome, stderr) = try CrashRun.run(["eval", "--model", s.sub("model"), "--tokens", s.sub("fifo")])
+        #expect(outcome == .exited(1) && stderr.contains("not a regular file"), "\(outcome) \(stderr.prefix(200))")
         for made in ["a", "b", "c", "m", "t"] { #expect(!FileManager.default.fileExists(atPath: s.sub(made)), "\(made) was written") }
     }
 }

@@ -6,6 +6,14 @@ import TesseraCore
 import TesseraTestSupport
 
 @Suite struct CorpusTests {
+    /// Fortune files with Windows line endings: "\r\n" is one Character in Swift, so
+    /// splitting on "\n" alone made a whole file one document.
+    @Test func windowsLineEndingsSeparateDocumentsToo() {
+        #expect(Corpus.documents("first\r\nline\r\n%\r\nsecond\r\n%\r\n", separator: .fortune) == ["first\nline", "second"])
+        #expect(Corpus.documents("one\r\n\r\ntwo", separator: .paragraph) == ["one", "two"])
+        #expect(Corpus.documents("a\n%\nb", separator: .fortune) == ["a", "b"])
+    }
+
     @Test func fortuneAndParagraphDocuments() {
         #expect(Corpus.documents("a b\n%\n\n%\nc\nd\n%\n", separator: .fortune) == ["a b", "c\nd"])
         #expect(Corpus.documents("one\ntwo\n\n\nthree\n", separator: .paragraph) == ["one\ntwo", "three"])

@@ -46,11 +46,12 @@ public enum ContentHash {
 
     /// SHA-256 of a whole file, read through a private map.
     public static func sha256(file path: String) throws -> String {
-        let fd = open(path, O_RDONLY)
+        let fd = open(path, O_RDONLY | O_NONBLOCK)  // a FIFO must not block the open; it is refused below
         guard fd >= 0 else { throw CoreError("\(path): cannot open: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw CoreError("\(path): cannot stat") }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw CoreError("\(path): not a regular file") }
         let size = Int(st.st_size)
         if size == 0 { return sha256([UInt8]()) }
         guard let map = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), map != MAP_FAILED else {

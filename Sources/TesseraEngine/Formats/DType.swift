@@ -29,6 +29,26 @@ public enum DType: String, Sendable, CaseIterable, Codable {
     }
 }
 
+extension DType {
+    /// The index of the first NaN or infinity among the values in `bytes` (little-endian,
+    /// this dtype), or nil when all are finite or the dtype is not floating point. An
+    /// all-ones exponent field is what marks both, in every IEEE width.
+    public func firstNonFinite(in bytes: UnsafeRawBufferPointer) -> Int? {
+        func scan<T: FixedWidthInteger>(_ type: T.Type, exponent: T) -> Int? {
+            let n = bytes.count / MemoryLayout<T>.size
+            for i in 0..<n where bytes.loadUnaligned(fromByteOffset: i * MemoryLayout<T>.size, as: T.self) & exponent == exponent { return i }
+            return nil
+        }
+        switch self {
+        case .f32: return scan(UInt32.self, exponent: 0x7F80_0000)
+        case .bf16: return scan(UInt16.self, exponent: 0x7F80)
+        case .f16: return scan(UInt16.self, exponent: 0x7C00)
+        case .f64: return scan(UInt64.self, exponent: 0x7FF0_0000_0000_0000)
+        default: return nil
+        }
+    }
+}
+
 /// bf16 is the upper half of an f32; rounding to nearest even as torch does.
 @inlinable public func bf16Bits(_ x: Float) -> UInt16 {
     let bits = x.bitPattern

@@ -46,7 +46,7 @@ public final class SafetensorsFile: @unchecked Sendable {
 
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY)
+        let fd = open(path, O_RDONLY | O_NONBLOCK)  // a FIFO must not block the open; it is refused below
         guard fd >= 0 else {
             throw SafetensorsError(file: path, "cannot open: \(String(cString: strerror(errno)))")
         }
