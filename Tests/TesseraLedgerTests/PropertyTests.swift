@@ -17,34 +17,12 @@ import TesseraTestSupport
         var bundles: [String] = []
         var revenueTotal: Int64 = 0
         var period = 0
-        func pick<T>(_ xs: [T]) -> T { xs[Int(rng.next() % UInt64(xs.count))] }
         for step in 0..<250 {
-            let e = pick(m.experts)
+            guard let (action, revenue, bundle) = try m.randomAction(&rng, tag: "\(seed)-\(step)", bundles: bundles, period: &period) else { continue }
             do {
-                switch rng.next() % 6 {
-                case 0: try m.claim(pick(m.contributors), [e])
-                case 1:
-                    let b = "b\(seed)-\(step)"
-                    try m.submit(pick(m.contributors), [e], bundle: b)
-                    bundles.append(b)
-                case 2:
-                    guard !bundles.isEmpty else { continue }
-                    try m.verdict(pick(m.validators), bundle: pick(bundles), gain: Int64(rng.next() % 5_000) - 500, accept: rng.next() % 4 != 0)
-                case 3:
-                    guard !bundles.isEmpty else { continue }
-                    let s = try m.ledger.currentState()
-                    let ready = bundles.filter { s.submissions[fakeHash($0)]?.state == .accepted && s.submissions[fakeHash($0)]!.experts.contains { $0.id == e } }
-                    guard !ready.isEmpty else { continue }
-                    try m.merge(e, bundles: ready, version: "v\(seed)-\(step)")
-                case 4:
-                    period += 1
-                    let amount = Int64(rng.next() % 1_000_000) + (rng.next() % 5 == 0 ? -5 : 1)
-                    try m.revenue(amount, period: "p\(period)", usage: m.experts.map { ($0, Int64(rng.next() % 100)) })
-                    revenueTotal += amount
-                default:
-                    try m.ledger.append(try SignedAction(.register(.init(at: m.tick(), key: ParticipantKey.generate().publicHex,
-                                                                         roles: [.contributor], stake: 0)), key: m.op))
-                }
+                try m.ledger.append(action)
+                revenueTotal += revenue ?? 0
+                bundles += bundle.map { [$0] } ?? []
             } catch LedgerError.refused {
                 continue
             }
@@ -53,12 +31,7 @@ import TesseraTestSupport
         // The sequence reached every stage: merges minted units, revenue was paid out.
         #expect(state.experts.values.contains { $0.versions.count > 1 && $0.holdings.count > 1 })
         #expect(revenueTotal > 0)
-        for (id, expert) in state.experts {
-            #expect(expert.holdings.values.allSatisfy { $0 >= 0 }, "\(id)")
-            #expect(expert.holdings.values.reduce(0, +) == expert.units, "\(id)")
-        }
-        #expect(try m.ledger.payouts().reduce(0) { $0 + $1.amount } == revenueTotal)
-        #expect(try m.ledger.revenues().reduce(0) { $0 + $1.amount } == revenueTotal)
+        try m.checkBalances(revenueTotal: revenueTotal)
         let v = try m.verify()
         #expect(v.ok, "\(v.problem ?? "")")
         let reopened = try m.reopen()
