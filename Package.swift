@@ -123,6 +123,12 @@ let package = Package(
             // time with it (ledger bench, alternating runs).
             linkerSettings: [.linkedLibrary("jemalloc")]
         ),
+        // Every parser of untrusted bytes as a fuzz target (scripts/fuzz); built plainly, it
+        // replays a corpus (Fuzz/corpus/TARGET), which the tests do.
+        .executableTarget(
+            name: "tessera-fuzz", dependencies: ["TesseraCore", "TesseraEngine", "TesseraLibrary", "TesseraLedger", "TesseraProof", "TesseraMarket"],
+            path: "Sources/TesseraFuzz"
+        ),
         .testTarget(name: "TesseraCoreTests", dependencies: ["TesseraCore", "TesseraTestSupport", "CSodium"]),
         .testTarget(name: "TesseraEngineTests", dependencies: ["TesseraEngine", "TesseraCore", "TesseraTestSupport"]),
         .testTarget(name: "TesseraLibraryTests", dependencies: ["TesseraLibrary", "TesseraEngine", "TesseraCore", "TesseraTestSupport"]),

@@ -10,6 +10,7 @@ public enum PolicyFile {
     /// The document as a value tree: tables become objects, arrays arrays; dates and times
     /// (which no policy uses) are refused.
     public static func parse(_ text: String, file: String) throws -> JSONValue {
+        try checkKeys(text, file: file)
         let table: TOMLTable
         do {
             table = try TOMLTable(string: text)
@@ -17,6 +18,72 @@ public enum PolicyFile {
             throw CoreError("\(file):\(e.source.begin.line):\(e.source.begin.column): \(e.description)")
         }
         return try value(of: table, file: file, path: "")
+    }
+
+    /// toml++ (inside TOMLKit) aborts the process on an assertion when a table header's key
+    /// does not start with a bare-key character or a quote (`[ (x)]`, `[\u{8A}fees]`: found by
+    /// scripts/fuzz), and keys outside ASCII are not ones a policy uses. Header lines and keys
+    /// are checked here, naming the line, before the parser sees them; lines inside multi-line
+    /// arrays and strings are values and are left to the parser.
+    static func checkKeys(_ text: String, file: String) throws {
+        let key = #"(?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*')"#
+        let header = try Regex(#"^\s*\[\[?\s*"# + key + #"(?:\s*\.\s*"# + key + #")*\s*\]\]?\s*(?:#.*)?$"#)
+        var depth = 0              // open [ and { of a multi-line value
+        var multiline: String?     // the closing delimiter of a multi-line string
+        for (n, line) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
+            let body = line.drop { $0 == " " || $0 == "\t" }
+            var rest = Substring(line)
+            if depth == 0, multiline == nil, let first = body.first, first != "#" {
+                if first == "[" {
+                    guard (try? header.wholeMatch(in: String(line))) != nil else {
+                        throw CoreError("\(file):\(n + 1): \(body.prefix(60).debugDescription) is not a table header (keys are bare ASCII words or quoted)")
+                    }
+                    continue
+                }
+                if let eq = body.firstIndex(of: "=") {
+                    if body[..<eq].unicodeScalars.contains(where: { !$0.isASCII || ($0.value < 0x20 && $0 != "\t") }) {
+                        throw CoreError("\(file):\(n + 1): a key or table name holds a character outside ASCII (\(body[..<eq].prefix(60).debugDescription)); policy keys are ASCII")
+                    }
+                    rest = body[body.index(after: eq)...]
+                }
+            }
+            // The value part: strings and comments skipped, brackets counted.
+            var i = rest.startIndex
+            while i < rest.endIndex {
+                if let close = multiline {
+                    if rest[i...].hasPrefix(close) {
+                        multiline = nil
+                        i = rest.index(i, offsetBy: 3)
+                    } else {
+                        i = rest.index(after: i)
+                    }
+                    continue
+                }
+                if rest[i...].hasPrefix("\"\"\"") || rest[i...].hasPrefix("'''") {
+                    multiline = String(rest[i...].prefix(3))
+                    i = rest.index(i, offsetBy: 3)
+                    continue
+                }
+                let c = rest[i]
+                switch c {
+                case "#":
+                    i = rest.endIndex
+                    continue
+                case "\"", "'":
+                    var j = rest.index(after: i)
+                    while j < rest.endIndex, rest[j] != c {
+                        if c == "\"", rest[j] == "\\", rest.index(after: j) < rest.endIndex { j = rest.index(after: j) }
+                        j = rest.index(after: j)
+                    }
+                    i = j < rest.endIndex ? rest.index(after: j) : j
+                    continue
+                case "[", "{": depth += 1
+                case "]", "}": depth = max(0, depth - 1)
+                default: break
+                }
+                i = rest.index(after: i)
+            }
+        }
     }
 
     public static func read(_ file: String) throws -> JSONValue {
