@@ -95,10 +95,28 @@ public enum DerivedTable: String, CaseIterable, Sendable {
         return "INSERT INTO \(rawValue) (\(cols.joined(separator: ", "))) VALUES " + Array(repeating: tuple, count: rows).joined(separator: ", ")
     }
 
-    public var upsertSQL: String {
+    /// Portable SELECT of the rows whose `columns` equal given values (keys, then values,
+    /// in key order). Column names are checked: they are spliced into the SQL.
+    public func selectSQL(matching columns: [String]) throws -> String {
         let cols = keyColumns + valueColumns
+        let known = Set(cols)
+        for c in columns where !known.contains(c) { throw LedgerError.corrupt("no column \(c) in \(rawValue)") }
+        let whereSQL = columns.isEmpty ? "" : " WHERE " + columns.map { "\($0) = ?" }.joined(separator: " AND ")
+        return "SELECT \(cols.joined(separator: ", ")) FROM \(rawValue)\(whereSQL) ORDER BY \(keyColumns.joined(separator: ", "))"
+    }
+
+    /// Portable SELECT of the rows written by events first...last.
+    public var rangeSQL: String {
+        "SELECT \((keyColumns + valueColumns).joined(separator: ", ")) FROM \(rawValue) WHERE \(eventColumn) >= ? AND \(eventColumn) <= ?"
+    }
+
+    public var upsertSQL: String { upsertSQL(rows: 1) }
+
+    /// Portable multi-row upsert (the rows' keys must differ: a statement cannot update one
+    /// row twice).
+    public func upsertSQL(rows: Int) -> String {
         let updates = valueColumns.map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
-        return "INSERT INTO \(rawValue) (\(cols.joined(separator: ", "))) VALUES (\(cols.map { _ in "?" }.joined(separator: ", "))) ON CONFLICT (\(keyColumns.joined(separator: ", "))) DO UPDATE SET \(updates)"
+        return insertSQL(rows: rows) + " ON CONFLICT (\(keyColumns.joined(separator: ", "))) DO UPDATE SET \(updates)"
     }
 }
 

@@ -122,18 +122,11 @@ public final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
         }
 
         func rows(_ table: DerivedTable, matching: [(column: String, value: SQLValue)]) throws -> [DerivedRow] {
-            let cols = table.keyColumns + table.valueColumns
-            let known = Set(cols)
-            precondition(matching.allSatisfy { known.contains($0.column) }, "unknown column")
-            let whereSQL = matching.isEmpty ? "" : " WHERE " + matching.map { "\($0.column) = ?" }.joined(separator: " AND ")
-            let sql = "SELECT \(cols.joined(separator: ", ")) FROM \(table.rawValue)\(whereSQL) ORDER BY \(table.keyColumns.joined(separator: ", "))"
-            return try fetchRows(table, sql: sql, arguments: matching.map(\.value))
+            try fetchRows(table, sql: try table.selectSQL(matching: matching.map(\.column)), arguments: matching.map(\.value))
         }
 
         func rows(_ table: DerivedTable, seqFrom first: Int64, through last: Int64) throws -> [DerivedRow] {
-            let cols = table.keyColumns + table.valueColumns
-            let sql = "SELECT \(cols.joined(separator: ", ")) FROM \(table.rawValue) WHERE \(table.eventColumn) >= ? AND \(table.eventColumn) <= ?"
-            return try fetchRows(table, sql: sql, arguments: [.int(first), .int(last)])
+            try fetchRows(table, sql: table.rangeSQL, arguments: [.int(first), .int(last)])
         }
 
         private func fetchRows(_ table: DerivedTable, sql: String, arguments: [SQLValue]) throws -> [DerivedRow] {

@@ -147,20 +147,11 @@ final class Access: LedgerWriter {
     }
 
     func rows(_ table: DerivedTable, matching: [(column: String, value: SQLValue)]) throws -> [DerivedRow] {
-        let cols = table.keyColumns + table.valueColumns
-        let known = Set(cols)
-        for m in matching where !known.contains(m.column) {
-            throw LedgerError.corrupt("no column \(m.column) in \(table.rawValue)")
-        }
-        let whereSQL = matching.isEmpty ? "" : " WHERE " + matching.map { "\($0.column) = ?" }.joined(separator: " AND ")
-        return try derived(table, "SELECT \(cols.joined(separator: ", ")) FROM \(table.rawValue)\(whereSQL) ORDER BY \(table.keyColumns.joined(separator: ", "))",
-                           matching.map(\.value))
+        try derived(table, try table.selectSQL(matching: matching.map(\.column)), matching.map(\.value))
     }
 
     func rows(_ table: DerivedTable, seqFrom first: Int64, through last: Int64) throws -> [DerivedRow] {
-        let cols = table.keyColumns + table.valueColumns
-        return try derived(table, "SELECT \(cols.joined(separator: ", ")) FROM \(table.rawValue) WHERE \(table.eventColumn) >= ? AND \(table.eventColumn) <= ?",
-                           [.int(first), .int(last)])
+        try derived(table, table.rangeSQL, [.int(first), .int(last)])
     }
 
     func rows(_ table: DerivedTable, keys: [[SQLValue]]) throws -> [DerivedRow] {
@@ -254,17 +245,14 @@ final class Access: LedgerWriter {
     }
 
     private func send(_ table: DerivedTable, _ rows: [DerivedRow], upsert: Bool) {
-        let cols = table.keyColumns + table.valueColumns
-        let updates = table.valueColumns.map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
+        let width = table.keyColumns.count + table.valueColumns.count
         var i = 0
         while i < rows.count {
-            let chunk = rows[i..<min(rows.count, i + Self.maxParameters / cols.count)]
+            let chunk = rows[i..<min(rows.count, i + Self.maxParameters / width)]
             var args: [SQLValue] = []
-            args.reserveCapacity(chunk.count * cols.count)
+            args.reserveCapacity(chunk.count * width)
             for row in chunk { args += row.key; args += row.values }
-            var sql = "INSERT INTO \(table.rawValue) (\(cols.joined(separator: ", "))) VALUES " + Self.tuples(rows: chunk.count, columns: cols.count)
-            if upsert { sql += " ON CONFLICT (\(table.keyColumns.joined(separator: ", "))) DO UPDATE SET \(updates)" }
-            send(sql, args)
+            send(upsert ? table.upsertSQL(rows: chunk.count) : table.insertSQL(rows: chunk.count), args)
             i += chunk.count
         }
     }

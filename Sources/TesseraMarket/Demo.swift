@@ -223,6 +223,8 @@ public final class Demo {
         let baseModel = try library.loadModel()
         var firstDeltas: [String] = []
         var firstExperts: [ExpertID] = []
+        // Every bundle is signed for this market (the hash of its genesis event).
+        let marketID = try await market.summary().marketID
         for (i, c) in Self.contributorNames.enumerated() {
             let k = keys[c]!
             let dir = path("bundles/\(c)")
@@ -242,7 +244,7 @@ public final class Demo {
                                               seed: o.seed &+ UInt64(i))
                 options.clipNorm = 1
                 let request = Contribution.Request(experts: experts, data: share, heldOut: nil, options: options, partialResidency: false,
-                                                   delta: DeltaOptions(encoding: .sparse, density: 0.25), market: try await market.summary().marketID, domain: domain.name,
+                                                   delta: DeltaOptions(encoding: .sparse, density: 0.25), market: marketID, domain: domain.name,
                                                    round: round, matmul: o.matmul)
                 let r = try Contribution.run(request, library: library, key: k, out: dir, progress: o.progress)
                 trainLoss = r.training.history.last?.trainLoss
@@ -254,7 +256,7 @@ public final class Demo {
                 behaviour = "dishonest: re-signs contributor-1's deltas"
                 experts = firstExperts
                 try await record(.claim(.init(at: tick(), round: round, experts: experts.map { ExpertRef(layer: $0.layer, expert: $0.expert) }, expiresAt: clock + 5_000)), by: k)
-                _ = try SubmissionBundle.create(key: k, market: try await market.summary().marketID, domain: domain.name, round: round, deltas: firstDeltas,
+                _ = try SubmissionBundle.create(key: k, market: marketID, domain: domain.name, round: round, deltas: firstDeltas,
                                                 training: .object([("note", .string("copied"))]), library: library, into: dir)
                 log("\(c): copies contributor-1's deltas and signs them")
             }

@@ -27,13 +27,15 @@ public final class LocalMarket: MarketConnection, @unchecked Sendable {
     /// Why the rules this market runs by are not the ones its genesis recorded (the policy
     /// file was edited): appends are refused and verify fails while this is set.
     public let policyProblem: String?
+    /// The genesis event's hash (the market's ID) and the SHA-256 of the rules loaded at
+    /// start: both fixed while this market is open, so read once.
+    let genesisHash: String?
+    let policySHA256: String
 
-    static func policyProblem(_ directory: MarketDirectory, _ ledger: Ledger) throws -> String? {
-        guard let first = try ledger.events(since: 0, limit: 1).first,
-              case let .genesis(g) = try LedgerAction.decode(kind: first.kind, payload: first.payload) else { return nil }
-        let now = try ContentHash.sha256(file: directory.policyPath)
-        guard now != g.policySHA256 else { return nil }
-        return "\(directory.policyPath) has SHA-256 \(now.prefix(12)), but the market's genesis recorded \(g.policySHA256.prefix(12)): the rules were edited behind the ledger; restore the file (policy changes are not events yet)"
+    static func policyProblem(_ genesis: StoredEvent?, policySHA256 now: String, path: String) throws -> String? {
+        guard let genesis, case let .genesis(g) = try LedgerAction.decode(kind: genesis.kind, payload: genesis.payload),
+              now != g.policySHA256 else { return nil }
+        return "\(path) has SHA-256 \(now.prefix(12)), but the market's genesis recorded \(g.policySHA256.prefix(12)): the rules were edited behind the ledger; restore the file (policy changes are not events yet)"
     }
 
     public var bundlesPath: String { (directory.path as NSString).appendingPathComponent("bundles") }
@@ -44,7 +46,10 @@ public final class LocalMarket: MarketConnection, @unchecked Sendable {
         ledger = try directory.open()
         library = try directory.library()
         rules = try directory.rules()
-        policyProblem = try Self.policyProblem(directory, ledger)
+        let genesis = try ledger.events(since: 0, limit: 1).first
+        genesisHash = genesis?.hash
+        policySHA256 = try ContentHash.sha256(file: directory.policyPath)
+        policyProblem = try Self.policyProblem(genesis, policySHA256: policySHA256, path: directory.policyPath)
         try reconcileLibrary()
         removeAbandonedStaging()
     }
@@ -80,15 +85,15 @@ public final class LocalMarket: MarketConnection, @unchecked Sendable {
 
     public func summary() async throws -> MarketSummary {
         let state = try ledger.currentState()
-        return MarketSummary(marketID: try marketID(), events: state.seq, headHash: state.headHash, policySHA256: try ContentHash.sha256(file: directory.policyPath),
+        return MarketSummary(marketID: try marketID(), events: state.seq, headHash: state.headHash, policySHA256: policySHA256,
                              domains: state.domains.sorted(), rounds: state.rounds.keys.sorted(), trunk: library.manifest.trunk,
                              modelType: library.manifest.modelType, experts: library.manifest.experts.count)
     }
 
     /// The hash of the genesis event.
     public func marketID() throws -> String {
-        guard let first = try ledger.events(since: 0, limit: 1).first else { throw MarketError.corrupt("the market's ledger is empty") }
-        return first.hash
+        guard let genesisHash else { throw MarketError.corrupt("the market's ledger is empty") }
+        return genesisHash
     }
 
     public func policyText() async throws -> Data { try read(directory.policyPath) }

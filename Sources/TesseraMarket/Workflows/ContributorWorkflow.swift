@@ -88,10 +88,10 @@ public final class ContributorWorkflow {
         }
     }
 
-    /// The domain of the round this contributor takes part in.
-    func roundDomain() async throws -> String {
+    /// Where this contributor's bundle goes: the market's ID and the round's domain.
+    func destination() async throws -> (market: String, domain: String) {
         guard let r = try await market.state().rounds[o.round] else { throw LedgerError.refused("no round \(o.round) in this market") }
-        return r.domain
+        return (try await market.summary().marketID, r.domain)
     }
 
     public func run() async throws -> Report {
@@ -126,15 +126,16 @@ public final class ContributorWorkflow {
                 let count = Int((Double(windows.count) * o.replayShare / (1 - o.replayShare)).rounded())
                 windows = try windows.appending(try TokenWindows.load(path: replay).spread(count))
             }
+            let signedFor = try await destination()
             let request = Contribution.Request(experts: experts, data: windows, heldOut: nil, options: o.training, partialResidency: false,
-                                               delta: o.delta, market: try await market.summary().marketID, domain: try await roundDomain(),
+                                               delta: o.delta, market: signedFor.market, domain: signedFor.domain,
                                                round: o.round, matmul: o.matmul)
             _ = try Contribution.run(request, library: library, key: key, out: bundlePath, progress: true)
             progress.trained = true
             try save()
         }
         _ = try SubmissionBundle.verify(bundlePath, library: library)
-        let (marketID, domain) = (try await market.summary().marketID, try await roundDomain())
+        let (marketID, domain) = try await destination()
         try await postKept(\.submit) { try SubmissionBundle.submitAction(bundlePath, market: marketID, domain: domain, round: o.round, at: now()) }
         let (hash, _) = try SubmissionBundle.submissionRecord(bundlePath)
         if progress.uploaded == nil {
