@@ -70,7 +70,7 @@ public struct DeltaBenchmark: Encodable, Sendable {
         }
         let sparseDecode = try time {
             for (b, z) in zip(base.tensors, sparsePayloads) {
-                let raw = try Zstd.decompress(z.withUnsafeBytes { $0 }, expectedSize: SparseCodec.payloadSize(count: b.values.count, chunk: options.chunk, keep: keep), what: b.name)
+                let raw = try z.withUnsafeBytes { try Zstd.decompress($0, expectedSize: SparseCodec.payloadSize(count: b.values.count, chunk: options.chunk, keep: keep), what: b.name) }
                 var v = try SparseCodec.decode(raw, count: b.values.count, chunk: options.chunk, keep: keep, what: b.name)
                 for i in v.indices { v[i] += b.values[i] }
             }
@@ -88,7 +88,7 @@ public struct DeltaBenchmark: Encodable, Sendable {
         }
         let losslessDecode = try time {
             for (b, z) in zip(b16.tensors, losslessPayloads) {
-                let raw = try Zstd.decompress(z.withUnsafeBytes { $0 }, expectedSize: b.values.count * 2, what: b.name)
+                let raw = try z.withUnsafeBytes { try Zstd.decompress($0, expectedSize: b.values.count * 2, what: b.name) }
                 _ = DeltaCodec.decodeStorage(zip(DeltaCodec.storageBytes(b.values, .bf16), raw).map { $0 ^ $1 }, .bf16)
             }
         }

@@ -28,6 +28,14 @@ public struct LedgerState: Sendable, Codable, Equatable {
     public let policy: MarketPolicy
     public internal(set) var seq: Int64 = 0
     public internal(set) var headHash = String(repeating: "0", count: 64)
+    /// The latest action time recorded so far (nil before the first, or when restored from
+    /// a version-1 snapshot, which did not keep it).
+    public internal(set) var clock: Int64?
+    /// How far an action's time may lie before the ledger's clock. Honest parties' clocks
+    /// differ (a server admits times within its clock skew on either side, at most half
+    /// of this), so strict order would refuse them; without a bound, a back-dated action
+    /// could claim or submit "before" what is already recorded.
+    public static let maxBackdateSeconds: Int64 = 3600
     public internal(set) var operatorKey: String?
     public internal(set) var participants: [String: Participant] = [:]
     public internal(set) var domains: Set<String> = []
@@ -57,7 +65,12 @@ public struct LedgerState: Sendable, Codable, Equatable {
     /// otherwise: copying the whole state per event would make a long ledger quadratic).
     public mutating func apply(_ signed: SignedAction, seq newSeq: Int64, hash: String, checkSignature: Bool = true) throws -> [DerivedRow] {
         if checkSignature { try Self.checkSignature(signed) }
+        let at = signed.action.at
+        if let clock, at < clock, case let (behind, overflow) = clock.subtractingReportingOverflow(at), overflow || behind > Self.maxBackdateSeconds {
+            throw refuse("\(signed.action.kind): the action's time \(at) is before the ledger's latest time \(clock) by more than \(Self.maxBackdateSeconds) s")
+        }
         let rows = try applyUnchecked(signed, seq: newSeq)
+        clock = Swift.max(clock ?? at, at)
         seq = newSeq
         headHash = hash
         return rows
@@ -309,7 +322,8 @@ public struct LedgerState: Sendable, Codable, Equatable {
         try requireOperator(actor, "revenue")
         guard r.amount > 0 else { throw refuse("revenue: amount must be positive, got \(r.amount)") }
         guard domains.contains(r.domain) else { throw refuse("revenue: unknown domain \(r.domain)") }
-        guard !r.period.isEmpty, !revenuePeriods.contains(r.domain + "\u{0}" + r.period) else {
+        guard !r.period.isEmpty else { throw refuse("revenue: the period must not be empty") }
+        guard !revenuePeriods.contains(r.domain + "\u{0}" + r.period) else {
             throw refuse("revenue: domain \(r.domain) period \(r.period) was already distributed")
         }
         guard !r.usage.isEmpty, r.usage.allSatisfy({ $0.usage >= 0 }), r.usage.contains(where: { $0.usage > 0 }) else {

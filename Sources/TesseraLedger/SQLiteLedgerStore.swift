@@ -103,15 +103,15 @@ public final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
             // Pages of events are verify's and catch-up's bulk read: through the C interface.
             try SQLiteStatements(db: db).query("SELECT seq, kind, payload, actor, signature, prev_hash, hash, idem, at FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
                                                [.int(seq), .int(Int64(clamping: limit))]) { c in
-                StoredEvent(seq: c.int(0), kind: c.text(1), payload: c.text(2), actor: c.text(3), signature: c.text(4),
-                            prevHash: c.text(5), hash: c.text(6), idempotencyKey: c.text(7), at: c.int(8))
+                try StoredEvent(seq: c.int(0), kind: c.text(1), payload: c.text(2), actor: c.text(3), signature: c.text(4),
+                                prevHash: c.text(5), hash: c.text(6), idempotencyKey: c.text(7), at: c.int(8))
             }
         }
 
         func event(idempotencyKey: String) throws -> StoredEvent? {
             // Asked once per appended action and almost always absent: answered through the
             // C interface without building a record.
-            guard let seq = try SQLiteStatements(db: db).query("SELECT seq FROM events WHERE idem = ?", [.text(idempotencyKey)], row: { $0.int(0) }).first else {
+            guard let seq = try SQLiteStatements(db: db).query("SELECT seq FROM events WHERE idem = ?", [.text(idempotencyKey)], row: { try $0.int(0) }).first else {
                 return nil
             }
             return try EventRecord.filter(EventRecord.CodingKeys.seq == seq).fetchOne(db)?.stored
@@ -133,7 +133,7 @@ public final class SQLiteLedgerStore: LedgerStore, @unchecked Sendable {
             // By position: the SELECT lists the key columns, then the value columns.
             let keyCount = Int32(table.keyColumns.count), count = keyCount + Int32(table.valueColumns.count)
             return try SQLiteStatements(db: db).query(sql, arguments) { c in
-                DerivedRow(table: table, key: (0..<keyCount).map(c.value), values: (keyCount..<count).map(c.value))
+                DerivedRow(table: table, key: try (0..<keyCount).map(c.value), values: try (keyCount..<count).map(c.value))
             }
         }
 

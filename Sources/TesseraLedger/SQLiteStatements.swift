@@ -31,21 +31,36 @@ struct SQLiteStatements {
         }
     }
 
+    /// Columns read by position, each checked for the type the schema gives it: a ledger
+    /// database edited by hand (a REAL or a NULL where an integer belongs) is reported as
+    /// corrupt, never converted.
     struct Columns {
         let st: OpaquePointer
-        func int(_ i: Int32) -> Int64 { sqlite3_column_int64(st, i) }
-        /// The column as text; a NULL reads as "" (and then fails the checks that read it).
-        func text(_ i: Int32) -> String {
+        func int(_ i: Int32) throws -> Int64 {
+            try expect(i, SQLITE_INTEGER, "an integer")
+            return sqlite3_column_int64(st, i)
+        }
+        func text(_ i: Int32) throws -> String {
+            try expect(i, SQLITE_TEXT, "text")
             guard let p = sqlite3_column_text(st, i) else { return "" }
             return String(decoding: UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(st, i))), as: UTF8.self)
         }
-        func value(_ i: Int32) -> SQLValue {
+        /// An integer, text or NULL (the derived tables' optional columns).
+        func value(_ i: Int32) throws -> SQLValue {
             switch sqlite3_column_type(st, i) {
-            case SQLITE_INTEGER: return .int(int(i))
-            case SQLITE_TEXT: return .text(text(i))
-            case SQLITE_FLOAT: return .int(Int64(sqlite3_column_double(st, i)))
-            default: return .null
+            case SQLITE_INTEGER: return .int(sqlite3_column_int64(st, i))
+            case SQLITE_TEXT: return .text(try text(i))
+            case SQLITE_NULL: return .null
+            default: throw mismatch(i, "an integer, text or NULL")
             }
+        }
+        private func expect(_ i: Int32, _ type: Int32, _ what: String) throws {
+            guard sqlite3_column_type(st, i) == type else { throw mismatch(i, what) }
+        }
+        private func mismatch(_ i: Int32, _ what: String) -> LedgerError {
+            let names = [SQLITE_INTEGER: "an integer", SQLITE_FLOAT: "a real number", SQLITE_TEXT: "text", SQLITE_BLOB: "a blob", SQLITE_NULL: "NULL"]
+            let column = sqlite3_column_name(st, i).map { String(cString: $0) } ?? "#\(i)"
+            return .corrupt("ledger database: column \(column) holds \(names[sqlite3_column_type(st, i)] ?? "an unknown type") where \(what) belongs")
         }
     }
 

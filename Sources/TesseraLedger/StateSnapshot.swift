@@ -7,15 +7,25 @@ import TesseraCore
 /// of that, and `verify` compares bytes instead of decoding. Snapshots written as JSON by
 /// earlier versions are still read.
 extension LedgerState {
-    static let snapshotMagic = Array("TESSERA-STATE-1\n".utf8)
+    /// Version 2 adds the ledger's clock; version 1 snapshots (no clock) are still read and
+    /// verified.
+    static let snapshotMagic = Array("TESSERA-STATE-2\n".utf8)
+    static let snapshotMagicV1 = Array("TESSERA-STATE-1\n".utf8)
 
-    public func snapshotBytes() throws -> [UInt8] {
+    /// Whether `data` is a binary snapshot (of either version), not a JSON one.
+    static func isBinarySnapshot(_ data: Data) -> Bool {
+        data.starts(with: snapshotMagic) || data.starts(with: snapshotMagicV1)
+    }
+
+    /// `version` 1 only to compare with a snapshot an earlier version wrote.
+    public func snapshotBytes(version: Int = 2) throws -> [UInt8] {
         var w = SnapshotWriter()
         w.bytes.reserveCapacity(1 << 20)
-        w.bytes += Self.snapshotMagic
+        w.bytes += version == 1 ? Self.snapshotMagicV1 : Self.snapshotMagic
         w.blob(try JSONOutput.canonicalBytes(policy))
         w.int(seq)
         w.string(headHash)
+        if version != 1 { w.optional(clock) { $0.int($1) } }
         w.optional(operatorKey) { $0.string($1) }
         w.sorted(participants) { w, p in
             w.list(p.roles.sorted()) { $0.string($1.rawValue) }
@@ -62,7 +72,8 @@ extension LedgerState {
     /// other policy is refused, as is a damaged one (named by `seq`).
     public init(snapshot data: Data, seq snapshotSeq: Int64, policy expected: MarketPolicy) throws {
         let bytes = [UInt8](data)
-        guard bytes.starts(with: Self.snapshotMagic) else {
+        let v1 = bytes.starts(with: Self.snapshotMagicV1)
+        guard v1 || bytes.starts(with: Self.snapshotMagic) else {
             guard let legacy = try? StrictJSON.decode(LedgerState.self, from: data, file: "snapshot") else {
                 throw LedgerError.corrupt("snapshot at event \(snapshotSeq) is neither a binary nor a JSON ledger state")
             }
@@ -77,6 +88,7 @@ extension LedgerState {
         self.init(policy: policy)
         seq = try r.int()
         headHash = try r.string()
+        if !v1 { clock = try r.optional { try $0.int() } }
         operatorKey = try r.optional { try $0.string() }
         participants = try r.dictionary { r in
             let roles = try r.list { r in try r.enumValue(Role.self) }

@@ -84,8 +84,8 @@ extension Ledger {
                         // One state has one binary encoding: compare bytes (a JSON snapshot
                         // from an earlier version is decoded and compared instead).
                         let matches = PhaseTimer.shared.measure("verify.snapshot") {
-                            snapshot.data.starts(with: LedgerState.snapshotMagic)
-                                ? (try? s.snapshotBytes()).map { snapshot.data.elementsEqual($0) } ?? false
+                            LedgerState.isBinarySnapshot(snapshot.data)
+                                ? (try? s.snapshotBytes(version: snapshot.data.starts(with: LedgerState.snapshotMagicV1) ? 1 : 2)).map { snapshot.data.elementsEqual($0) } ?? false
                                 : (try? LedgerState(snapshot: snapshot.data, seq: snapshot.seq, policy: policy)) == s
                         }
                         guard matches else {

@@ -16,7 +16,14 @@ import TesseraCore
 /// was (at worst with an unreferenced shard).
 public final class ExpertLibrary: @unchecked Sendable {
     public let directory: String
-    public private(set) var manifest: LibraryManifest
+    /// Read by many threads (a server's handlers) while one of them adopts a new version:
+    /// the value is swapped under a lock, never mutated in place.
+    public private(set) var manifest: LibraryManifest {
+        get { manifestLock.withLock { storedManifest } }
+        set { manifestLock.withLock { storedManifest = newValue } }
+    }
+    private var storedManifest: LibraryManifest
+    private let manifestLock = NSLock()
 
     public var manifestPath: String { Self.manifestPath(directory) }
     public var configPath: String { (directory as NSString).appendingPathComponent("config.json") }
@@ -34,11 +41,11 @@ public final class ExpertLibrary: @unchecked Sendable {
             throw LibraryError("\(directory): not an expert library (no readable manifest.json)")
         }
         do {
-            manifest = try StrictJSON.decode(LibraryManifest.self, from: data, file: path, rejectUnknownKeys: true)
+            storedManifest = try StrictJSON.decode(LibraryManifest.self, from: data, file: path, rejectUnknownKeys: true)
         } catch {
             throw LibraryError("\(path): not a valid library manifest: \(error)")
         }
-        try manifest.validate(file: path)
+        try storedManifest.validate(file: path)
     }
 
     public func shardPath(_ hash: String) -> String {
@@ -76,9 +83,13 @@ public final class ExpertLibrary: @unchecked Sendable {
     /// Resolves a version given as a full hash or a unique prefix of at least 8 digits.
     public func resolveVersion(_ id: ExpertID, _ text: String) throws -> String {
         guard let entry = manifest.entry(id) else { throw LibraryError("expert \(id) is not in library \(directory)") }
+        let list = entry.versions.map { String($0.hash.prefix(12)) }.joined(separator: ", ")
+        guard text.count >= 8 else {
+            throw LibraryError("expert \(id): version \(text.prefix(80)) is too short; give at least 8 hex digits (versions: \(list))")
+        }
         let matches = entry.versions.filter { $0.hash.hasPrefix(text.lowercased()) }
-        guard text.count >= 8, matches.count == 1 else {
-            throw LibraryError("expert \(id) has \(matches.isEmpty ? "no" : "more than one") version \(text) (versions: \(entry.versions.map { String($0.hash.prefix(12)) }.joined(separator: ", ")))")
+        guard matches.count == 1 else {
+            throw LibraryError("expert \(id) has \(matches.isEmpty ? "no" : "more than one") version \(text.prefix(80)) (versions: \(list))")
         }
         return matches[0].hash
     }

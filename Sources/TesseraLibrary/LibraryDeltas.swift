@@ -74,8 +74,11 @@ extension ExpertLibrary {
     /// named expert, tensors of the expert's names, dtypes and shapes.
     public func checkDelta(_ path: String) throws -> (file: SafetensorsFile, header: DeltaHeader) {
         let (file, header) = try DeltaCodec.read(path)
-        guard header.configSHA256 == manifest.configSHA256, header.modelType == manifest.modelType else {
+        guard header.configSHA256 == manifest.configSHA256 else {
             throw LibraryError("\(path): delta is for a different model (config \(header.configSHA256.prefix(12)), library \(manifest.configSHA256.prefix(12)))")
+        }
+        guard header.modelType == manifest.modelType else {
+            throw LibraryError("\(path): delta is for model type \(header.modelType.prefix(40)), library \(manifest.modelType)")
         }
         guard let entry = manifest.entry(header.id) else { throw LibraryError("\(path): expert \(header.id) is not in library \(directory)") }
         guard entry.versions.contains(where: { $0.hash == header.base }) else {

@@ -25,8 +25,11 @@ extension ExpertLibrary {
             throw LibraryError("uploaded shard: its metadata does not name an expert (tessera.kind, tessera.layer, tessera.expert, tessera.parent)")
         }
         let id = ExpertID(layer: l, expert: e)
-        guard m["tessera.config_sha256"] == manifest.configSHA256, m["tessera.model_type"] == manifest.modelType else {
-            throw LibraryError("uploaded shard: made for another model (config \(m["tessera.config_sha256"]?.prefix(12) ?? "?"), not \(manifest.configSHA256.prefix(12)))")
+        guard m["tessera.config_sha256"] == manifest.configSHA256 else {
+            throw LibraryError("uploaded shard: made for another model (config \(m["tessera.config_sha256"]?.prefix(12) ?? "none"), not \(manifest.configSHA256.prefix(12)))")
+        }
+        guard m["tessera.model_type"] == manifest.modelType else {
+            throw LibraryError("uploaded shard: made for model type \(m["tessera.model_type"]?.prefix(40) ?? "none"), not \(manifest.modelType)")
         }
         guard let entry = manifest.entry(id) else { throw LibraryError("uploaded shard: expert \(id) is not in this library") }
         guard entry.versions.contains(where: { $0.hash == parent }) else {

@@ -22,7 +22,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port (0: any free port; the one chosen is printed).") var port = 8080
     @Option(name: .customLong("writes-per-second"), help: "Writes (actions, uploads) per second per key.") var rate = 500.0
-    @Option(name: .customLong("clock-skew"), help: "Seconds an action's time may differ from this server's clock.") var clockSkew: Int64 = 600
+    @Option(name: .customLong("clock-skew"), help: "Seconds an action's time may differ from this server's clock (at most 1800).") var clockSkew: Int64 = 600
     @Option(name: .customLong("log-level")) var logLevel = Logger.Level.info
     @Option(help: "Also keep shards and bundles in this S3-compatible store, shared with the market's other servers: s3://BUCKET/PREFIX?endpoint=http://HOST:PORT&region=R (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).")
     var blobs: String?
@@ -32,7 +32,9 @@ struct Serve: AsyncParsableCommand {
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port \(port) is outside 0...65535") }
         guard rate >= 0, rate.isFinite else { throw ValidationError("--writes-per-second must be a non-negative number") }
-        guard clockSkew > 0 else { throw ValidationError("--clock-skew must be positive") }
+        guard clockSkew > 0, clockSkew <= LedgerState.maxBackdateSeconds / 2 else {
+            throw ValidationError("--clock-skew must be between 1 and \(LedgerState.maxBackdateSeconds / 2) s (half the ledger's back-dating limit), got \(clockSkew)")
+        }
     }
 
     func run() async throws {

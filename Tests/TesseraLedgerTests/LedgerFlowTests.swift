@@ -246,6 +246,55 @@ import TesseraTestSupport
         v = try Ledger.verify(store: m.ledger.store, policy: testPolicy)
         #expect(!v.ok && v.firstBadEvent == 5, "\(v)")
     }
+
+    /// A column of the wrong type (a database edited by hand) is reported by name, never
+    /// converted: a REAL time once became an integer, a REAL balance was truncated.
+    @Test func aColumnOfTheWrongTypeIsCorruptNotConverted() throws {
+        for (edit, column, what) in [("UPDATE events SET at = 1.5e300 WHERE seq = 3", "at", "a real number"),
+                                     ("UPDATE events SET hash = x'00' WHERE seq = 3", "hash", "a blob"),
+                                     ("UPDATE holdings SET units = units + 0.5", "units", "a real number")] {
+            let m = try MarketFixture(store: .sqlite)
+            try m.claim(m.contributors[0], [m.experts[0]])
+            try m.submit(m.contributors[0], [m.experts[0]], bundle: "A")
+            for v in m.validators { try m.verdict(v, bundle: "A", gain: 900, accept: true) }
+            try m.merge(m.experts[0], bundles: ["A"], version: "v2")
+            #expect(try m.db.tamper(edit) > 0)
+            let report = try? m.verify()
+            #expect(report?.ok != true, "\(edit): \(String(describing: report))")
+            if column != "units" {
+                #expect { _ = try m.ledger.events(since: 0) } throws: { "\($0)".contains("column \(column) holds \(what)") }
+            } else {
+                #expect { _ = try m.ledger.store.read { try $0.rows(.holdings, seqFrom: 0, through: .max) } } throws: {
+                    "\($0)".contains("column \(column) holds \(what)")
+                }
+            }
+        }
+    }
+
+    /// Times may run a little backwards (clocks of honest parties differ), not more than
+    /// the ledger's limit: a back-dated claim would otherwise see others' claims as expired
+    /// or land "before" what is already recorded. The clock survives snapshots.
+    @Test(arguments: StoreKind.tested) func actionTimesMayNotRunFarBackwards(_ store: StoreKind) throws {
+        let m = try MarketFixture(store: store)
+        let c = m.contributors[0]
+        let now = m.tick()
+        try m.ledger.append(try SignedAction(.register(.init(at: now, key: ParticipantKey.generate().publicHex, roles: [.contributor], stake: 0)), key: m.op))
+        // Within the limit: taken (and the clock stays at its maximum).
+        try m.ledger.append(try SignedAction(.register(.init(at: now - LedgerState.maxBackdateSeconds, key: ParticipantKey.generate().publicHex, roles: [.contributor], stake: 0)), key: m.op))
+        #expect(try m.ledger.currentState().clock == now)
+        let count = try m.eventCount()
+        for at in [now - LedgerState.maxBackdateSeconds - 1, Int64.min] {
+            #expect {
+                try m.ledger.append(try SignedAction(.claim(.init(at: at, round: "r1", experts: [m.ref(m.experts[1])], expiresAt: 50_000)), key: c))
+            } throws: { "\($0)".contains("before the ledger's latest time \(now)") }
+        }
+        #expect { try m.revenue(10, period: "", usage: [(m.experts[0], 1)]) } throws: { "\($0)".contains("period must not be empty") }
+        #expect(try m.eventCount() == count)
+        // Far ahead is the server's to refuse (its clock skew); the ledger only moves its clock.
+        try m.ledger.append(try SignedAction(.register(.init(at: Int64.max, key: ParticipantKey.generate().publicHex, roles: [.contributor], stake: 0)), key: m.op))
+        #expect(try m.reopen().currentState().clock == Int64.max)
+        #expect(try m.verify().ok)
+    }
 }
 
 @Suite struct PipelinedAppendTests {

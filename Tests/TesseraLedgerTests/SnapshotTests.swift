@@ -44,6 +44,14 @@ import TesseraTestSupport
         try ledger.store.write { try $0.saveSnapshot(seq: snap.seq, data: try JSONEncoder().encode(replayed)) }
         #expect(try Ledger.verify(store: ledger.store, policy: SyntheticLedger.policy).ok)
         #expect(try Ledger(store: try db.store(), policy: SyntheticLedger.policy).currentState() == live)
+        // A version-1 snapshot (before the ledger kept its clock) is read without one and verified.
+        let v1 = try replayed.snapshotBytes(version: 1)
+        #expect(v1.starts(with: LedgerState.snapshotMagicV1) && replayed.clock != nil)
+        var withoutClock = replayed
+        withoutClock.clock = nil
+        #expect(try LedgerState(snapshot: Data(v1), seq: snap.seq, policy: SyntheticLedger.policy) == withoutClock)
+        try ledger.store.write { try $0.saveSnapshot(seq: snap.seq, data: Data(v1)) }
+        #expect(try Ledger.verify(store: ledger.store, policy: SyntheticLedger.policy).ok)
     }
 
     @Test func damagedSnapshotsAreErrorsNamingTheEventNeverCrashes() throws {

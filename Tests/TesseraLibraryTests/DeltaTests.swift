@@ -117,6 +117,11 @@ import TesseraTestSupport
         attempt(try Data(contentsOf: URL(fileURLWithPath: s2.sub("o.safetensors"))), "different model")
         #expect(FileManager.default.contents(atPath: s.sub("lib/manifest.json")) == manifest)
         #expect(try ExpertLibrary(directory: s.sub("lib")).manifest.entry(id)!.versions.count == 1)
+        // Versions named by too short a prefix are refused as such (once "more than one version").
+        let head = lib.manifest.entry(id)!.head.hash
+        #expect { try lib.resolveVersion(id, String(head.prefix(4))) } throws: { "\($0)".contains("too short") }
+        #expect { try lib.resolveVersion(id, "ffffffff") } throws: { "\($0)".contains("has no version") || head.hasPrefix("ffffffff") }
+        #expect(try lib.resolveVersion(id, String(head.prefix(8)).uppercased()) == head)
     }
 
     /// A delta whose description declares shapes whose element count is huge or wraps past
@@ -156,9 +161,9 @@ import TesseraTestSupport
         let big = [UInt8](repeating: 7, count: 1 << 20)
         let z = try Zstd.compress(big)
         #expect(z.count < 1000)
-        #expect { try Zstd.decompress(z.withUnsafeBytes { $0 }, expectedSize: 4096, what: "bomb") } throws: { "\($0)".contains("declares") }
-        #expect(try Zstd.decompress(z.withUnsafeBytes { $0 }, expectedSize: big.count, what: "ok") == big)
-        #expect(throws: LibraryError.self) { try Zstd.decompress([1, 2, 3, 4, 5, 6].withUnsafeBytes { $0 }, expectedSize: 10, what: "junk") }
+        #expect { try z.withUnsafeBytes { try Zstd.decompress($0, expectedSize: 4096, what: "bomb") } } throws: { "\($0)".contains("declares") }
+        #expect(try z.withUnsafeBytes { try Zstd.decompress($0, expectedSize: big.count, what: "ok") } == big)
+        #expect(throws: LibraryError.self) { try [UInt8]([1, 2, 3, 4, 5, 6]).withUnsafeBytes { try Zstd.decompress($0, expectedSize: 10, what: "junk") } }
     }
 
     @Test func nonFiniteNewWeightsAreRefused() throws {
