@@ -9,7 +9,7 @@ import TesseraProof
 /// Every parser of untrusted bytes, each a function of one input. An input may be refused
 /// (an error); it may never trap, hang or touch anything but the scratch directory.
 enum FuzzTarget: String, CaseIterable {
-    case json, safetensors, delta, sparse, libraryManifest = "library-manifest", snapshot, policy, proofPolicy = "proof-policy",
+    case json, safetensors, delta, sparse, lowRank = "low-rank", libraryManifest = "library-manifest", snapshot, policy, proofPolicy = "proof-policy",
          tokens, action, bundleArchive = "bundle-archive", bundleManifest = "bundle-manifest"
 
     /// A scratch directory of this process for parsers that read files.
@@ -42,6 +42,12 @@ enum FuzzTarget: String, CaseIterable {
             let count = Int(bytes[0]) << 8 | Int(bytes[1]), chunk = max(1, (Int(bytes[2]) << 8 | Int(bytes[3])) % 4097)
             let keep = max(1, (Int(bytes[4]) << 8 | Int(bytes[5])) % (chunk + 1))
             _ = try? SparseCodec.decode(Array(bytes.dropFirst(6)), count: count, chunk: chunk, keep: keep, what: "fuzz")
+        case .lowRank:
+            // Shape, rank and bits from the first five bytes, bounded as `DeltaCodec.read` bounds them.
+            guard bytes.count >= 5 else { return }
+            let m = 1 + Int(bytes[0]) % 64, n = 1 + Int(bytes[1]) << 8 | Int(bytes[2]), rank = 1 + Int(bytes[3]) % min(m, n)
+            let bits = bytes[4] & 1 == 0 ? 8 : 4
+            _ = try? LowRankCodec.decode(Array(bytes.dropFirst(5)), m: m, n: n, rank: rank, bits: bits, what: "fuzz")
         case .libraryManifest:
             let dir = (Self.scratch as NSString).appendingPathComponent("lib")
             try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

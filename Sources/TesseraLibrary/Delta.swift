@@ -14,6 +14,9 @@ public struct DeltaHeader: Codable, Sendable, Equatable {
         /// Per chunk, the top-k |Δ| (Δ in float32) with 12-bit packed indices and int8
         /// values scaled per chunk, zstd-compressed.
         case sparse
+        /// Δ as a sum of `rank` outer products with 8- or 4-bit factors (`LowRankCodec`),
+        /// zstd-compressed.
+        case lowRank = "low_rank"
     }
 
     public struct Tensor: Codable, Sendable, Equatable {
@@ -26,6 +29,9 @@ public struct DeltaHeader: Codable, Sendable, Equatable {
         /// Sparse only: elements per chunk and entries kept per full chunk.
         public var chunk: Int?
         public var keep: Int?
+        /// Low-rank only: components and bits per factor code.
+        public var rank: Int?
+        public var bits: Int?
         /// SHA-256 of the compressed payload, so a damaged delta is caught on its own,
         /// not only inside a bundle.
         public var payloadSHA256: String = ""
@@ -45,7 +51,7 @@ public struct DeltaHeader: Codable, Sendable, Equatable {
         /// Elements the shape holds (saturating; headers read from files are bounded by `read`).
         public var count: Int { checkedCount ?? .max }
         enum CodingKeys: String, CodingKey {
-            case name, dtype, shape, chunk, keep
+            case name, dtype, shape, chunk, keep, rank, bits
             case rawBytes = "raw_bytes"
             case payloadSHA256 = "payload_sha256"
         }
@@ -84,12 +90,35 @@ public struct DeltaOptions: Sendable {
     /// Sparse: elements per chunk (at most 4096, so indices fit 12 bits).
     public var chunk: Int
     public var zstdLevel: Int32
+    /// Low-rank: components per tensor and bits per factor code (4 or 8).
+    public var rank: Int
+    public var factorBits: Int
 
-    public init(encoding: DeltaHeader.Encoding = .sparse, density: Double = 1.0 / 64, chunk: Int = 4096, zstdLevel: Int32 = 3) {
+    public init(encoding: DeltaHeader.Encoding = .sparse, density: Double = 1.0 / 64, chunk: Int = 4096, zstdLevel: Int32 = 3,
+                rank: Int = 4, factorBits: Int = 8) {
         self.encoding = encoding
         self.density = density
         self.chunk = chunk
         self.zstdLevel = zstdLevel
+        self.rank = rank
+        self.factorBits = factorBits
+    }
+
+    /// The limits `encode` and `read` hold every delta to.
+    public static let maxRank = 4096
+
+    /// Why these options cannot encode a delta, or nil.
+    public var problem: String? {
+        switch encoding {
+        case .lossless: return nil
+        case .sparse:
+            if chunk <= 0 || chunk > 4096 { return "delta chunk \(chunk) must be in 1...4096" }
+            if !(density > 0 && density <= 1) { return "delta density \(density) must be in (0, 1]" }
+        case .lowRank:
+            if rank < 1 || rank > Self.maxRank { return "delta rank \(rank) must be in 1...\(Self.maxRank)" }
+            if !LowRankCodec.allowedBits.contains(factorBits) { return "delta factor bits \(factorBits) must be 4 or 8" }
+        }
+        return nil
     }
 }
 
@@ -144,8 +173,7 @@ public enum DeltaCodec {
     /// round, added to Δ before selection; the new residual is returned.
     public static func encode(base: ExpertWeights, new: ExpertWeights, header template: DeltaHeader, options: DeltaOptions,
                               residual: [String: [Float]]? = nil) throws -> (records: [TensorRecord], header: DeltaHeader, stats: DeltaStats, residual: [String: [Float]]) {
-        guard options.chunk > 0, options.chunk <= 4096 else { throw LibraryError("delta chunk \(options.chunk) must be in 1...4096") }
-        guard options.density > 0, options.density <= 1 else { throw LibraryError("delta density \(options.density) must be in (0, 1]") }
+        if let problem = options.problem { throw LibraryError(problem) }
         var header = template
         header.encoding = options.encoding
         header.tensors = []
@@ -182,6 +210,19 @@ public enum DeltaCodec {
                     for i in r.indices { r[i] = delta[i] - approx[i] }
                     newResidual[b.name] = r
                 }
+                decoded = b.values
+                for i in decoded.indices { decoded[i] += approx[i] }
+                decoded = decodeStorage(storageBytes(decoded, b.dtype), b.dtype)
+            case .lowRank:
+                guard let (m, cols) = LowRankCodec.matrixShape(b.shape) else { throw LibraryError("tensor \(b.name) has no matrix shape: \(b.shape)") }
+                var delta = [Float](repeating: 0, count: b.values.count)
+                for i in delta.indices { delta[i] = n.values[i] - b.values[i] + (residual?[b.name]?[i] ?? 0) }
+                let rank = min(options.rank, m, cols)
+                entry.rank = rank
+                entry.bits = options.factorBits
+                payload = LowRankCodec.encode(delta, m: m, n: cols, rank: rank, bits: options.factorBits)
+                let approx = try LowRankCodec.decode(payload, m: m, n: cols, rank: rank, bits: options.factorBits, what: b.name)
+                newResidual[b.name] = zip(delta, approx).map { $0 - $1 }
                 decoded = b.values
                 for i in decoded.indices { decoded[i] += approx[i] }
                 decoded = decodeStorage(storageBytes(decoded, b.dtype), b.dtype)
@@ -236,6 +277,12 @@ public enum DeltaCodec {
                     throw LibraryError("\(path): tensor \(t.name) lacks a valid chunk and keep")
                 }
                 expected = SparseCodec.payloadSize(count: t.count, chunk: chunk, keep: keep)
+            case .lowRank:
+                guard let rank = t.rank, let bits = t.bits, let (m, cols) = LowRankCodec.matrixShape(t.shape), rank >= 1, rank <= min(m, cols),
+                      let size = LowRankCodec.payloadSize(m: m, n: cols, rank: rank, bits: bits) else {
+                    throw LibraryError("\(path): tensor \(t.name) lacks a valid rank (1...min of its matrix's sides) and bits (4 or 8)")
+                }
+                expected = size
             }
             guard t.rawBytes == expected else {
                 throw LibraryError("\(path): tensor \(t.name) declares \(t.rawBytes) payload bytes, its shape and encoding need \(expected)")
@@ -265,7 +312,16 @@ public enum DeltaCodec {
                 let baseBytes = storageBytes(b.values, b.dtype)
                 values = decodeStorage(zip(baseBytes, raw).map { $0 ^ $1 }, t.dtype)
             case .sparse:
-                let approx = try SparseCodec.decode(raw, count: t.count, chunk: t.chunk!, keep: t.keep!, what: "\(file.path): \(t.name)")
+                guard let chunk = t.chunk, let keep = t.keep else { throw LibraryError("\(file.path): tensor \(t.name) lacks a chunk and keep") }
+                let approx = try SparseCodec.decode(raw, count: t.count, chunk: chunk, keep: keep, what: "\(file.path): \(t.name)")
+                values = b.values
+                for i in values.indices { values[i] += approx[i] }
+                values = decodeStorage(storageBytes(values, t.dtype), t.dtype)
+            case .lowRank:
+                guard let (m, cols) = LowRankCodec.matrixShape(t.shape), let rank = t.rank, let bits = t.bits else {
+                    throw LibraryError("\(file.path): tensor \(t.name) lacks a rank and bits")
+                }
+                let approx = try LowRankCodec.decode(raw, m: m, n: cols, rank: rank, bits: bits, what: "\(file.path): \(t.name)")
                 values = b.values
                 for i in values.indices { values[i] += approx[i] }
                 values = decodeStorage(storageBytes(values, t.dtype), t.dtype)

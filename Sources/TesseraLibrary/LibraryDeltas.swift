@@ -63,7 +63,7 @@ extension ExpertLibrary {
                                    configSHA256: manifest.configSHA256, tensors: [])
         let result = try DeltaCodec.encode(base: base, new: new, header: template, options: options, residual: residual)
         try DeltaCodec.write(result.records, header: result.header, to: path)
-        if let residualOut, options.encoding == .sparse {
+        if let residualOut, options.encoding != .lossless {
             let records = base.tensors.map { TensorRecord(name: $0.name, shape: $0.shape, floats: result.residual[$0.name]!) }
             try SafetensorsWriter.write(records, to: residualOut)
         }

@@ -70,9 +70,13 @@ public enum Contribution {
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         var paths: [String] = []
         var fp32 = 0
+        // An update trained through adapters has exactly their rank: a low-rank delta of that
+        // rank carries it whole (up to its factors' quantization).
+        var delta = r.delta
+        if let rank = r.options.lowRank, delta.encoding == .lowRank { delta.rank = rank }
         for id in r.experts.sorted() {
             let path = (scratch as NSString).appendingPathComponent("\(id.layer)-\(id.expert).safetensors")
-            let (header, _) = try library.encodeDelta(id, new: try library.expertWeights(id, from: model), options: r.delta, to: path)
+            let (header, _) = try library.encodeDelta(id, new: try library.expertWeights(id, from: model), options: delta, to: path)
             fp32 += header.float32Bytes
             paths.append(path)
         }

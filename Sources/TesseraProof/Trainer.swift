@@ -24,6 +24,8 @@ public struct TrainingOptions: Codable, Sendable, Equatable {
     public var evalWindows: Int = 64
     /// A resumable checkpoint every this many steps (0: only at the end).
     public var checkpointEvery: Int = 0
+    /// Train the experts through low-rank adapters of this rank (nil: every weight).
+    public var lowRank: Int?
 
     public init(steps: Int, batch: Int, learningRate: Float, warmupSteps: Int, seed: UInt64) {
         self.steps = steps
@@ -45,6 +47,7 @@ public struct TrainingOptions: Codable, Sendable, Equatable {
         case evalEvery = "eval_every"
         case evalWindows = "eval_windows"
         case checkpointEvery = "checkpoint_every"
+        case lowRank = "low_rank"
     }
 
     public func validate() throws {
@@ -60,6 +63,7 @@ public struct TrainingOptions: Codable, Sendable, Equatable {
         guard routerAuxLossCoefficient >= 0, evalEvery >= 0, evalWindows >= 0, checkpointEvery >= 0 else {
             throw bad("aux-loss coefficient, eval and checkpoint intervals must be ≥ 0")
         }
+        if let lowRank, lowRank < 1 || lowRank > 4096 { throw bad("--lora-rank \(lowRank) must be in 1...4096") }
     }
 
     /// Linear warm-up to the peak, then cosine decay to `minLearningRateFraction` of it.
@@ -116,6 +120,12 @@ public final class Trainer {
     let statePath: String?
     /// The matrix-product precision of every pass.
     public let matmul: MatmulPrecision
+    /// With `options.lowRank`: the adapters trained instead of the experts' weights.
+    public let adapters: LowRankAdapters?
+    /// What the optimizer updates and a checkpoint saves: the trained views of the model's
+    /// parameters, or the adapters' factors.
+    var optimizedViews: [ParamView] { adapters?.factorViews ?? views }
+    var optimizedBuffer: FloatBuffer { adapters?.factors ?? model.parameters }
 
     public init(model: MoEModel, trainable: TrainableSet, options: TrainingOptions, train: TokenWindows,
                 heldOut: TokenWindows?, statePath: String?, matmul: MatmulPrecision = .machineDefault) throws {
@@ -130,9 +140,17 @@ public final class Trainer {
         self.heldOut = heldOut.map { $0.prefix(options.evalWindows) }
         self.statePath = statePath
         self.matmul = matmul
+        if let rank = options.lowRank {
+            guard let experts = trainable.expertFilter, trainable.views(in: model.layout).count == experts.count * 3 else {
+                throw EngineError.invalidInput("low-rank adapters train routed experts only; this run trains other tensors too")
+            }
+            adapters = try LowRankAdapters(model: model, experts: Array(experts), rank: rank, seed: options.seed)
+        } else {
+            adapters = nil
+        }
     }
 
-    public var trainedParameters: Int { views.reduce(0) { $0 + $1.count } }
+    public var trainedParameters: Int { optimizedViews.reduce(0) { $0 + $1.count } }
 
     /// What a checkpoint must agree with to be resumed: options, trained views and data.
     var fingerprint: String {
@@ -145,7 +163,7 @@ public final class Trainer {
     /// that step's checkpoint, if one falls due).
     public func run(progress: Bool = true, stopAfter: Int? = nil) throws -> TrainingReport {
         let o = options
-        let optimizer = AdamW(views: views, hyper: .init(learningRate: o.learningRate, beta1: o.beta1, beta2: o.beta2,
+        let optimizer = AdamW(views: optimizedViews, hyper: .init(learningRate: o.learningRate, beta1: o.beta1, beta2: o.beta2,
                                                         epsilon: 1e-8, weightDecay: o.weightDecay))
         var history: [TrainingReport.Point] = []
         var first = 1
@@ -158,6 +176,7 @@ public final class Trainer {
         run.routerAuxLossCoefficient = o.routerAuxLossCoefficient
         let work = BackwardWorkspace(run: run)
         let grads = FloatBuffer(count: model.parameters.count)
+        let factorGrads = adapters.map { FloatBuffer(count: $0.factors.count) }
         let bar = progress ? ProgressBar(label: "train", total: Double(o.steps)) : nil
         bar?.update(Double(first - 1))
         let started = Date()
@@ -168,8 +187,15 @@ public final class Trainer {
             let batch = try train.batch(o.windows(at: step, of: train.count))
             let loss = try run.lossAndGradients(batch, trainable: trainable, grads: grads, buffers: work)
             guard loss.isFinite else { throw EngineError.invalidInput("training diverged at step \(step): loss \(loss)") }
-            clipGradientNorm(grads, views: views, maxNorm: o.clipNorm)
-            optimizer.update(params: model.parameters, grads: grads, learningRate: o.learningRate(at: step))
+            if let adapters, let factorGrads {
+                adapters.factorGradients(from: grads, into: factorGrads)
+                clipGradientNorm(factorGrads, views: optimizedViews, maxNorm: o.clipNorm)
+                optimizer.update(params: adapters.factors, grads: factorGrads, learningRate: o.learningRate(at: step))
+                adapters.materialise(into: model.parameters)
+            } else {
+                clipGradientNorm(grads, views: views, maxNorm: o.clipNorm)
+                optimizer.update(params: model.parameters, grads: grads, learningRate: o.learningRate(at: step))
+            }
             tokens += batch.predictedTokens
             recent.append(loss)
             if recent.count > 20 { recent.removeFirst() }
@@ -198,7 +224,7 @@ public final class Trainer {
     func save(_ path: String, step: Int, optimizer: AdamW, history: [TrainingReport.Point]) throws {
         var params: [Float] = []
         params.reserveCapacity(trainedParameters)
-        for v in views { params += model.parameters.array(v) }
+        for v in optimizedViews { params += optimizedBuffer.array(v) }
         let metadata = ["format": "tessera-train-state", "step": String(step), "fingerprint": fingerprint,
                         "history": try JSONOutput.compact(history)]
         try SafetensorsWriter.write([
@@ -223,10 +249,11 @@ public final class Trainer {
         }
         try optimizer.restore(step: step, firstMoments: try file.floats("adam_m"), secondMoments: try file.floats("adam_v"))
         var i = 0
-        for v in views {
-            for j in 0..<v.count { model.parameters.pointer[v.offset + j] = params[i + j] }
+        for v in optimizedViews {
+            for j in 0..<v.count { optimizedBuffer.pointer[v.offset + j] = params[i + j] }
             i += v.count
         }
+        adapters?.materialise(into: model.parameters)
         if let h = file.metadata["history"] {
             history = try StrictJSON.decode([TrainingReport.Point].self, from: Data(h.utf8), file: path)
         }

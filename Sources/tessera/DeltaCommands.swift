@@ -15,22 +15,37 @@ struct Delta: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Encode an expert's new weights against its current library version.")
         @Option(help: "Library directory.") var library: String
         @Option(help: "The expert, LAYER:EXPERT.") var expert: String
-        @Option(help: "Hugging Face checkpoint holding the expert's new weights.") var from: String
+        @Option(help: "The expert's new weights: a Hugging Face checkpoint directory, or a delta file of this expert (re-encoded).") var from: String
         @Option(help: "Output delta file.") var out: String
         @Option(help: "Delta encoding.") var encoding = DeltaHeader.Encoding.sparse
         @Option(help: "Sparse: fraction of each chunk's entries kept.") var density = 1.0 / 64
         @Option(help: "Sparse: elements per chunk (≤ 4096).") var chunk = 4096
-        @Option(name: .customLong("residual-in"), help: "Sparse: error-feedback residual from the previous round.") var residualIn: String?
-        @Option(name: .customLong("residual-out"), help: "Sparse: write the new residual here.") var residualOut: String?
+        @Option(help: "Low-rank: components per tensor.") var rank = 4
+        @Option(name: .customLong("factor-bits"), help: "Low-rank: bits per factor value (4 or 8).") var factorBits = 8
+        @Option(name: .customLong("residual-in"), help: "Lossy encodings: error-feedback residual from the previous round.") var residualIn: String?
+        @Option(name: .customLong("residual-out"), help: "Lossy encodings: write the new residual here.") var residualOut: String?
         @Flag(help: "Print one JSON object.") var json = false
+
+        var options: DeltaOptions { DeltaOptions(encoding: encoding, density: density, chunk: chunk, rank: rank, factorBits: factorBits) }
+
+        func validate() throws {
+            if let problem = options.problem { throw ValidationError(problem) }
+        }
 
         func run() throws {
             let enc = encoding
             let lib = try ExpertLibrary(directory: library)
             let id = try singleExpert(expert)
-            let new = try lib.expertWeights(id, fromCheckpoint: from)
-            let (header, stats) = try lib.encodeDelta(id, new: new, options: DeltaOptions(encoding: enc, density: density, chunk: chunk),
-                                                      to: out, residualIn: residualIn, residualOut: residualOut)
+            var isDirectory: ObjCBool = false
+            let new: ExpertWeights
+            if FileManager.default.fileExists(atPath: from, isDirectory: &isDirectory), !isDirectory.boolValue {
+                let (header, weights) = try lib.decodeDelta(from)
+                guard header.id == id else { throw ValidationError("\(from) is a delta of expert \(header.id), not \(id)") }
+                new = weights
+            } else {
+                new = try lib.expertWeights(id, fromCheckpoint: from)
+            }
+            let (header, stats) = try lib.encodeDelta(id, new: new, options: options, to: out, residualIn: residualIn, residualOut: residualOut)
             if json { print(try jsonString(stats)); return }
             print("delta for expert \(id) against \(header.base.prefix(12)) (\(enc.rawValue)): \(stats.compressedBytes) bytes, "
                 + String(format: "%.1f× smaller than the fp32 expert (%d bytes); relative L2 error %.3g, max abs error %.3g",

@@ -124,8 +124,7 @@ struct Contribute: AsyncParsableCommand {
     @Option(name: .customLong("replay-share")) var replayShare = 0.5
     @Option(help: "Train these experts (LAYER:EXPERT,...) instead of an ESFT selection.") var experts: String?
     @Option(name: .customLong("top-p"), help: "ESFT selection threshold.") var topP = 0.3
-    @Option(help: "Delta encoding.") var delta = DeltaHeader.Encoding.sparse
-    @Option(help: "Sparse deltas: share of entries kept.") var density = 0.25
+    @OptionGroup var delta: DeltaArguments
     @OptionGroup var training: TrainingArguments
     @Flag var json = false
 
@@ -135,7 +134,7 @@ struct Contribute: AsyncParsableCommand {
         o.replayShare = replayShare
         o.experts = try experts.map(ExpertID.parseList)
         o.topP = topP
-        o.delta = DeltaOptions(encoding: delta, density: density)
+        o.delta = delta.options
         o.matmul = training.matmul.precision
         let printer = ProgressPrinter(enabled: true)
         let flow = try ContributorWorkflow(market: try market.connect(), key: try ParticipantKey.load(key), work: work, options: o, log: printer.line)

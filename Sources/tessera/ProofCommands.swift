@@ -48,14 +48,12 @@ struct Train: AsyncParsableCommand {
     @Option(help: "The domain of the round.") var domain: String
     @Option(help: "The round the bundle is submitted to.") var round: String
     @Flag(help: "Load only the selected experts (plus enough per layer to route top-k).") var partial = false
-    @Option(help: "Delta encoding.") var delta = DeltaHeader.Encoding.sparse
-    @Option(help: "Sparse deltas: share of entries kept.") var density = 0.25
+    @OptionGroup var delta: DeltaArguments
     @OptionGroup var training: TrainingArguments
     @Flag var json = false
 
     // Checked before anything is read or trained, so a bad value costs nothing.
     func validate() throws {
-        guard density.isFinite, density > 0, density <= 1 else { throw ValidationError("--density \(density) must be in (0, 1]") }
         guard replayShare.isFinite, (0..<1).contains(replayShare) else { throw ValidationError("--replay-share \(replayShare) must be in [0, 1)") }
     }
 
@@ -70,7 +68,7 @@ struct Train: AsyncParsableCommand {
         }
         let request = Contribution.Request(experts: selection.experts, data: windows,
                                            heldOut: try heldOut.map { try TokenWindows.load(path: $0) }, options: training.options(),
-                                           partialResidency: partial, delta: DeltaOptions(encoding: delta, density: density),
+                                           partialResidency: partial, delta: delta.options,
                                            market: marketID, domain: domain, round: round, matmul: training.matmul.precision)
         let r = try Contribution.run(request, library: lib, key: try ParticipantKey.load(key), out: out, progress: true)
         if json { print(try jsonString(r)); return }

@@ -18,6 +18,8 @@ struct TrainingArguments: ParsableArguments {
     @Option(name: .customLong("eval-every"), help: "Held-out evaluation interval in steps (0: at the end).") var evalEvery = 0
     @Option(name: .customLong("eval-windows")) var evalWindows = 64
     @Option(name: .customLong("checkpoint-every"), help: "Resumable checkpoint interval in steps (0: at the end).") var checkpointEvery = 0
+    @Option(name: .customLong("lora-rank"), help: "Train the experts through low-rank adapters of this rank (LoRA; the update then has this rank).")
+    var loraRank: Int?
 
     func options(auxCoef: Float = 0) -> TrainingOptions {
         var o = TrainingOptions(steps: steps, batch: batch, learningRate: learningRate, warmupSteps: warmup, seed: seed)
@@ -28,6 +30,7 @@ struct TrainingArguments: ParsableArguments {
         o.evalWindows = evalWindows
         o.checkpointEvery = checkpointEvery
         o.routerAuxLossCoefficient = auxCoef
+        o.lowRank = loraRank
         return o
     }
 }

@@ -144,11 +144,16 @@ import TesseraTestSupport
     /// The delta's safetensors file with every tensor's declared shape in its description
     /// replaced (the payloads untouched, so their hashes still match).
     static func rewritingDeltaShapes(_ data: Data, to shape: String) throws -> Data {
+        try rewritingDeltaDescription(data, pattern: #""shape":\[[0-9,]*\]"#, with: "\"shape\":\(shape)")
+    }
+
+    /// The delta's file with `pattern` (a regular expression) replaced in its description.
+    static func rewritingDeltaDescription(_ data: Data, pattern: String, with replacement: String) throws -> Data {
         let n = Int(data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
         var header = try #require(try JSONSerialization.jsonObject(with: data.subdata(in: 8..<8 + n)) as? [String: Any])
         var metadata = try #require(header["__metadata__"] as? [String: String])
         let key = try #require(metadata.keys.first { $0.contains("delta") })
-        metadata[key] = try #require(metadata[key]).replacingOccurrences(of: #""shape":\[[0-9,]*\]"#, with: "\"shape\":\(shape)", options: .regularExpression)
+        metadata[key] = try #require(metadata[key]).replacingOccurrences(of: pattern, with: replacement, options: .regularExpression)
         header["__metadata__"] = metadata
         var json = try JSONSerialization.data(withJSONObject: header)
         while json.count % 8 != 0 { json.append(0x20) }

@@ -1,0 +1,88 @@
+import Foundation
+import TesseraCore
+
+/// Low-rank adapters on chosen experts' matrices (LoRA): each matrix W [m, n] is trained as
+/// W₀ + B·A with B [m, r] and A [r, n], W₀ frozen. The update B·A then has rank r by
+/// construction, so it can be submitted as its factors instead of approximated afterwards.
+///
+/// The engine's backward pass already computes G = ∂L/∂W for a trained matrix; the factors'
+/// gradients follow from it, ∂L/∂B = G·Aᵀ and ∂L/∂A = Bᵀ·G, so the adapters need no
+/// backward code of their own. Initialisation as in LoRA: B = 0 (the model starts at W₀), A
+/// uniform in ±1/√n from a seed.
+public final class LowRankAdapters: @unchecked Sendable {
+    public struct Matrix: Sendable {
+        /// The matrix's values in the model's parameter buffer.
+        public let view: ParamView
+        public let rows: Int, columns: Int
+        /// B then A in the factor buffer.
+        public let factorsB: ParamView, factorsA: ParamView
+    }
+
+    public let rank: Int
+    public let matrices: [Matrix]
+    /// Every B and A, laid out as `matrices` says: what the optimizer updates.
+    public let factors: FloatBuffer
+    public var factorViews: [ParamView] { matrices.flatMap { [$0.factorsB, $0.factorsA] } }
+    /// W₀ of every matrix, in the order of `matrices`.
+    let base: [[Float]]
+
+    /// Adapters on the gate, up and down matrices of `experts`.
+    public init(model: MoEModel, experts: [ExpertID], rank: Int, seed: UInt64) throws {
+        guard rank >= 1 else { throw EngineError.invalidInput("low-rank adapters: rank \(rank) must be at least 1") }
+        var list: [Matrix] = []
+        var total = 0
+        for id in experts.sorted() {
+            guard id.layer >= 0, id.layer < model.layout.layers.count, id.expert >= 0, id.expert < model.layout.layers[id.layer].experts.count else {
+                throw EngineError.invalidInput("low-rank adapters: no expert \(id) in this model")
+            }
+            let e = model.layout.layers[id.layer].experts[id.expert]
+            let hidden = e.down.count / e.width
+            for (view, rows, columns) in [(e.gate, e.width, hidden), (e.up, e.width, hidden), (e.down, hidden, e.width)] {
+                guard rank <= min(rows, columns) else {
+                    throw EngineError.invalidInput("low-rank adapters: rank \(rank) exceeds the \(rows)×\(columns) matrices of expert \(id)")
+                }
+                let b = ParamView(offset: total, count: rows * rank, tensor: view.tensor)
+                let a = ParamView(offset: total + rows * rank, count: rank * columns, tensor: view.tensor)
+                total += b.count + a.count
+                list.append(Matrix(view: view, rows: rows, columns: columns, factorsB: b, factorsA: a))
+            }
+        }
+        guard !list.isEmpty else { throw EngineError.invalidInput("low-rank adapters: no experts to adapt") }
+        self.rank = rank
+        matrices = list
+        factors = FloatBuffer(count: total)
+        base = list.map { model.parameters.array($0.view) }
+        var rng = SplitMix64(seed: seed)
+        for mat in list {
+            let bound = 1 / Float(mat.columns).squareRoot()
+            for i in 0..<mat.factorsA.count {
+                factors.pointer[mat.factorsA.offset + i] = (Float(rng.next() >> 40) / Float(1 << 24) * 2 - 1) * bound
+            }
+        }
+    }
+
+    public var parameterCount: Int { factors.count }
+
+    /// Writes W = W₀ + B·A of every matrix into `parameters`.
+    public func materialise(into parameters: FloatBuffer) {
+        for (mat, w0) in zip(matrices, base) {
+            let w = parameters.pointer + mat.view.offset
+            w0.withUnsafeBufferPointer { w.update(from: $0.baseAddress!, count: w0.count) }
+            gemm(m: mat.rows, n: mat.columns, k: rank, a: factors.pointer + mat.factorsB.offset, lda: rank,
+                 b: factors.pointer + mat.factorsA.offset, ldb: mat.columns, beta: 1, c: w, ldc: mat.columns, parallel: false)
+        }
+    }
+
+    /// The factors' gradients from the matrices' gradients G in `grads` (laid out like the
+    /// model's parameters): ∂B = G·Aᵀ, ∂A = Bᵀ·G, into `factorGrads` (laid out like `factors`).
+    public func factorGradients(from grads: FloatBuffer, into factorGrads: FloatBuffer) {
+        for mat in matrices {
+            let g = grads.pointer + mat.view.offset
+            gemm(transB: true, m: mat.rows, n: rank, k: mat.columns, a: g, lda: mat.columns,
+                 b: factors.pointer + mat.factorsA.offset, ldb: mat.columns, beta: 0,
+                 c: factorGrads.pointer + mat.factorsB.offset, ldc: rank, parallel: false)
+            gemm(transA: true, m: rank, n: mat.columns, k: mat.rows, a: factors.pointer + mat.factorsB.offset, lda: rank,
+                 b: g, ldb: mat.columns, beta: 0, c: factorGrads.pointer + mat.factorsA.offset, ldc: mat.columns, parallel: false)
+        }
+    }
+}
