@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The ESFT experiment of whitepaper-notes/proof-of-loss.md: on the bundled base model and
-# one domain of Market/domains/, train only the ESFT-selected experts and, for the same
-# steps, every expert; validate both (and the selected update as a lossy sparse delta)
-# with Proof-of-Loss, and print the comparison. Runs from any folder; the defaults are the
-# settings the notes report.
+# The ESFT experiment of whitepaper-notes/proof-of-loss.md and library.md: on the bundled
+# base model and one domain of Market/domains/, train only the ESFT-selected experts and,
+# for the same steps, every expert; then the same selection through low-rank adapters
+# (LoRA); validate every update with Proof-of-Loss as submitted (lossless, and re-encoded
+# as sparse and low-rank deltas), and print the comparison and the size/gain curve.
+# Runs from any folder; the defaults are the settings the notes report.
 #
 #   scripts/esft_experiment.sh [--work DIR] [--domain es] [--steps 100] [--density 0.5]
 #                              [--replay 0.75] [--top-p 0.4] [--text PATH]
@@ -55,34 +56,66 @@ common=(--library Experts --data "$d/train.safetensors" --replay "$work/en/train
 # tolerance) are opened wide here; the table reports the figures they would judge.
 sed -e 's/^delta_norm_bound = .*/delta_norm_bound = 100.0/' -e 's/^background_tolerance_micronats = .*/background_tolerance_micronats = 1_000_000_000/' \
   Market/market.toml > "$work/experiment-policy.toml"
-step "training the selected experts ($steps steps, lossless delta)"
-$bin train "${common[@]}" --experts "$d-selected.json" --out "$d-run/selected" --delta lossless > "$d-run-train-selected.json"
+market_id=$(printf esft-experiment | sha256sum | cut -c1-64)
+train() {   # NAME [train options...]: trains the selected experts into $d-run/NAME
+  local name=$1; shift
+  step "training $name ($steps steps)"
+  $bin train "${common[@]}" --experts "$d-selected.json" --out "$d-run/$name" "$@" > "$d-run-train-$name.json"
+}
+reencode() {   # SOURCE NAME [delta encode options...]: the source bundle's updates, re-encoded and re-signed
+  local src=$d-run/$1 name=$2; shift 2
+  rm -rf "$d-run/$name" "$d-run/$name.deltas"; mkdir -p "$d-run/$name.deltas"
+  local args=()
+  while read -r l e f; do
+    $bin delta encode --library Experts --expert "$l:$e" --from "$src/$f" --out "$d-run/$name.deltas/$l-$e.safetensors" "$@" --json > /dev/null
+    args+=(--delta "$d-run/$name.deltas/$l-$e.safetensors")
+  done < <(python3 -c "import json,sys; [print(x['layer'], x['expert'], x['delta']['file']) for x in json.load(open(sys.argv[1]))['experts']]" "$src/bundle.json")
+  $bin bundle create --key "$work/contributor.json" --library Experts --market "$market_id" --domain "$domain" --round 1 "${args[@]}" --out "$d-run/$name" > /dev/null
+  rm -rf "$d-run/$name.deltas"
+}
+lora_lr_low=5e-3; lora_lr=1e-2
+train selected --delta lossless --lora-rank 0
 step "training every expert the text routes to ($steps steps, lossless delta)"
-$bin train "${common[@]}" --experts "$d-all.json" --out "$d-run/all" --delta lossless > "$d-run-train-all.json"
-step "training the selected experts again, submitted as a sparse delta keeping $density of the entries"
-$bin train "${common[@]}" --experts "$d-selected.json" --out "$d-run/selected-sparse" --delta sparse --density "$density" > "$d-run-train-selected-sparse.json"
-for b in selected all selected-sparse; do
+$bin train "${common[@]}" --experts "$d-all.json" --out "$d-run/all" --delta lossless --lora-rank 0 > "$d-run-train-all.json"
+train lora4-lr$lora_lr_low --delta lossless --lora-rank 4 --lr $lora_lr_low
+train lora4-lr$lora_lr --delta lossless --lora-rank 4 --lr $lora_lr
+train lora2-lr$lora_lr --delta lossless --lora-rank 2 --lr $lora_lr
+step "re-encoding the updates as they would be submitted"
+reencode selected selected-sparse --encoding sparse --density "$density"
+reencode selected selected-svd8-4bit --encoding low_rank --rank 8 --factor-bits 4
+reencode selected selected-svd4-4bit --encoding low_rank --rank 4 --factor-bits 4
+reencode lora4-lr$lora_lr_low lora4-lr$lora_lr_low-4bit --encoding low_rank --rank 4 --factor-bits 4
+reencode lora4-lr$lora_lr lora4-lr$lora_lr-4bit --encoding low_rank --rank 4 --factor-bits 4
+reencode lora2-lr$lora_lr lora2-lr$lora_lr-8bit --encoding low_rank --rank 2 --factor-bits 8
+runs=(selected all selected-sparse selected-svd8-4bit selected-svd4-4bit lora4-lr$lora_lr_low lora4-lr$lora_lr_low-4bit
+      lora4-lr$lora_lr lora4-lr$lora_lr-4bit lora2-lr$lora_lr lora2-lr$lora_lr-8bit)
+for b in "${runs[@]}"; do
   step "Proof-of-Loss on $b (256 held-out, 256 background windows)"
   $bin validate --library Experts --heldout "$d/heldout.safetensors" --background "$work/en/heldout.safetensors" --max-windows 256 \
     --policy "$work/experiment-policy.toml" --key "$work/validator.json" --bundle "$d-run/$b" --out "$d-run/verdicts-$b" --json > "$d-run-verdict-$b.json"
 done
 step "done"
-python3 - "$d-run" <<'PY'
-import json, math, sys
-w = sys.argv[1]
-v = {b: json.load(open(f"{w}-verdict-{b}.json"))[0] for b in ["selected", "all", "selected-sparse"]}
-t = {b: json.load(open(f"{w}-train-{b}.json")) for b in ["selected", "all", "selected-sparse"]}
-losses = v["all"]["background_losses_nats_per_token"]["base"]
-bg = sum(losses) / len(losses)
-print("| update | experts | trained params | delta bytes | held-out gain (nats/token) | 95% LCB | background regression (95% UCB) | max ‖Δ‖/‖W‖ |")
-print("|---|---|---|---|---|---|---|---|")
-for b in ["selected", "all", "selected-sparse"]:
-    x = v[b]
-    g, r = x["gain_nats_per_token"], x["regression_nats_per_token"]
-    print(f"| {b} | {len(x['experts'])} | {t[b]['training']['trained_parameters']} | {t[b]['delta_bytes']} | {g['mean']:.4f} | {g['lower']:.4f} | {r['mean']:+.4f} ({100*r['mean']/bg:+.2f}%; {r['upper']:+.4f}) | {max(i['relative_norm'] for i in x['experts']):.3f} |")
-print()
+python3 - "$d-run" "${runs[@]}" <<'PY'
+import json, math, os, sys
+w, runs = sys.argv[1], sys.argv[2:]
+v = {b: json.load(open(f"{w}-verdict-{b}.json"))[0] for b in runs}
+t = {b: json.load(open(f"{w}-train-{b}.json")) for b in ["selected", "all"]}
+size = {b: sum(os.path.getsize(os.path.join(w, b, "deltas", f)) for f in os.listdir(os.path.join(w, b, "deltas"))) for b in runs}
 m = json.load(open("Experts/manifest.json"))
 expert_params = sum(math.prod(x["shape"]) for x in m["tensors"] if x["placement"] != "trunk")
+bf16_per_expert = expert_params * 2 // len(m["experts"])      # what the ratio is measured against
+losses = v["all"]["background_losses_nats_per_token"]["base"]
+bg = sum(losses) / len(losses)
+full = v["selected"]["gain_nats_per_token"]["mean"]
+print("| update | experts | delta bytes | smaller than the experts in bf16 | held-out gain (nats/token) | of the full update's | 95% LCB | background regression (95% UCB) |")
+print("|---|---|---|---|---|---|---|---|")
+for b in runs:
+    x = v[b]
+    g, r = x["gain_nats_per_token"], x["regression_nats_per_token"]
+    n = len(x["experts"])
+    bf16 = bf16_per_expert * n
+    print(f"| {b} | {n} | {size[b]:,} | {bf16 / size[b]:.1f}× | {g['mean']:.4f} | {g['mean'] / full:.1%} | {g['lower']:.4f} | {r['mean']:+.4f} ({100*r['mean']/bg:+.2f}%; {r['upper']:+.4f}) |")
+print()
 gs, ga, gp = (v[b]["gain_nats_per_token"]["mean"] for b in ["selected", "all", "selected-sparse"])
 print(f"selected/all gain: {gs/ga:.1%}; trained parameters: {t['selected']['training']['trained_parameters']/expert_params:.1%} of the model's {expert_params} expert parameters; sparse delta keeps {gp/gs:.1%} of the gain")
 PY

@@ -27,7 +27,9 @@ public final class Demo {
         public var seed: UInt64 = 1
         public var steps = 40
         public var batch = 16
-        public var learningRate: Float = 1e-3
+        /// Contributors train low-rank adapters of this rank (0: every weight of their experts).
+        public var loraRank = 4
+        public var learningRate: Float = 1e-2
         public var topP = 0.3
         /// Share of each contributor's training windows drawn from the background text
         /// (rehearsal against forgetting, which the validators' background guard punishes).
@@ -91,6 +93,7 @@ public final class Demo {
         self.log = log
         guard o.steps > 0 else { throw CoreError("--steps \(o.steps) must be positive") }
         guard o.learningRate.isFinite, o.learningRate > 0 else { throw CoreError("--lr \(o.learningRate) must be a positive number") }
+        guard (0...4096).contains(o.loraRank) else { throw CoreError("--lora-rank \(o.loraRank) must be in 0...4096") }
         guard (0..<1).contains(o.replay) else { throw CoreError("--replay \(o.replay) must be in [0, 1)") }
         guard o.topP > 0, o.topP <= 1 else { throw CoreError("--top-p \(o.topP) must be in (0, 1]") }
         guard o.batch > 0, o.trainWindows > 0, o.evalWindows > 0, o.servedWindows > 0, o.revenue > 0 else {
@@ -243,8 +246,10 @@ public final class Demo {
                 var options = TrainingOptions(steps: o.steps, batch: o.batch, learningRate: o.learningRate, warmupSteps: max(1, o.steps / 10),
                                               seed: o.seed &+ UInt64(i))
                 options.clipNorm = 1
+                options.lowRank = o.loraRank > 0 ? o.loraRank : nil
+                let delta = o.loraRank > 0 ? DeltaOptions(encoding: .lowRank, rank: o.loraRank, factorBits: 4) : DeltaOptions(encoding: .sparse, density: 0.25)
                 let request = Contribution.Request(experts: experts, data: share, heldOut: nil, options: options, partialResidency: false,
-                                                   delta: DeltaOptions(encoding: .sparse, density: 0.25), market: marketID, domain: domain.name,
+                                                   delta: delta, market: marketID, domain: domain.name,
                                                    round: round, matmul: o.matmul)
                 let r = try Contribution.run(request, library: library, key: k, out: dir, progress: o.progress)
                 trainLoss = r.training.history.last?.trainLoss

@@ -1,18 +1,34 @@
 import ArgumentParser
 import TesseraLibrary
+import TesseraProof
 
-/// How a contributor's update is encoded for submission (train, contribute).
+/// How a contributor's update is made small enough to travel (train, contribute): trained
+/// through low-rank adapters and submitted as their quantized factors by default; a
+/// full-weight update as a lossless, sparse or low-rank delta on request.
 struct DeltaArguments: ParsableArguments {
-    @Option(help: "Delta encoding.") var delta = DeltaHeader.Encoding.sparse
+    @Option(name: .customLong("lora-rank"),
+            help: "Train the selected experts through low-rank adapters of this rank (LoRA), so the update is small by construction; 0 trains every weight.")
+    var loraRank = 4
+    @Option(help: "Delta encoding.") var delta = DeltaHeader.Encoding.lowRank
     @Option(help: "Sparse deltas: share of entries kept.") var density = 0.25
-    @Option(help: "Low-rank deltas: components per tensor.") var rank = 4
-    @Option(name: .customLong("factor-bits"), help: "Low-rank deltas: bits per factor value (4 or 8).") var factorBits = 8
+    @Option(help: "Low-rank deltas of a full-weight update: components per tensor (with adapters, their rank is used).") var rank = 4
+    @Option(name: .customLong("factor-bits"), help: "Low-rank deltas: bits per factor value (4 or 8).") var factorBits = 4
 
     var options: DeltaOptions { DeltaOptions(encoding: delta, density: density, rank: rank, factorBits: factorBits) }
 
+    /// The peak learning rate when none is given: adapters train best at a higher one.
+    var defaultLearningRate: Float { loraRank > 0 ? 1e-2 : 1e-3 }
+
+    /// The training options of `training` with the adapters asked for.
+    func trainingOptions(_ training: TrainingArguments) -> TrainingOptions {
+        var o = training.options(defaultLearningRate: defaultLearningRate)
+        o.lowRank = loraRank > 0 ? loraRank : nil
+        return o
+    }
+
     func validate() throws {
         guard density.isFinite, density > 0, density <= 1 else { throw ValidationError("--density \(density) must be in (0, 1]") }
+        guard (0...4096).contains(loraRank) else { throw ValidationError("--lora-rank \(loraRank) must be in 0...4096") }
         if let problem = options.problem { throw ValidationError(problem) }
     }
 }
-

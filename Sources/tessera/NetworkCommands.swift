@@ -129,7 +129,7 @@ struct Contribute: AsyncParsableCommand {
     @Flag var json = false
 
     func run() async throws {
-        var o = ContributorWorkflow.Options(round: round, data: data, training: training.options())
+        var o = ContributorWorkflow.Options(round: round, data: data, training: delta.trainingOptions(training))
         o.replay = replay
         o.replayShare = replayShare
         o.experts = try experts.map(ExpertID.parseList)

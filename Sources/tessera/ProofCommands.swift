@@ -67,7 +67,7 @@ struct Train: AsyncParsableCommand {
             windows = try windows.appending(try TokenWindows.load(path: replay).spread(count))
         }
         let request = Contribution.Request(experts: selection.experts, data: windows,
-                                           heldOut: try heldOut.map { try TokenWindows.load(path: $0) }, options: training.options(),
+                                           heldOut: try heldOut.map { try TokenWindows.load(path: $0) }, options: delta.trainingOptions(training),
                                            partialResidency: partial, delta: delta.options,
                                            market: marketID, domain: domain, round: round, matmul: training.matmul.precision)
         let r = try Contribution.run(request, library: lib, key: try ParticipantKey.load(key), out: out, progress: true)

@@ -9,7 +9,7 @@ struct TrainingArguments: ParsableArguments {
     @OptionGroup var matmul: MatmulOption
     @Option var steps = 200
     @Option(help: "Windows per step.") var batch = 8
-    @Option(name: .customLong("lr"), help: "Peak learning rate.") var learningRate: Float = 1e-3
+    @Option(name: .customLong("lr"), help: "Peak learning rate (default: 1e-3; for contributors' adapters, 1e-2).") var learningRate: Float?
     @Option(help: "Linear warm-up steps before the cosine decay.") var warmup = 20
     @Option(name: .customLong("min-lr-fraction")) var minLRFraction: Float = 0.1
     @Option(name: .customLong("weight-decay")) var weightDecay: Float = 0
@@ -18,11 +18,9 @@ struct TrainingArguments: ParsableArguments {
     @Option(name: .customLong("eval-every"), help: "Held-out evaluation interval in steps (0: at the end).") var evalEvery = 0
     @Option(name: .customLong("eval-windows")) var evalWindows = 64
     @Option(name: .customLong("checkpoint-every"), help: "Resumable checkpoint interval in steps (0: at the end).") var checkpointEvery = 0
-    @Option(name: .customLong("lora-rank"), help: "Train the experts through low-rank adapters of this rank (LoRA; the update then has this rank).")
-    var loraRank: Int?
 
-    func options(auxCoef: Float = 0) -> TrainingOptions {
-        var o = TrainingOptions(steps: steps, batch: batch, learningRate: learningRate, warmupSteps: warmup, seed: seed)
+    func options(auxCoef: Float = 0, defaultLearningRate: Float = 1e-3) -> TrainingOptions {
+        var o = TrainingOptions(steps: steps, batch: batch, learningRate: learningRate ?? defaultLearningRate, warmupSteps: warmup, seed: seed)
         o.minLearningRateFraction = minLRFraction
         o.weightDecay = weightDecay
         o.clipNorm = clipNorm
@@ -30,7 +28,6 @@ struct TrainingArguments: ParsableArguments {
         o.evalWindows = evalWindows
         o.checkpointEvery = checkpointEvery
         o.routerAuxLossCoefficient = auxCoef
-        o.lowRank = loraRank
         return o
     }
 }
