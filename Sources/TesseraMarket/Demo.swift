@@ -27,9 +27,10 @@ public final class Demo {
         public var seed: UInt64 = 1
         public var steps = 40
         public var batch = 16
-        /// Contributors train low-rank adapters of this rank (0: every weight of their experts).
-        public var loraRank = 4
-        public var learningRate: Float = 1e-2
+        /// Contributors train low-rank adapters of this rank and submit 4-bit factors (0:
+        /// every weight of their experts, submitted as sparse deltas).
+        public var loraRank = 0
+        public var learningRate: Float = 1e-3
         public var topP = 0.3
         /// Share of each contributor's training windows drawn from the background text
         /// (rehearsal against forgetting, which the validators' background guard punishes).

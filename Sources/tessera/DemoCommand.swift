@@ -22,9 +22,9 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "Expert library of the base model.") var experts = "Experts"
     @Option(help: "Folder with market.toml and domains/.") var policy = "Market"
     @Option(help: "Training steps per contributor.") var steps = 40
-    @Option(name: .customLong("lr"), help: "Contributors' peak learning rate.") var learningRate: Float = 1e-2
+    @Option(name: .customLong("lr"), help: "Contributors' peak learning rate.") var learningRate: Float = 1e-3
     @Option(name: .customLong("lora-rank"), help: "Contributors train low-rank adapters of this rank (0: every weight of their experts, submitted as sparse deltas).")
-    var loraRank = 4
+    var loraRank = 0
     @Option(name: .customLong("top-p"), help: "Contributors' ESFT selection threshold.") var topP = 0.3
     @Option(help: "Share of contributors' training windows taken from the background text (rehearsal).") var replay = 0.5
     @Option var seed: UInt64 = 1

@@ -9,7 +9,7 @@ struct TrainingArguments: ParsableArguments {
     @OptionGroup var matmul: MatmulOption
     @Option var steps = 200
     @Option(help: "Windows per step.") var batch = 8
-    @Option(name: .customLong("lr"), help: "Peak learning rate (default: 1e-3; for contributors' adapters, 1e-2).") var learningRate: Float?
+    @Option(name: .customLong("lr"), help: "Peak learning rate (default: 1e-3; with low-rank adapters, 5e-3).") var learningRate: Float?
     @Option(help: "Linear warm-up steps before the cosine decay.") var warmup = 20
     @Option(name: .customLong("min-lr-fraction")) var minLRFraction: Float = 0.1
     @Option(name: .customLong("weight-decay")) var weightDecay: Float = 0

@@ -20,8 +20,7 @@ public final class ContributorWorkflow {
         public var topP = 0.3
         public var selectionWindows = 128
         public var training: TrainingOptions
-        /// Low-rank factors at 4 bits: with `training.lowRank` (adapters), the update whole.
-        public var delta = DeltaOptions(encoding: .lowRank, rank: 4, factorBits: 4)
+        public var delta = DeltaOptions(encoding: .sparse, density: 0.25)
         public var matmul = MatmulPrecision.machineDefault
         /// Seconds between looks at the round while waiting for its window to close.
         public var pollSeconds = 2.0
