@@ -34,4 +34,9 @@ public enum ReferenceFixtures {
     public static var binary: String {
         ProcessInfo.processInfo.environment["TESSERA_BIN"] ?? (projectRoot as NSString).appendingPathComponent(".build/debug/tessera")
     }
+
+    /// The fuzz targets' executable the corpus replay runs (TESSERA_FUZZ_BIN overrides).
+    public static var fuzzBinary: String {
+        ProcessInfo.processInfo.environment["TESSERA_FUZZ_BIN"] ?? (projectRoot as NSString).appendingPathComponent(".build/debug/tessera-fuzz")
+    }
 }

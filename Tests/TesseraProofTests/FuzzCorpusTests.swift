@@ -8,7 +8,7 @@ import TesseraTestSupport
 /// `tessera-fuzz`: none may trap. scripts/fuzz runs the coverage-guided fuzzer itself.
 @Suite struct FuzzCorpusTests {
     @Test func theCorporaReplayWithoutATrap() throws {
-        let binary = (ReferenceFixtures.projectRoot as NSString).appendingPathComponent(".build/debug/tessera-fuzz")
+        let binary = ReferenceFixtures.fuzzBinary
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             Issue.record("\(binary) not found; build it first (swift build)")
             return
