@@ -132,7 +132,7 @@ let package = Package(
         .testTarget(name: "TesseraCoreTests", dependencies: ["TesseraCore", "TesseraTestSupport", "CSodium"]),
         .testTarget(name: "TesseraEngineTests", dependencies: ["TesseraEngine", "TesseraCore", "TesseraTestSupport"]),
         .testTarget(name: "TesseraLibraryTests", dependencies: ["TesseraLibrary", "TesseraEngine", "TesseraCore", "TesseraTestSupport"]),
-        .testTarget(name: "TesseraProofTests", dependencies: ["TesseraProof", "TesseraLibrary", "TesseraEngine", "TesseraCore", "TesseraTestSupport"]),
+        .testTarget(name: "TesseraProofTests", dependencies: ["TesseraProof", "TesseraLibrary", "TesseraEngine", "TesseraCore", "TesseraTestSupport", "TesseraBenchmarks"]),
         .testTarget(
             name: "TesseraLedgerTests",
             dependencies: ["TesseraLedger", "TesseraLedgerPostgres", "TesseraCore", "TesseraTestSupport", .product(name: "GRDB", package: "GRDB.swift")]

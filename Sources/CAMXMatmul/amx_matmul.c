@@ -53,8 +53,21 @@ int tsr_amx_available(void) {
 typedef struct { uint16_t *p; size_t cap; } scratch;
 static _Thread_local scratch scratch_a, scratch_b;
 
+/* Freed when the thread ends (as fixed_gemm.c's packing buffers: Dispatch's workers come
+   and go). Thread-local storage is still valid while key destructors run. */
+static pthread_key_t release_key;
+static pthread_once_t release_once = PTHREAD_ONCE_INIT;
+static void release_scratch(void *unused) {
+    (void)unused;
+    free(scratch_a.p); free(scratch_b.p);
+    scratch_a = (scratch){0}; scratch_b = (scratch){0};
+}
+static void make_release_key(void) { pthread_key_create(&release_key, release_scratch); }
+
 static uint16_t *grow(scratch *s, size_t count) {
     if (count <= s->cap) return s->p;
+    pthread_once(&release_once, make_release_key);
+    if (!pthread_getspecific(release_key)) pthread_setspecific(release_key, &scratch_a);
     size_t bytes = (count * 2 + 63) / 64 * 64;
     uint16_t *p = aligned_alloc(64, bytes);
     if (!p) return NULL;

@@ -9,6 +9,7 @@
 #pragma STDC FP_CONTRACT OFF
 #include "vector_math.h"
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,8 +21,23 @@
 typedef struct { float *p; size_t cap; } buffer;
 static _Thread_local buffer pack_a, pack_b;
 
+/* A thread's packing buffers are freed when the thread ends: Dispatch's worker threads come
+   and go, and each one that had multiplied used to leave its buffers behind (found by
+   LeakSanitizer in scripts/sanitize). Thread-local storage is still valid while key
+   destructors run. */
+static pthread_key_t release_key;
+static pthread_once_t release_once = PTHREAD_ONCE_INIT;
+static void release_buffers(void *unused) {
+    (void)unused;
+    free(pack_a.p); free(pack_b.p);
+    pack_a = (buffer){0}; pack_b = (buffer){0};
+}
+static void make_release_key(void) { pthread_key_create(&release_key, release_buffers); }
+
 static float *reserve(buffer *b, size_t count) {
     if (count <= b->cap) return b->p;
+    pthread_once(&release_once, make_release_key);
+    if (!pthread_getspecific(release_key)) pthread_setspecific(release_key, &pack_a);
     free(b->p);
     b->p = aligned_alloc(64, (count * sizeof(float) + 63) / 64 * 64);
     b->cap = b->p ? count : 0;

@@ -4,6 +4,7 @@ import TesseraBenchmarks
 import TesseraClient
 import TesseraEngine
 import TesseraLibrary
+import TesseraProof
 import TesseraCore
 
 struct Delta: ParsableCommand {
@@ -106,14 +107,38 @@ struct Delta: ParsableCommand {
     }
 
     struct DeltaBench: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "bench", abstract: "Measure delta size and encode/decode speed on a synthetic update.")
+        static let configuration = CommandConfiguration(
+            commandName: "bench",
+            abstract: "Measure delta size and encode/decode speed on a synthetic update, and the gain each encoding keeps of a trained update (--bundle).")
         @Option(help: "Expert width and hidden size of the synthetic expert.") var width = 1024
         @Option var hidden = 512
         @Option(help: "Sparse density.") var density = 1.0 / 64
+        @Option(help: "A trained bundle (lossless deltas carry its update exactly): measure every encoding's size and held-out gain on it.") var bundle: String?
+        @Option(help: "With --bundle: the library it was trained against.") var library = "Experts"
+        @Option(help: "With --bundle: held-out windows of its domain.") var heldout: String?
+        @Option(help: "With --bundle: background windows (forgetting).") var background: String?
+        @Option(name: .customLong("max-windows")) var maxWindows: Count = Count(256)
         @Flag(help: "Print one JSON object.") var json = false
+
+        func validate() throws {
+            if bundle != nil, heldout == nil { throw ValidationError("--bundle needs --heldout") }
+        }
 
         func run() throws {
             let r = try DeltaBenchmark.run(width: width, hidden: hidden, density: density)
+            if let bundle, let heldout {
+                let curve = try DeltaGainCurve.run(library: try ExpertLibrary(directory: library), bundle: bundle,
+                                                   heldOut: try TokenWindows.load(path: heldout).prefix(maxWindows.value),
+                                                   background: try background.map { try TokenWindows.load(path: $0).prefix(maxWindows.value) })
+                if json {
+                    struct Out: Encodable { var speed: DeltaBenchmark; var gain: DeltaGainCurve }
+                    print(try jsonString(Out(speed: r, gain: curve)))
+                } else {
+                    print(r.text)
+                    print(curve.text)
+                }
+                return
+            }
             let g = try GainSurvival.run()
             if json {
                 struct Out: Encodable { var speed: DeltaBenchmark; var gain: GainSurvival }
