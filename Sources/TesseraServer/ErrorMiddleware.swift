@@ -14,7 +14,7 @@ import TesseraMarket
 struct ErrorMiddleware: RouterMiddleware {
     typealias Context = MarketRequestContext
     /// The routes, for answering 405 with `Allow` to a known path asked with another method.
-    let routes: RouteRecorder
+    let routes: RouteTable
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {

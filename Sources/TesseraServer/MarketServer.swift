@@ -65,7 +65,7 @@ public final class MarketServer: Sendable {
         let router = RouteRecorder()
         router.router.add(middleware: AccessLogMiddleware())
         router.router.add(middleware: MetricsMiddleware())
-        router.router.add(middleware: ErrorMiddleware(routes: router))
+        router.router.add(middleware: ErrorMiddleware(routes: router.routes))
         router.get("/healthz") { _, _ in try await self.json(Health(status: "ok", events: try await self.market.summary().events)) }
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: self.metrics.text())))
@@ -345,28 +345,37 @@ public final class MarketServer: Sendable {
 /// Registers routes on a router and keeps their list.
 final class RouteRecorder: @unchecked Sendable {
     let router = Router(context: MarketRequestContext.self)
-    private(set) var table: [(method: String, path: String)] = []
+    /// Kept apart from the router: the error middleware inside the router reads it, and a
+    /// middleware holding the recorder (and so the router) was a reference cycle that kept
+    /// every server, and its market, alive after use.
+    let routes = RouteTable()
+    var table: [(method: String, path: String)] { routes.entries }
 
     func get<R: ResponseGenerator>(_ path: String, _ handler: @escaping @Sendable (Request, MarketRequestContext) async throws -> R) {
-        table.append(("GET", path))
+        routes.entries.append(("GET", path))
         router.get(RouterPath(path), use: handler)
     }
     func put<R: ResponseGenerator>(_ path: String, _ handler: @escaping @Sendable (Request, MarketRequestContext) async throws -> R) {
-        table.append(("PUT", path))
+        routes.entries.append(("PUT", path))
         router.put(RouterPath(path), use: handler)
     }
+    func post<R: ResponseGenerator>(_ path: String, _ handler: @escaping @Sendable (Request, MarketRequestContext) async throws -> R) {
+        routes.entries.append(("POST", path))
+        router.post(RouterPath(path), use: handler)
+    }
+}
+
+/// The registered routes (method, path pattern); filled while the router is built, read-only after.
+final class RouteTable: @unchecked Sendable {
+    fileprivate(set) var entries: [(method: String, path: String)] = []
+
     /// The methods of the routes whose path pattern matches `path` (`{name}` matches one segment).
     func methods(matching path: String) -> [String] {
         let parts = path.split(separator: "/", omittingEmptySubsequences: false)
-        return table.filter { route in
+        return entries.filter { route in
             let pattern = route.path.split(separator: "/", omittingEmptySubsequences: false)
             return pattern.count == parts.count && zip(pattern, parts).allSatisfy { $0.hasPrefix("{") || $0 == $1 }
         }.map(\.method)
-    }
-
-    func post<R: ResponseGenerator>(_ path: String, _ handler: @escaping @Sendable (Request, MarketRequestContext) async throws -> R) {
-        table.append(("POST", path))
-        router.post(RouterPath(path), use: handler)
     }
 }
 
