@@ -127,29 +127,28 @@ struct Delta: ParsableCommand {
         func run() throws {
             let r = try DeltaBenchmark.run(width: width, hidden: hidden, density: density)
             if let bundle, let heldout {
-                let curve = try DeltaGainCurve.run(library: try ExpertLibrary(directory: library), bundle: bundle,
-                                                   heldOut: try TokenWindows.load(path: heldout).prefix(maxWindows.value),
-                                                   background: try background.map { try TokenWindows.load(path: $0).prefix(maxWindows.value) })
-                if json {
-                    struct Out: Encodable { var speed: DeltaBenchmark; var gain: DeltaGainCurve }
-                    print(try jsonString(Out(speed: r, gain: curve)))
-                } else {
-                    print(r.text)
-                    print(curve.text)
-                }
-                return
-            }
-            let g = try GainSurvival.run()
-            if json {
-                struct Out: Encodable { var speed: DeltaBenchmark; var gain: GainSurvival }
-                print(try jsonString(Out(speed: r, gain: g)))
+                try report(r, try DeltaGainCurve.run(library: try ExpertLibrary(directory: library), bundle: bundle,
+                                                     heldOut: try TokenWindows.load(path: heldout).prefix(maxWindows.value),
+                                                     background: try background.map { try TokenWindows.load(path: $0).prefix(maxWindows.value) }),
+                           text: \.text)
             } else {
-                print(r.text)
-                print(g.text)
+                try report(r, try GainSurvival.run(), text: \.text)
+            }
+        }
+
+        /// The speed figures and the gain figures, as one JSON object or as text.
+        func report<Gain: Encodable>(_ speed: DeltaBenchmark, _ gain: Gain, text: (Gain) -> String) throws {
+            if json {
+                print(try jsonString(BenchReport(speed: speed, gain: gain)))
+            } else {
+                print(speed.text)
+                print(text(gain))
             }
         }
     }
 }
+
+struct BenchReport<Gain: Encodable>: Encodable { var speed: DeltaBenchmark; var gain: Gain }
 
 func singleExpert(_ text: String) throws -> ExpertID {
     let ids = try ModelSource.parseExpertSet(text)
