@@ -9,6 +9,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "TesseraCore", targets: ["TesseraCore"]),
+        .library(name: "TesseraTokenizers", targets: ["TesseraTokenizers"]),
         .library(name: "TesseraEngine", targets: ["TesseraEngine"]),
         .library(name: "TesseraLibrary", targets: ["TesseraLibrary"]),
         .library(name: "TesseraLedger", targets: ["TesseraLedger"]),
@@ -50,6 +51,8 @@ let package = Package(
             name: "TesseraCore",
             dependencies: ["CEd25519Batch", .product(name: "Crypto", package: "swift-crypto"), "TOMLKit"]
         ),
+        // Hugging Face tokenizer.json files, reproduced exactly (needs nothing but the core).
+        .target(name: "TesseraTokenizers", dependencies: ["TesseraCore"]),
         // Layer 1: the model engine, and the ledger (which needs nothing of the engine).
         .target(name: "TesseraEngine", dependencies: ["TesseraCore", "CBLAS", "CAMXMatmul", "CVectorMath"]),
         .target(
@@ -115,7 +118,7 @@ let package = Package(
             name: "tessera",
             dependencies: [
                 "TesseraCore", "TesseraEngine", "TesseraLibrary", "TesseraLedger", "TesseraProof", "TesseraMarket",
-                "TesseraBenchmarks", "TesseraServer", "TesseraClient", "TesseraBlobs",
+                "TesseraBenchmarks", "TesseraServer", "TesseraClient", "TesseraBlobs", "TesseraTokenizers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // jemalloc in place of glibc's malloc: the ledger's verify and append paths make
@@ -130,6 +133,7 @@ let package = Package(
             path: "Sources/TesseraFuzz"
         ),
         .testTarget(name: "TesseraCoreTests", dependencies: ["TesseraCore", "TesseraTestSupport", "CSodium"]),
+        .testTarget(name: "TesseraTokenizersTests", dependencies: ["TesseraTokenizers", "TesseraCore", "TesseraTestSupport"]),
         .testTarget(name: "TesseraEngineTests", dependencies: ["TesseraEngine", "TesseraCore", "TesseraTestSupport"]),
         .testTarget(name: "TesseraLibraryTests", dependencies: ["TesseraLibrary", "TesseraEngine", "TesseraCore", "TesseraTestSupport"]),
         .testTarget(name: "TesseraProofTests", dependencies: ["TesseraProof", "TesseraLibrary", "TesseraEngine", "TesseraCore", "TesseraTestSupport", "TesseraBenchmarks"]),

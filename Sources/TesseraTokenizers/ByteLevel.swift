@@ -1,0 +1,100 @@
+/// GPT-2's byte-level alphabet: every byte as a printable character, so a BPE vocabulary
+/// of strings covers any byte sequence. Bytes that print (33-126, 161-172, 174-255) stand
+/// for themselves; the others take the code points from 256 upward, in byte order.
+enum ByteLevel {
+    static let byteToScalar: [Unicode.Scalar] = {
+        var table = [Unicode.Scalar](repeating: " ", count: 256)
+        var next: UInt32 = 256
+        for b in 0..<256 {
+            if (33...126).contains(b) || (161...172).contains(b) || (174...255).contains(b) {
+                table[b] = Unicode.Scalar(UInt32(b))!
+            } else {
+                table[b] = Unicode.Scalar(next)!
+                next += 1
+            }
+        }
+        return table
+    }()
+
+    static let scalarToByte: [UInt32: UInt8] = {
+        var map: [UInt32: UInt8] = [:]
+        for (b, s) in byteToScalar.enumerated() { map[s.value] = UInt8(b) }
+        return map
+    }()
+
+    /// A piece of text as the byte-level characters of its UTF-8 bytes.
+    static func encode(_ piece: Substring.UnicodeScalarView) -> [String] {
+        String(piece).utf8.map { String(Character(byteToScalar[Int($0)])) }
+    }
+
+    /// The bytes byte-level text stands for; characters outside the alphabet are kept as their UTF-8.
+    static func decode(_ text: String) -> [UInt8] {
+        var out: [UInt8] = []
+        for s in text.unicodeScalars {
+            if let b = scalarToByte[s.value] { out.append(b) } else { out += Array(String(s).utf8) }
+        }
+        return out
+    }
+
+    /// GPT-2's pre-tokenization, the regular expression
+    /// `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
+    /// written out as the scanner it amounts to (the alternatives in order, leftmost first):
+    /// a regular-expression engine costs more than the BPE it feeds.
+    static func split(_ text: Substring.UnicodeScalarView) -> [Substring.UnicodeScalarView] {
+        let s = Array(text)
+        var pieces: [Substring.UnicodeScalarView] = []
+        var i = 0
+        let view = text
+        func slice(_ a: Int, _ b: Int) -> Substring.UnicodeScalarView {
+            let start = view.index(view.startIndex, offsetBy: a), end = view.index(start, offsetBy: b - a)
+            return view[start..<end]
+        }
+        func run(from j: Int, _ test: (Unicode.Scalar) -> Bool) -> Int {
+            var k = j
+            while k < s.count && test(s[k]) { k += 1 }
+            return k
+        }
+        while i < s.count {
+            if s[i] == "'", i + 1 < s.count {
+                let rest = s[(i + 1)...].prefix(2).map { Character($0) }
+                let two = String(rest), one = rest.first.map { String($0) } ?? ""
+                if ["s", "t", "m", "d"].contains(one) { pieces.append(slice(i, i + 2)); i += 2; continue }
+                if ["re", "ve", "ll"].contains(two) { pieces.append(slice(i, i + 3)); i += 3; continue }
+            }
+            // ` ?\p{L}+`, ` ?\p{N}+`, ` ?[^\s\p{L}\p{N}]+`: an optional U+0020, then a run of one class.
+            let j = s[i] == " " && i + 1 < s.count && !isSpace(s[i + 1]) ? i + 1 : i
+            if !isSpace(s[j]) {
+                let c = s[j]
+                let end = isLetter(c) ? run(from: j, isLetter)
+                    : isNumber(c) ? run(from: j, isNumber)
+                    : run(from: j) { !isSpace($0) && !isLetter($0) && !isNumber($0) }
+                pieces.append(slice(i, end))
+                i = end
+                continue
+            }
+            // Whitespace: all of it before the end of the text; before anything else, all
+            // but its last character (which goes with what follows), unless it is one character.
+            let end = run(from: i, isSpace)
+            if end == s.count || end - i == 1 {
+                pieces.append(slice(i, end)); i = end
+            } else {
+                pieces.append(slice(i, end - 1)); i = end - 1
+            }
+        }
+        return pieces
+    }
+
+    static func isSpace(_ c: Unicode.Scalar) -> Bool { c.properties.isWhitespace }
+    static func isLetter(_ c: Unicode.Scalar) -> Bool {
+        switch c.properties.generalCategory {
+        case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter: return true
+        default: return false
+        }
+    }
+    static func isNumber(_ c: Unicode.Scalar) -> Bool {
+        switch c.properties.generalCategory {
+        case .decimalNumber, .letterNumber, .otherNumber: return true
+        default: return false
+        }
+    }
+}

@@ -1,0 +1,158 @@
+import Foundation
+import TesseraCore
+
+/// A Hugging Face `tokenizer.json`, reproduced exactly for the components read here:
+/// byte-level BPE (GPT-2, Qwen, OLMoE style) with the ByteLevel pre-tokenizer, added and
+/// special tokens (matched before anything else, leftmost and longest, with lstrip and
+/// rstrip), the ByteLevel post-processor and decoder. Any other component (normalizers,
+/// other pre-tokenizers, SentencePiece-style BPE, template post-processing) is refused by
+/// name rather than tokenized wrongly.
+public struct Tokenizer: Sendable {
+    struct AddedToken: Sendable {
+        let id: Int
+        let content: String
+        let special: Bool
+        let lstrip: Bool, rstrip: Bool
+    }
+
+    let added: [AddedToken]
+    let addPrefixSpace: Bool
+    let model: BPEModel
+    let idToToken: [Int: String]
+    /// SHA-256 of the file: what a library records to refuse token files made with another.
+    public let contentHash: String
+
+    public var vocabularySize: Int { (idToToken.keys.max() ?? -1) + 1 }
+
+    /// PATH is a tokenizer.json or a directory holding one.
+    public init(path: String) throws {
+        var isDirectory: ObjCBool = false
+        let file = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+            ? (path as NSString).appendingPathComponent("tokenizer.json") : path
+        guard let data = FileManager.default.contents(atPath: file) else { throw TokenizerError("\(file): cannot be read") }
+        try self.init(json: data, file: file)
+    }
+
+    public init(json data: Data, file: String) throws {
+        func bad(_ why: String) -> TokenizerError { TokenizerError("\(file): \(why)") }
+        let root: JSONValue
+        do { root = try JSONValue.parse(data) } catch { throw bad("not valid JSON (\(error))") }
+        func type(_ v: JSONValue?) -> String? { v?["type"]?.stringValue }
+        func isNull(_ v: JSONValue?) -> Bool { v == nil || v == .null }
+        func flag(_ v: JSONValue?, _ key: String) -> Bool { v?[key]?.boolValue ?? false }
+
+        guard isNull(root["normalizer"]) else { throw bad("normalizer \(type(root["normalizer"]) ?? "?") is not supported") }
+        let pre = root["pre_tokenizer"]
+        guard type(pre) == "ByteLevel" else { throw bad("pre_tokenizer \(type(pre) ?? "none") is not supported (ByteLevel is)") }
+        guard pre?["use_regex"]?.boolValue ?? true else { throw bad("pre_tokenizer ByteLevel without use_regex is not supported") }
+        addPrefixSpace = flag(pre, "add_prefix_space")
+        for key in ["post_processor", "decoder"] where !isNull(root[key]) {
+            guard type(root[key]) == "ByteLevel" else { throw bad("\(key) \(type(root[key]) ?? "?") is not supported (ByteLevel is)") }
+        }
+
+        guard let m = root["model"], type(m) == "BPE" || (type(m) == nil && m["merges"] != nil) else {
+            throw bad("model \(type(root["model"]) ?? "none") is not supported (BPE is)")
+        }
+        guard isNull(m["dropout"]) else { throw bad("model BPE with dropout is not supported (it is not deterministic)") }
+        for key in ["continuing_subword_prefix", "end_of_word_suffix"] where !(isNull(m[key]) || m[key]?.stringValue == "") {
+            throw bad("model BPE with \(key) is not supported")
+        }
+        guard !flag(m, "byte_fallback") else { throw bad("model BPE with byte_fallback is not supported") }
+        guard let vocabMembers = m["vocab"]?.objectMembers else { throw bad("model.vocab is not an object") }
+        var vocab: [String: Int] = [:]
+        var idToToken: [Int: String] = [:]
+        for (token, value) in vocabMembers {
+            guard let id = value.intValue, id >= 0, id < 1 << 24 else { throw bad("model.vocab[\(token.debugDescription)] is not a token id") }
+            vocab[token] = id
+            idToToken[id] = token
+        }
+        guard let merges = m["merges"]?.arrayValue else { throw bad("model.merges is not an array") }
+        var ranks: [BPEModel.Pair: Int] = [:]
+        for (rank, merge) in merges.enumerated() {
+            let parts: [String]
+            if let text = merge.stringValue {
+                parts = text.split(separator: " ", omittingEmptySubsequences: false).map(String.init)
+            } else {
+                parts = merge.arrayValue?.compactMap(\.stringValue) ?? []
+            }
+            guard parts.count == 2 else { throw bad("model.merges[\(rank)] is not a pair of symbols") }
+            let pair = BPEModel.Pair(left: parts[0], right: parts[1])
+            if ranks[pair] == nil { ranks[pair] = rank }
+        }
+        var unknown: Int?
+        if let unk = m["unk_token"]?.stringValue {
+            guard let id = vocab[unk] else { throw bad("model.unk_token \(unk.debugDescription) is not in the vocabulary") }
+            unknown = id
+        }
+        model = BPEModel(vocab: vocab, ranks: ranks, ignoreMerges: flag(m, "ignore_merges"), unknown: unknown)
+
+        var added: [AddedToken] = []
+        for (i, t) in (root["added_tokens"]?.arrayValue ?? []).enumerated() {
+            guard let id = t["id"]?.intValue, id >= 0, id < 1 << 24, let content = t["content"]?.stringValue, !content.isEmpty else {
+                throw bad("added_tokens[\(i)] lacks an id or content")
+            }
+            guard !flag(t, "single_word") else { throw bad("added_tokens[\(i)] (\(content.debugDescription)): single_word is not supported") }
+            added.append(AddedToken(id: id, content: content, special: flag(t, "special"), lstrip: flag(t, "lstrip"), rstrip: flag(t, "rstrip")))
+            idToToken[id] = content
+        }
+        // Longest first, so that a scan taking the first match at a position takes the longest.
+        self.added = added.sorted { $0.content.unicodeScalars.count > $1.content.unicodeScalars.count }
+        self.idToToken = idToToken
+        contentHash = ContentHash.sha256(Array(data))
+    }
+
+    /// `Tokenizer.from_file(path).encode(text).ids` of `tokenizers`.
+    public func encode(_ text: String) throws -> [Int] {
+        var ids: [Int] = []
+        for segment in segments(text) {
+            switch segment {
+            case let .added(id): ids.append(id)
+            case let .text(piece):
+                var scalars = piece
+                if addPrefixSpace, let first = scalars.first, !ByteLevel.isSpace(first) {
+                    scalars = (" " + String(scalars))[...].unicodeScalars
+                }
+                for word in ByteLevel.split(scalars) { ids += try model.ids(ByteLevel.encode(word)) }
+            }
+        }
+        return ids
+    }
+
+    /// `decode(ids, skip_special_tokens=False)` of `tokenizers`: ids it does not know are skipped.
+    public func decode(_ ids: [Int]) -> String {
+        var bytes: [UInt8] = []
+        for id in ids { if let token = idToToken[id] { bytes += ByteLevel.decode(token) } }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    enum Segment { case added(Int), text(Substring.UnicodeScalarView) }
+
+    /// The text split around added tokens: at each position the longest added token that
+    /// starts there, earliest position first; lstrip and rstrip take the whitespace beside it.
+    func segments(_ text: String) -> [Segment] {
+        let scalars = Array(text.unicodeScalars)
+        guard !added.isEmpty else { return scalars.isEmpty ? [] : [.text(text[...].unicodeScalars)] }
+        let tokens = added.map { (token: $0, scalars: Array($0.content.unicodeScalars)) }
+        var out: [Segment] = []
+        var pending: [Unicode.Scalar] = []
+        func flush() {
+            if !pending.isEmpty { out.append(.text(String(String.UnicodeScalarView(pending))[...].unicodeScalars)) }
+            pending = []
+        }
+        var i = 0
+        while i < scalars.count {
+            guard let hit = tokens.first(where: { t in i + t.scalars.count <= scalars.count && Array(scalars[i..<(i + t.scalars.count)]) == t.scalars }) else {
+                pending.append(scalars[i])
+                i += 1
+                continue
+            }
+            if hit.token.lstrip { while let last = pending.last, ByteLevel.isSpace(last) { pending.removeLast() } }
+            flush()
+            out.append(.added(hit.token.id))
+            i += hit.scalars.count
+            if hit.token.rstrip { while i < scalars.count, ByteLevel.isSpace(scalars[i]) { i += 1 } }
+        }
+        flush()
+        return out
+    }
+}

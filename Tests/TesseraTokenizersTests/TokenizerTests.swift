@@ -1,0 +1,55 @@
+import Foundation
+import Testing
+import TesseraCore
+import TesseraTestSupport
+@testable import TesseraTokenizers
+
+/// Against Hugging Face `tokenizers`: fixtures made by scripts/make_tokenizer_fixtures.py
+/// (small tokenizers trained in the families' styles, and what `tokenizers` answered for
+/// texts in many scripts).
+@Suite struct TokenizerTests {
+    static let directory = (ReferenceFixtures.projectRoot as NSString).appendingPathComponent("Tests/Fixtures/tokenizers")
+
+    struct Case: Decodable { var text: String; var ids: [Int]; var decoded: String }
+
+    @Test(arguments: ["bytelevel-bpe"]) func idsAndDecodingEqualTokenizers(_ name: String) throws {
+        let tokenizer = try Tokenizer(path: (Self.directory as NSString).appendingPathComponent(name + ".json"))
+        let data = try Data(contentsOf: URL(fileURLWithPath: (Self.directory as NSString).appendingPathComponent(name + ".expected.json")))
+        let cases = try JSONDecoder().decode([Case].self, from: data)
+        #expect(cases.count >= 10)
+        for c in cases {
+            let ids = try tokenizer.encode(c.text)
+            #expect(ids == c.ids, "\(c.text.debugDescription)")
+            #expect(tokenizer.decode(c.ids) == c.decoded, "\(c.text.debugDescription)")
+        }
+    }
+
+    /// GPT-2's pre-tokenization on the cases its regular expression is known for.
+    @Test func byteLevelSplitFollowsTheRegularExpression() {
+        func split(_ s: String) -> [String] { ByteLevel.split(s[...].unicodeScalars).map { String($0) } }
+        #expect(split("Hello world") == ["Hello", " world"])
+        #expect(split("a  b") == ["a", " ", " b"])
+        #expect(split("it's") == ["it", "'s"])
+        #expect(split("x   ") == ["x", "   "])
+        #expect(split("12abc!!  \n") == ["12", "abc", "!!", "  \n"])
+        #expect(split("\tword") == ["\t", "word"])
+    }
+
+    /// Components this reader does not implement are refused by name.
+    @Test func unsupportedComponentsAreNamed() throws {
+        let path = (Self.directory as NSString).appendingPathComponent("bytelevel-bpe.json")
+        let original = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+        let edits: [(([String: Any]) -> [String: Any], String)] = [
+            ({ var j = $0; j["normalizer"] = ["type": "NFKC"]; return j }, "normalizer NFKC"),
+            ({ var j = $0; j["pre_tokenizer"] = ["type": "Metaspace"]; return j }, "pre_tokenizer Metaspace"),
+            ({ var j = $0; j["post_processor"] = ["type": "TemplateProcessing"]; return j }, "post_processor TemplateProcessing"),
+            ({ var j = $0; var m = j["model"] as! [String: Any]; m["dropout"] = 0.1; j["model"] = m; return j }, "dropout"),
+            ({ var j = $0; var m = j["model"] as! [String: Any]; m["type"] = "Unigram"; j["model"] = m; return j }, "model Unigram"),
+        ]
+        for (edit, fragment) in edits {
+            let data = try JSONSerialization.data(withJSONObject: edit(original))
+            #expect { try Tokenizer(json: data, file: "t.json") } throws: { "\($0)".contains(fragment) }
+        }
+        #expect { try Tokenizer(json: Data("[1,2]".utf8), file: "t.json") } throws: { "\($0)".contains("t.json") }
+    }
+}

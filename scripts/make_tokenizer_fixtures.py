@@ -1,0 +1,56 @@
+"""Tokenizer fixtures for TokenizerTests: small tokenizers trained with Hugging Face
+`tokenizers` in the styles the MoE families use, and what `tokenizers` answers for texts in
+many scripts (ids with the post-processor applied, and the decoding with special tokens kept).
+
+    /work/venv/bin/python scripts/make_tokenizer_fixtures.py   # pip install tokenizers
+writes Tests/Fixtures/tokenizers/<name>.json and <name>.expected.json."""
+import glob, json, os
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+out = os.path.join(os.path.dirname(__file__), "..", "Tests", "Fixtures", "tokenizers")
+os.makedirs(out, exist_ok=True)
+
+def corpus():
+    texts = []
+    for path in sorted(glob.glob("/usr/share/games/fortunes/*"))[:40]:
+        if path.endswith(".dat") or os.path.isdir(path):
+            continue
+        with open(path, "rb") as f:
+            texts.append(f.read().decode("utf-8", "replace"))
+    texts += ["Ünïcödé café naïve — «кириллица» 中文字符 日本語 🙂👍🏽 def f(x):\n\treturn x**2\r\n"] * 50
+    return texts
+
+TEXTS = [
+    "Hello, world! It's a test.",
+    "  leading spaces and   runs of    whitespace\t\ttabs\n\nnewlines  ",
+    "Ünïcödé café naïve résumé Ångström",
+    "Съешь же ещё этих мягких французских булок, да выпей чаю.",
+    "中文字符测试，日本語のテキスト、한국어 텍스트",
+    "emoji 🙂👍🏽🇪🇸 and ZWJ 👩‍👩‍👧",
+    "def f(x):\n\treturn x**2  # comment\r\nprint(f(3))",
+    "numbers 12345 3.14159 1,000,000 and 2026-11-30",
+    "text with <|endoftext|> inside<|endoftext|>twice",
+    "CRLF line\r\nanother\r\n",
+    "",
+    " ",
+    "it's we're they've I'm you'll he'd",
+]
+
+def write(name, tok):
+    tok.save(os.path.join(out, name + ".json"))
+    cases = []
+    for t in TEXTS:
+        ids = tok.encode(t).ids
+        cases.append({"text": t, "ids": ids, "decoded": tok.decode(ids, skip_special_tokens=False)})
+    with open(os.path.join(out, name + ".expected.json"), "w") as f:
+        json.dump(cases, f, ensure_ascii=False, indent=1)
+    print(name, len(tok.get_vocab()), "tokens")
+
+# GPT-2 / Qwen style: byte-level BPE, the ByteLevel pre-tokenizer's own regex.
+tok = Tokenizer(models.BPE())
+tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+tok.decoder = decoders.ByteLevel()
+tok.post_processor = processors.ByteLevel(trim_offsets=False)
+trainer = trainers.BpeTrainer(vocab_size=800, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+tok.train_from_iterator(corpus(), trainer)
+write("bytelevel-bpe", tok)
