@@ -36,10 +36,17 @@ TEXTS = [
     "it's we're they've I'm you'll he'd",
 ]
 
+# Random strings over the pieces the expressions treat differently, seeded.
+import random
+rng = random.Random(7)
+ALPHABET = ["a", "Z", "é", "e\u0301", "ß", "Ж", "中", "한", "ٱ", "1", "٣", "½", " ", "  ", "\t", "\n", "\r\n", "\u00a0",
+            "\u3000", "'", "'s", "'LL", "!", "...", "-", "_", "🙂", "👍🏽", "\u200d", "<|endoftext|>", "<|im_start|>", "#", "\\"]
+RANDOM = ["".join(rng.choice(ALPHABET) for _ in range(rng.randint(1, 24))) for _ in range(200)]
+
 def write(name, tok):
     tok.save(os.path.join(out, name + ".json"))
     cases = []
-    for t in TEXTS:
+    for t in TEXTS + RANDOM:
         ids = tok.encode(t).ids
         cases.append({"text": t, "ids": ids, "decoded": tok.decode(ids, skip_special_tokens=False)})
     with open(os.path.join(out, name + ".expected.json"), "w") as f:
@@ -54,3 +61,21 @@ tok.post_processor = processors.ByteLevel(trim_offsets=False)
 trainer = trainers.BpeTrainer(vocab_size=800, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
 tok.train_from_iterator(corpus(), trainer)
 write("bytelevel-bpe", tok)
+
+# Qwen2 / Qwen3 style: NFC, a Split on Qwen2's expression (Isolated), byte-level without its
+# own expression, ByteLevel decoding; special tokens as Qwen's tokenizer.json spells them.
+QWEN2 = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+from tokenizers import normalizers, Regex
+tok = Tokenizer(models.BPE(ignore_merges=False))
+tok.normalizer = normalizers.NFC()
+tok.pre_tokenizer = pre_tokenizers.Sequence([
+    pre_tokenizers.Split(Regex(QWEN2), behavior="isolated", invert=False),
+    pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+])
+tok.decoder = decoders.ByteLevel()
+tok.post_processor = processors.ByteLevel(trim_offsets=False)
+trainer = trainers.BpeTrainer(vocab_size=900, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+                              initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+tok.train_from_iterator(corpus(), trainer)
+TEXTS += ["IT'S SHOUTED 'LL", "mixed\r\n\r\nlines\n\n\nand  \n  spaces", "x1234y", "Cafe\u0301 decomposed e\u0301", "<|im_start|>user\nhi<|im_end|>"]
+write("qwen2-bpe", tok)

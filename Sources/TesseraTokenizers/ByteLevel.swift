@@ -98,3 +98,57 @@ enum ByteLevel {
         }
     }
 }
+
+/// Qwen2's (and Qwen3's) pre-tokenization, the Split expression
+/// `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+/// as a scanner, like GPT-2's above. Its alternatives cover every character, so an
+/// isolated split has no gaps between matches.
+enum QwenSplit {
+    static let pattern = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+
+    static func split(_ text: Substring.UnicodeScalarView) -> [Substring.UnicodeScalarView] {
+        let s = Array(text)
+        var bounds: [Int] = [0]
+        var i = 0
+        func isBreak(_ c: Unicode.Scalar) -> Bool { c == "\r" || c == "\n" }
+        func run(from j: Int, _ test: (Unicode.Scalar) -> Bool) -> Int {
+            var k = j
+            while k < s.count && test(s[k]) { k += 1 }
+            return k
+        }
+        func next(_ i: Int) -> Int {
+            let c = s[i]
+            if c == "'", i + 1 < s.count {
+                let a = Character(s[i + 1]).lowercased(), b = i + 2 < s.count ? Character(s[i + 2]).lowercased() : ""
+                if ["s", "t", "m", "d"].contains(a) { return i + 2 }
+                if ["re", "ve", "ll"].contains(a + b) { return i + 3 }
+            }
+            // [^\r\n\p{L}\p{N}]?\p{L}+
+            if ByteLevel.isLetter(c) { return run(from: i, ByteLevel.isLetter) }
+            if !isBreak(c), !ByteLevel.isNumber(c), i + 1 < s.count, ByteLevel.isLetter(s[i + 1]) { return run(from: i + 1, ByteLevel.isLetter) }
+            if ByteLevel.isNumber(c) { return i + 1 }
+            // ` ?[^\s\p{L}\p{N}]+[\r\n]*`
+            let j = c == " " && i + 1 < s.count ? i + 1 : i
+            if j < s.count, !ByteLevel.isSpace(s[j]), !ByteLevel.isLetter(s[j]), !ByteLevel.isNumber(s[j]) {
+                let end = run(from: j) { !ByteLevel.isSpace($0) && !ByteLevel.isLetter($0) && !ByteLevel.isNumber($0) }
+                return run(from: end, isBreak)
+            }
+            // Whitespace: through its last line break if it has one; else as GPT-2's.
+            let end = run(from: i, ByteLevel.isSpace)
+            if let lastBreak = (i..<end).last(where: { isBreak(s[$0]) }) { return lastBreak + 1 }
+            return end == s.count || end - i == 1 ? end : end - 1
+        }
+        while i < s.count {
+            i = next(i)
+            bounds.append(i)
+        }
+        var pieces: [Substring.UnicodeScalarView] = []
+        var start = text.startIndex
+        for (a, b) in zip(bounds, bounds.dropFirst()) {
+            let end = text.index(start, offsetBy: b - a)
+            pieces.append(text[start..<end])
+            start = end
+        }
+        return pieces
+    }
+}

@@ -2,7 +2,8 @@ import Foundation
 import TesseraCore
 
 /// A Hugging Face `tokenizer.json`, reproduced exactly for the components read here:
-/// byte-level BPE (GPT-2, Qwen, OLMoE style) with the ByteLevel pre-tokenizer, added and
+/// byte-level BPE (GPT-2, Qwen, OLMoE style) with the ByteLevel pre-tokenizer or Qwen2's
+/// Split before it, the NFC normalizer, added and
 /// special tokens (matched before anything else, leftmost and longest, with lstrip and
 /// rstrip), the ByteLevel post-processor and decoder. Any other component (normalizers,
 /// other pre-tokenizers, SentencePiece-style BPE, template post-processing) is refused by
@@ -15,8 +16,19 @@ public struct Tokenizer: Sendable {
         let lstrip: Bool, rstrip: Bool
     }
 
+    /// How text between added tokens is cut into words before BPE.
+    enum PreTokenizer: Sendable {
+        /// ByteLevel with its own expression (GPT-2's).
+        case gpt2
+        /// Split on Qwen2's expression (isolated), then ByteLevel without an expression.
+        case qwen2
+    }
+
     let added: [AddedToken]
     let addPrefixSpace: Bool
+    let preTokenizer: PreTokenizer
+    /// NFC before pre-tokenization (Qwen2's normalizer).
+    let nfc: Bool
     let model: BPEModel
     let idToToken: [Int: String]
     /// SHA-256 of the file: what a library records to refuse token files made with another.
@@ -41,11 +53,35 @@ public struct Tokenizer: Sendable {
         func isNull(_ v: JSONValue?) -> Bool { v == nil || v == .null }
         func flag(_ v: JSONValue?, _ key: String) -> Bool { v?[key]?.boolValue ?? false }
 
-        guard isNull(root["normalizer"]) else { throw bad("normalizer \(type(root["normalizer"]) ?? "?") is not supported") }
+        switch type(root["normalizer"]) {
+        case nil where isNull(root["normalizer"]): nfc = false
+        case "NFC": nfc = true
+        default: throw bad("normalizer \(type(root["normalizer"]) ?? "?") is not supported (NFC is)")
+        }
         let pre = root["pre_tokenizer"]
-        guard type(pre) == "ByteLevel" else { throw bad("pre_tokenizer \(type(pre) ?? "none") is not supported (ByteLevel is)") }
-        guard pre?["use_regex"]?.boolValue ?? true else { throw bad("pre_tokenizer ByteLevel without use_regex is not supported") }
-        addPrefixSpace = flag(pre, "add_prefix_space")
+        switch type(pre) {
+        case "ByteLevel":
+            guard pre?["use_regex"]?.boolValue ?? true else { throw bad("pre_tokenizer ByteLevel without use_regex is not supported alone") }
+            preTokenizer = .gpt2
+            addPrefixSpace = flag(pre, "add_prefix_space")
+        case "Sequence":
+            let parts = pre?["pretokenizers"]?.arrayValue ?? []
+            guard parts.count == 2, type(parts[0]) == "Split", type(parts[1]) == "ByteLevel" else {
+                throw bad("pre_tokenizer Sequence of \(parts.map { type($0) ?? "?" }) is not supported (Split then ByteLevel is)")
+            }
+            let split = parts[0]
+            guard split["pattern"]?["Regex"]?.stringValue == QwenSplit.pattern else {
+                throw bad("pre_tokenizer Split pattern \(split["pattern"].map { $0.serialized() }?.prefix(120) ?? "none") is not one this reader implements (Qwen2's is)")
+            }
+            guard split["behavior"]?.stringValue == "Isolated", !flag(split, "invert") else {
+                throw bad("pre_tokenizer Split with behavior \(split["behavior"]?.stringValue ?? "?") is not supported (Isolated is)")
+            }
+            guard !(parts[1]["use_regex"]?.boolValue ?? true) else { throw bad("pre_tokenizer ByteLevel after a Split must not split again (use_regex)") }
+            preTokenizer = .qwen2
+            addPrefixSpace = flag(parts[1], "add_prefix_space")
+        default:
+            throw bad("pre_tokenizer \(type(pre) ?? "none") is not supported (ByteLevel, or Split then ByteLevel, is)")
+        }
         for key in ["post_processor", "decoder"] where !isNull(root[key]) {
             guard type(root[key]) == "ByteLevel" else { throw bad("\(key) \(type(root[key]) ?? "?") is not supported (ByteLevel is)") }
         }
@@ -108,11 +144,12 @@ public struct Tokenizer: Sendable {
             switch segment {
             case let .added(id): ids.append(id)
             case let .text(piece):
-                var scalars = piece
+                var scalars = nfc ? String(piece).precomposedStringWithCanonicalMapping[...].unicodeScalars : piece
                 if addPrefixSpace, let first = scalars.first, !ByteLevel.isSpace(first) {
                     scalars = (" " + String(scalars))[...].unicodeScalars
                 }
-                for word in ByteLevel.split(scalars) { ids += try model.ids(ByteLevel.encode(word)) }
+                let words = preTokenizer == .gpt2 ? ByteLevel.split(scalars) : QwenSplit.split(scalars)
+                for word in words { ids += try model.ids(ByteLevel.encode(word)) }
             }
         }
         return ids
