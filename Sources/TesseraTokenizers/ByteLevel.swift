@@ -42,46 +42,46 @@ enum ByteLevel {
     /// a regular-expression engine costs more than the BPE it feeds.
     static func split(_ text: Substring.UnicodeScalarView) -> [Substring.UnicodeScalarView] {
         let s = Array(text)
-        var pieces: [Substring.UnicodeScalarView] = []
-        var i = 0
-        let view = text
-        func slice(_ a: Int, _ b: Int) -> Substring.UnicodeScalarView {
-            let start = view.index(view.startIndex, offsetBy: a), end = view.index(start, offsetBy: b - a)
-            return view[start..<end]
-        }
         func run(from j: Int, _ test: (Unicode.Scalar) -> Bool) -> Int {
             var k = j
             while k < s.count && test(s[k]) { k += 1 }
             return k
         }
-        while i < s.count {
+        func next(_ i: Int) -> Int {
             if s[i] == "'", i + 1 < s.count {
-                let rest = s[(i + 1)...].prefix(2).map { Character($0) }
-                let two = String(rest), one = rest.first.map { String($0) } ?? ""
-                if ["s", "t", "m", "d"].contains(one) { pieces.append(slice(i, i + 2)); i += 2; continue }
-                if ["re", "ve", "ll"].contains(two) { pieces.append(slice(i, i + 3)); i += 3; continue }
+                let one = String(Character(s[i + 1])), two = i + 2 < s.count ? one + String(Character(s[i + 2])) : ""
+                if ["s", "t", "m", "d"].contains(one) { return i + 2 }
+                if ["re", "ve", "ll"].contains(two) { return i + 3 }
             }
             // ` ?\p{L}+`, ` ?\p{N}+`, ` ?[^\s\p{L}\p{N}]+`: an optional U+0020, then a run of one class.
             let j = s[i] == " " && i + 1 < s.count && !isSpace(s[i + 1]) ? i + 1 : i
             if !isSpace(s[j]) {
                 let c = s[j]
-                let end = isLetter(c) ? run(from: j, isLetter)
+                return isLetter(c) ? run(from: j, isLetter)
                     : isNumber(c) ? run(from: j, isNumber)
                     : run(from: j) { !isSpace($0) && !isLetter($0) && !isNumber($0) }
-                pieces.append(slice(i, end))
-                i = end
-                continue
             }
             // Whitespace: all of it before the end of the text; before anything else, all
             // but its last character (which goes with what follows), unless it is one character.
             let end = run(from: i, isSpace)
-            if end == s.count || end - i == 1 {
-                pieces.append(slice(i, end)); i = end
-            } else {
-                pieces.append(slice(i, end - 1)); i = end - 1
-            }
+            return end == s.count || end - i == 1 ? end : end - 1
         }
-        return pieces
+        return pieces(text, count: s.count, next: next)
+    }
+
+    /// `text` cut at the ends `next` gives, from the start: pieces as views of the text.
+    static func pieces(_ text: Substring.UnicodeScalarView, count: Int, next: (Int) -> Int) -> [Substring.UnicodeScalarView] {
+        var out: [Substring.UnicodeScalarView] = []
+        var i = 0
+        var start = text.startIndex
+        while i < count {
+            let end = next(i)
+            let endIndex = text.index(start, offsetBy: end - i)
+            out.append(text[start..<endIndex])
+            start = endIndex
+            i = end
+        }
+        return out
     }
 
     static func isSpace(_ c: Unicode.Scalar) -> Bool { c.properties.isWhitespace }
@@ -108,8 +108,6 @@ enum QwenSplit {
 
     static func split(_ text: Substring.UnicodeScalarView) -> [Substring.UnicodeScalarView] {
         let s = Array(text)
-        var bounds: [Int] = [0]
-        var i = 0
         func isBreak(_ c: Unicode.Scalar) -> Bool { c == "\r" || c == "\n" }
         func run(from j: Int, _ test: (Unicode.Scalar) -> Bool) -> Int {
             var k = j
@@ -138,17 +136,6 @@ enum QwenSplit {
             if let lastBreak = (i..<end).last(where: { isBreak(s[$0]) }) { return lastBreak + 1 }
             return end == s.count || end - i == 1 ? end : end - 1
         }
-        while i < s.count {
-            i = next(i)
-            bounds.append(i)
-        }
-        var pieces: [Substring.UnicodeScalarView] = []
-        var start = text.startIndex
-        for (a, b) in zip(bounds, bounds.dropFirst()) {
-            let end = text.index(start, offsetBy: b - a)
-            pieces.append(text[start..<end])
-            start = end
-        }
-        return pieces
+        return ByteLevel.pieces(text, count: s.count, next: next)
     }
 }
