@@ -79,3 +79,9 @@ trainer = trainers.BpeTrainer(vocab_size=900, special_tokens=["<|endoftext|>", "
 tok.train_from_iterator(corpus(), trainer)
 TEXTS += ["IT'S SHOUTED 'LL", "mixed\r\n\r\nlines\n\n\nand  \n  spaces", "x1234y", "Cafe\u0301 decomposed e\u0301", "<|im_start|>user\nhi<|im_end|>"]
 write("qwen2-bpe", tok)
+
+# A template post-processor (BOS/EOS around the text, as OLMoE's and DeepSeek's files have).
+tok.post_processor = processors.TemplateProcessing(
+    single="<|im_start|> $A <|im_end|>", pair="<|im_start|> $A <|im_end|> $B:1 <|im_end|>:1",
+    special_tokens=[("<|im_start|>", tok.token_to_id("<|im_start|>")), ("<|im_end|>", tok.token_to_id("<|im_end|>"))])
+write("qwen2-bpe-template", tok)

@@ -24,6 +24,11 @@ public struct Tokenizer: Sendable {
         case qwen2
     }
 
+    /// TemplateProcessing's single-sequence template: special tokens' ids around the text
+    /// (nil: the ids are the text's alone).
+    let template: [TemplateItem]?
+    enum TemplateItem: Sendable { case ids([Int]), text }
+
     let added: [AddedToken]
     let addPrefixSpace: Bool
     let preTokenizer: PreTokenizer
@@ -82,9 +87,35 @@ public struct Tokenizer: Sendable {
         default:
             throw bad("pre_tokenizer \(type(pre) ?? "none") is not supported (ByteLevel, or Split then ByteLevel, is)")
         }
-        for key in ["post_processor", "decoder"] where !isNull(root[key]) {
-            guard type(root[key]) == "ByteLevel" else { throw bad("\(key) \(type(root[key]) ?? "?") is not supported (ByteLevel is)") }
+        if !isNull(root["decoder"]) {
+            guard type(root["decoder"]) == "ByteLevel" else { throw bad("decoder \(type(root["decoder"]) ?? "?") is not supported (ByteLevel is)") }
         }
+        // Post-processors: ByteLevel changes offsets only; TemplateProcessing adds ids. A
+        // Sequence of those two is read as its parts.
+        var processors: [JSONValue] = []
+        if let p = root["post_processor"], !isNull(p) { processors = type(p) == "Sequence" ? (p["processors"]?.arrayValue ?? []) : [p] }
+        var template: [TemplateItem]?
+        for p in processors {
+            switch type(p) {
+            case "ByteLevel": continue
+            case "TemplateProcessing":
+                guard template == nil, let single = p["single"]?.arrayValue else { throw bad("post_processor TemplateProcessing lacks its single template") }
+                template = try single.map { item in
+                    if let seq = item["Sequence"] {
+                        guard seq["id"]?.stringValue == "A" else { throw bad("post_processor TemplateProcessing: the single template names sequence \(seq["id"]?.stringValue ?? "?")") }
+                        return .text
+                    }
+                    guard let name = item["SpecialToken"]?["id"]?.stringValue,
+                          let ids = p["special_tokens"]?[name]?["ids"]?.arrayValue?.compactMap(\.intValue), !ids.isEmpty else {
+                        throw bad("post_processor TemplateProcessing: an item of the single template is neither the sequence nor a known special token")
+                    }
+                    return .ids(ids)
+                }
+            default:
+                throw bad("post_processor \(type(p) ?? "?") is not supported (ByteLevel and TemplateProcessing are)")
+            }
+        }
+        self.template = template
 
         guard let m = root["model"], type(m) == "BPE" || (type(m) == nil && m["merges"] != nil) else {
             throw bad("model \(type(root["model"]) ?? "none") is not supported (BPE is)")
@@ -137,8 +168,19 @@ public struct Tokenizer: Sendable {
         contentHash = ContentHash.sha256(Array(data))
     }
 
-    /// `Tokenizer.from_file(path).encode(text).ids` of `tokenizers`.
+    /// `Tokenizer.from_file(path).encode(text).ids` of `tokenizers` (post-processor applied).
     public func encode(_ text: String) throws -> [Int] {
+        let ids = try encodeText(text)
+        guard let template else { return ids }
+        return template.flatMap { item -> [Int] in
+            switch item {
+            case let .ids(special): return special
+            case .text: return ids
+            }
+        }
+    }
+
+    func encodeText(_ text: String) throws -> [Int] {
         var ids: [Int] = []
         for segment in segments(text) {
             switch segment {

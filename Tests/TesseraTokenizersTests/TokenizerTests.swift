@@ -12,7 +12,7 @@ import TesseraTestSupport
 
     struct Case: Decodable { var text: String; var ids: [Int]; var decoded: String }
 
-    @Test(arguments: ["bytelevel-bpe", "qwen2-bpe"]) func idsAndDecodingEqualTokenizers(_ name: String) throws {
+    @Test(arguments: ["bytelevel-bpe", "qwen2-bpe", "qwen2-bpe-template"]) func idsAndDecodingEqualTokenizers(_ name: String) throws {
         let tokenizer = try Tokenizer(path: (Self.directory as NSString).appendingPathComponent(name + ".json"))
         let data = try Data(contentsOf: URL(fileURLWithPath: (Self.directory as NSString).appendingPathComponent(name + ".expected.json")))
         let cases = try JSONDecoder().decode([Case].self, from: data)
@@ -44,7 +44,8 @@ import TesseraTestSupport
             ({ var j = $0; j["pre_tokenizer"] = ["type": "Sequence", "pretokenizers": [["type": "Split", "pattern": ["Regex": "\\w+"], "behavior": "Isolated", "invert": false],
                                                                                          ["type": "ByteLevel", "use_regex": false]]]; return j }, "Split pattern"),
             ({ var j = $0; j["pre_tokenizer"] = ["type": "Metaspace"]; return j }, "pre_tokenizer Metaspace"),
-            ({ var j = $0; j["post_processor"] = ["type": "TemplateProcessing"]; return j }, "post_processor TemplateProcessing"),
+            ({ var j = $0; j["post_processor"] = ["type": "TemplateProcessing"]; return j }, "post_processor TemplateProcessing lacks"),
+            ({ var j = $0; j["post_processor"] = ["type": "RobertaProcessing"]; return j }, "post_processor RobertaProcessing"),
             ({ var j = $0; var m = j["model"] as! [String: Any]; m["dropout"] = 0.1; j["model"] = m; return j }, "dropout"),
             ({ var j = $0; var m = j["model"] as! [String: Any]; m["type"] = "Unigram"; j["model"] = m; return j }, "model Unigram"),
         ]
