@@ -129,7 +129,7 @@ let package = Package(
         // Every parser of untrusted bytes as a fuzz target (scripts/fuzz); built plainly, it
         // replays a corpus (Fuzz/corpus/TARGET), which the tests do.
         .executableTarget(
-            name: "tessera-fuzz", dependencies: ["TesseraCore", "TesseraEngine", "TesseraLibrary", "TesseraLedger", "TesseraProof", "TesseraMarket"],
+            name: "tessera-fuzz", dependencies: ["TesseraCore", "TesseraEngine", "TesseraLibrary", "TesseraLedger", "TesseraProof", "TesseraMarket", "TesseraTokenizers"],
             path: "Sources/TesseraFuzz"
         ),
         .testTarget(name: "TesseraCoreTests", dependencies: ["TesseraCore", "TesseraTestSupport", "CSodium"]),

@@ -5,12 +5,13 @@ import TesseraLedger
 import TesseraLibrary
 import TesseraMarket
 import TesseraProof
+import TesseraTokenizers
 
 /// Every parser of untrusted bytes, each a function of one input. An input may be refused
 /// (an error); it may never trap, hang or touch anything but the scratch directory.
 enum FuzzTarget: String, CaseIterable {
     case json, safetensors, delta, sparse, lowRank = "low-rank", libraryManifest = "library-manifest", snapshot, policy, proofPolicy = "proof-policy",
-         tokens, action, bundleArchive = "bundle-archive", bundleManifest = "bundle-manifest"
+         tokens, action, bundleArchive = "bundle-archive", bundleManifest = "bundle-manifest", tokenizer
 
     /// A scratch directory of this process for parsers that read files.
     static let scratch: String = {
@@ -48,6 +49,12 @@ enum FuzzTarget: String, CaseIterable {
             let m = 1 + Int(bytes[0]) % 64, n = 1 + Int(bytes[1]) << 8 | Int(bytes[2]), rank = 1 + Int(bytes[3]) % min(m, n)
             let bits = bytes[4] & 1 == 0 ? 8 : 4
             _ = try? LowRankCodec.decode(Array(bytes.dropFirst(5)), m: m, n: n, rank: rank, bits: bits, what: "fuzz")
+        case .tokenizer:
+            // A tokenizer.json; one that reads is then run on its own bytes as text.
+            if let t = try? Tokenizer(json: data, file: "fuzz.json") {
+                let text = String(decoding: bytes.prefix(4096), as: UTF8.self)
+                if let ids = try? t.encode(text) { _ = t.decode(ids) }
+            }
         case .libraryManifest:
             let dir = (Self.scratch as NSString).appendingPathComponent("lib")
             try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
