@@ -77,7 +77,7 @@ let package = Package(
         // Layer 2: expert shards, versions, deltas, bundles.
         .target(name: "TesseraLibrary", dependencies: ["TesseraCore", "TesseraEngine", "CZstd"]),
         // Layer 3: corpora, selection, training, Proof-of-Loss, merging.
-        .target(name: "TesseraProof", dependencies: ["TesseraCore", "TesseraEngine", "TesseraLibrary"]),
+        .target(name: "TesseraProof", dependencies: ["TesseraCore", "TesseraEngine", "TesseraLibrary", "TesseraTokenizers"]),
         // Layer 4: a market — set-up, the operator's and participants' workflows, the demo.
         .target(
             name: "TesseraMarket",
@@ -136,7 +136,7 @@ let package = Package(
         .testTarget(name: "TesseraTokenizersTests", dependencies: ["TesseraTokenizers", "TesseraCore", "TesseraTestSupport"]),
         .testTarget(name: "TesseraEngineTests", dependencies: ["TesseraEngine", "TesseraCore", "TesseraTestSupport"]),
         .testTarget(name: "TesseraLibraryTests", dependencies: ["TesseraLibrary", "TesseraEngine", "TesseraCore", "TesseraTestSupport"]),
-        .testTarget(name: "TesseraProofTests", dependencies: ["TesseraProof", "TesseraLibrary", "TesseraEngine", "TesseraCore", "TesseraTestSupport", "TesseraBenchmarks"]),
+        .testTarget(name: "TesseraProofTests", dependencies: ["TesseraProof", "TesseraLibrary", "TesseraEngine", "TesseraCore", "TesseraTestSupport", "TesseraBenchmarks", "TesseraTokenizers"]),
         .testTarget(
             name: "TesseraLedgerTests",
             dependencies: ["TesseraLedger", "TesseraLedgerPostgres", "TesseraCore", "TesseraTestSupport", .product(name: "GRDB", package: "GRDB.swift")]

@@ -3,8 +3,10 @@ import Foundation
 import TesseraEngine
 import TesseraLibrary
 import TesseraCore
+import TesseraTokenizers
 
-/// Turns text into token windows for a byte-vocabulary model (token = UTF-8 byte) and
+/// Turns text into token windows (bytes as tokens for a byte-vocabulary model, or a
+/// Hugging Face tokenizer's ids with its end-of-text token between documents) and
 /// splits it into a public training part and a held-out part by a keyed hash of each
 /// document: who does not hold the key cannot tell which documents were held out.
 public enum Corpus {
@@ -20,8 +22,12 @@ public enum Corpus {
         public var heldOutBps: Int
         public var key: [UInt8]
         public var separator: Separator
-        public init(seq: Int, heldOutBps: Int, key: [UInt8], separator: Separator) {
+        /// Tokens are this tokenizer's ids (nil: UTF-8 bytes), documents joined by `endOfText`.
+        public var tokenizer: Tokenizer?
+        public var endOfText: Int?
+        public init(seq: Int, heldOutBps: Int, key: [UInt8], separator: Separator, tokenizer: Tokenizer? = nil, endOfText: Int? = nil) {
             self.seq = seq; self.heldOutBps = heldOutBps; self.key = key; self.separator = separator
+            self.tokenizer = tokenizer; self.endOfText = endOfText
         }
     }
 
@@ -44,6 +50,8 @@ public enum Corpus {
         public var heldOutBytes: Int
         /// SHA-256 of the held-out token file: what a validator commits to.
         public var heldOutSHA256: String
+        /// SHA-256 of the tokenizer.json the tokens come from (absent: UTF-8 bytes).
+        public var tokenizerSHA256: String?
 
         enum CodingKeys: String, CodingKey {
             case inputs, seq, documents
@@ -55,6 +63,7 @@ public enum Corpus {
             case trainBytes = "train_bytes"
             case heldOutBytes = "held_out_bytes"
             case heldOutSHA256 = "held_out_sha256"
+            case tokenizerSHA256 = "tokenizer_sha256"
         }
     }
 
@@ -90,6 +99,20 @@ public enum Corpus {
         let mac = HMAC<SHA256>.authenticationCode(for: bytes, using: SymmetricKey(data: key))
         let v = Array(mac).prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         return Int(v % 10_000) < bps
+    }
+
+    /// Token windows [n, seq] of a stream of documents, each tokenized and followed by the
+    /// end-of-text token; the tail shorter than a window is dropped.
+    static func windows(_ docs: [String], seq: Int, tokenizer: Tokenizer, endOfText: Int) throws -> (ids: [Int64], count: Int, bytes: Int) {
+        var stream: [Int64] = []
+        var bytes = 0
+        for (i, d) in docs.enumerated() {
+            if i > 0 { stream.append(Int64(endOfText)) }
+            stream += try tokenizer.encode(d).map { Int64($0) }
+            bytes += d.utf8.count
+        }
+        let n = seq > 0 ? stream.count / seq : 0
+        return (Array(stream.prefix(n * seq)), n, bytes)
     }
 
     /// Token windows [n, seq] of a stream of documents joined by a blank line; the tail
@@ -132,6 +155,11 @@ public enum Corpus {
         guard (1...9_999).contains(o.heldOutBps) else { throw LibraryError("--held-out-bps \(o.heldOutBps) must be in 1...9999") }
         guard o.key.count >= 16 else { throw LibraryError("the held-out key must be at least 16 bytes") }
         guard !inputs.isEmpty else { throw LibraryError("no input files") }
+        if let tokenizer = o.tokenizer {
+            guard let eot = o.endOfText, eot >= 0, eot < tokenizer.vocabularySize else {
+                throw LibraryError("a tokenizer corpus needs the end-of-text token's id (within the tokenizer's \(tokenizer.vocabularySize) ids)")
+            }
+        }
         var docs: [String] = []
         var recorded: [Input] = []
         for path in try expandInputs(inputs) {
@@ -144,15 +172,25 @@ public enum Corpus {
         for d in docs {
             if isHeldOut(d, key: o.key, bps: o.heldOutBps) { held.append(d) } else { train.append(d) }
         }
-        let t = windows(train, seq: o.seq), h = windows(held, seq: o.seq)
+        let t: (ids: [Int64], count: Int, bytes: Int), h: (ids: [Int64], count: Int, bytes: Int)
+        var metadata = ["format": "pt"]
+        if let tokenizer = o.tokenizer, let eot = o.endOfText {
+            t = try windows(train, seq: o.seq, tokenizer: tokenizer, endOfText: eot)
+            h = try windows(held, seq: o.seq, tokenizer: tokenizer, endOfText: eot)
+            metadata["tessera.tokenizer_sha256"] = tokenizer.contentHash
+        } else {
+            t = windows(train, seq: o.seq)
+            h = windows(held, seq: o.seq)
+        }
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let trainPath = (out as NSString).appendingPathComponent("train.safetensors")
         let heldPath = (out as NSString).appendingPathComponent("heldout.safetensors")
-        try SafetensorsWriter.write([TensorRecord(name: "input_ids", shape: [t.count, o.seq], int64s: t.ids)], to: trainPath)
-        try SafetensorsWriter.write([TensorRecord(name: "input_ids", shape: [h.count, o.seq], int64s: h.ids)], to: heldPath)
+        try SafetensorsWriter.write([TensorRecord(name: "input_ids", shape: [t.count, o.seq], int64s: t.ids)], metadata: metadata, to: trainPath)
+        try SafetensorsWriter.write([TensorRecord(name: "input_ids", shape: [h.count, o.seq], int64s: h.ids)], metadata: metadata, to: heldPath)
         let report = Report(inputs: recorded, seq: o.seq, heldOutBps: o.heldOutBps, documents: docs.count,
                             trainDocuments: train.count, heldOutDocuments: held.count, trainWindows: t.count, heldOutWindows: h.count,
-                            trainBytes: t.bytes, heldOutBytes: h.bytes, heldOutSHA256: try ContentHash.sha256(file: heldPath))
+                            trainBytes: t.bytes, heldOutBytes: h.bytes, heldOutSHA256: try ContentHash.sha256(file: heldPath),
+                            tokenizerSHA256: o.tokenizer?.contentHash)
         try AtomicFile.write(try JSONOutput.pretty(report), to: (out as NSString).appendingPathComponent("corpus.json"))
         return report
     }

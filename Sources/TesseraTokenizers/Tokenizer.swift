@@ -197,6 +197,11 @@ public struct Tokenizer: Sendable {
         return ids
     }
 
+    /// The id of a token: an added token's content or a vocabulary entry.
+    public func id(of token: String) -> Int? {
+        added.first { $0.content == token }?.id ?? model.vocab[token]
+    }
+
     /// `decode(ids, skip_special_tokens=False)` of `tokenizers`: ids it does not know are skipped.
     public func decode(_ ids: [Int]) -> String {
         var bytes: [UInt8] = []

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import TesseraLibrary
 import TesseraProof
+import TesseraTokenizers
 import TesseraCore
 
 struct CorpusCommand: ParsableCommand {
@@ -15,13 +16,22 @@ struct CorpusCommand: ParsableCommand {
     @Option(name: .customLong("held-out-bps"), help: "Share of documents held out, basis points.") var heldOutBps = 2000
     @Option(name: .customLong("key-hex"), help: "Secret key of the held-out split, hex (at least 16 bytes).") var keyHex: String
     @Option(help: "fortune (\"%\" lines) or paragraph (blank lines).") var separator = "fortune"
+    @Option(help: "Tokenize with this Hugging Face tokenizer.json (or a directory holding one) instead of using bytes as tokens.") var tokenizer: String?
+    @Option(name: .customLong("end-of-text"), help: "With --tokenizer: the token between documents.") var endOfText = "<|endoftext|>"
     @Flag var json = false
 
     func run() throws {
         guard let key = Hex.decode(keyHex) else { throw ValidationError("--key-hex is not hex") }
         guard let sep = Corpus.Separator(rawValue: separator) else { throw ValidationError("--separator \(separator): use fortune or paragraph") }
         guard (tokenWindows == nil) != inputs.isEmpty else { throw ValidationError("give text inputs or --token-windows FILE, not both") }
-        let r = try tokenWindows.map { try Corpus.splitTokenWindows($0, heldOutBps: heldOutBps, key: key, out: out) } ?? Corpus.build(inputs: inputs, options: .init(seq: seq, heldOutBps: heldOutBps, key: key, separator: sep), out: out)
+        let tok = try tokenizer.map { try Tokenizer(path: $0) }
+        var eot: Int?
+        if let tok {
+            guard let id = tok.id(of: endOfText) else { throw ValidationError("--end-of-text \(endOfText) is not a token of \(tokenizer ?? "")") }
+            eot = id
+        }
+        let r = try tokenWindows.map { try Corpus.splitTokenWindows($0, heldOutBps: heldOutBps, key: key, out: out) }
+            ?? Corpus.build(inputs: inputs, options: .init(seq: seq, heldOutBps: heldOutBps, key: key, separator: sep, tokenizer: tok, endOfText: eot), out: out)
         if json { print(try jsonString(r)); return }
         print("\(r.documents) documents: \(r.trainDocuments) for training (\(r.trainWindows) windows of \(r.seq)), \(r.heldOutDocuments) held out (\(r.heldOutWindows) windows); held-out file \(r.heldOutSHA256)")
     }

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import TesseraEngine
 @testable import TesseraProof
+import TesseraTokenizers
 import TesseraCore
 import TesseraTestSupport
 
@@ -28,6 +29,34 @@ import TesseraTestSupport
         let heldOther = Set(docs.filter { Corpus.isHeldOut($0, key: other, bps: 2000) })
         // Another key picks a different, unpredictable set: overlap near 20% of 20%.
         #expect(abs(Double(Set(held).intersection(heldOther).count) / 4000 - 0.04) < 0.02)
+    }
+
+    /// With a tokenizer: each training document's ids, the end-of-text id between them,
+    /// cut into windows; the tokenizer's hash in the report and in both token files.
+    @Test func aTokenizerCorpusJoinsDocumentsWithTheEndOfTextToken() throws {
+        let scratch = TemporaryDirectory("corpus")
+        let dir = scratch.path
+        let docs = (0..<60).map { "Documento \($0): ¿qué tal? Über 中文 🙂 \($0 * 7)" }
+        try docs.joined(separator: "\n%\n").write(toFile: dir + "/f.txt", atomically: true, encoding: .utf8)
+        let tokenizer = try Tokenizer(path: (ReferenceFixtures.projectRoot as NSString).appendingPathComponent("Tests/Fixtures/tokenizers/qwen2-bpe.json"))
+        let eot = try #require(tokenizer.id(of: "<|endoftext|>"))
+        let key = Array(repeating: UInt8(3), count: 16)
+        let options = Corpus.Options(seq: 16, heldOutBps: 2500, key: key, separator: .fortune, tokenizer: tokenizer, endOfText: eot)
+        let r = try Corpus.build(inputs: [dir + "/f.txt"], options: options, out: dir + "/out")
+        #expect(r.tokenizerSHA256 == tokenizer.contentHash)
+        var stream: [Int] = []
+        for (i, d) in docs.filter({ !Corpus.isHeldOut($0, key: key, bps: 2500) }).enumerated() {
+            if i > 0 { stream.append(eot) }
+            stream += try tokenizer.encode(d)
+        }
+        let train = try TokenWindows.load(path: dir + "/out/train.safetensors")
+        #expect(train.count == stream.count / 16 && train.ids.map(Int.init) == Array(stream.prefix(train.count * 16)))
+        for file in ["train", "heldout"] {
+            #expect(try SafetensorsFile(path: dir + "/out/\(file).safetensors").metadata["tessera.tokenizer_sha256"] == tokenizer.contentHash)
+        }
+        var noEnd = options
+        noEnd.endOfText = nil
+        #expect { try Corpus.build(inputs: [dir + "/f.txt"], options: noEnd, out: dir + "/out2") } throws: { "\($0)".contains("end-of-text") }
     }
 
     @Test func buildWritesWindowsWithoutLeakage() throws {
