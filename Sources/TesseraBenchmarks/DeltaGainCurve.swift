@@ -59,9 +59,8 @@ public struct DeltaGainCurve: Encodable, Sendable {
         let ids = updated.keys.sorted()
         let model = try library.loadModel()
         func losses() throws -> (Double, Double?) {
-            let h = try windowLosses(model: model, windows: heldOut, matmul: matmul)
-            let b = try background.map { try windowLosses(model: model, windows: $0, matmul: matmul) }
-            return (h.reduce(0, +) / Double(h.count), b.map { $0.reduce(0, +) / Double(max($0.count, 1)) })
+            (mean(try windowLosses(model: model, windows: heldOut, matmul: matmul)),
+             try background.map { mean(try windowLosses(model: model, windows: $0, matmul: matmul)) })
         }
         let base = try ids.map { try library.expertWeights($0).weights }
         let expertBytes = base.reduce(0) { $0 + $1.tensors.reduce(0) { $0 + $1.values.count * $1.dtype.byteSize } }

@@ -104,8 +104,8 @@ public struct DeltaOptions: Sendable {
         self.factorBits = factorBits
     }
 
-    /// The limits `encode` and `read` hold every delta to.
-    public static let maxRank = 4096
+    /// The largest rank `encode` accepts (`read` bounds a file's by its matrices' sides).
+    public static let maxRank = LowRankAdapters.maxRank
 
     /// Why these options cannot encode a delta, or nil.
     public var problem: String? {
@@ -191,41 +191,32 @@ public enum DeltaCodec {
             }
             var entry = DeltaHeader.Tensor(name: b.name, dtype: b.dtype, shape: b.shape, rawBytes: 0)
             let payload: [UInt8]
-            var decoded: [Float]
-            switch options.encoding {
-            case .lossless:
+            let decoded: [Float]
+            if options.encoding == .lossless {
                 let baseBytes = storageBytes(b.values, b.dtype), newBytes = storageBytes(n.values, b.dtype)
                 payload = zip(baseBytes, newBytes).map { $0 ^ $1 }
                 decoded = decodeStorage(newBytes, b.dtype)
-            case .sparse:
-                var delta = [Float](repeating: 0, count: b.values.count)
-                for i in delta.indices { delta[i] = n.values[i] - b.values[i] + (residual?[b.name]?[i] ?? 0) }
-                let keep = max(1, Int((Double(options.chunk) * options.density).rounded(.up)))
-                entry.chunk = options.chunk
-                entry.keep = keep
-                payload = SparseCodec.encode(delta, chunk: options.chunk, keep: keep)
-                let approx = try SparseCodec.decode(payload, count: delta.count, chunk: options.chunk, keep: keep, what: b.name)
-                do {
-                    var r = [Float](repeating: 0, count: delta.count)
-                    for i in r.indices { r[i] = delta[i] - approx[i] }
-                    newResidual[b.name] = r
+            } else {
+                let delta = difference(new: n.values, base: b.values, residual: residual?[b.name])
+                let approx: [Float]
+                if options.encoding == .sparse {
+                    let keep = max(1, Int((Double(options.chunk) * options.density).rounded(.up)))
+                    entry.chunk = options.chunk
+                    entry.keep = keep
+                    payload = SparseCodec.encode(delta, chunk: options.chunk, keep: keep)
+                    approx = try SparseCodec.decode(payload, count: delta.count, chunk: options.chunk, keep: keep, what: b.name)
+                } else {
+                    guard let (m, cols) = LowRankCodec.matrixShape(b.shape) else { throw LibraryError("tensor \(b.name) has no matrix shape: \(b.shape)") }
+                    let rank = min(options.rank, m, cols)
+                    entry.rank = rank
+                    entry.bits = options.factorBits
+                    payload = LowRankCodec.encode(delta, m: m, n: cols, rank: rank, bits: options.factorBits)
+                    approx = try LowRankCodec.decode(payload, m: m, n: cols, rank: rank, bits: options.factorBits, what: b.name)
                 }
-                decoded = b.values
-                for i in decoded.indices { decoded[i] += approx[i] }
-                decoded = decodeStorage(storageBytes(decoded, b.dtype), b.dtype)
-            case .lowRank:
-                guard let (m, cols) = LowRankCodec.matrixShape(b.shape) else { throw LibraryError("tensor \(b.name) has no matrix shape: \(b.shape)") }
-                var delta = [Float](repeating: 0, count: b.values.count)
-                for i in delta.indices { delta[i] = n.values[i] - b.values[i] + (residual?[b.name]?[i] ?? 0) }
-                let rank = min(options.rank, m, cols)
-                entry.rank = rank
-                entry.bits = options.factorBits
-                payload = LowRankCodec.encode(delta, m: m, n: cols, rank: rank, bits: options.factorBits)
-                let approx = try LowRankCodec.decode(payload, m: m, n: cols, rank: rank, bits: options.factorBits, what: b.name)
+                // What the validators will apply is the decoded payload: the residual and the
+                // statistics are taken against it, not against the encoder's own arithmetic.
                 newResidual[b.name] = zip(delta, approx).map { $0 - $1 }
-                decoded = b.values
-                for i in decoded.indices { decoded[i] += approx[i] }
-                decoded = decodeStorage(storageBytes(decoded, b.dtype), b.dtype)
+                decoded = applying(approx, to: b.values, dtype: b.dtype)
             }
             for i in decoded.indices {
                 let truth = Double(n.values[i]) - Double(b.values[i])
@@ -244,6 +235,21 @@ public enum DeltaCodec {
         let stats = DeltaStats(compressedBytes: compressed, float32Bytes: header.float32Bytes,
                                relativeL2: refSq > 0 ? (errSq / refSq).squareRoot() : (errSq > 0 ? .infinity : 0), maxAbs: maxAbs)
         return (records, header, stats, newResidual)
+    }
+
+    /// Δ = new − base, plus the residual carried from the previous round (error feedback).
+    static func difference(new: [Float], base: [Float], residual: [Float]?) -> [Float] {
+        var delta = [Float](repeating: 0, count: base.count)
+        for i in delta.indices { delta[i] = new[i] - base[i] }
+        if let residual { for i in delta.indices { delta[i] += residual[i] } }
+        return delta
+    }
+
+    /// The base plus an approximation of Δ, rounded to the dtype the expert is stored in.
+    static func applying(_ approx: [Float], to base: [Float], dtype: DType) -> [Float] {
+        var values = base
+        for i in values.indices { values[i] += approx[i] }
+        return decodeStorage(storageBytes(values, dtype), dtype)
     }
 
     public static func write(_ records: [TensorRecord], header: DeltaHeader, to path: String) throws {
@@ -306,25 +312,21 @@ public enum DeltaCodec {
                 throw LibraryError("\(file.path): tensor \(t.name) is \(t.dtype.rawValue) \(t.shape) in the delta but \(b.dtype.rawValue) \(b.shape) in the base")
             }
             let raw = try Zstd.decompress(try file.bytes(of: t.name), expectedSize: t.rawBytes, what: "\(file.path): \(t.name)")
-            var values: [Float]
+            let values: [Float]
             switch header.encoding {
             case .lossless:
                 let baseBytes = storageBytes(b.values, b.dtype)
                 values = decodeStorage(zip(baseBytes, raw).map { $0 ^ $1 }, t.dtype)
             case .sparse:
                 guard let chunk = t.chunk, let keep = t.keep else { throw LibraryError("\(file.path): tensor \(t.name) lacks a chunk and keep") }
-                let approx = try SparseCodec.decode(raw, count: t.count, chunk: chunk, keep: keep, what: "\(file.path): \(t.name)")
-                values = b.values
-                for i in values.indices { values[i] += approx[i] }
-                values = decodeStorage(storageBytes(values, t.dtype), t.dtype)
+                values = applying(try SparseCodec.decode(raw, count: t.count, chunk: chunk, keep: keep, what: "\(file.path): \(t.name)"),
+                                  to: b.values, dtype: t.dtype)
             case .lowRank:
                 guard let (m, cols) = LowRankCodec.matrixShape(t.shape), let rank = t.rank, let bits = t.bits else {
                     throw LibraryError("\(file.path): tensor \(t.name) lacks a rank and bits")
                 }
-                let approx = try LowRankCodec.decode(raw, m: m, n: cols, rank: rank, bits: bits, what: "\(file.path): \(t.name)")
-                values = b.values
-                for i in values.indices { values[i] += approx[i] }
-                values = decodeStorage(storageBytes(values, t.dtype), t.dtype)
+                values = applying(try LowRankCodec.decode(raw, m: m, n: cols, rank: rank, bits: bits, what: "\(file.path): \(t.name)"),
+                                  to: b.values, dtype: t.dtype)
             }
             if let bad = values.firstIndex(where: { !$0.isFinite }) {
                 throw LibraryError("\(file.path): tensor \(t.name) decodes to a non-finite value at element \(bad)")

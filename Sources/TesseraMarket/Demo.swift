@@ -94,7 +94,7 @@ public final class Demo {
         self.log = log
         guard o.steps > 0 else { throw CoreError("--steps \(o.steps) must be positive") }
         guard o.learningRate.isFinite, o.learningRate > 0 else { throw CoreError("--lr \(o.learningRate) must be a positive number") }
-        guard (0...4096).contains(o.loraRank) else { throw CoreError("--lora-rank \(o.loraRank) must be in 0...4096") }
+        guard (0...LowRankAdapters.maxRank).contains(o.loraRank) else { throw CoreError("--lora-rank \(o.loraRank) must be in 0...\(LowRankAdapters.maxRank)") }
         guard (0..<1).contains(o.replay) else { throw CoreError("--replay \(o.replay) must be in [0, 1)") }
         guard o.topP > 0, o.topP <= 1 else { throw CoreError("--top-p \(o.topP) must be in (0, 1]") }
         guard o.batch > 0, o.trainWindows > 0, o.evalWindows > 0, o.servedWindows > 0, o.revenue > 0 else {

@@ -63,7 +63,7 @@ public struct TrainingOptions: Codable, Sendable, Equatable {
         guard routerAuxLossCoefficient >= 0, evalEvery >= 0, evalWindows >= 0, checkpointEvery >= 0 else {
             throw bad("aux-loss coefficient, eval and checkpoint intervals must be ≥ 0")
         }
-        if let lowRank, lowRank < 1 || lowRank > 4096 { throw bad("--lora-rank \(lowRank) must be in 1...4096") }
+        if let lowRank, !(1...LowRankAdapters.maxRank).contains(lowRank) { throw bad("--lora-rank \(lowRank) must be in 1...\(LowRankAdapters.maxRank)") }
     }
 
     /// Linear warm-up to the peak, then cosine decay to `minLearningRateFraction` of it.
@@ -141,7 +141,7 @@ public final class Trainer {
         self.statePath = statePath
         self.matmul = matmul
         if let rank = options.lowRank {
-            guard let experts = trainable.expertFilter, trainable.views(in: model.layout).count == experts.count * 3 else {
+            guard let experts = trainable.expertFilter, views.count == experts.count * 3 else {
                 throw EngineError.invalidInput("low-rank adapters train routed experts only; this run trains other tensors too")
             }
             adapters = try LowRankAdapters(model: model, experts: Array(experts), rank: rank, seed: options.seed)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import TesseraEngine
 import TesseraLibrary
 import TesseraProof
 
@@ -30,7 +31,7 @@ struct DeltaArguments: ParsableArguments {
 
     func validate() throws {
         guard density.isFinite, density > 0, density <= 1 else { throw ValidationError("--density \(density) must be in (0, 1]") }
-        guard (0...4096).contains(loraRank) else { throw ValidationError("--lora-rank \(loraRank) must be in 0...4096") }
+        guard (0...LowRankAdapters.maxRank).contains(loraRank) else { throw ValidationError("--lora-rank \(loraRank) must be in 0...\(LowRankAdapters.maxRank)") }
         if let problem = options.problem { throw ValidationError(problem) }
     }
 }

@@ -18,6 +18,9 @@ public final class LowRankAdapters: @unchecked Sendable {
         public let factorsB: ParamView, factorsA: ParamView
     }
 
+    /// The largest rank any command accepts (a bound on memory before the matrices are seen).
+    public static let maxRank = 4096
+
     public let rank: Int
     public let matrices: [Matrix]
     /// Every B and A, laid out as `matrices` says: what the optimizer updates.
