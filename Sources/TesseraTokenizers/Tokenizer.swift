@@ -187,10 +187,10 @@ public struct Tokenizer: Sendable {
             case let .added(id): ids.append(id)
             case let .text(piece):
                 var scalars = nfc ? String(piece).precomposedStringWithCanonicalMapping[...].unicodeScalars : piece
-                if addPrefixSpace, let first = scalars.first, !ByteLevel.isSpace(first) {
+                if addPrefixSpace, let first = scalars.first, !ScalarScanner.isSpace(first) {
                     scalars = (" " + String(scalars))[...].unicodeScalars
                 }
-                let words = preTokenizer == .gpt2 ? ByteLevel.split(scalars) : QwenSplit.split(scalars)
+                let words = preTokenizer == .gpt2 ? GPT2Split.split(scalars) : QwenSplit.split(scalars)
                 for word in words { ids += try model.ids(ByteLevel.encode(word)) }
             }
         }
@@ -225,16 +225,16 @@ public struct Tokenizer: Sendable {
         }
         var i = 0
         while i < scalars.count {
-            guard let hit = tokens.first(where: { t in i + t.scalars.count <= scalars.count && Array(scalars[i..<(i + t.scalars.count)]) == t.scalars }) else {
+            guard let hit = tokens.first(where: { t in i + t.scalars.count <= scalars.count && scalars[i..<(i + t.scalars.count)].elementsEqual(t.scalars) }) else {
                 pending.append(scalars[i])
                 i += 1
                 continue
             }
-            if hit.token.lstrip { while let last = pending.last, ByteLevel.isSpace(last) { pending.removeLast() } }
+            if hit.token.lstrip { while let last = pending.last, ScalarScanner.isSpace(last) { pending.removeLast() } }
             flush()
             out.append(.added(hit.token.id))
             i += hit.scalars.count
-            if hit.token.rstrip { while i < scalars.count, ByteLevel.isSpace(scalars[i]) { i += 1 } }
+            if hit.token.rstrip { while i < scalars.count, ScalarScanner.isSpace(scalars[i]) { i += 1 } }
         }
         flush()
         return out

@@ -26,7 +26,7 @@ import TesseraTestSupport
 
     /// GPT-2's pre-tokenization on the cases its regular expression is known for.
     @Test func byteLevelSplitFollowsTheRegularExpression() {
-        func split(_ s: String) -> [String] { ByteLevel.split(s[...].unicodeScalars).map { String($0) } }
+        func split(_ s: String) -> [String] { GPT2Split.split(s[...].unicodeScalars).map { String($0) } }
         #expect(split("Hello world") == ["Hello", " world"])
         #expect(split("a  b") == ["a", " ", " b"])
         #expect(split("it's") == ["it", "'s"])

@@ -1,0 +1,110 @@
+/// The pre-tokenizers' expressions, each written out as the scanner it amounts to (the
+/// alternatives in order, leftmost first): a regular-expression engine costs more than the
+/// BPE it feeds. Both are made of the same runs, which `ScalarScanner` holds.
+struct ScalarScanner {
+    let s: [Unicode.Scalar]
+
+    init(_ text: Substring.UnicodeScalarView) { s = Array(text) }
+
+    /// The end of the run of scalars passing `test` from `j`.
+    func run(from j: Int, _ test: (Unicode.Scalar) -> Bool) -> Int {
+        var k = j
+        while k < s.count && test(s[k]) { k += 1 }
+        return k
+    }
+
+    /// `'s|'t|'re|'ve|'m|'ll|'d` at `i`: its end, or nil.
+    func contraction(at i: Int, ignoringCase: Bool) -> Int? {
+        guard s[i] == "'", i + 1 < s.count else { return nil }
+        func fold(_ c: Unicode.Scalar) -> String { ignoringCase ? Character(c).lowercased() : String(Character(c)) }
+        let one = fold(s[i + 1])
+        if ["s", "t", "m", "d"].contains(one) { return i + 2 }
+        if i + 2 < s.count, ["re", "ve", "ll"].contains(one + fold(s[i + 2])) { return i + 3 }
+        return nil
+    }
+
+    /// `\s+(?!\S)|\s+` from the whitespace at `i`: all of it before the end of the text;
+    /// before anything else, all but its last scalar (which goes with what follows), unless
+    /// it is one scalar.
+    func whitespace(from i: Int) -> Int {
+        let end = run(from: i, Self.isSpace)
+        return end == s.count || end - i == 1 ? end : end - 1
+    }
+
+    /// The text cut at the ends `next` gives, from the start: pieces as views of the text.
+    func pieces(of text: Substring.UnicodeScalarView, next: (Int) -> Int) -> [Substring.UnicodeScalarView] {
+        var out: [Substring.UnicodeScalarView] = []
+        var i = 0
+        var start = text.startIndex
+        while i < s.count {
+            let end = next(i)
+            let endIndex = text.index(start, offsetBy: end - i)
+            out.append(text[start..<endIndex])
+            start = endIndex
+            i = end
+        }
+        return out
+    }
+
+    static func isSpace(_ c: Unicode.Scalar) -> Bool { c.properties.isWhitespace }
+    static func isLetter(_ c: Unicode.Scalar) -> Bool {
+        switch c.properties.generalCategory {
+        case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter: return true
+        default: return false
+        }
+    }
+    static func isNumber(_ c: Unicode.Scalar) -> Bool {
+        switch c.properties.generalCategory {
+        case .decimalNumber, .letterNumber, .otherNumber: return true
+        default: return false
+        }
+    }
+    /// `[^\s\p{L}\p{N}]`
+    static func isOther(_ c: Unicode.Scalar) -> Bool { !isSpace(c) && !isLetter(c) && !isNumber(c) }
+    static func isBreak(_ c: Unicode.Scalar) -> Bool { c == "\r" || c == "\n" }
+}
+
+/// GPT-2's pre-tokenization (the ByteLevel pre-tokenizer's own expression)
+/// `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`.
+enum GPT2Split {
+    static func split(_ text: Substring.UnicodeScalarView) -> [Substring.UnicodeScalarView] {
+        let scan = ScalarScanner(text), s = scan.s
+        return scan.pieces(of: text) { i in
+            if let end = scan.contraction(at: i, ignoringCase: false) { return end }
+            // ` ?\p{L}+`, ` ?\p{N}+`, ` ?[^\s\p{L}\p{N}]+`: an optional U+0020, then a run of one class.
+            let j = s[i] == " " && i + 1 < s.count && !ScalarScanner.isSpace(s[i + 1]) ? i + 1 : i
+            if ScalarScanner.isSpace(s[j]) { return scan.whitespace(from: i) }
+            let c = s[j]
+            return ScalarScanner.isLetter(c) ? scan.run(from: j, ScalarScanner.isLetter)
+                : ScalarScanner.isNumber(c) ? scan.run(from: j, ScalarScanner.isNumber)
+                : scan.run(from: j, ScalarScanner.isOther)
+        }
+    }
+}
+
+/// Qwen2's (and Qwen3's) pre-tokenization, the Split expression below. Its alternatives
+/// cover every scalar, so an isolated split has no gaps between matches.
+enum QwenSplit {
+    static let pattern = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+
+    static func split(_ text: Substring.UnicodeScalarView) -> [Substring.UnicodeScalarView] {
+        let scan = ScalarScanner(text), s = scan.s
+        return scan.pieces(of: text) { i in
+            if let end = scan.contraction(at: i, ignoringCase: true) { return end }
+            let c = s[i]
+            // [^\r\n\p{L}\p{N}]?\p{L}+
+            if ScalarScanner.isLetter(c) { return scan.run(from: i, ScalarScanner.isLetter) }
+            if !ScalarScanner.isBreak(c), !ScalarScanner.isNumber(c), i + 1 < s.count, ScalarScanner.isLetter(s[i + 1]) {
+                return scan.run(from: i + 1, ScalarScanner.isLetter)
+            }
+            if ScalarScanner.isNumber(c) { return i + 1 }
+            // ` ?[^\s\p{L}\p{N}]+[\r\n]*`
+            let j = c == " " && i + 1 < s.count ? i + 1 : i
+            if ScalarScanner.isOther(s[j]) { return scan.run(from: scan.run(from: j, ScalarScanner.isOther), ScalarScanner.isBreak) }
+            // `\s*[\r\n]+`: through the run's last line break; else as GPT-2's whitespace.
+            let end = scan.run(from: i, ScalarScanner.isSpace)
+            if let lastBreak = (i..<end).last(where: { ScalarScanner.isBreak(s[$0]) }) { return lastBreak + 1 }
+            return scan.whitespace(from: i)
+        }
+    }
+}
