@@ -101,30 +101,25 @@ public enum Corpus {
         return Int(v % 10_000) < bps
     }
 
-    /// Token windows [n, seq] of a stream of documents, each tokenized and followed by the
-    /// end-of-text token; the tail shorter than a window is dropped.
-    static func windows(_ docs: [String], seq: Int, tokenizer: Tokenizer, endOfText: Int) throws -> (ids: [Int64], count: Int, bytes: Int) {
+    /// Token windows [n, seq] of a stream of documents, each as `tokens` gives it, with
+    /// `separator` between them; the tail shorter than a window is dropped. `bytes` counts
+    /// the documents' UTF-8 and `separatorBytes` for each separator.
+    static func windows(_ docs: [String], seq: Int, separator: [Int64], separatorBytes: Int,
+                        tokens: (String) throws -> [Int64]) rethrows -> (ids: [Int64], count: Int, bytes: Int) {
         var stream: [Int64] = []
         var bytes = 0
         for (i, d) in docs.enumerated() {
-            if i > 0 { stream.append(Int64(endOfText)) }
-            stream += try tokenizer.encode(d).map { Int64($0) }
+            if i > 0 { stream += separator; bytes += separatorBytes }
+            stream += try tokens(d)
             bytes += d.utf8.count
         }
         let n = seq > 0 ? stream.count / seq : 0
         return (Array(stream.prefix(n * seq)), n, bytes)
     }
 
-    /// Token windows [n, seq] of a stream of documents joined by a blank line; the tail
-    /// shorter than a window is dropped.
+    /// Byte-token windows [n, seq] of a stream of documents joined by a blank line.
     public static func windows(_ docs: [String], seq: Int) -> (ids: [Int64], count: Int, bytes: Int) {
-        var stream: [UInt8] = []
-        for (i, d) in docs.enumerated() {
-            if i > 0 { stream += [0x0A, 0x0A] }
-            stream += Array(d.utf8)
-        }
-        let n = seq > 0 ? stream.count / seq : 0
-        return (stream.prefix(n * seq).map { Int64($0) }, n, stream.count)
+        windows(docs, seq: seq, separator: [0x0A, 0x0A], separatorBytes: 2) { $0.utf8.map { Int64($0) } }
     }
 
     /// Files named directly, and for a directory its regular files (not symlinks, which in
@@ -175,8 +170,9 @@ public enum Corpus {
         let t: (ids: [Int64], count: Int, bytes: Int), h: (ids: [Int64], count: Int, bytes: Int)
         var metadata = ["format": "pt"]
         if let tokenizer = o.tokenizer, let eot = o.endOfText {
-            t = try windows(train, seq: o.seq, tokenizer: tokenizer, endOfText: eot)
-            h = try windows(held, seq: o.seq, tokenizer: tokenizer, endOfText: eot)
+            let tokens = { (d: String) in try tokenizer.encode(d).map { Int64($0) } }
+            t = try windows(train, seq: o.seq, separator: [Int64(eot)], separatorBytes: 0, tokens: tokens)
+            h = try windows(held, seq: o.seq, separator: [Int64(eot)], separatorBytes: 0, tokens: tokens)
             metadata["tessera.tokenizer_sha256"] = tokenizer.contentHash
         } else {
             t = windows(train, seq: o.seq)
