@@ -30,6 +30,11 @@ public final class Demo {
         /// Contributors train low-rank adapters of this rank and submit 4-bit factors (0:
         /// every weight of their experts, submitted as sparse deltas).
         public var loraRank = 0
+        /// How contributors submit: adapters' 4-bit factors, or sparse deltas of a full update.
+        /// The in-process and the network demo both take it from here.
+        public var contributorDelta: DeltaOptions {
+            loraRank > 0 ? DeltaOptions(encoding: .lowRank, rank: loraRank, factorBits: 4) : DeltaOptions(encoding: .sparse, density: 0.25)
+        }
         public var learningRate: Float = 1e-3
         public var topP = 0.3
         /// Share of each contributor's training windows drawn from the background text
@@ -248,9 +253,8 @@ public final class Demo {
                                               seed: o.seed &+ UInt64(i))
                 options.clipNorm = 1
                 options.lowRank = o.loraRank > 0 ? o.loraRank : nil
-                let delta = o.loraRank > 0 ? DeltaOptions(encoding: .lowRank, rank: o.loraRank, factorBits: 4) : DeltaOptions(encoding: .sparse, density: 0.25)
                 let request = Contribution.Request(experts: experts, data: share, heldOut: nil, options: options, partialResidency: false,
-                                                   delta: delta, market: marketID, domain: domain.name,
+                                                   delta: o.contributorDelta, market: marketID, domain: domain.name,
                                                    round: round, matmul: o.matmul)
                 let r = try Contribution.run(request, library: library, key: k, out: dir, progress: o.progress)
                 trainLoss = r.training.history.last?.trainLoss

@@ -153,8 +153,9 @@ public final class NetworkDemo {
                                        "--replay-share", String(d.o.replay), "--work", d.path("contributors/\(c)"), "--top-p", String(d.o.topP),
                                        "--steps", String(d.o.steps), "--batch", String(d.o.batch), "--lr", String(d.o.learningRate),
                                        "--warmup", String(max(1, d.o.steps / 10)), "--seed", String(d.o.seed &+ UInt64(i)),
-                                       "--lora-rank", String(d.o.loraRank), "--factor-bits", "4",
-                                       "--delta", d.o.loraRank > 0 ? "low_rank" : "sparse", "--density", "0.25", "--matmul", d.o.matmul.rawValue],
+                                       "--lora-rank", String(d.o.loraRank), "--factor-bits", String(d.o.contributorDelta.factorBits),
+                                       "--delta", d.o.contributorDelta.encoding.rawValue, "--density", String(d.o.contributorDelta.density),
+                                       "--matmul", d.o.matmul.rawValue],
                                       name: c)
             // The next one starts once this one's hash is in the ledger (submission order fixed).
             while try await d.market.state().submissions.count == before {
