@@ -83,13 +83,14 @@ public final class ExpertLibrary: @unchecked Sendable {
     /// Resolves a version given as a full hash or a unique prefix of at least 8 digits.
     public func resolveVersion(_ id: ExpertID, _ text: String) throws -> String {
         guard let entry = manifest.entry(id) else { throw LibraryError("expert \(id) is not in library \(directory)") }
-        let list = entry.versions.map { String($0.hash.prefix(12)) }.joined(separator: ", ")
+        // Named in refusals only: not built on the way to a match.
+        func list() -> String { entry.versions.map { String($0.hash.prefix(12)) }.joined(separator: ", ") }
         guard text.count >= 8 else {
-            throw LibraryError("expert \(id): version \(text.prefix(80)) is too short; give at least 8 hex digits (versions: \(list))")
+            throw LibraryError("expert \(id): version \(text.prefix(80)) is too short; give at least 8 hex digits (versions: \(list()))")
         }
         let matches = entry.versions.filter { $0.hash.hasPrefix(text.lowercased()) }
         guard matches.count == 1 else {
-            throw LibraryError("expert \(id) has \(matches.isEmpty ? "no" : "more than one") version \(text.prefix(80)) (versions: \(list))")
+            throw LibraryError("expert \(id) has \(matches.isEmpty ? "no" : "more than one") version \(text.prefix(80)) (versions: \(list()))")
         }
         return matches[0].hash
     }

@@ -88,7 +88,9 @@ public enum LowRankCodec {
         return out
     }
 
-    /// Δ̂ from a payload of exactly `payloadSize` bytes (checked by the caller).
+    /// Δ̂ from a payload of exactly `payloadSize` bytes (checked by the caller). The sums are
+    /// plain scalar loops in a fixed order, not the engine's `dot`/`axpy`, whose vector paths
+    /// differ between processors: every validator must decode the same bits.
     public static func decode(_ payload: [UInt8], m: Int, n: Int, rank: Int, bits: Int, what: String) throws -> [Float] {
         guard let size = payloadSize(m: m, n: n, rank: rank, bits: bits), payload.count == size else {
             throw LibraryError("\(what): low-rank payload of \(payload.count) bytes does not hold rank \(rank) of [\(m), \(n)] at \(bits) bits")
