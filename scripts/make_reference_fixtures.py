@@ -48,7 +48,7 @@ def per_expert_names(sd, prefix_map):
     return out
 
 
-def make(name, cls, cfg, seed, fused=False, bf16=False, shards=1, batch=2, seq=11, tweak_config=None):
+def make(name, cls, cfg, seed, fused=False, bf16=False, shards=1, batch=2, seq=11, tweak_config=None, tweak_model=None):
     if ONLY and name not in ONLY:
         return
     torch.manual_seed(seed)
@@ -64,6 +64,8 @@ def make(name, cls, cfg, seed, fused=False, bf16=False, shards=1, batch=2, seq=1
                 p.copy_(0.15 * torch.randn_like(p))
             if bf16:
                 p.copy_(p.to(torch.bfloat16).float())
+        if tweak_model:
+            tweak_model(model)
     ids = torch.randint(0, cfg.vocab_size, (batch, seq))
     counts = {}
     hooks = []
@@ -149,3 +151,48 @@ make("qwen2moe-tiny", transformers.Qwen2MoeForCausalLM, transformers.Qwen2MoeCon
     shared_expert_intermediate_size=40, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
     num_experts=8, num_experts_per_tok=2, norm_topk_prob=False, max_position_embeddings=256,
     rope_theta=10000.0, rms_norm_eps=1e-6, qkv_bias=True), seed=13, seq=9)
+
+
+# DeepSeek-V2/V3: multi-head latent attention, dense first layers, shared experts, scaled routing.
+def deepseek_bias(model):
+    """Nonzero e_score_correction_bias (a buffer: chooses experts, no gradient)."""
+    for layer in model.model.layers:
+        gate = getattr(layer.mlp, "gate", None)
+        if gate is not None and hasattr(gate, "e_score_correction_bias"):
+            gate.e_score_correction_bias.copy_(0.3 * torch.randn_like(gate.e_score_correction_bias))
+
+
+def deepseek_v2(**kw):
+    base = dict(vocab_size=96, hidden_size=32, intermediate_size=56, moe_intermediate_size=16, num_hidden_layers=3,
+                num_attention_heads=4, num_key_value_heads=4, n_routed_experts=8, n_shared_experts=2,
+                num_experts_per_tok=3, first_k_dense_replace=1, kv_lora_rank=16, q_lora_rank=None,
+                qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=12, max_position_embeddings=256,
+                rope_theta=10000.0, rms_norm_eps=1e-6, norm_topk_prob=False, routed_scaling_factor=1.0, topk_method="greedy")
+    base.update(kw)
+    return transformers.DeepseekV2Config(**base)
+
+
+def deepseek_v3(**kw):
+    base = dict(vocab_size=96, hidden_size=32, intermediate_size=56, moe_intermediate_size=16, num_hidden_layers=3,
+                num_attention_heads=4, num_key_value_heads=4, n_routed_experts=8, n_shared_experts=1,
+                num_experts_per_tok=2, first_k_dense_replace=1, kv_lora_rank=16, q_lora_rank=24,
+                qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=12, max_position_embeddings=256,
+                rope_theta=10000.0, rms_norm_eps=1e-6, n_group=4, topk_group=2, norm_topk_prob=True,
+                routed_scaling_factor=2.5, rope_interleave=True)
+    base.update(kw)
+    return transformers.DeepseekV3Config(**base)
+
+
+# The shapes of ../shared/fixtures/hf-moe-next (V2: plain q_proj, greedy; V3: q latent,
+# groups, renormalised and scaled sigmoid routing, interleaved rope).
+make("deepseekv2-tiny", transformers.DeepseekV2ForCausalLM, deepseek_v2(), seed=21, seq=10)
+make("deepseekv3-tiny", transformers.DeepseekV3ForCausalLM, deepseek_v3(), seed=22, seq=10)
+# What those do not cover: V2 with a query latent, group-limited greedy, scaling, two dense
+# layers, bf16 and sharded; V3 with a nonzero correction bias, no renormalisation,
+# rotate_half rope, fused expert tensors.
+make("deepseekv2-qlora-groups-bf16", transformers.DeepseekV2ForCausalLM, deepseek_v2(
+    num_hidden_layers=4, first_k_dense_replace=2, q_lora_rank=20, topk_method="group_limited_greedy", n_group=4,
+    topk_group=2, routed_scaling_factor=1.5, num_experts_per_tok=2), seed=23, bf16=True, shards=2, seq=9)
+make("deepseekv3-bias-fused", transformers.DeepseekV3ForCausalLM, deepseek_v3(
+    norm_topk_prob=False, rope_interleave=False, first_k_dense_replace=0, num_hidden_layers=2), seed=24, fused=True,
+    seq=9, tweak_model=deepseek_bias)

@@ -77,6 +77,19 @@ public enum EngineBenchmark {
     public static let referenceConfig = ModelConfig(
         family: .mixtral, vocabSize: 256, hiddenSize: 512, layers: 4, heads: 8, kvHeads: 8,
         ropeTheta: 1_000_000, experts: 8, topK: 2, expertWidth: 1024)
+    /// The reference shape (hidden 512, expert width 1024, 4 layers, 8 heads, 8 experts,
+    /// top-2) in another family's architecture; DeepSeek's per `ModelConfig.deepSeek`
+    /// (latent attention, two shared experts and a dense first layer for V2).
+    public static func referenceConfig(family: String) -> ModelConfig? {
+        let r = referenceConfig
+        switch family {
+        case ModelFamily.mixtral.rawValue: return r
+        case ModelFamily.deepseekV2.rawValue, ModelFamily.deepseekV3.rawValue:
+            return ModelConfig.deepSeek(ModelFamily(rawValue: family)!, vocabSize: r.vocabSize, hiddenSize: r.hiddenSize, layers: r.layers,
+                                        heads: r.heads, experts: r.experts, topK: r.topK, expertWidth: r.expertWidth)
+        default: return nil
+        }
+    }
     public static let batch = 8
     public static let seq = 256
     public static let trainablePerLayer = 2
@@ -121,7 +134,7 @@ public enum EngineBenchmark {
             }
         }
 
-        let pairs = (0..<config.layers).flatMap { l in (0..<trainablePerLayer).map { ExpertID(layer: l, expert: $0) } }
+        let pairs = (0..<config.layers).filter { config.sparseLayers[$0] }.flatMap { l in (0..<trainablePerLayer).map { ExpertID(layer: l, expert: $0) } }
         let trainable = try TrainableSet.experts(pairs, in: model.layout)
         let views = trainable.views(in: model.layout)
         let trainRun = ModelRun(model: model, batch: batch, seq: seq, training: true)
@@ -157,6 +170,9 @@ public enum EngineBenchmark {
         let shape = "\(config.family.rawValue) V=\(config.vocabSize) H=\(config.hiddenSize) I=\(config.expertWidth) L=\(config.layers) "
             + "heads=\(config.heads)/\(config.kvHeads) E=\(config.experts) top-\(config.topK) batch \(batch)×\(seq), "
             + "sparse step trains \(trainablePerLayer) experts/layer"
+            + (config.latentAttention.map { m in
+                ", latent attention kv \(m.kvRank) q \(m.queryRank.map(String.init) ?? "none") nope/rope/v \(m.nopeDim)/\(m.ropeDim)/\(m.valueDim), "
+                    + "shared width \(config.sharedExpertWidth), dense layers \(config.sparseLayers.filter { !$0 }.count)" } ?? "")
         let fixed = measureSgemm(repeats: reps, precision: .fp32Fixed)
         return EngineBenchmarkResult(
             sgemmGflops: sgemm / 1e9,
@@ -209,9 +225,13 @@ public enum EngineBenchmark {
 
     static func attentionFlops(_ c: ModelConfig, seq: Int) -> Double {
         let H = Double(c.hiddenSize)
-        let proj = 2 * H * Double(c.qDim + 2 * c.kvDim) + 2 * Double(c.qDim) * H
-        let core = 2 * 2 * Double(c.qDim) * Double(seq + 1) / 2
-        return proj + core
+        let core = 2 * Double(c.qDim + c.attnDim) * Double(seq + 1) / 2
+        guard let m = c.latentAttention else {
+            return 2 * H * Double(c.qDim + c.kvDim + c.vDim) + 2 * Double(c.attnDim) * H + core
+        }
+        let query = m.queryRank.map { 2 * H * Double($0) + 2 * Double($0) * Double(c.qDim) } ?? 2 * H * Double(c.qDim)
+        let latent = 2 * H * Double(m.kvRank + m.ropeDim) + 2 * Double(m.kvRank) * Double(c.heads * (m.nopeDim + m.valueDim))
+        return query + latent + 2 * Double(c.attnDim) * H + core
     }
 
     static func mlpFlops(_ c: ModelConfig, layer l: Int) -> Double {
@@ -234,13 +254,14 @@ public enum EngineBenchmark {
         let H = Double(c.hiddenSize), I = Double(c.expertWidth)
         var total = forwardFlopsPerToken(c, seq: seq) + 2 * H * Double(c.vocabSize)
         let share = Double(trainablePerLayer) / Double(c.experts)
-        for l in 0..<c.layers {
-            let expertWeightGrads = Double(c.topK) * share * 6 * H * I
-            if l == 0 {
+        let lowest = c.sparseLayers.firstIndex(of: true) ?? c.layers
+        for l in lowest..<c.layers {
+            let expertWeightGrads = c.sparseLayers[l] ? Double(c.topK) * share * 6 * H * I : 0
+            if l == lowest {
                 // Only the trainable experts' dA (one product) and weight gradients.
                 total += expertWeightGrads + Double(c.topK) * share * 2 * H * I
             } else {
-                total += attentionFlops(c, seq: seq) + 2 * 2 * Double(c.qDim) * Double(seq + 1) / 2
+                total += attentionFlops(c, seq: seq) + 2 * Double(c.qDim + c.attnDim) * Double(seq + 1) / 2
                 total += mlpFlops(c, layer: l) + expertWeightGrads
             }
         }

@@ -10,6 +10,9 @@ extension ExpertLibrary {
         public var bytes: Int
         /// False when the library already held exactly this model: nothing was written.
         public var changed: Bool
+        /// Checkpoint tensors the model does not use and the library does not keep
+        /// (DeepSeek-V3's multi-token-prediction layer, which transformers ignores too).
+        public var ignored: [String] = []
     }
 
     /// Splits a Hugging Face checkpoint into a trunk shard and one shard per routed expert.
@@ -98,7 +101,8 @@ extension ExpertLibrary {
             bar.update(Double(total) * 2)
             bar.finish()
         }
-        let summary = SplitSummary(library: directory, trunk: trunkHash, experts: experts.count, bytes: total, changed: true)
+        let summary = SplitSummary(library: directory, trunk: trunkHash, experts: experts.count, bytes: total, changed: true,
+                                   ignored: layout.ignoredTensors(files))
         if isLibrary(directory) {
             let existing = try ExpertLibrary(directory: directory)
             let sameBase = existing.manifest.configSHA256 == configSHA && existing.manifest.trunk == trunkHash
@@ -107,7 +111,8 @@ extension ExpertLibrary {
             guard sameBase else {
                 throw LibraryError("\(directory) already holds a library of a different model; split into an empty directory")
             }
-            return SplitSummary(library: directory, trunk: trunkHash, experts: experts.count, bytes: total, changed: false)
+            return SplitSummary(library: directory, trunk: trunkHash, experts: experts.count, bytes: total, changed: false,
+                                ignored: layout.ignoredTensors(files))
         }
         let configCopy = (directory as NSString).appendingPathComponent("config.json")
         try AtomicFile.write(Array(configData), to: configCopy)

@@ -18,11 +18,16 @@ struct Bench: ParsableCommand {
     @Flag(help: "Also report wall time per phase of the passes.")
     var profile = false
     @OptionGroup var matmul: MatmulOption
+    @Option(help: "The reference shape in this family's architecture: mixtral (the engine's reference), deepseek_v2 or deepseek_v3.")
+    var family = "mixtral"
 
     func run() throws {
         guard repeats > 0 else { throw ValidationError("--repeats \(repeats) must be positive") }
+        guard let config = EngineBenchmark.referenceConfig(family: family) else {
+            throw ValidationError("--family \(family): supported: mixtral, deepseek_v2, deepseek_v3")
+        }
         let result = try EngineBenchmark.run(repeats: repeats, phases: phase == .all ? ["eval", "train"] : [phase.rawValue], profile: profile,
-                                             precision: matmul.precision)
+                                             precision: matmul.precision, config: config)
         print(json ? try JSONOutput.compact(result) : result.text)
     }
 }

@@ -6,7 +6,7 @@ import TesseraCore
 struct Init: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write a randomly initialised MoE checkpoint (for tests and benchmarks).")
-    @Option(help: "mixtral, olmoe, qwen2_moe or qwen3_moe.") var family = "qwen3_moe"
+    @Option(help: "mixtral, olmoe, qwen2_moe, qwen3_moe, deepseek_v2 or deepseek_v3.") var family = "qwen3_moe"
     @Option var vocab = 256
     @Option var hidden = 512
     @Option var layers = 4
@@ -48,9 +48,12 @@ struct Init: ParsableCommand {
         if let existing = try? FileManager.default.contentsOfDirectory(atPath: out), !existing.isEmpty {
             throw ValidationError("--out \(out) is not empty; choose a new directory (nothing was written)")
         }
-        let config = ModelConfig(family: fam, vocabSize: vocab, hiddenSize: hidden, layers: layers, heads: heads, kvHeads: kvHeads,
-                                 experts: experts, topK: topK, expertWidth: expertWidth, denseWidth: expertWidth,
-                                 sharedExpertWidth: fam == .qwen2MoE ? expertWidth : 0)
+        let config = fam.isDeepSeek
+            ? ModelConfig.deepSeek(fam, vocabSize: vocab, hiddenSize: hidden, layers: layers, heads: heads, experts: experts, topK: topK,
+                                   expertWidth: expertWidth, denseLayers: layers > 1 ? 1 : 0)
+            : ModelConfig(family: fam, vocabSize: vocab, hiddenSize: hidden, layers: layers, heads: heads, kvHeads: kvHeads,
+                          experts: experts, topK: topK, expertWidth: expertWidth, denseWidth: expertWidth,
+                          sharedExpertWidth: fam == .qwen2MoE ? expertWidth : 0)
         let model = MoEModel(config: config)
         model.initializeRandomly(seed: seed)
         try model.save(directory: out, dtype: dt)

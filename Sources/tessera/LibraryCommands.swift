@@ -17,6 +17,9 @@ struct Split: ParsableCommand {
         print(s.changed
             ? "split \(s.experts) experts and the trunk (\(s.bytes) bytes of tensors) into \(library); trunk \(s.trunk.prefix(12))"
             : "\(library) already holds this model; nothing written")
+        if !s.ignored.isEmpty {
+            print("left out \(s.ignored.count) tensors of the multi-token-prediction layer (\(s.ignored[0]), …): transformers does not load them either")
+        }
     }
 }
 

@@ -29,7 +29,15 @@ import TesseraTestSupport
                                 sparseLayers: [true, false, true])
         let qwen3 = ModelConfig(family: .qwen3MoE, vocabSize: 20, hiddenSize: 16, layers: 2, heads: 4, kvHeads: 2,
                                 headDim: 6, experts: 6, topK: 3, expertWidth: 8, normTopKProb: true, tieWordEmbeddings: true)
+        var deepseekV2 = ModelConfig.deepSeek(.deepseekV2, vocabSize: 20, hiddenSize: 16, layers: 3, heads: 2, experts: 4, topK: 2, expertWidth: 8)
+        deepseekV2.router.scale = 1.5
+        var deepseekV3 = ModelConfig.deepSeek(.deepseekV3, vocabSize: 20, hiddenSize: 16, layers: 2, heads: 2, experts: 4, topK: 2, expertWidth: 8)
+        deepseekV3.router.groups = 2
+        deepseekV3.router.topGroups = 1
+        deepseekV3.latentAttention?.interleavedRope = false
         return [
+            Case(name: "deepseek_v2 latent attention, dense layer, scaled routing", config: deepseekV2),
+            Case(name: "deepseek_v3 query latent, sigmoid grouped routing, rotate_half", config: deepseekV3, layout: .fused),
             Case(name: "mixtral fused sharded sliding-window", config: mixtral, layout: .fused, shards: 3),
             Case(name: "olmoe bf16", config: olmoe, dtype: .bf16),
             Case(name: "olmoe clip_qkv", config: olmoeClip),

@@ -69,7 +69,14 @@ import TesseraTestSupport
     }
 
     @Test(arguments: [
-        (#""model_type":"deepseek_v3""#, "unsupported model_type deepseek_v3; supported: mixtral, olmoe, qwen2_moe, qwen3_moe"),
+        (#""model_type":"jamba""#, "unsupported model_type jamba; supported: mixtral, olmoe, qwen2_moe, qwen3_moe, deepseek_v2, deepseek_v3"),
+        (#""model_type":"deepseek_v3","first_k_dense_replace":0,"quantization_config":{"quant_method":"fp8"}"#, "quantization_config is not supported"),
+        (#""model_type":"deepseek_v3","first_k_dense_replace":0,"n_routed_experts":6"#, "n_routed_experts 6 is not a multiple of n_group 8"),
+        (#""model_type":"deepseek_v3","first_k_dense_replace":3"#, "first_k_dense_replace 3 must be in 0...1"),
+        (#""model_type":"deepseek_v2","topk_method":"noaux_tc""#, "topk_method noaux_tc is not supported for deepseek_v2"),
+        (#""model_type":"deepseek_v2","num_key_value_heads":2"#, "num_key_value_heads 2 differs from num_attention_heads 4"),
+        (#""model_type":"deepseek_v2","attention_bias":true"#, "attention_bias true is not supported"),
+        (#""model_type":"deepseek_v2","topk_method":"group_limited_greedy","n_group":2,"topk_group":3"#, "topk_group 3 exceeds n_group 2"),
         (#""model_type":"mixtral","hidden_act":"gelu""#, "unsupported hidden_act gelu"),
         (#""model_type":"mixtral","rope_scaling":{"rope_type":"yarn","factor":4}"#, "unsupported rope_scaling type yarn"),
         (#""model_type":"qwen3_moe","use_sliding_window":true"#, "use_sliding_window"),

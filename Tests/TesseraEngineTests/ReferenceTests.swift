@@ -46,7 +46,8 @@ import TesseraTestSupport
         let loss = try run.lossAndGradients(tokens, trainable: .all(model.layout), grads: grads)
         let refLoss = Double(try expected.floats("loss")[0])
         #expect(abs(loss - refLoss) / refLoss < 1e-5)
-        for slot in model.layout.tensors {
+        // Buffers (DeepSeek-V3's e_score_correction_bias) have no gradient in transformers.
+        for slot in model.layout.tensors where expected.tensors["grad." + slot.name] != nil || !slot.name.hasSuffix("e_score_correction_bias") {
             let ref = try expected.floats("grad." + slot.name)
             let scale = ref.map { abs($0) }.max() ?? 0
             var worst: Float = 0

@@ -44,6 +44,27 @@ import TesseraTestSupport
         #expect(a.loss == b.loss && a.routerCounts == b.routerCounts)
     }
 
+    /// DeepSeek-V3's multi-token-prediction layer (layer num_hidden_layers) is not part of
+    /// the model transformers loads: the engine loads without it, split says it left it out.
+    @Test func deepSeekV3MultiTokenPredictionLayerIsLeftOutAndSaid() throws {
+        let s = TemporaryDirectory()
+        let source = ReferenceFixtures.path("deepseekv3-tiny"), copy = s.sub("ckpt")
+        try FileManager.default.createDirectory(atPath: copy, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: source + "/config.json", toPath: copy + "/config.json")
+        let files = try CheckpointFiles(directory: source)
+        var records = files.tensorNames.map { TensorRecord(name: $0, dtype: files.info($0)!.dtype, shape: files.info($0)!.shape, bytes: Array(files.bytes($0)!)) }
+        records.append(TensorRecord(name: "model.layers.3.enorm.weight", dtype: .f32, shape: [32], bytes: Array(repeating: 0, count: 128)))
+        try SafetensorsWriter.write(records, to: copy + "/model.safetensors")
+        let direct = try MoEModel(directory: source), withMTP = try MoEModel(directory: copy)
+        #expect(direct.parameters.array == withMTP.parameters.array)
+        let summary = try ExpertLibrary.split(checkpoint: copy, into: s.sub("lib"))
+        #expect(summary.ignored == ["model.layers.3.enorm.weight"])
+        // Any other unknown tensor is still refused, naming it.
+        records.append(TensorRecord(name: "model.layers.1.mlp.extra.weight", dtype: .f32, shape: [1], bytes: [0, 0, 0, 0]))
+        try SafetensorsWriter.write(records, to: copy + "/model.safetensors")
+        #expect { try MoEModel(directory: copy) } throws: { "\($0)".contains("unused tensor model.layers.1.mlp.extra.weight") }
+    }
+
     @Test func splittingAgainIsANoOpAndAnotherModelIsRefused() throws {
         let s = TemporaryDirectory()
         let lib = s.sub("lib")

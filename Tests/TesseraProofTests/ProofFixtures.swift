@@ -13,11 +13,11 @@ final class ProofFixture {
     let library: ExpertLibrary
     let config: ModelConfig
 
-    init(seed: UInt64 = 3) throws {
+    init(seed: UInt64 = 3, config: ModelConfig? = nil) throws {
         dir = scratch.path
-        config = ModelConfig(family: .qwen3MoE, vocabSize: 256, hiddenSize: 16, layers: 3, heads: 2, kvHeads: 1, headDim: 8,
-                             experts: 4, topK: 2, expertWidth: 16, normTopKProb: true, tieWordEmbeddings: true)
-        let model = MoEModel(config: config)
+        self.config = config ?? ModelConfig(family: .qwen3MoE, vocabSize: 256, hiddenSize: 16, layers: 3, heads: 2, kvHeads: 1, headDim: 8,
+                                            experts: 4, topK: 2, expertWidth: 16, normTopKProb: true, tieWordEmbeddings: true)
+        let model = MoEModel(config: self.config)
         model.initializeRandomly(seed: seed, std: 0.1)
         try model.save(directory: dir + "/hf", dtype: .f32)
         _ = try ExpertLibrary.split(checkpoint: dir + "/hf", into: dir + "/lib")

@@ -1,17 +1,21 @@
 import CBLAS
 import TesseraCore
 
-/// Shapes of one causal self-attention call: q [B·S, H·d], k and v [B·S, Hkv·d].
+/// Shapes of one causal self-attention call: q [B·S, H·d], k [B·S, Hkv·d], v [B·S, Hkv·dv]
+/// and the output [B·S, H·dv] (dv = d except in DeepSeek's latent attention).
 public struct AttentionShape: Sendable {
     public var batch: Int, seq: Int, heads: Int, kvHeads: Int, headDim: Int
+    public var valueDim: Int
     /// Keys more than `window - 1` positions back are masked (nil: none).
     public var window: Int?
     public var qStride: Int { heads * headDim }
     public var kvStride: Int { kvHeads * headDim }
+    public var vStride: Int { kvHeads * valueDim }
+    public var outStride: Int { heads * valueDim }
     public var scale: Float { 1 / Float(headDim).squareRoot() }
-    public init(batch: Int, seq: Int, heads: Int, kvHeads: Int, headDim: Int, window: Int?) {
+    public init(batch: Int, seq: Int, heads: Int, kvHeads: Int, headDim: Int, valueDim: Int? = nil, window: Int?) {
         self.batch = batch; self.seq = seq; self.heads = heads; self.kvHeads = kvHeads
-        self.headDim = headDim; self.window = window
+        self.headDim = headDim; self.valueDim = valueDim ?? headDim; self.window = window
     }
     /// Rows are processed in blocks; block b only sees keys before its end, which halves
     /// the work of causal attention against a full S×S product.
@@ -42,15 +46,15 @@ public func attentionForward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float
                              _ out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>?,
                              scratch: UnsafeMutablePointer<Float>, shape s: AttentionShape,
                              precision: MatmulPrecision = .fp32) {
-    let S = s.seq, d = s.headDim, group = s.heads / s.kvHeads
+    let S = s.seq, d = s.headDim, dv = s.valueDim, group = s.heads / s.kvHeads
     Parallel.parts(s.batch * s.heads) { part, items in
         for item in items {
             let b = item / s.heads, h = item % s.heads, kvh = h / group
             let P = probs.map { $0 + item * S * S } ?? scratch + part * S * S
             let qb = q + b * S * s.qStride + h * d
             let kb = k + b * S * s.kvStride + kvh * d
-            let vb = v + b * S * s.kvStride + kvh * d
-            let ob = out + b * S * s.qStride + h * d
+            let vb = v + b * S * s.vStride + kvh * dv
+            let ob = out + b * S * s.outStride + h * dv
             var r0 = 0
             while r0 < S {
                 let r1 = min(S, r0 + AttentionShape.block)
@@ -64,7 +68,7 @@ public func attentionForward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float
                     softmaxRow(row + lo, i + 1 - lo)
                     if i + 1 < r1 { (row + i + 1).update(repeating: 0, count: r1 - i - 1) }
                 }
-                gemm(m: rows, n: d, k: r1, a: P + r0 * S, lda: S, b: vb, ldb: s.kvStride, c: ob + r0 * s.qStride, ldc: s.qStride,
+                gemm(m: rows, n: dv, k: r1, a: P + r0 * S, lda: S, b: vb, ldb: s.vStride, c: ob + r0 * s.outStride, ldc: s.outStride,
                      parallel: false, precision: precision)
                 r0 = r1
             }
@@ -76,9 +80,9 @@ public func attentionForward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float
 /// `Parallel.workers · S · S` floats.
 public func attentionBackward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>,
                               probs: UnsafePointer<Float>, _ dOut: UnsafePointer<Float>,
-                              _ dq: UnsafeMutablePointer<Float>, _ dk: UnsafeMutablePointer<Float>, _ dv: UnsafeMutablePointer<Float>,
+                              _ dq: UnsafeMutablePointer<Float>, _ dk: UnsafeMutablePointer<Float>, _ dV: UnsafeMutablePointer<Float>,
                               scratch: UnsafeMutablePointer<Float>, shape s: AttentionShape, precision: MatmulPrecision = .fp32) {
-    let S = s.seq, d = s.headDim, group = s.heads / s.kvHeads
+    let S = s.seq, d = s.headDim, dv = s.valueDim, group = s.heads / s.kvHeads
     // One work item per (sequence, kv head): the heads sharing a kv head write the same
     // dk/dv rows, so they run in one item, in order.
     Parallel.parts(s.batch * s.kvHeads) { part, items in
@@ -86,19 +90,19 @@ public func attentionBackward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Floa
         for item in items {
             let b = item / s.kvHeads, kvh = item % s.kvHeads
             let kb = k + b * S * s.kvStride + kvh * d
-            let vb = v + b * S * s.kvStride + kvh * d
+            let vb = v + b * S * s.vStride + kvh * dv
             let dkb = dk + b * S * s.kvStride + kvh * d
-            let dvb = dv + b * S * s.kvStride + kvh * d
+            let dvb = dV + b * S * s.vStride + kvh * dv
             for h in (kvh * group)..<((kvh + 1) * group) {
                 let P = probs + (b * s.heads + h) * S * S
                 let qb = q + b * S * s.qStride + h * d
                 let dqb = dq + b * S * s.qStride + h * d
-                let dob = dOut + b * S * s.qStride + h * d
+                let dob = dOut + b * S * s.outStride + h * dv
                 var r0 = 0
                 while r0 < S {
                     let r1 = min(S, r0 + AttentionShape.block)
                     let rows = r1 - r0
-                    sgemmRaw(false, true, rows, r1, d, 1, dob + r0 * s.qStride, s.qStride, vb, s.kvStride, 0, dP + r0 * S, S, precision: precision)
+                    sgemmRaw(false, true, rows, r1, dv, 1, dob + r0 * s.outStride, s.outStride, vb, s.vStride, 0, dP + r0 * S, S, precision: precision)
                     for i in r0..<r1 {
                         let pr = P + i * S, gr = dP + i * S
                         let lo = s.firstKey(i), hi = i + 1
@@ -109,7 +113,7 @@ public func attentionBackward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Floa
                     }
                     sgemmRaw(false, false, rows, d, r1, s.scale, dP + r0 * S, S, kb, s.kvStride, 1, dqb + r0 * s.qStride, s.qStride, precision: precision)
                     sgemmRaw(true, false, r1, d, rows, s.scale, dP + r0 * S, S, qb + r0 * s.qStride, s.qStride, 1, dkb, s.kvStride, precision: precision)
-                    sgemmRaw(true, false, r1, d, rows, 1, P + r0 * S, S, dob + r0 * s.qStride, s.qStride, 1, dvb, s.kvStride, precision: precision)
+                    sgemmRaw(true, false, r1, dv, rows, 1, P + r0 * S, S, dob + r0 * s.outStride, s.outStride, 1, dvb, s.vStride, precision: precision)
                     r0 = r1
                 }
             }

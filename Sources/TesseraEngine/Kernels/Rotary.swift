@@ -33,23 +33,36 @@ public struct RotaryTable: Sendable {
 @inlinable
 public func applyRotary(_ x: UnsafeMutablePointer<Float>, table: RotaryTable, batch: Int, seq: Int, heads: Int,
                         headDim: Int, inverse: Bool) {
-    let half = headDim / 2
-    let rowStride = heads * headDim
+    applyRotary(x, table: table, rows: batch * seq, seq: seq, rowStride: heads * headDim, heads: heads, headStride: headDim,
+                offset: 0, interleaved: false, inverse: inverse)
+}
+
+/// Rotates the `2·table.half` values at `offset` of each head of each row in place (rows
+/// of `rowStride` values, heads `headStride` apart; row t is at position t mod seq).
+/// Pairs are (i, i + half) as in rotate_half, or with `interleaved` (2i, 2i + 1) as
+/// DeepSeek lays them out; attention scores come out the same either way as long as
+/// queries and keys agree.
+@inlinable
+public func applyRotary(_ x: UnsafeMutablePointer<Float>, table: RotaryTable, rows: Int, seq: Int, rowStride: Int,
+                        heads: Int, headStride: Int, offset: Int, interleaved: Bool, inverse: Bool) {
+    let half = table.half
+    let (step, partner) = interleaved ? (2, 1) : (1, half)
     table.cos.withUnsafeBufferPointer { cosBuf in
         table.sin.withUnsafeBufferPointer { sinBuf in
             let cp = cosBuf.baseAddress!, sp = sinBuf.baseAddress!
             let sign: Float = inverse ? -1 : 1
-            Parallel.ranges(batch * seq, work: batch * seq * rowStride) { range in
+            Parallel.ranges(rows, work: rows * heads * 2 * half) { range in
                 for t in range {
                     let pos = t % seq
                     let c = cp + pos * half, s = sp + pos * half
                     for h in 0..<heads {
-                        let v = x + t * rowStride + h * headDim
+                        let v = x + t * rowStride + h * headStride + offset
                         for i in 0..<half {
-                            let a = v[i], b = v[i + half]
+                            let j = i * step
+                            let a = v[j], b = v[j + partner]
                             let si = sign * s[i]
-                            v[i] = a * c[i] - b * si
-                            v[i + half] = b * c[i] + a * si
+                            v[j] = a * c[i] - b * si
+                            v[j + partner] = b * c[i] + a * si
                         }
                     }
                 }

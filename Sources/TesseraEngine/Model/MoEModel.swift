@@ -107,6 +107,8 @@ extension ModelConfig {
         case .olmoe: arch = "OlmoeForCausalLM"
         case .qwen2MoE: arch = "Qwen2MoeForCausalLM"
         case .qwen3MoE: arch = "Qwen3MoeForCausalLM"
+        case .deepseekV2: arch = "DeepseekV2ForCausalLM"
+        case .deepseekV3: arch = "DeepseekV3ForCausalLM"
         }
         func n(_ x: Int) -> JSONValue { .integer(Int64(x)) }
         m.append(("architectures", .array([.string(arch)])))
@@ -149,6 +151,10 @@ extension ModelConfig {
             } else {
                 m.append(("attention_bias", .bool(qkvBias)))
             }
+        case .deepseekV2, .deepseekV3:
+            m.removeAll { $0.0 == "head_dim" || $0.0 == "rope_theta" }
+            m.append(("rope_parameters", .object([("rope_theta", .number(ropeTheta)), ("rope_type", .string("default"))])))
+            m.append(contentsOf: deepSeekJSONFields())
         }
         return JSONValue.object(m).serialized() + "\n"
     }

@@ -6,6 +6,8 @@ final class BackwardBuffers: @unchecked Sendable {
     let dRes: FloatBuffer, dh: FloatBuffer, dlogits: FloatBuffer
     let dq: FloatBuffer, dk: FloatBuffer, dv: FloatBuffer, dqPre: FloatBuffer, dkPre: FloatBuffer
     let dAttn: FloatBuffer, dY: FloatBuffer, dXDisp: FloatBuffer, dRouter: FloatBuffer, dMLP: FloatBuffer, dRow: FloatBuffer
+    /// Latent attention: gradients of kv_b's output, kv_a's output, and the two latents.
+    let dKvB: FloatBuffer, dKvA: FloatBuffer, dLatent: FloatBuffer, dQA: FloatBuffer
 
     init(config c: ModelConfig, tokens T: Int) {
         let H = c.hiddenSize, TK = T * c.topK
@@ -14,10 +16,15 @@ final class BackwardBuffers: @unchecked Sendable {
         dlogits = FloatBuffer(count: T * c.vocabSize)
         dq = FloatBuffer(count: T * c.qDim)
         dk = FloatBuffer(count: T * c.kvDim)
-        dv = FloatBuffer(count: T * c.kvDim)
+        dv = FloatBuffer(count: T * c.vDim)
         dqPre = FloatBuffer(count: c.qkNorm == .none ? 0 : T * c.qDim)
         dkPre = FloatBuffer(count: c.qkNorm == .none ? 0 : T * c.kvDim)
-        dAttn = FloatBuffer(count: T * c.qDim)
+        dAttn = FloatBuffer(count: T * c.attnDim)
+        let m = c.latentAttention
+        dKvB = FloatBuffer(count: m.map { T * c.heads * ($0.nopeDim + $0.valueDim) } ?? 0)
+        dKvA = FloatBuffer(count: m.map { T * ($0.kvRank + $0.ropeDim) } ?? 0)
+        dLatent = FloatBuffer(count: m.map { T * max($0.kvRank, $0.queryRank ?? 0) } ?? 0)
+        dQA = FloatBuffer(count: m.map { T * ($0.queryRank ?? 0) } ?? 0)
         let sparse = c.sparseLayers.contains(true)
         dY = FloatBuffer(count: sparse ? TK * H : 0)
         dXDisp = FloatBuffer(count: sparse ? TK * H : 0)
@@ -87,8 +94,10 @@ extension ModelRun {
     }
 
     func attentionHasTrainable(_ lw: LayerWeights, _ tr: TrainableSet) -> Bool {
-        let a = lw.attention
-        return [lw.inputNorm, a.q, a.k, a.v, a.o, a.qBias, a.kBias, a.vBias, a.oBias, a.qNorm, a.kNorm].contains { tr.contains($0) }
+        if tr.contains(lw.inputNorm) { return true }
+        if let la = lw.latentAttention, la.all.contains(where: { tr.contains($0) }) { return true }
+        guard let a = lw.attention else { return false }
+        return [a.q, a.k, a.v, a.o, a.qBias, a.kBias, a.vBias, a.oBias, a.qNorm, a.kNorm].contains { tr.contains($0) }
     }
 
     private func layerBackward(_ l: Int, _ tr: TrainableSet, needInputGrad: Bool, grads G: UnsafeMutablePointer<Float>, b: BackwardBuffers) {
@@ -115,14 +124,19 @@ extension ModelRun {
         rmsNormBackward(a.xMid.pointer, P + lw.postNorm.offset, a.rinv2.pointer, dh, dx: (attnTrainable || needInputGrad) ? dRes : nil,
                         dw: tr.contains(lw.postNorm) ? G + lw.postNorm.offset : nil, rows: T, dim: H)
         guard attnTrainable || needInputGrad else { return }
-        PhaseTimer.shared.measure("bwd.attention_block") { attentionBlockBackward(lw, a, tr, needInputGrad: needInputGrad, grads: G, b: b) }
+        PhaseTimer.shared.measure("bwd.attention_block") {
+            if let aw = lw.attention {
+                attentionBlockBackward(lw, aw, a, tr, needInputGrad: needInputGrad, grads: G, b: b)
+            } else if let la = lw.latentAttention {
+                latentAttentionBackward(lw, la, a, tr, needInputGrad: needInputGrad, grads: G, b: b)
+            }
+        }
     }
 
-    private func attentionBlockBackward(_ lw: LayerWeights, _ a: LayerActivations, _ tr: TrainableSet, needInputGrad: Bool,
-                                        grads G: UnsafeMutablePointer<Float>, b: BackwardBuffers) {
+    private func attentionBlockBackward(_ lw: LayerWeights, _ aw: AttentionWeights, _ a: LayerActivations, _ tr: TrainableSet,
+                                        needInputGrad: Bool, grads G: UnsafeMutablePointer<Float>, b: BackwardBuffers) {
         let c = config, H = c.hiddenSize
         let P = model.parameters.pointer
-        let aw = lw.attention
         let dRes = b.dRes.pointer, dh = b.dh.pointer
         let dq = b.dq.pointer, dk = b.dk.pointer, dv = b.dv.pointer, dAttn = b.dAttn.pointer
         if tr.contains(aw.o) { linearBackwardWeight(dRes, a.attn.pointer, G + aw.o.offset, rows: T, inDim: c.qDim, outDim: H, precision: matmul) }
@@ -225,30 +239,41 @@ extension ModelRun {
                     auxGrad[e] = Float(Double(routerAuxLossCoefficient) * Double(E) * f / n)
                 }
             }
+            let scale = c.router.scale
             for t in 0..<T {
                 let p = probs + t * E, dl = dLogits + t * E
                 dl.update(repeating: 0, count: E)
-                // dl holds ∂L/∂p first, then becomes ∂L/∂logits.
+                // dl holds ∂L/∂p first (p the scores), then becomes ∂L/∂logits. A weight is
+                // scale · p_k, or scale · p_k / Σ p_j over the chosen when renormalised.
                 if c.normTopKProb {
                     var sum: Float = 0, weighted: Float = 0
-                    for k in 0..<K { sum += p[Int(topIdx[t * K + k])]; weighted += dw[t * K + k] * topW[t * K + k] }
-                    for k in 0..<K { dl[Int(topIdx[t * K + k])] = (dw[t * K + k] - weighted) / sum }
+                    for k in 0..<K { sum += p[Int(topIdx[t * K + k])] }
+                    for k in 0..<K { weighted += dw[t * K + k] * p[Int(topIdx[t * K + k])] / sum }
+                    for k in 0..<K { dl[Int(topIdx[t * K + k])] += scale * (dw[t * K + k] - weighted) / sum }
                 } else {
-                    for k in 0..<K { dl[Int(topIdx[t * K + k])] = dw[t * K + k] }
+                    for k in 0..<K { dl[Int(topIdx[t * K + k])] += scale * dw[t * K + k] }
                 }
-                if routerAuxLossCoefficient > 0 { for e in 0..<E { dl[e] += auxGrad[e] } }
-                let s = dot(p, dl, E)
-                for e in 0..<E { dl[e] = p[e] * (dl[e] - s) }
+                switch c.router.scoring {
+                case .softmax:
+                    if routerAuxLossCoefficient > 0 { for e in 0..<E { dl[e] += auxGrad[e] } }
+                    let s = dot(p, dl, E)
+                    for e in 0..<E { dl[e] = p[e] * (dl[e] - s) }
+                case .sigmoid:
+                    for e in 0..<E { dl[e] *= p[e] * (1 - p[e]) }
+                }
             }
             if tr.contains(router) { linearBackwardWeight(dLogits, a.h2.pointer, G + router.offset, rows: T, inDim: H, outDim: E, precision: matmul.routerPrecision) }
             if let dh2 { linearBackwardInput(dLogits, P + router.offset, dh2, rows: T, inDim: H, outDim: E, precision: matmul.routerPrecision) }
         }
-        if let shared = lw.sharedExpert, let gate = lw.sharedExpertGate {
+        if let shared = lw.sharedExpert {
             let sg = a.sharedGate!.pointer, sy = a.mlpY!.pointer, h2 = a.h2.pointer
-            let dS = b.dMLP.pointer
+            var dS = b.dMLP.pointer
+            let gate = lw.sharedExpertGate
             let gateTrains = tr.contains(gate)
             let trains = tr.contains(shared.gate) || tr.contains(shared.up) || tr.contains(shared.down)
+            if gate == nil { dS = dOut }
             for t in 0..<T {
+                guard let gate else { break }
                 let s = sg[t]
                 let dz = dot(dOut + t * H, sy + t * H, H) * s * (1 - s)
                 if gateTrains { axpy(dz, h2 + t * H, G + gate.offset, H) }

@@ -6,6 +6,11 @@ public enum ModelFamily: String, Sendable, CaseIterable, Codable {
     case olmoe
     case qwen2MoE = "qwen2_moe"
     case qwen3MoE = "qwen3_moe"
+    case deepseekV2 = "deepseek_v2"
+    case deepseekV3 = "deepseek_v3"
+
+    /// DeepSeek's multi-head latent attention, shared experts and scaled routing.
+    public var isDeepSeek: Bool { self == .deepseekV2 || self == .deepseekV3 }
 }
 
 public typealias ConfigError = FileProblem
@@ -60,6 +65,23 @@ public struct HFConfigFile: Codable, Sendable {
     public var slidingWindow: Int?
     public var useSlidingWindow: Bool?
     public var maxPositionEmbeddings: Int?
+    // DeepSeek-V2/V3 (defaults are transformers' when a key is absent; see `resolveDeepSeek`).
+    public var qLoraRank: Int?
+    public var kvLoraRank: Int?
+    public var qkNopeHeadDim: Int?
+    public var qkRopeHeadDim: Int?
+    public var vHeadDim: Int?
+    public var nRoutedExperts: Int?
+    public var nSharedExperts: Int?
+    public var firstKDenseReplace: Int?
+    public var moeLayerFreq: Int?
+    public var routedScalingFactor: Double?
+    public var topkMethod: String?
+    public var nGroup: Int?
+    public var topkGroup: Int?
+    public var scoringFunc: String?
+    public var ropeInterleave: Bool?
+    public var mlpBias: Bool?
 
     enum CodingKeys: String, CodingKey {
         case modelType = "model_type"
@@ -91,7 +113,61 @@ public struct HFConfigFile: Codable, Sendable {
         case slidingWindow = "sliding_window"
         case useSlidingWindow = "use_sliding_window"
         case maxPositionEmbeddings = "max_position_embeddings"
+        case qLoraRank = "q_lora_rank"
+        case kvLoraRank = "kv_lora_rank"
+        case qkNopeHeadDim = "qk_nope_head_dim"
+        case qkRopeHeadDim = "qk_rope_head_dim"
+        case vHeadDim = "v_head_dim"
+        case nRoutedExperts = "n_routed_experts"
+        case nSharedExperts = "n_shared_experts"
+        case firstKDenseReplace = "first_k_dense_replace"
+        case moeLayerFreq = "moe_layer_freq"
+        case routedScalingFactor = "routed_scaling_factor"
+        case topkMethod = "topk_method"
+        case nGroup = "n_group"
+        case topkGroup = "topk_group"
+        case scoringFunc = "scoring_func"
+        case ropeInterleave = "rope_interleave"
+        case mlpBias = "mlp_bias"
     }
+}
+
+/// DeepSeek's multi-head latent attention (MLA): keys and values come from a compressed
+/// latent of `kvRank` values per token plus one rotary key part shared by all heads.
+public struct LatentAttention: Sendable, Equatable, Codable {
+    /// q_lora_rank: queries go through a compressed latent too (nil: one q_proj).
+    public var queryRank: Int?
+    public var kvRank: Int
+    public var nopeDim: Int
+    public var ropeDim: Int
+    public var valueDim: Int
+    /// Rotary pairs are adjacent elements (DeepSeek-V2 always; V3 with rope_interleave)
+    /// rather than i and i + d/2.
+    public var interleavedRope: Bool
+    public var headDim: Int { nopeDim + ropeDim }
+}
+
+/// How a sparse layer's router turns logits into the chosen experts and their weights.
+public struct RouterRule: Sendable, Equatable, Codable {
+    public enum Scoring: String, Sendable, Codable { case softmax, sigmoid }
+    /// How a group of experts is scored when choices are limited to the best groups.
+    public enum GroupScore: String, Sendable, Codable {
+        /// DeepSeek-V2's group_limited_greedy: the group's best expert.
+        case best
+        /// DeepSeek-V3: the sum of the group's two best.
+        case bestTwo = "best_two"
+    }
+    public var scoring: Scoring = .softmax
+    /// Experts fall into `groups` equal groups; a token chooses among the `topGroups` best
+    /// (1 and 1: no limit).
+    public var groups: Int = 1
+    public var topGroups: Int = 1
+    public var groupScore: GroupScore = .best
+    /// Weights are multiplied by this after any renormalisation (routed_scaling_factor).
+    public var scale: Float = 1
+    /// DeepSeek-V3's e_score_correction_bias: added to the scores for choosing only.
+    public var correctionBias: Bool = false
+    public init() {}
 }
 
 /// The resolved architecture the engine runs: every choice explicit.
@@ -126,6 +202,15 @@ public struct ModelConfig: Sendable, Equatable, Codable {
     /// `pad_token_id`: transformers builds the embedding with it as padding_idx, whose row
     /// receives no gradient through the embedding lookup (nil: none).
     public var paddingIndex: Int?
+    /// Value head width (differs from `headDim` in latent attention).
+    public var valueHeadDim: Int
+    /// Width of the rotary part of each head (all of it, except in latent attention).
+    public var rotaryDim: Int
+    public var latentAttention: LatentAttention?
+    public var router = RouterRule()
+    /// Qwen2-MoE scales its shared expert by a sigmoid gate; DeepSeek's shared experts are
+    /// added as they are.
+    public var sharedExpertGated: Bool
 
     public enum QKNorm: String, Sendable, Codable {
         case none
@@ -146,13 +231,16 @@ public struct ModelConfig: Sendable, Equatable, Codable {
         self.heads = heads
         self.kvHeads = kvHeads
         self.headDim = headDim ?? hiddenSize / heads
+        self.valueHeadDim = self.headDim
+        self.rotaryDim = self.headDim
         self.rmsNormEps = rmsNormEps
         self.ropeTheta = ropeTheta
         self.experts = experts
         self.topK = topK
         self.expertWidth = expertWidth
         self.denseWidth = denseWidth
-        self.sharedExpertWidth = family == .qwen2MoE ? sharedExpertWidth : 0
+        self.sharedExpertWidth = (family == .qwen2MoE || family.isDeepSeek) ? sharedExpertWidth : 0
+        self.sharedExpertGated = family == .qwen2MoE
         self.normTopKProb = family == .mixtral ? true : (normTopKProb ?? false)
         self.sparseLayers = sparseLayers ?? Array(repeating: true, count: layers)
         self.tieWordEmbeddings = tieWordEmbeddings
@@ -169,6 +257,9 @@ public struct ModelConfig: Sendable, Equatable, Codable {
 
     public var qDim: Int { heads * headDim }
     public var kvDim: Int { kvHeads * headDim }
+    /// Values [T, kvHeads · valueHeadDim]; the attention output [T, heads · valueHeadDim].
+    public var vDim: Int { kvHeads * valueHeadDim }
+    public var attnDim: Int { heads * valueHeadDim }
 
     public static func load(directory: String) throws -> ModelConfig {
         let path = (directory as NSString).appendingPathComponent("config.json")
@@ -187,10 +278,13 @@ public struct ModelConfig: Sendable, Equatable, Codable {
         } catch let e as DecodingError {
             throw ConfigError(file: file, "field \(StrictJSON.describe(e, in: json))")
         }
-        return try resolve(raw, file: file)
+        var keys = Set<String>()
+        if case .object(let pairs) = json { keys = Set(pairs.map(\.0)) }
+        return try resolve(raw, keys: keys, file: file)
     }
 
-    static func resolve(_ c: HFConfigFile, file: String) throws -> ModelConfig {
+    /// `keys`: the fields config.json spells out, where absent and null mean different things.
+    static func resolve(_ c: HFConfigFile, keys: Set<String> = [], file: String) throws -> ModelConfig {
         func need<T>(_ v: T?, _ key: String) throws -> T {
             guard let v else { throw ConfigError(file: file, "missing required field \(key)") }
             return v
@@ -212,6 +306,7 @@ public struct ModelConfig: Sendable, Equatable, Codable {
         if let rt = c.ropeParameters?.ropeType, rt != "default" {
             throw ConfigError(file: file, "unsupported rope_parameters.rope_type \(rt); supported: default")
         }
+        if family.isDeepSeek { return try resolveDeepSeek(c, family: family, keys: keys, file: file) }
         let hidden = try positive(try need(c.hiddenSize, "hidden_size"), "hidden_size")
         let heads = try positive(try need(c.numAttentionHeads, "num_attention_heads"), "num_attention_heads")
         let kvHeads = try positive(c.numKeyValueHeads ?? heads, "num_key_value_heads")
@@ -239,7 +334,7 @@ public struct ModelConfig: Sendable, Equatable, Codable {
         var denseWidth = 0
         var sharedWidth = 0
         switch family {
-        case .mixtral, .olmoe:
+        case .mixtral, .olmoe, .deepseekV2, .deepseekV3:   // DeepSeek is resolved above
             expertWidth = try positive(try need(c.intermediateSize, "intermediate_size"), "intermediate_size")
         case .qwen2MoE, .qwen3MoE:
             expertWidth = try positive(try need(c.moeIntermediateSize, "moe_intermediate_size"), "moe_intermediate_size")
@@ -265,7 +360,7 @@ public struct ModelConfig: Sendable, Equatable, Codable {
             if c.useSlidingWindow == true {
                 throw ConfigError(file: file, "use_sliding_window true is not supported (Qwen's per-layer windows); supported: false")
             }
-        case .olmoe: break
+        case .olmoe, .deepseekV2, .deepseekV3: break
         }
         if let w = window, w <= 0 { window = nil }
 
@@ -277,7 +372,7 @@ public struct ModelConfig: Sendable, Equatable, Codable {
             sparseLayers: sparse, tieWordEmbeddings: c.tieWordEmbeddings ?? false, slidingWindow: window)
         if let pad = c.padTokenId, (0..<config.vocabSize).contains(pad) { config.paddingIndex = pad }
         switch family {
-        case .mixtral: break
+        case .mixtral, .deepseekV2, .deepseekV3: break
         case .olmoe:
             config.qkvBias = c.attentionBias ?? false
             config.oBias = c.attentionBias ?? false

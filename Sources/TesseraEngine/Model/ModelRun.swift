@@ -52,13 +52,13 @@ public final class ModelRun: @unchecked Sendable {
         let widest = max(T * c.topK * c.expertWidth, T * max(c.sharedExpertWidth, c.denseWidth))
         mlpScratchA = FloatBuffer(count: widest)
         mlpScratchB = FloatBuffer(count: training ? 2 * widest : 0)
-        rotary = RotaryTable(headDim: c.headDim, theta: c.ropeTheta, length: seq)
+        rotary = RotaryTable(headDim: c.rotaryDim, theta: c.ropeTheta, length: seq)
         routerStats = RouterStats(config: c)
     }
 
     var attentionShape: AttentionShape {
         AttentionShape(batch: batch, seq: seq, heads: config.heads, kvHeads: config.kvHeads, headDim: config.headDim,
-                       window: config.slidingWindow)
+                       valueDim: config.valueHeadDim, window: config.slidingWindow)
     }
 
     /// Runs the forward pass and returns the mean next-token loss.
@@ -153,7 +153,11 @@ public final class ModelRun: @unchecked Sendable {
         timer.measure("fwd.norms") {
             rmsNormForward(xp, P + lw.inputNorm.offset, a.h1.pointer, a.rinv1.pointer, rows: T, dim: H, eps: c.rmsNormEps)
         }
-        attentionBlockForward(lw.attention, a)
+        if let aw = lw.attention {
+            attentionBlockForward(aw, a)
+        } else if let la = lw.latentAttention {
+            latentAttentionForward(la, a)
+        }
         if training { a.xMid.pointer.update(from: xp, count: T * H) }
         capture?.layers[l].storeMid(xp, count: T * H)
         timer.measure("fwd.norms") {
@@ -169,7 +173,7 @@ public final class ModelRun: @unchecked Sendable {
         }
     }
 
-    private func attentionBlockForward(_ aw: AttentionWeights, _ a: LayerActivations) {
+    func attentionBlockForward(_ aw: AttentionWeights, _ a: LayerActivations) {
         let c = config, H = c.hiddenSize
         let P = model.parameters.pointer
         let h1 = a.h1.pointer
@@ -209,7 +213,7 @@ public final class ModelRun: @unchecked Sendable {
                              scratch: attnScratch.pointer, shape: attentionShape, precision: matmul)
         }
         timer.measure("fwd.o_proj") {
-            linearForward(a.attn.pointer, P + aw.o.offset, x.pointer, rows: T, inDim: c.qDim, outDim: H, accumulate: true, precision: matmul)
+            linearForward(a.attn.pointer, P + aw.o.offset, x.pointer, rows: T, inDim: c.attnDim, outDim: H, accumulate: true, precision: matmul)
         }
         if let b = aw.oBias { addRowBias(x.pointer, P + b.offset, rows: T, dim: H) }
     }
@@ -224,7 +228,8 @@ public final class ModelRun: @unchecked Sendable {
         timer.measure("fwd.router") {
             // Routing is a discontinuous choice: its logits are always full float.
             linearForward(h2, P + router.offset, probs, rows: T, inDim: H, outDim: E, precision: matmul.routerPrecision)
-            routeTokens(probs: probs, tokens: T, experts: E, topK: K, normalize: c.normTopKProb, resident: model.residentExperts?[l],
+            routeTokens(probs: probs, tokens: T, experts: E, topK: K, normalize: c.normTopKProb, rule: c.router,
+                        bias: lw.routerBias.map { UnsafePointer(P + $0.offset) }, resident: model.residentExperts?[l],
                         topIdx: topIdx, topW: topW)
         }
         // Group (token, slot) pairs by expert, tokens ascending within each group.
@@ -285,10 +290,14 @@ public final class ModelRun: @unchecked Sendable {
         let H = config.hiddenSize
         let P = model.parameters.pointer
         let h2 = a.h2.pointer, xp = x.pointer
-        if let shared = lw.sharedExpert, let gate = lw.sharedExpertGate {
+        if let shared = lw.sharedExpert {
             let sg = a.sharedGate!.pointer, sy = a.mlpY!.pointer
             mlpForward(h2, MLPPointers(shared, base: P), rows: T, hidden: H,
                        gu: a.mlpGU!.pointer, a: mlpScratchA.pointer, y: sy, precision: matmul)
+            guard let gate = lw.sharedExpertGate else {
+                axpy(1, sy, xp, T * H)
+                return
+            }
             let gw = P + gate.offset
             for t in 0..<T {
                 let z = dot(h2 + t * H, gw, H)

@@ -24,15 +24,32 @@ public struct AttentionWeights: Sendable, Equatable {
     public var qNorm: ParamView?, kNorm: ParamView?
 }
 
+/// DeepSeek's latent attention. Queries: `q` = q_proj [heads·(nope+rope), hidden], or with
+/// a query latent q_a_proj → q_a_layernorm → `q` = q_b_proj. Keys and values:
+/// kv_a_proj_with_mqa [kvRank + rope, hidden] → kv_a_layernorm on the first kvRank →
+/// kv_b_proj [heads·(nope+value), kvRank]; the last rope values are the shared rotary key.
+public struct LatentAttentionWeights: Sendable, Equatable {
+    public var qA: ParamView?, qANorm: ParamView?
+    public var q: ParamView
+    public var kvA: ParamView, kvANorm: ParamView, kvB: ParamView
+    public var o: ParamView
+    public var all: [ParamView] { [qA, qANorm, q, kvA, kvANorm, kvB, o].compactMap { $0 } }
+}
+
 public struct LayerWeights: Sendable, Equatable {
     public var inputNorm: ParamView
     public var postNorm: ParamView
-    public var attention: AttentionWeights
+    /// Exactly one of the two is set.
+    public var attention: AttentionWeights?
+    public var latentAttention: LatentAttentionWeights?
     /// Sparse layers: router [experts, hidden] and the routed experts.
     public var router: ParamView?
+    /// DeepSeek-V3's e_score_correction_bias [experts]: shifts the choice, not the weights.
+    public var routerBias: ParamView?
     public var experts: [MLPWeights]
     public var sharedExpert: MLPWeights?
-    public var sharedExpertGate: ParamView?   // [1, hidden]
+    /// Qwen2-MoE's sigmoid gate [1, hidden] on the shared expert (nil: added ungated).
+    public var sharedExpertGate: ParamView?
     /// Dense layers: the MLP used instead of experts.
     public var dense: MLPWeights?
 }
@@ -88,32 +105,53 @@ public struct WeightLayout: Sendable {
         for l in 0..<c.layers {
             let p = "model.layers.\(l)."
             let inputNorm = add(p + "input_layernorm.weight", [H])
-            let q = add(p + "self_attn.q_proj.weight", [c.qDim, H])
-            let k = add(p + "self_attn.k_proj.weight", [c.kvDim, H])
-            let v = add(p + "self_attn.v_proj.weight", [c.kvDim, H])
-            let o = add(p + "self_attn.o_proj.weight", [H, c.qDim])
-            var attn = AttentionWeights(q: q, k: k, v: v, o: o)
-            if c.qkvBias {
-                attn.qBias = add(p + "self_attn.q_proj.bias", [c.qDim])
-                attn.kBias = add(p + "self_attn.k_proj.bias", [c.kvDim])
-                attn.vBias = add(p + "self_attn.v_proj.bias", [c.kvDim])
+            var layer: LayerWeights
+            if let m = c.latentAttention {
+                let a = p + "self_attn."
+                var qA: ParamView?, qANorm: ParamView?, q: ParamView
+                if let r = m.queryRank {
+                    qA = add(a + "q_a_proj.weight", [r, H])
+                    qANorm = add(a + "q_a_layernorm.weight", [r])
+                    q = add(a + "q_b_proj.weight", [c.qDim, r])
+                } else {
+                    q = add(a + "q_proj.weight", [c.qDim, H])
+                }
+                let kvA = add(a + "kv_a_proj_with_mqa.weight", [m.kvRank + m.ropeDim, H])
+                let kvANorm = add(a + "kv_a_layernorm.weight", [m.kvRank])
+                let kvB = add(a + "kv_b_proj.weight", [c.heads * (m.nopeDim + m.valueDim), m.kvRank])
+                let o = add(a + "o_proj.weight", [H, c.attnDim])
+                let latent = LatentAttentionWeights(qA: qA, qANorm: qANorm, q: q, kvA: kvA, kvANorm: kvANorm, kvB: kvB, o: o)
+                let postNorm = add(p + "post_attention_layernorm.weight", [H])
+                layer = LayerWeights(inputNorm: inputNorm, postNorm: postNorm, attention: nil, latentAttention: latent, router: nil, experts: [])
+            } else {
+                let q = add(p + "self_attn.q_proj.weight", [c.qDim, H])
+                let k = add(p + "self_attn.k_proj.weight", [c.kvDim, H])
+                let v = add(p + "self_attn.v_proj.weight", [c.kvDim, H])
+                let o = add(p + "self_attn.o_proj.weight", [H, c.qDim])
+                var attn = AttentionWeights(q: q, k: k, v: v, o: o)
+                if c.qkvBias {
+                    attn.qBias = add(p + "self_attn.q_proj.bias", [c.qDim])
+                    attn.kBias = add(p + "self_attn.k_proj.bias", [c.kvDim])
+                    attn.vBias = add(p + "self_attn.v_proj.bias", [c.kvDim])
+                }
+                if c.oBias { attn.oBias = add(p + "self_attn.o_proj.bias", [H]) }
+                switch c.qkNorm {
+                case .none: break
+                case .wholeProjection:
+                    attn.qNorm = add(p + "self_attn.q_norm.weight", [c.qDim])
+                    attn.kNorm = add(p + "self_attn.k_norm.weight", [c.kvDim])
+                case .perHead:
+                    attn.qNorm = add(p + "self_attn.q_norm.weight", [c.headDim])
+                    attn.kNorm = add(p + "self_attn.k_norm.weight", [c.headDim])
+                }
+                let postNorm = add(p + "post_attention_layernorm.weight", [H])
+                layer = LayerWeights(inputNorm: inputNorm, postNorm: postNorm, attention: attn, router: nil, experts: [])
             }
-            if c.oBias { attn.oBias = add(p + "self_attn.o_proj.bias", [H]) }
-            switch c.qkNorm {
-            case .none: break
-            case .wholeProjection:
-                attn.qNorm = add(p + "self_attn.q_norm.weight", [c.qDim])
-                attn.kNorm = add(p + "self_attn.k_norm.weight", [c.kvDim])
-            case .perHead:
-                attn.qNorm = add(p + "self_attn.q_norm.weight", [c.headDim])
-                attn.kNorm = add(p + "self_attn.k_norm.weight", [c.headDim])
-            }
-            let postNorm = add(p + "post_attention_layernorm.weight", [H])
-            var layer = LayerWeights(inputNorm: inputNorm, postNorm: postNorm, attention: attn, router: nil, experts: [])
             if c.sparseLayers[l] {
                 let I = c.expertWidth
                 let moe = (c.family == .mixtral && expertLayout == .perExpert) ? "block_sparse_moe" : "mlp"
                 layer.router = add(p + moe + ".gate.weight", [c.experts, H])
+                if c.router.correctionBias { layer.routerBias = add(p + moe + ".gate.e_score_correction_bias", [c.experts]) }
                 switch expertLayout {
                 case .perExpert:
                     let (g, u, d) = c.family == .mixtral ? ("w1", "w3", "w2") : ("gate_proj", "up_proj", "down_proj")
@@ -138,11 +176,12 @@ public struct WeightLayout: Sendable {
                 }
                 if c.sharedExpertWidth > 0 {
                     let S = c.sharedExpertWidth
-                    let gate = add(p + "mlp.shared_expert.gate_proj.weight", [S, H])
-                    let up = add(p + "mlp.shared_expert.up_proj.weight", [S, H], aligned: false)
-                    let down = add(p + "mlp.shared_expert.down_proj.weight", [H, S])
+                    let sp = p + (c.family.isDeepSeek ? "mlp.shared_experts." : "mlp.shared_expert.")
+                    let gate = add(sp + "gate_proj.weight", [S, H])
+                    let up = add(sp + "up_proj.weight", [S, H], aligned: false)
+                    let down = add(sp + "down_proj.weight", [H, S])
                     layer.sharedExpert = MLPWeights(gate: gate, up: up, down: down, width: S)
-                    layer.sharedExpertGate = add(p + "mlp.shared_expert_gate.weight", [1, H])
+                    if c.sharedExpertGated { layer.sharedExpertGate = add(p + "mlp.shared_expert_gate.weight", [1, H]) }
                 }
             } else {
                 let D = c.denseWidth
@@ -186,12 +225,26 @@ extension WeightLayout {
                 problems.append("tensor \(slot.name) has dtype \(info.dtype.rawValue); supported: F32, F16, BF16, F64")
             }
         }
-        for name in files.tensorNames where indexByName[name] == nil {
+        for name in files.tensorNames where indexByName[name] == nil && !isIgnoredByTransformers(name) {
             var hint = ""
             if name == "lm_head.weight" && config.tieWordEmbeddings { hint = " (tie_word_embeddings is true, so the lm head is the embedding)" }
             problems.append("unused tensor \(name) in \(files.path(of: name) ?? "?")\(hint)")
         }
         return problems
+    }
+
+    /// DeepSeek-V3 checkpoints may carry the multi-token-prediction module as layer
+    /// `num_hidden_layers` (61 in the released model); transformers does not load it
+    /// (`_keys_to_ignore_on_load_unexpected`), and neither does the engine.
+    public func isIgnoredByTransformers(_ name: String) -> Bool {
+        guard config.family == .deepseekV3, name.hasPrefix("model.layers.") else { return false }
+        let index = name.dropFirst("model.layers.".count).prefix { $0.isNumber }
+        return Int(index).map { $0 >= config.layers } ?? false
+    }
+
+    /// The checkpoint's tensors that the engine leaves out (see `isIgnoredByTransformers`).
+    public func ignoredTensors(_ files: CheckpointFiles) -> [String] {
+        files.tensorNames.filter { indexByName[$0] == nil && isIgnoredByTransformers($0) }.sorted()
     }
 
     public func checkCheckpoint(_ files: CheckpointFiles) throws {

@@ -1,0 +1,71 @@
+import Foundation
+import Testing
+@testable import TesseraEngine
+@testable import TesseraLibrary
+@testable import TesseraProof
+import TesseraCore
+import TesseraTestSupport
+
+/// Everything above the engine on the newer families: a byte-vocabulary DeepSeek-V2 (plain
+/// q_proj, greedy routing, a dense first layer, two shared experts) and DeepSeek-V3 (query
+/// latent, sigmoid routing limited to groups, correction bias) go through split, ESFT
+/// selection, sparse and low-rank training, Proof-of-Loss (incremental = full), merging
+/// and assembling.
+@Suite struct FamilyPipelineTests {
+    static let configs: [String: String] = [
+        "deepseek_v2": #"{"model_type":"deepseek_v2","vocab_size":256,"hidden_size":16,"num_hidden_layers":3,"num_attention_heads":2,"num_key_value_heads":2,"q_lora_rank":null,"kv_lora_rank":8,"qk_nope_head_dim":4,"qk_rope_head_dim":4,"v_head_dim":6,"n_routed_experts":4,"num_experts_per_tok":2,"n_shared_experts":2,"first_k_dense_replace":1,"intermediate_size":24,"moe_intermediate_size":16,"routed_scaling_factor":1.0,"topk_method":"greedy"}"#,
+        "deepseek_v3": #"{"model_type":"deepseek_v3","vocab_size":256,"hidden_size":16,"num_hidden_layers":3,"num_attention_heads":2,"num_key_value_heads":2,"q_lora_rank":12,"kv_lora_rank":8,"qk_nope_head_dim":4,"qk_rope_head_dim":4,"v_head_dim":6,"n_routed_experts":4,"num_experts_per_tok":2,"n_shared_experts":1,"first_k_dense_replace":1,"intermediate_size":24,"moe_intermediate_size":16,"routed_scaling_factor":2.5,"n_group":2,"topk_group":1,"norm_topk_prob":true}"#,
+    ]
+
+    @Test(arguments: ["deepseek_v2", "deepseek_v3"])
+    func marketPipelineRunsOnTheFamily(_ family: String) throws {
+        let config = try ModelConfig.parse(Data(Self.configs[family]!.utf8), file: "\(family)/config.json")
+        let f = try ProofFixture(seed: 5, config: config)
+        #expect(try f.library.config() == config, "config.json written by the engine reads back as the same config")
+        // Assembling the fresh library gives back the checkpoint byte for byte.
+        let source = try CheckpointFiles(directory: f.dir + "/hf")
+        try f.library.assemble(into: f.dir + "/assembled")
+        let rebuilt = try CheckpointFiles(directory: f.dir + "/assembled")
+        for name in source.tensorNames { #expect(source.bytes(name).map(Array.init) == rebuilt.bytes(name).map(Array.init), "\(name)") }
+        #expect(f.library.manifest.experts.count == 2 * 4, "routed experts of the two sparse layers; the dense layer and shared experts are trunk")
+
+        let selection = try ExpertSelection.compute(model: try f.library.loadModel(), data: ProofFixture.windows(ProofFixture.domain, count: 16, seed: 5),
+                                                    score: .token, topP: 0.5)
+        #expect(!selection.experts.isEmpty && selection.experts.allSatisfy { $0.layer >= 1 })
+        let policy = ProofPolicy(confidence: 0.95, minGainMicronats: 500, backgroundToleranceMicronats: 300_000,
+                                 deltaNormBound: 3.0, copyThreshold: 0.95, resamples: 500)
+        let held = ProofFixture.windows(ProofFixture.domain, count: 24, seed: 99)
+        let bg = ProofFixture.windows(ProofFixture.background, count: 24, seed: 98)
+        let v = try Validator(library: f.library, key: ParticipantKey.generate(), policy: policy, heldOut: held, background: bg, batch: 8)
+        var accepted: [RoundMerge.Accepted] = []
+        for (name, rank) in [("sparse", nil), ("adapters", 2)] as [(String, Int?)] {
+            var options = ProofFixture.options(steps: 30)
+            options.lowRank = rank
+            let request = Contribution.Request(experts: selection.experts, data: ProofFixture.windows(ProofFixture.domain, count: 64, seed: 11), heldOut: nil,
+                                               options: options, partialResidency: false,
+                                               delta: DeltaOptions(encoding: rank == nil ? .sparse : .lowRank, density: 0.5, rank: rank ?? 4),
+                                               market: "m", domain: "es", round: "r1")
+            let out = f.dir + "/bundles/" + name
+            _ = try Contribution.run(request, library: f.library, key: ParticipantKey.generate(), out: out, progress: false)
+            let verdict = try v.judge(bundle: out)
+            #expect(verdict.accept, Comment(rawValue: family + " " + name + ": " + verdict.reason))
+            let full = try Validator(library: f.library, key: ParticipantKey.generate(), policy: policy, heldOut: held, background: bg, batch: 8)
+            full.fullEvaluation = true
+            let again = try full.judge(bundle: out)
+            #expect(again.heldOutLosses == verdict.heldOutLosses && again.backgroundLosses == verdict.backgroundLosses,
+                    "incremental and full evaluation agree exactly")
+            let bundle = try SubmissionBundle.verify(out, library: f.library)
+            var weights: [ExpertID: ExpertWeights] = [:]
+            for item in bundle.items { weights[item.expert] = try f.library.decodeDelta(out + "/" + item.file).weights }
+            accepted.append(.init(submission: verdict.submission, contributor: bundle.contributor, gainMicronats: verdict.gainLCBMicronats, weights: weights))
+        }
+        let outcome = try RoundMerge.run(accepted, validator: v, library: f.library)
+        #expect(outcome.chosen.gain > 0)
+        let merged = try f.library.loadModel()
+        let gain = mean(zip(v.heldOut.baseLosses, try windowLosses(model: merged, windows: held, batch: 8)).map { $0 - $1 })
+        #expect(abs(gain - outcome.chosen.gain) < 1e-6)
+        try f.library.assemble(into: f.dir + "/merged")
+        let reloaded = try MoEModel(directory: f.dir + "/merged")
+        #expect(reloaded.parameters.array == merged.parameters.array, "the merged library assembles into a checkpoint transformers can load")
+    }
+}
