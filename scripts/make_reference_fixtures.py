@@ -70,7 +70,7 @@ def make(name, cls, cfg, seed, fused=False, bf16=False, shards=1, batch=2, seq=1
     counts = {}
     hooks = []
     for li, layer in enumerate(model.model.layers):
-        gate = getattr(layer.mlp, "gate", None)
+        gate = getattr(layer.mlp, "gate", None) or getattr(layer.mlp, "router", None)
         if gate is not None and hasattr(gate, "top_k"):
             def hook(mod, inp, out, li=li):
                 counts[li] = torch.bincount(out[2].flatten(), minlength=mod.num_experts)
@@ -157,7 +157,7 @@ make("qwen2moe-tiny", transformers.Qwen2MoeForCausalLM, transformers.Qwen2MoeCon
 def deepseek_bias(model):
     """Nonzero e_score_correction_bias (a buffer: chooses experts, no gradient)."""
     for layer in model.model.layers:
-        gate = getattr(layer.mlp, "gate", None)
+        gate = getattr(layer.mlp, "gate", None) or getattr(layer.mlp, "router", None)
         if gate is not None and hasattr(gate, "e_score_correction_bias"):
             gate.e_score_correction_bias.copy_(0.3 * torch.randn_like(gate.e_score_correction_bias))
 
@@ -196,3 +196,28 @@ make("deepseekv2-qlora-groups-bf16", transformers.DeepseekV2ForCausalLM, deepsee
 make("deepseekv3-bias-fused", transformers.DeepseekV3ForCausalLM, deepseek_v3(
     norm_topk_prob=False, rope_interleave=False, first_k_dense_replace=0, num_hidden_layers=2), seed=24, fused=True,
     seq=9, tweak_model=deepseek_bias)
+
+
+# gpt-oss: attention sinks, q/k/v/o biases, alternating sliding and full layers, YaRN,
+# router bias with a softmax over the chosen logits, fused interleaved experts with biases
+# and the clamped SwiGLU.
+def gpt_oss(**kw):
+    base = dict(vocab_size=96, hidden_size=32, intermediate_size=16, num_hidden_layers=2, num_attention_heads=4,
+                num_key_value_heads=2, head_dim=8, num_local_experts=4, num_experts_per_tok=2, sliding_window=6,
+                max_position_embeddings=4096, rms_norm_eps=1e-6,
+                rope_parameters={"rope_type": "yarn", "factor": 32.0, "beta_fast": 32.0, "beta_slow": 1.0,
+                                 "truncate": False, "original_max_position_embeddings": 4096, "rope_theta": 150000.0})
+    base.update(kw)
+    return transformers.GptOssConfig(**base)
+
+
+# The shape of ../shared/fixtures/hf-moe-next/gptoss-tiny, sequences longer than the window.
+make("gptoss-tiny", transformers.GptOssForCausalLM, gpt_oss(), seed=31, fused=True, seq=10)
+# What it does not cover: a clamp that bites (limit 0.5), three layers with two sliding ones,
+# truncated YaRN ranges, top-3 of 6, bf16 weights, two shards.
+make("gptoss-clamp-bf16", transformers.GptOssForCausalLM, gpt_oss(
+    swiglu_limit=0.5, num_hidden_layers=3, layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+    sliding_window=4, num_local_experts=6, num_experts_per_tok=3,
+    rope_parameters={"rope_type": "yarn", "factor": 8.0, "beta_fast": 16.0, "beta_slow": 2.0, "truncate": True,
+                     "original_max_position_embeddings": 64, "rope_theta": 10000.0}), seed=32, fused=True, bf16=True,
+    shards=2, seq=9)

@@ -141,7 +141,8 @@ public final class Trainer {
         self.statePath = statePath
         self.matmul = matmul
         if let rank = options.lowRank {
-            guard let experts = trainable.expertFilter, views.count == experts.count * 3 else {
+            guard let experts = trainable.expertFilter,
+                  views.count == experts.reduce(0, { $0 + model.layout.layers[$1.layer].experts[$1.expert].all.count }) else {
                 throw EngineError.invalidInput("low-rank adapters train routed experts only; this run trains other tensors too")
             }
             adapters = try LowRankAdapters(model: model, experts: Array(experts), rank: rank, seed: options.seed)

@@ -18,7 +18,8 @@ public enum ReferenceFixtures {
     /// Every reference checkpoint: what each covers is in scripts/make_reference_fixtures.py.
     public static let names = ["mixtral-tiny", "olmoe-tiny", "qwen2moe-tiny",
                                "qwen3moe-tied-dense", "mixtral-fused-sharded", "olmoe-bf16-clip",
-                               "deepseekv2-tiny", "deepseekv3-tiny", "deepseekv2-qlora-groups-bf16", "deepseekv3-bias-fused"]
+                               "deepseekv2-tiny", "deepseekv3-tiny", "deepseekv2-qlora-groups-bf16", "deepseekv3-bias-fused",
+                               "gptoss-tiny", "gptoss-clamp-bf16"]
 
     public static func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
 

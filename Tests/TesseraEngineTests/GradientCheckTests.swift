@@ -35,7 +35,9 @@ import TesseraTestSupport
         deepseekV3.router.groups = 2
         deepseekV3.router.topGroups = 1
         deepseekV3.latentAttention?.interleavedRope = false
+        let gptOss = try! ModelConfig.parse(Data(#"{"model_type":"gpt_oss","vocab_size":20,"hidden_size":16,"num_hidden_layers":3,"num_attention_heads":4,"num_key_value_heads":2,"head_dim":4,"num_local_experts":4,"num_experts_per_tok":2,"intermediate_size":6,"sliding_window":3,"layer_types":["sliding_attention","full_attention","sliding_attention"],"swiglu_limit":0.6,"rope_parameters":{"rope_type":"yarn","factor":4.0,"original_max_position_embeddings":16,"rope_theta":1000.0}}"#.utf8), file: "gpt_oss")
         return [
+            Case(name: "gpt_oss sinks, biases, alternating windows, YaRN, clamped interleaved experts", config: gptOss, layout: .fused, shards: 2),
             Case(name: "deepseek_v2 latent attention, dense layer, scaled routing", config: deepseekV2),
             Case(name: "deepseek_v3 query latent, sigmoid grouped routing, rotate_half", config: deepseekV3, layout: .fused),
             Case(name: "mixtral fused sharded sliding-window", config: mixtral, layout: .fused, shards: 3),

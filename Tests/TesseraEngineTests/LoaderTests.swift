@@ -69,7 +69,7 @@ import TesseraTestSupport
     }
 
     @Test(arguments: [
-        (#""model_type":"jamba""#, "unsupported model_type jamba; supported: mixtral, olmoe, qwen2_moe, qwen3_moe, deepseek_v2, deepseek_v3"),
+        (#""model_type":"jamba""#, "unsupported model_type jamba; supported: mixtral, olmoe, qwen2_moe, qwen3_moe, deepseek_v2, deepseek_v3, gpt_oss"),
         (#""model_type":"deepseek_v3","first_k_dense_replace":0,"quantization_config":{"quant_method":"fp8"}"#, "quantization_config is not supported"),
         (#""model_type":"deepseek_v3","first_k_dense_replace":0,"n_routed_experts":6"#, "n_routed_experts 6 is not a multiple of n_group 8"),
         (#""model_type":"deepseek_v3","first_k_dense_replace":3"#, "first_k_dense_replace 3 must be in 0...1"),
@@ -77,6 +77,12 @@ import TesseraTestSupport
         (#""model_type":"deepseek_v2","num_key_value_heads":2"#, "num_key_value_heads 2 differs from num_attention_heads 4"),
         (#""model_type":"deepseek_v2","attention_bias":true"#, "attention_bias true is not supported"),
         (#""model_type":"deepseek_v2","topk_method":"group_limited_greedy","n_group":2,"topk_group":3"#, "topk_group 3 exceeds n_group 2"),
+        (#""model_type":"gpt_oss","quantization_config":{"quant_method":"mxfp4"}"#, "quantization_config (MXFP4 expert weights) is not supported yet"),
+        (#""model_type":"gpt_oss","num_key_value_heads":2,"layer_types":["full_attention","full_attention"]"#, "layer_types has 2 entries for num_hidden_layers 1"),
+        (#""model_type":"gpt_oss","num_key_value_heads":2,"layer_types":["chunked_attention"]"#, "layer_types entry chunked_attention is not supported"),
+        (#""model_type":"gpt_oss","num_key_value_heads":2,"attention_bias":false"#, "attention_bias false is not supported for gpt_oss"),
+        (#""model_type":"gpt_oss","num_key_value_heads":2,"rope_parameters":{"rope_type":"yarn","factor":4.0}"#, "original_max_position_embeddings"),
+        (#""model_type":"mixtral","rope_parameters":{"rope_type":"yarn","factor":4.0}"#, "unsupported rope_parameters.rope_type yarn; supported: default"),
         (#""model_type":"mixtral","hidden_act":"gelu""#, "unsupported hidden_act gelu"),
         (#""model_type":"mixtral","rope_scaling":{"rope_type":"yarn","factor":4}"#, "unsupported rope_scaling type yarn"),
         (#""model_type":"qwen3_moe","use_sliding_window":true"#, "use_sliding_window"),

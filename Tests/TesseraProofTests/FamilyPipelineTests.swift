@@ -7,17 +7,19 @@ import TesseraCore
 import TesseraTestSupport
 
 /// Everything above the engine on the newer families: a byte-vocabulary DeepSeek-V2 (plain
-/// q_proj, greedy routing, a dense first layer, two shared experts) and DeepSeek-V3 (query
-/// latent, sigmoid routing limited to groups, correction bias) go through split, ESFT
-/// selection, sparse and low-rank training, Proof-of-Loss (incremental = full), merging
-/// and assembling.
+/// q_proj, greedy routing, a dense first layer, two shared experts), DeepSeek-V3 (query
+/// latent, sigmoid routing limited to groups, correction bias) and gpt-oss (sinks, biases,
+/// sliding and full layers, YaRN, fused interleaved experts with biases) go through split,
+/// ESFT selection, sparse and low-rank training, Proof-of-Loss (incremental = full),
+/// merging and assembling.
 @Suite struct FamilyPipelineTests {
     static let configs: [String: String] = [
         "deepseek_v2": #"{"model_type":"deepseek_v2","vocab_size":256,"hidden_size":16,"num_hidden_layers":3,"num_attention_heads":2,"num_key_value_heads":2,"q_lora_rank":null,"kv_lora_rank":8,"qk_nope_head_dim":4,"qk_rope_head_dim":4,"v_head_dim":6,"n_routed_experts":4,"num_experts_per_tok":2,"n_shared_experts":2,"first_k_dense_replace":1,"intermediate_size":24,"moe_intermediate_size":16,"routed_scaling_factor":1.0,"topk_method":"greedy"}"#,
         "deepseek_v3": #"{"model_type":"deepseek_v3","vocab_size":256,"hidden_size":16,"num_hidden_layers":3,"num_attention_heads":2,"num_key_value_heads":2,"q_lora_rank":12,"kv_lora_rank":8,"qk_nope_head_dim":4,"qk_rope_head_dim":4,"v_head_dim":6,"n_routed_experts":4,"num_experts_per_tok":2,"n_shared_experts":1,"first_k_dense_replace":1,"intermediate_size":24,"moe_intermediate_size":16,"routed_scaling_factor":2.5,"n_group":2,"topk_group":1,"norm_topk_prob":true}"#,
+        "gpt_oss": #"{"model_type":"gpt_oss","vocab_size":256,"hidden_size":16,"num_hidden_layers":2,"num_attention_heads":2,"num_key_value_heads":1,"head_dim":8,"num_local_experts":4,"num_experts_per_tok":2,"intermediate_size":16,"sliding_window":8,"layer_types":["sliding_attention","full_attention"],"swiglu_limit":7.0,"rope_parameters":{"rope_type":"yarn","factor":32.0,"beta_fast":32.0,"beta_slow":1.0,"truncate":false,"original_max_position_embeddings":4096,"rope_theta":150000.0}}"#,
     ]
 
-    @Test(arguments: ["deepseek_v2", "deepseek_v3"])
+    @Test(arguments: ["deepseek_v2", "deepseek_v3", "gpt_oss"])
     func marketPipelineRunsOnTheFamily(_ family: String) throws {
         let config = try ModelConfig.parse(Data(Self.configs[family]!.utf8), file: "\(family)/config.json")
         let f = try ProofFixture(seed: 5, config: config)
@@ -27,11 +29,11 @@ import TesseraTestSupport
         try f.library.assemble(into: f.dir + "/assembled")
         let rebuilt = try CheckpointFiles(directory: f.dir + "/assembled")
         for name in source.tensorNames { #expect(source.bytes(name).map(Array.init) == rebuilt.bytes(name).map(Array.init), "\(name)") }
-        #expect(f.library.manifest.experts.count == 2 * 4, "routed experts of the two sparse layers; the dense layer and shared experts are trunk")
+        #expect(f.library.manifest.experts.count == 2 * 4, "routed experts of the two sparse layers; dense layers, shared experts and routers are trunk")
 
         let selection = try ExpertSelection.compute(model: try f.library.loadModel(), data: ProofFixture.windows(ProofFixture.domain, count: 16, seed: 5),
                                                     score: .token, topP: 0.5)
-        #expect(!selection.experts.isEmpty && selection.experts.allSatisfy { $0.layer >= 1 })
+        #expect(!selection.experts.isEmpty && selection.experts.allSatisfy { config.sparseLayers[$0.layer] })
         let policy = ProofPolicy(confidence: 0.95, minGainMicronats: 500, backgroundToleranceMicronats: 300_000,
                                  deltaNormBound: 3.0, copyThreshold: 0.95, resamples: 500)
         let held = ProofFixture.windows(ProofFixture.domain, count: 24, seed: 99)

@@ -1,3 +1,4 @@
+import Foundation
 import CBLAS
 import TesseraCore
 
@@ -12,10 +13,12 @@ public struct AttentionShape: Sendable {
     public var kvStride: Int { kvHeads * headDim }
     public var vStride: Int { kvHeads * valueDim }
     public var outStride: Int { heads * valueDim }
-    public var scale: Float { 1 / Float(headDim).squareRoot() }
-    public init(batch: Int, seq: Int, heads: Int, kvHeads: Int, headDim: Int, valueDim: Int? = nil, window: Int?) {
+    /// Softmax scale of the scores (1/√headDim unless the model says otherwise).
+    public var scale: Float
+    public init(batch: Int, seq: Int, heads: Int, kvHeads: Int, headDim: Int, valueDim: Int? = nil, window: Int?, scale: Float? = nil) {
         self.batch = batch; self.seq = seq; self.heads = heads; self.kvHeads = kvHeads
         self.headDim = headDim; self.valueDim = valueDim ?? headDim; self.window = window
+        self.scale = scale ?? 1 / Float(headDim).squareRoot()
     }
     /// Rows are processed in blocks; block b only sees keys before its end, which halves
     /// the work of causal attention against a full S×S product.
@@ -41,11 +44,12 @@ func sgemmRaw(_ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Flo
 /// out = softmax(q kᵀ / √d + causal mask) v for every (sequence, head). `probs`, when
 /// given, receives the attention weights [B, H, S, S] for the backward pass (rows hold
 /// zeros at masked keys up to the end of their block); otherwise `scratch` must hold
-/// `Parallel.workers · S · S` floats.
+/// `Parallel.workers · S · S` floats. With `sinks` (gpt-oss, one logit per head) each
+/// softmax also runs over the head's sink, whose weight is then dropped.
 public func attentionForward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>,
                              _ out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>?,
                              scratch: UnsafeMutablePointer<Float>, shape s: AttentionShape,
-                             precision: MatmulPrecision = .fp32) {
+                             precision: MatmulPrecision = .fp32, sinks: UnsafePointer<Float>? = nil) {
     let S = s.seq, d = s.headDim, dv = s.valueDim, group = s.heads / s.kvHeads
     Parallel.parts(s.batch * s.heads) { part, items in
         for item in items {
@@ -65,7 +69,7 @@ public func attentionForward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float
                     let row = P + i * S
                     let lo = s.firstKey(i)
                     if lo > 0 { row.update(repeating: 0, count: lo) }
-                    softmaxRow(row + lo, i + 1 - lo)
+                    if let sinks { softmaxRowWithSink(row + lo, i + 1 - lo, sink: sinks[h]) } else { softmaxRow(row + lo, i + 1 - lo) }
                     if i + 1 < r1 { (row + i + 1).update(repeating: 0, count: r1 - i - 1) }
                 }
                 gemm(m: rows, n: dv, k: r1, a: P + r0 * S, lda: S, b: vb, ldb: s.vStride, c: ob + r0 * s.outStride, ldc: s.outStride,
@@ -77,11 +81,13 @@ public func attentionForward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float
 }
 
 /// Accumulates dq, dk, dv from dOut, given the saved weights `probs`. `scratch` holds
-/// `Parallel.workers · S · S` floats.
+/// `Parallel.workers · S · S` floats. With sinks, `dSinks` (one per head) accumulates
+/// their gradient: -p_sink · Σ_j p_j dp_j over every row.
 public func attentionBackward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>,
                               probs: UnsafePointer<Float>, _ dOut: UnsafePointer<Float>,
                               _ dq: UnsafeMutablePointer<Float>, _ dk: UnsafeMutablePointer<Float>, _ dV: UnsafeMutablePointer<Float>,
-                              scratch: UnsafeMutablePointer<Float>, shape s: AttentionShape, precision: MatmulPrecision = .fp32) {
+                              scratch: UnsafeMutablePointer<Float>, shape s: AttentionShape, precision: MatmulPrecision = .fp32,
+                              dSinks: UnsafeMutablePointer<Float>? = nil) {
     let S = s.seq, d = s.headDim, dv = s.valueDim, group = s.heads / s.kvHeads
     // One work item per (sequence, kv head): the heads sharing a kv head write the same
     // dk/dv rows, so they run in one item, in order.
@@ -107,6 +113,11 @@ public func attentionBackward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Floa
                         let pr = P + i * S, gr = dP + i * S
                         let lo = s.firstKey(i), hi = i + 1
                         let c = dot(pr + lo, gr + lo, hi - lo)
+                        if let dSinks {
+                            var kept: Float = 0
+                            for j in lo..<hi { kept += pr[j] }
+                            dSinks[h] -= (1 - kept) * c
+                        }
                         if lo > 0 { gr.update(repeating: 0, count: lo) }
                         for j in lo..<hi { gr[j] = pr[j] * (gr[j] - c) }
                         if hi < r1 { (gr + hi).update(repeating: 0, count: r1 - hi) }
@@ -119,4 +130,16 @@ public func attentionBackward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Floa
             }
         }
     }
+}
+
+/// Softmax of x[0..<n] joined by one more logit, `sink`, whose share is left out: the
+/// values no longer sum to one (transformers' gpt-oss eager attention).
+@inlinable
+public func softmaxRowWithSink(_ x: UnsafeMutablePointer<Float>, _ n: Int, sink: Float) {
+    var top = sink
+    for j in 0..<n { top = max(top, x[j]) }
+    var total = Foundation.exp(sink - top)
+    for j in 0..<n { x[j] = Foundation.exp(x[j] - top); total += x[j] }
+    let inverse = 1 / total
+    for j in 0..<n { x[j] *= inverse }
 }

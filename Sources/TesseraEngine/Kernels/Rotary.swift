@@ -9,17 +9,38 @@ public struct RotaryTable: Sendable {
     public let cos: [Float]   // [length, half]
     public let sin: [Float]
 
-    public init(headDim: Int, theta: Double, length: Int) {
+    /// With `yarn`, frequencies and the cos/sin factor follow transformers'
+    /// `_compute_yarn_parameters`: low frequencies interpolated by the factor, high ones
+    /// kept, a linear ramp between the two correction dimensions.
+    public init(headDim: Int, theta: Double, length: Int, yarn: YarnRope? = nil) {
         half = headDim / 2
         self.length = length
         var c = [Float](repeating: 0, count: length * half)
         var s = c
+        var ramp: (low: Float, high: Float)?
+        if let y = yarn {
+            func correction(_ rotations: Double) -> Double {
+                Double(headDim) * Foundation.log(Double(y.originalMaxPositions) / (rotations * 2 * Double.pi)) / (2 * Foundation.log(theta))
+            }
+            var low = correction(y.betaFast), high = correction(y.betaSlow)
+            if y.truncate { low = low.rounded(.down); high = high.rounded(.up) }
+            low = max(low, 0); high = min(high, Double(headDim - 1))
+            if low == high { high += 0.001 }
+            ramp = (Float(low), Float(high))
+        }
+        let scale = Float(yarn?.attentionFactor ?? 1)
         for i in 0..<half {
-            let invFreq = 1 / Float(pow(theta, Double(Float(2 * i) / Float(headDim))))
+            let posFreq = Float(pow(theta, Double(Float(2 * i) / Float(headDim))))
+            var invFreq = 1 / posFreq
+            if let y = yarn, let (low, high) = ramp {
+                let interpolated = 1 / (Float(y.factor) * posFreq)
+                let extrapolation = 1 - min(max((Float(i) - low) / (high - low), 0), 1)
+                invFreq = interpolated * (1 - extrapolation) + invFreq * extrapolation
+            }
             for p in 0..<length {
                 let angle = Float(p) * invFreq
-                c[p * half + i] = Float(Foundation.cos(Double(angle)))
-                s[p * half + i] = Float(Foundation.sin(Double(angle)))
+                c[p * half + i] = Float(Foundation.cos(Double(angle))) * scale
+                s[p * half + i] = Float(Foundation.sin(Double(angle))) * scale
             }
         }
         cos = c

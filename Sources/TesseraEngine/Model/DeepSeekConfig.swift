@@ -116,6 +116,15 @@ extension ModelConfig {
         config.valueHeadDim = latent.valueDim
         config.rotaryDim = latent.ropeDim
         config.router = rule
+        if let rope = c.ropeParameters ?? c.ropeScaling,
+           let yarn = try yarnRope(rope, maxPositions: c.maxPositionEmbeddings ?? (v3 ? 4096 : 2048), file: file) {
+            config.yarn = yarn
+            // transformers' yarn_apply_mscale: DeepSeek scales the softmax by mscale² too.
+            if let all = rope.mscaleAllDim, all != 0, yarn.factor > 1 {
+                let m = 0.1 * all * Foundation.log(yarn.factor) + 1
+                config.attentionScale = Float(1 / Double(latent.headDim).squareRoot() * m * m)
+            }
+        }
         if let pad = c.padTokenId, (0..<config.vocabSize).contains(pad) { config.paddingIndex = pad }
         return config
     }

@@ -10,7 +10,7 @@ extension ModelRun {
     /// transformers builds q_a_layernorm and kv_a_layernorm without passing rms_norm_eps.
     static let latentNormEps: Float = 1e-6
 
-    func latentAttentionForward(_ w: LatentAttentionWeights, _ a: LayerActivations) {
+    func latentAttentionForward(_ l: Int, _ w: LatentAttentionWeights, _ a: LayerActivations) {
         guard let m = config.latentAttention, let L = a.latent else { return }
         let c = config, H = c.hiddenSize, R = m.kvRank, rope = m.ropeDim, nope = m.nopeDim, dv = m.valueDim
         let kvBWidth = c.heads * (nope + dv)
@@ -47,7 +47,7 @@ extension ModelRun {
         }
         timer.measure("fwd.attention") {
             attentionForward(q, k, v, a.attn.pointer, probs: a.probs?.pointer, scratch: attnScratch.pointer,
-                             shape: attentionShape, precision: matmul)
+                             shape: attentionShape(l), precision: matmul)
         }
         timer.measure("fwd.o_proj") {
             linearForward(a.attn.pointer, P + w.o.offset, x.pointer, rows: T, inDim: c.attnDim, outDim: H, accumulate: true, precision: matmul)
@@ -57,7 +57,7 @@ extension ModelRun {
     /// From ∂L/∂(block output) in `b.dRes`: the weight gradients of the trainable latent
     /// tensors, and with `needInputGrad` (or a trainable input norm) the input gradient,
     /// added into `b.dRes` through the input norm as the ordinary block does.
-    func latentAttentionBackward(_ lw: LayerWeights, _ w: LatentAttentionWeights, _ a: LayerActivations, _ tr: TrainableSet,
+    func latentAttentionBackward(_ l: Int, _ lw: LayerWeights, _ w: LatentAttentionWeights, _ a: LayerActivations, _ tr: TrainableSet,
                                  needInputGrad: Bool, grads G: UnsafeMutablePointer<Float>, b: BackwardBuffers) {
         guard let m = config.latentAttention, let L = a.latent else { return }
         let c = config, H = c.hiddenSize, R = m.kvRank, rope = m.ropeDim, nope = m.nopeDim, dv = m.valueDim
@@ -73,7 +73,7 @@ extension ModelRun {
         dk.update(repeating: 0, count: T * c.kvDim)
         dV.update(repeating: 0, count: T * c.vDim)
         attentionBackward(a.q.pointer, a.k.pointer, a.v.pointer, probs: a.probs!.pointer, dAttn, dq, dk, dV,
-                          scratch: attnScratch.pointer, shape: attentionShape, precision: matmul)
+                          scratch: attnScratch.pointer, shape: attentionShape(l), precision: matmul)
         applyRotary(dq, table: rotary, rows: T, seq: seq, rowStride: c.qDim, heads: c.heads, headStride: c.headDim,
                     offset: nope, interleaved: m.interleavedRope, inverse: true)
         // Keys and values back into kv_b's output; the shared rotary key gathers every head.

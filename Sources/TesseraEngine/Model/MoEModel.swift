@@ -98,6 +98,16 @@ public final class MoEModel: @unchecked Sendable {
 }
 
 extension ModelConfig {
+    /// rope_parameters as transformers 5 writes them: the theta, and YaRN's fields when scaled.
+    var ropeParametersJSON: JSONValue {
+        func d(_ x: Double) -> JSONValue { .number(x) }
+        guard let y = yarn else { return .object([("rope_theta", d(ropeTheta)), ("rope_type", .string("default"))]) }
+        return .object([("rope_theta", d(ropeTheta)), ("rope_type", .string("yarn")), ("factor", d(y.factor)),
+                        ("beta_fast", d(y.betaFast)), ("beta_slow", d(y.betaSlow)),
+                        ("original_max_position_embeddings", .integer(Int64(y.originalMaxPositions))), ("truncate", .bool(y.truncate)),
+                        ("attention_factor", d(y.attentionFactor))])
+    }
+
     /// config.json in the transformers 5 spelling for this family.
     public func huggingFaceJSON(dtype: DType = .f32) -> String {
         var m: [(String, JSONValue)] = []
@@ -109,6 +119,7 @@ extension ModelConfig {
         case .qwen3MoE: arch = "Qwen3MoeForCausalLM"
         case .deepseekV2: arch = "DeepseekV2ForCausalLM"
         case .deepseekV3: arch = "DeepseekV3ForCausalLM"
+        case .gptOss: arch = "GptOssForCausalLM"
         }
         func n(_ x: Int) -> JSONValue { .integer(Int64(x)) }
         m.append(("architectures", .array([.string(arch)])))
@@ -153,8 +164,20 @@ extension ModelConfig {
             }
         case .deepseekV2, .deepseekV3:
             m.removeAll { $0.0 == "head_dim" || $0.0 == "rope_theta" }
-            m.append(("rope_parameters", .object([("rope_theta", .number(ropeTheta)), ("rope_type", .string("default"))])))
+            m.append(("rope_parameters", ropeParametersJSON))
             m.append(contentsOf: deepSeekJSONFields())
+        case .gptOss:
+            m.removeAll { $0.0 == "rope_theta" }
+            m.append(("rope_parameters", ropeParametersJSON))
+            m.append(("num_local_experts", n(experts)))
+            m.append(("intermediate_size", n(expertWidth)))
+            m.append(("attention_bias", .bool(true)))
+            m.append(("sliding_window", slidingWindow.map(n) ?? .null))
+            m.append(("layer_types", .array((0..<layers).map { .string(slidingLayers?[$0] ?? true ? "sliding_attention" : "full_attention") })))
+            if let c = clampedSwiGLU {
+                m.append(("swiglu_limit", .number(Double("\(c.limit)") ?? Double(c.limit))))
+                m.append(("swiglu_alpha", .number(Double("\(c.alpha)") ?? Double(c.alpha))))
+            }
         }
         return JSONValue.object(m).serialized() + "\n"
     }

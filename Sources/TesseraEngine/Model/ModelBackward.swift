@@ -84,7 +84,8 @@ extension ModelRun {
 
     func layerHasTrainable(_ l: Int, _ tr: TrainableSet) -> Bool {
         let lw = model.layout.layers[l]
-        if attentionHasTrainable(lw, tr) || tr.contains(lw.postNorm) || tr.contains(lw.router) || tr.contains(lw.sharedExpertGate) {
+        if attentionHasTrainable(lw, tr) || tr.contains(lw.postNorm) || tr.contains(lw.router) || tr.contains(lw.routerLogitBias)
+            || tr.contains(lw.sharedExpertGate) {
             return true
         }
         for m in [lw.sharedExpert, lw.dense].compactMap({ $0 }) where tr.contains(m.gate) || tr.contains(m.up) || tr.contains(m.down) {
@@ -97,7 +98,7 @@ extension ModelRun {
         if tr.contains(lw.inputNorm) { return true }
         if let la = lw.latentAttention, la.all.contains(where: { tr.contains($0) }) { return true }
         guard let a = lw.attention else { return false }
-        return [a.q, a.k, a.v, a.o, a.qBias, a.kBias, a.vBias, a.oBias, a.qNorm, a.kNorm].contains { tr.contains($0) }
+        return [a.q, a.k, a.v, a.o, a.qBias, a.kBias, a.vBias, a.oBias, a.qNorm, a.kNorm, a.sinks].contains { tr.contains($0) }
     }
 
     private func layerBackward(_ l: Int, _ tr: TrainableSet, needInputGrad: Bool, grads G: UnsafeMutablePointer<Float>, b: BackwardBuffers) {
@@ -126,14 +127,14 @@ extension ModelRun {
         guard attnTrainable || needInputGrad else { return }
         PhaseTimer.shared.measure("bwd.attention_block") {
             if let aw = lw.attention {
-                attentionBlockBackward(lw, aw, a, tr, needInputGrad: needInputGrad, grads: G, b: b)
+                attentionBlockBackward(l, lw, aw, a, tr, needInputGrad: needInputGrad, grads: G, b: b)
             } else if let la = lw.latentAttention {
-                latentAttentionBackward(lw, la, a, tr, needInputGrad: needInputGrad, grads: G, b: b)
+                latentAttentionBackward(l, lw, la, a, tr, needInputGrad: needInputGrad, grads: G, b: b)
             }
         }
     }
 
-    private func attentionBlockBackward(_ lw: LayerWeights, _ aw: AttentionWeights, _ a: LayerActivations, _ tr: TrainableSet,
+    private func attentionBlockBackward(_ l: Int, _ lw: LayerWeights, _ aw: AttentionWeights, _ a: LayerActivations, _ tr: TrainableSet,
                                         needInputGrad: Bool, grads G: UnsafeMutablePointer<Float>, b: BackwardBuffers) {
         let c = config, H = c.hiddenSize
         let P = model.parameters.pointer
@@ -146,7 +147,8 @@ extension ModelRun {
         dk.update(repeating: 0, count: T * c.kvDim)
         dv.update(repeating: 0, count: T * c.kvDim)
         attentionBackward(a.q.pointer, a.k.pointer, a.v.pointer, probs: a.probs!.pointer, dAttn, dq, dk, dv,
-                          scratch: attnScratch.pointer, shape: attentionShape, precision: matmul)
+                          scratch: attnScratch.pointer, shape: attentionShape(l), precision: matmul,
+                          dSinks: aw.sinks.flatMap { tr.contains($0) ? G + $0.offset : nil })
         applyRotary(dq, table: rotary, batch: batch, seq: seq, heads: c.heads, headDim: c.headDim, inverse: true)
         applyRotary(dk, table: rotary, batch: batch, seq: seq, heads: c.kvHeads, headDim: c.headDim, inverse: true)
         if let clip = c.clipQKV {
@@ -188,7 +190,7 @@ extension ModelRun {
         let y = a.y!.pointer, dY = b.dY.pointer, dw = b.dRow.pointer
         let start = a.expertStart
         let expertTrains = (0..<E).map { tr.containsExpert(layer: l, expert: $0, lw.experts[$0]) }
-        let routerNeeded = dh2 != nil || tr.contains(router)
+        let routerNeeded = dh2 != nil || tr.contains(router) || tr.contains(lw.routerLogitBias)
         // dY for each (token, slot) = weight · dOut; dw = ⟨dOut, Y⟩ feeds the router.
         Parallel.ranges(T, work: T * K * H) { range in
             for t in range {
@@ -245,7 +247,12 @@ extension ModelRun {
                 dl.update(repeating: 0, count: E)
                 // dl holds ∂L/∂p first (p the scores), then becomes ∂L/∂logits. A weight is
                 // scale · p_k, or scale · p_k / Σ p_j over the chosen when renormalised.
-                if c.normTopKProb {
+                if c.router.scoring == .softmaxOfTopK {
+                    // Weights are the softmax of the chosen logits: the gradient reaches those only.
+                    var weighted: Float = 0
+                    for k in 0..<K { weighted += dw[t * K + k] * topW[t * K + k] }
+                    for k in 0..<K { dl[Int(topIdx[t * K + k])] += topW[t * K + k] * (dw[t * K + k] - weighted) }
+                } else if c.normTopKProb {
                     var sum: Float = 0, weighted: Float = 0
                     for k in 0..<K { sum += p[Int(topIdx[t * K + k])] }
                     for k in 0..<K { weighted += dw[t * K + k] * p[Int(topIdx[t * K + k])] / sum }
@@ -260,8 +267,10 @@ extension ModelRun {
                     for e in 0..<E { dl[e] = p[e] * (dl[e] - s) }
                 case .sigmoid:
                     for e in 0..<E { dl[e] *= p[e] * (1 - p[e]) }
+                case .softmaxOfTopK: break
                 }
             }
+            if let b = lw.routerLogitBias, tr.contains(b) { columnSums(dLogits, into: G + b.offset, rows: T, dim: E) }
             if tr.contains(router) { linearBackwardWeight(dLogits, a.h2.pointer, G + router.offset, rows: T, inDim: H, outDim: E, precision: matmul.routerPrecision) }
             if let dh2 { linearBackwardInput(dLogits, P + router.offset, dh2, rows: T, inDim: H, outDim: E, precision: matmul.routerPrecision) }
         }

@@ -8,6 +8,7 @@ public enum ModelFamily: String, Sendable, CaseIterable, Codable {
     case qwen3MoE = "qwen3_moe"
     case deepseekV2 = "deepseek_v2"
     case deepseekV3 = "deepseek_v3"
+    case gptOss = "gpt_oss"
 
     /// DeepSeek's multi-head latent attention, shared experts and scaled routing.
     public var isDeepSeek: Bool { self == .deepseekV2 || self == .deepseekV3 }
@@ -19,22 +20,37 @@ public typealias ConfigError = FileProblem
 /// Spellings that changed between versions are both accepted; features the engine does
 /// not implement are refused by `validated`, never ignored.
 public struct HFConfigFile: Codable, Sendable {
+    /// rope_parameters (transformers 5) and rope_scaling (4.x) share their YaRN fields.
     public struct RopeParameters: Codable, Sendable {
         public var ropeTheta: Double?
         public var ropeType: String?
+        public var type: String?
+        public var factor: Double?
+        public var betaFast: Double?
+        public var betaSlow: Double?
+        public var originalMaxPositionEmbeddings: Int?
+        public var truncate: Bool?
+        public var attentionFactor: Double?
+        public var mscale: Double?
+        public var mscaleAllDim: Double?
         enum CodingKeys: String, CodingKey {
             case ropeTheta = "rope_theta"
             case ropeType = "rope_type"
+            case type, factor, truncate, mscale
+            case betaFast = "beta_fast"
+            case betaSlow = "beta_slow"
+            case originalMaxPositionEmbeddings = "original_max_position_embeddings"
+            case attentionFactor = "attention_factor"
+            case mscaleAllDim = "mscale_all_dim"
+        }
+        public var kind: String { ropeType ?? type ?? "default" }
+        public init(ropeTheta: Double? = nil, ropeType: String? = nil, factor: Double? = nil, betaFast: Double? = nil, betaSlow: Double? = nil,
+                    originalMaxPositionEmbeddings: Int? = nil, truncate: Bool? = nil) {
+            self.ropeTheta = ropeTheta; self.ropeType = ropeType; self.factor = factor; self.betaFast = betaFast
+            self.betaSlow = betaSlow; self.originalMaxPositionEmbeddings = originalMaxPositionEmbeddings; self.truncate = truncate
         }
     }
-    public struct RopeScaling: Codable, Sendable {
-        public var type: String?
-        public var ropeType: String?
-        enum CodingKeys: String, CodingKey {
-            case type
-            case ropeType = "rope_type"
-        }
-    }
+    public typealias RopeScaling = RopeParameters
 
     public var modelType: String?
     public var vocabSize: Int?
@@ -82,6 +98,10 @@ public struct HFConfigFile: Codable, Sendable {
     public var scoringFunc: String?
     public var ropeInterleave: Bool?
     public var mlpBias: Bool?
+    // gpt-oss
+    public var layerTypes: [String]?
+    public var swigluLimit: Double?
+    public var swigluAlpha: Double?
 
     enum CodingKeys: String, CodingKey {
         case modelType = "model_type"
@@ -129,6 +149,9 @@ public struct HFConfigFile: Codable, Sendable {
         case scoringFunc = "scoring_func"
         case ropeInterleave = "rope_interleave"
         case mlpBias = "mlp_bias"
+        case layerTypes = "layer_types"
+        case swigluLimit = "swiglu_limit"
+        case swigluAlpha = "swiglu_alpha"
     }
 }
 
@@ -147,9 +170,30 @@ public struct LatentAttention: Sendable, Equatable, Codable {
     public var headDim: Int { nopeDim + ropeDim }
 }
 
+/// YaRN (arXiv 2309.00071) as transformers' `_compute_yarn_parameters` computes it.
+public struct YarnRope: Sendable, Equatable, Codable {
+    public var factor: Double
+    public var betaFast: Double
+    public var betaSlow: Double
+    public var originalMaxPositions: Int
+    public var truncate: Bool
+    /// Multiplies cos and sin (so attention scores by its square).
+    public var attentionFactor: Double
+}
+
+/// gpt-oss's expert activation: (clamp(up, ±limit) + 1) · g · σ(α g) with g = min(gate, limit).
+public struct ClampedSwiGLU: Sendable, Equatable, Codable {
+    public var limit: Float
+    public var alpha: Float
+}
+
 /// How a sparse layer's router turns logits into the chosen experts and their weights.
 public struct RouterRule: Sendable, Equatable, Codable {
-    public enum Scoring: String, Sendable, Codable { case softmax, sigmoid }
+    public enum Scoring: String, Sendable, Codable {
+        case softmax, sigmoid
+        /// gpt-oss: the top-k logits are chosen first, their softmax is the weights.
+        case softmaxOfTopK = "softmax_of_top_k"
+    }
     /// How a group of experts is scored when choices are limited to the best groups.
     public enum GroupScore: String, Sendable, Codable {
         /// DeepSeek-V2's group_limited_greedy: the group's best expert.
@@ -211,6 +255,17 @@ public struct ModelConfig: Sendable, Equatable, Codable {
     /// Qwen2-MoE scales its shared expert by a sigmoid gate; DeepSeek's shared experts are
     /// added as they are.
     public var sharedExpertGated: Bool
+    /// YaRN rotary scaling (nil: plain rotary embeddings).
+    public var yarn: YarnRope?
+    /// Softmax scale of attention scores (nil: 1/√headDim); DeepSeek's YaRN multiplies it.
+    public var attentionScale: Float?
+    /// gpt-oss: a learned per-head logit that joins each softmax and is then dropped.
+    public var attentionSinks = false
+    /// Which layers use `slidingWindow` (nil: all of them).
+    public var slidingLayers: [Bool]?
+    /// gpt-oss's experts: stored [hidden, 2·width] with gate and up interleaved by column,
+    /// down [width, hidden], both with biases, and a clamped SwiGLU.
+    public var clampedSwiGLU: ClampedSwiGLU?
 
     public enum QKNorm: String, Sendable, Codable {
         case none
@@ -300,13 +355,15 @@ public struct ModelConfig: Sendable, Equatable, Codable {
         if let act = c.hiddenAct, act != "silu" {
             throw ConfigError(file: file, "unsupported hidden_act \(act); supported: silu")
         }
-        if let rs = c.ropeScaling, (rs.ropeType ?? rs.type ?? "default") != "default" {
-            throw ConfigError(file: file, "unsupported rope_scaling type \(rs.ropeType ?? rs.type ?? "?"); supported: default (no scaling)")
+        let yarnFamily = family.isDeepSeek || family == .gptOss
+        if let rs = c.ropeScaling, rs.kind != "default", !(yarnFamily && rs.kind == "yarn") {
+            throw ConfigError(file: file, "unsupported rope_scaling type \(rs.kind); supported: default (no scaling)\(yarnFamily ? ", yarn" : "")")
         }
-        if let rt = c.ropeParameters?.ropeType, rt != "default" {
-            throw ConfigError(file: file, "unsupported rope_parameters.rope_type \(rt); supported: default")
+        if let rt = c.ropeParameters?.ropeType, rt != "default", !(yarnFamily && rt == "yarn") {
+            throw ConfigError(file: file, "unsupported rope_parameters.rope_type \(rt); supported: default\(yarnFamily ? ", yarn" : "")")
         }
         if family.isDeepSeek { return try resolveDeepSeek(c, family: family, keys: keys, file: file) }
+        if family == .gptOss { return try resolveGptOss(c, keys: keys, file: file) }
         let hidden = try positive(try need(c.hiddenSize, "hidden_size"), "hidden_size")
         let heads = try positive(try need(c.numAttentionHeads, "num_attention_heads"), "num_attention_heads")
         let kvHeads = try positive(c.numKeyValueHeads ?? heads, "num_key_value_heads")
@@ -334,7 +391,7 @@ public struct ModelConfig: Sendable, Equatable, Codable {
         var denseWidth = 0
         var sharedWidth = 0
         switch family {
-        case .mixtral, .olmoe, .deepseekV2, .deepseekV3:   // DeepSeek is resolved above
+        case .mixtral, .olmoe, .deepseekV2, .deepseekV3, .gptOss:   // DeepSeek and gpt-oss are resolved above
             expertWidth = try positive(try need(c.intermediateSize, "intermediate_size"), "intermediate_size")
         case .qwen2MoE, .qwen3MoE:
             expertWidth = try positive(try need(c.moeIntermediateSize, "moe_intermediate_size"), "moe_intermediate_size")
@@ -360,7 +417,7 @@ public struct ModelConfig: Sendable, Equatable, Codable {
             if c.useSlidingWindow == true {
                 throw ConfigError(file: file, "use_sliding_window true is not supported (Qwen's per-layer windows); supported: false")
             }
-        case .olmoe, .deepseekV2, .deepseekV3: break
+        case .olmoe, .deepseekV2, .deepseekV3, .gptOss: break
         }
         if let w = window, w <= 0 { window = nil }
 
@@ -372,7 +429,7 @@ public struct ModelConfig: Sendable, Equatable, Codable {
             sparseLayers: sparse, tieWordEmbeddings: c.tieWordEmbeddings ?? false, slidingWindow: window)
         if let pad = c.padTokenId, (0..<config.vocabSize).contains(pad) { config.paddingIndex = pad }
         switch family {
-        case .mixtral, .deepseekV2, .deepseekV3: break
+        case .mixtral, .deepseekV2, .deepseekV3, .gptOss: break
         case .olmoe:
             config.qkvBias = c.attentionBias ?? false
             config.oBias = c.attentionBias ?? false

@@ -52,13 +52,15 @@ public final class ModelRun: @unchecked Sendable {
         let widest = max(T * c.topK * c.expertWidth, T * max(c.sharedExpertWidth, c.denseWidth))
         mlpScratchA = FloatBuffer(count: widest)
         mlpScratchB = FloatBuffer(count: training ? 2 * widest : 0)
-        rotary = RotaryTable(headDim: c.rotaryDim, theta: c.ropeTheta, length: seq)
+        rotary = RotaryTable(headDim: c.rotaryDim, theta: c.ropeTheta, length: seq, yarn: c.yarn)
         routerStats = RouterStats(config: c)
     }
 
-    var attentionShape: AttentionShape {
-        AttentionShape(batch: batch, seq: seq, heads: config.heads, kvHeads: config.kvHeads, headDim: config.headDim,
-                       valueDim: config.valueHeadDim, window: config.slidingWindow)
+    /// Layer l's attention: gpt-oss alternates sliding-window and full layers.
+    func attentionShape(_ l: Int) -> AttentionShape {
+        let windowed = config.slidingLayers.map { l < $0.count && $0[l] } ?? true
+        return AttentionShape(batch: batch, seq: seq, heads: config.heads, kvHeads: config.kvHeads, headDim: config.headDim,
+                              valueDim: config.valueHeadDim, window: windowed ? config.slidingWindow : nil, scale: config.attentionScale)
     }
 
     /// Runs the forward pass and returns the mean next-token loss.
@@ -154,9 +156,9 @@ public final class ModelRun: @unchecked Sendable {
             rmsNormForward(xp, P + lw.inputNorm.offset, a.h1.pointer, a.rinv1.pointer, rows: T, dim: H, eps: c.rmsNormEps)
         }
         if let aw = lw.attention {
-            attentionBlockForward(aw, a)
+            attentionBlockForward(l, aw, a)
         } else if let la = lw.latentAttention {
-            latentAttentionForward(la, a)
+            latentAttentionForward(l, la, a)
         }
         if training { a.xMid.pointer.update(from: xp, count: T * H) }
         capture?.layers[l].storeMid(xp, count: T * H)
@@ -173,7 +175,7 @@ public final class ModelRun: @unchecked Sendable {
         }
     }
 
-    func attentionBlockForward(_ aw: AttentionWeights, _ a: LayerActivations) {
+    func attentionBlockForward(_ l: Int, _ aw: AttentionWeights, _ a: LayerActivations) {
         let c = config, H = c.hiddenSize
         let P = model.parameters.pointer
         let h1 = a.h1.pointer
@@ -210,7 +212,8 @@ public final class ModelRun: @unchecked Sendable {
         }
         timer.measure("fwd.attention") {
             attentionForward(a.q.pointer, a.k.pointer, a.v.pointer, a.attn.pointer, probs: a.probs?.pointer,
-                             scratch: attnScratch.pointer, shape: attentionShape, precision: matmul)
+                             scratch: attnScratch.pointer, shape: attentionShape(l), precision: matmul,
+                             sinks: aw.sinks.map { UnsafePointer(P + $0.offset) })
         }
         timer.measure("fwd.o_proj") {
             linearForward(a.attn.pointer, P + aw.o.offset, x.pointer, rows: T, inDim: c.attnDim, outDim: H, accumulate: true, precision: matmul)
@@ -228,6 +231,7 @@ public final class ModelRun: @unchecked Sendable {
         timer.measure("fwd.router") {
             // Routing is a discontinuous choice: its logits are always full float.
             linearForward(h2, P + router.offset, probs, rows: T, inDim: H, outDim: E, precision: matmul.routerPrecision)
+            if let b = lw.routerLogitBias { addRowBias(probs, P + b.offset, rows: T, dim: E) }
             routeTokens(probs: probs, tokens: T, experts: E, topK: K, normalize: c.normTopKProb, rule: c.router,
                         bias: lw.routerBias.map { UnsafePointer(P + $0.offset) }, resident: model.residentExperts?[l],
                         topIdx: topIdx, topW: topW)

@@ -41,6 +41,7 @@ func routeTokens(probs: UnsafeMutablePointer<Float>, tokens T: Int, experts E: I
             switch rule.scoring {
             case .softmax: softmaxRow(p, E)
             case .sigmoid: for e in 0..<E { p[e] = 1 / (1 + Foundation.exp(-p[e])) }
+            case .softmaxOfTopK: break
             }
             for e in 0..<E { choice[e] = p[e] + (bias?[e] ?? 0) }
             for e in 0..<E { allowed[e] = resident?[e] ?? true }
@@ -83,6 +84,14 @@ func routeTokens(probs: UnsafeMutablePointer<Float>, tokens T: Int, experts E: I
                 topIdx[t * K + k] = Int32(best)
                 topW[t * K + k] = p[best]
                 sum += p[best]
+            }
+            if rule.scoring == .softmaxOfTopK {
+                var top = -Float.infinity
+                for k in 0..<K { top = max(top, topW[t * K + k]) }
+                var total: Float = 0
+                for k in 0..<K { topW[t * K + k] = Foundation.exp(topW[t * K + k] - top); total += topW[t * K + k] }
+                for k in 0..<K { topW[t * K + k] /= total }
+                continue
             }
             if normalize {
                 let denominator = rule.scoring == .sigmoid ? sum + 1e-20 : sum

@@ -39,7 +39,7 @@ public struct TrainableSet: Sendable, Equatable {
     }
 
     public func containsExpert(layer: Int, expert: Int, _ w: MLPWeights) -> Bool {
-        guard contains(w.gate) || contains(w.up) || contains(w.down) else { return false }
+        guard w.all.contains(where: { contains($0) }) else { return false }
         return expertFilter?.contains(ExpertID(layer: layer, expert: expert)) ?? true
     }
 

@@ -16,12 +16,22 @@ public struct MLPWeights: Sendable, Equatable {
     public var up: ParamView     // [width, hidden]
     public var down: ParamView   // [hidden, width]
     public var width: Int
+    /// gpt-oss's experts: `gate` and `up` are the two halves of one [hidden, 2·width]
+    /// matrix whose columns alternate gate and up, `down` is [width, hidden], both
+    /// products carry biases, and the activation is clamped (nil: the plain SwiGLU MLP).
+    public var interleavedClamped: ClampedSwiGLU? = nil
+    public var gateUpBias: ParamView? = nil   // [2·width]
+    public var downBias: ParamView? = nil     // [hidden]
+    /// Every view, biases included.
+    public var all: [ParamView] { [gate, up, down, gateUpBias, downBias].compactMap { $0 } }
 }
 
 public struct AttentionWeights: Sendable, Equatable {
     public var q: ParamView, k: ParamView, v: ParamView, o: ParamView
     public var qBias: ParamView?, kBias: ParamView?, vBias: ParamView?, oBias: ParamView?
     public var qNorm: ParamView?, kNorm: ParamView?
+    /// gpt-oss's per-head sink logits [heads].
+    public var sinks: ParamView?
 }
 
 /// DeepSeek's latent attention. Queries: `q` = q_proj [heads·(nope+rope), hidden], or with
@@ -46,6 +56,8 @@ public struct LayerWeights: Sendable, Equatable {
     public var router: ParamView?
     /// DeepSeek-V3's e_score_correction_bias [experts]: shifts the choice, not the weights.
     public var routerBias: ParamView?
+    /// gpt-oss's router bias [experts]: part of the logits (trained like the router).
+    public var routerLogitBias: ParamView?
     public var experts: [MLPWeights]
     public var sharedExpert: MLPWeights?
     /// Qwen2-MoE's sigmoid gate [1, hidden] on the shared expert (nil: added ungated).
@@ -94,8 +106,10 @@ public struct WeightLayout: Sendable {
         return ParamView(offset: offset, count: count, tensor: tensors.count - 1)
     }
 
-    public init(config c: ModelConfig, expertLayout: ExpertLayout) {
+    public init(config c: ModelConfig, expertLayout requested: ExpertLayout) {
         self.config = c
+        // gpt-oss publishes fused experts only.
+        let expertLayout: ExpertLayout = c.clampedSwiGLU != nil ? .fused : requested
         self.expertLayout = expertLayout
         let H = c.hiddenSize
         embed = ParamView(offset: 0, count: 0, tensor: 0)
@@ -135,6 +149,7 @@ public struct WeightLayout: Sendable {
                     attn.vBias = add(p + "self_attn.v_proj.bias", [c.kvDim])
                 }
                 if c.oBias { attn.oBias = add(p + "self_attn.o_proj.bias", [H]) }
+                if c.attentionSinks { attn.sinks = add(p + "self_attn.sinks", [c.heads]) }
                 switch c.qkNorm {
                 case .none: break
                 case .wholeProjection:
@@ -150,6 +165,26 @@ public struct WeightLayout: Sendable {
             if c.sparseLayers[l] {
                 let I = c.expertWidth
                 let moe = (c.family == .mixtral && expertLayout == .perExpert) ? "block_sparse_moe" : "mlp"
+                if let f = c.clampedSwiGLU {
+                    layer.router = add(p + "mlp.router.weight", [c.experts, H])
+                    layer.routerLogitBias = add(p + "mlp.router.bias", [c.experts])
+                    let gateUp = add(p + "mlp.experts.gate_up_proj", [c.experts, H, 2 * I])
+                    let gateUpBias = add(p + "mlp.experts.gate_up_proj_bias", [c.experts, 2 * I])
+                    let down = add(p + "mlp.experts.down_proj", [c.experts, I, H])
+                    let downBias = add(p + "mlp.experts.down_proj_bias", [c.experts, H])
+                    for e in 0..<c.experts {
+                        let g0 = gateUp.offset + e * 2 * I * H
+                        layer.experts.append(MLPWeights(
+                            gate: ParamView(offset: g0, count: I * H, tensor: gateUp.tensor),
+                            up: ParamView(offset: g0 + I * H, count: I * H, tensor: gateUp.tensor),
+                            down: ParamView(offset: down.offset + e * I * H, count: I * H, tensor: down.tensor),
+                            width: I, interleavedClamped: f,
+                            gateUpBias: ParamView(offset: gateUpBias.offset + e * 2 * I, count: 2 * I, tensor: gateUpBias.tensor),
+                            downBias: ParamView(offset: downBias.offset + e * H, count: H, tensor: downBias.tensor)))
+                    }
+                    layers.append(layer)
+                    continue
+                }
                 layer.router = add(p + moe + ".gate.weight", [c.experts, H])
                 if c.router.correctionBias { layer.routerBias = add(p + moe + ".gate.e_score_correction_bias", [c.experts]) }
                 switch expertLayout {
@@ -203,8 +238,7 @@ public struct WeightLayout: Sendable {
     /// layout, the two fused tensors (shared with the other experts) for the fused one.
     public func tensorIndices(layer: Int, expert: Int) -> [Int] {
         guard layer >= 0, layer < layers.count, expert >= 0, expert < layers[layer].experts.count else { return [] }
-        let e = layers[layer].experts[expert]
-        return Array(Set([e.gate.tensor, e.up.tensor, e.down.tensor])).sorted()
+        return Array(Set(layers[layer].experts[expert].all.map(\.tensor))).sorted()
     }
 }
 
@@ -267,7 +301,7 @@ extension WeightLayout {
 
     public func placement(ofTensor index: Int) -> Placement {
         for (l, layer) in layers.enumerated() {
-            for (e, w) in layer.experts.enumerated() where [w.gate.tensor, w.up.tensor, w.down.tensor].contains(index) {
+            for (e, w) in layer.experts.enumerated() where w.all.contains(where: { $0.tensor == index }) {
                 return expertLayout == .fused ? .expertSlices(layer: l) : .expert(ExpertID(layer: l, expert: e))
             }
         }

@@ -127,7 +127,7 @@ extension TrainableSet {
         if let filter = expertFilter {
             for id in filter.sorted() {
                 let e = layout.layers[id.layer].experts[id.expert]
-                for v in [e.gate, e.up, e.down] where tensors.contains(v.tensor) {
+                for v in e.all where tensors.contains(v.tensor) {
                     out.append(v)
                     covered.insert(v.tensor)
                 }

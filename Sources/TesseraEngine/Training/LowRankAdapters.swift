@@ -40,7 +40,13 @@ public final class LowRankAdapters: @unchecked Sendable {
             }
             let e = model.layout.layers[id.layer].experts[id.expert]
             let hidden = e.down.count / e.width
-            for (view, rows, columns) in [(e.gate, e.width, hidden), (e.up, e.width, hidden), (e.down, hidden, e.width)] {
+            // gpt-oss keeps gate and up as one [hidden, 2·width] matrix (columns interleaved)
+            // and down as [width, hidden]; its biases stay frozen, as LoRA leaves biases.
+            let shapes = e.interleavedClamped == nil
+                ? [(e.gate, e.width, hidden), (e.up, e.width, hidden), (e.down, hidden, e.width)]
+                : [(ParamView(offset: e.gate.offset, count: e.gate.count + e.up.count, tensor: e.gate.tensor), hidden, 2 * e.width),
+                   (e.down, e.width, hidden)]
+            for (view, rows, columns) in shapes {
                 guard rank <= min(rows, columns) else {
                     throw EngineError.invalidInput("low-rank adapters: rank \(rank) exceeds the \(rows)×\(columns) matrices of expert \(id)")
                 }
