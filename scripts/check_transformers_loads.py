@@ -7,8 +7,7 @@ import os, sys, torch, transformers
 from safetensors.torch import load_file
 root = sys.argv[1]
 here = os.path.dirname(os.path.abspath(__file__))
-refs = {n: os.path.join(here, "..", "Tests", "TesseraEngineTests", "Reference", n) for n in os.listdir(root)}
-refs["qwen2moe-tiny"] = os.path.join(here, "..", "..", "shared", "fixtures", "hf-moe", "qwen2moe-tiny")
+refs = {n: os.path.join(here, "..", "Tests", "Fixtures", "reference", n) for n in os.listdir(root)}
 for name in sorted(os.listdir(root)):
     model = transformers.AutoModelForCausalLM.from_pretrained(os.path.join(root, name), dtype=torch.float32,
                                                               attn_implementation="eager").eval()

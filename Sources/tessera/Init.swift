@@ -6,7 +6,7 @@ import TesseraCore
 struct Init: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write a randomly initialised MoE checkpoint (for tests and benchmarks).")
-    @Option(help: "mixtral, olmoe, qwen2_moe, qwen3_moe, deepseek_v2 or deepseek_v3.") var family = "qwen3_moe"
+    @Option(help: "mixtral, olmoe, qwen2_moe, qwen3_moe, deepseek_v2, deepseek_v3 or gpt_oss.") var family = "qwen3_moe"
     @Option var vocab = 256
     @Option var hidden = 512
     @Option var layers = 4
@@ -48,7 +48,9 @@ struct Init: ParsableCommand {
         if let existing = try? FileManager.default.contentsOfDirectory(atPath: out), !existing.isEmpty {
             throw ValidationError("--out \(out) is not empty; choose a new directory (nothing was written)")
         }
-        let config = fam.isDeepSeek
+        let config = fam == .gptOss
+            ? try ModelConfig.parse(Data(#"{"model_type":"gpt_oss","vocab_size":\#(vocab),"hidden_size":\#(hidden),"num_hidden_layers":\#(layers),"num_attention_heads":\#(heads),"num_key_value_heads":\#(kvHeads),"head_dim":\#(hidden / heads),"num_local_experts":\#(experts),"num_experts_per_tok":\#(topK),"intermediate_size":\#(expertWidth)}"#.utf8), file: "--family gpt_oss")
+            : fam.isDeepSeek
             ? ModelConfig.deepSeek(fam, vocabSize: vocab, hiddenSize: hidden, layers: layers, heads: heads, experts: experts, topK: topK,
                                    expertWidth: expertWidth, denseLayers: layers > 1 ? 1 : 0)
             : ModelConfig(family: fam, vocabSize: vocab, hiddenSize: hidden, layers: layers, heads: heads, kvHeads: kvHeads,

@@ -179,6 +179,20 @@ extension ModelConfig {
                 m.append(("swiglu_alpha", .number(Double("\(c.alpha)") ?? Double(c.alpha))))
             }
         }
-        return JSONValue.object(m).serialized() + "\n"
+        return Self.floatLiterals(JSONValue.object(m).serialized()) + "\n"
+    }
+
+    /// transformers 5's strict config classes refuse an integer literal where they declare a
+    /// float (routed_scaling_factor: 1), and the canonical writer drops ".0"; these keys get
+    /// it back.
+    static func floatLiterals(_ json: String) -> String {
+        let keys = ["rope_theta", "routed_scaling_factor", "factor", "beta_fast", "beta_slow", "swiglu_limit", "swiglu_alpha",
+                    "attention_factor", "rms_norm_eps"]
+        var out = json
+        for key in keys {
+            guard let regex = try? NSRegularExpression(pattern: "(\"\(key)\":-?[0-9]+)(?=[,}])") else { continue }
+            out = regex.stringByReplacingMatches(in: out, range: NSRange(out.startIndex..., in: out), withTemplate: "$1.0")
+        }
+        return out
     }
 }
