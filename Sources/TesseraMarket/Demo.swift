@@ -29,17 +29,32 @@ public final class Demo {
         public var batch = 16
         /// Contributors train low-rank adapters of this rank and submit 4-bit factors (0:
         /// every weight of their experts, submitted as sparse deltas).
-        public var loraRank = 0
+        public var loraRank = TrainingDefaults.adapterRank
         /// How contributors submit: adapters' 4-bit factors, or sparse deltas of a full update.
         /// The in-process and the network demo both take it from here.
         public var contributorDelta: DeltaOptions {
-            loraRank > 0 ? DeltaOptions(encoding: .lowRank, rank: loraRank, factorBits: 4) : DeltaOptions(encoding: .sparse, density: 0.25)
+            loraRank > 0 ? DeltaOptions(encoding: .lowRank, rank: loraRank, factorBits: TrainingDefaults.adapterFactorBits)
+                : DeltaOptions(encoding: .sparse, density: 0.25)
         }
-        public var learningRate: Float = 1e-3
+        /// Contributors' peak learning rate and weight decay (nil: `TrainingDefaults` for
+        /// adapters or full weights).
+        public var learningRate: Float?
+        public var weightDecay: Float?
+        public var contributorLearningRate: Float {
+            learningRate ?? (loraRank > 0 ? TrainingDefaults.adapterLearningRate : TrainingDefaults.fullLearningRate)
+        }
+        /// With adapters and no decay given, the one that spends the default budget over
+        /// the contributors' schedule.
+        public var contributorWeightDecay: Float {
+            if let weightDecay { return weightDecay }
+            guard loraRank > 0 else { return 0 }
+            return TrainingDefaults.adapterWeightDecay(for: TrainingOptions(steps: steps, batch: batch, learningRate: contributorLearningRate,
+                                                                            warmupSteps: max(1, steps / 10), seed: seed))
+        }
         public var topP = 0.3
         /// Share of each contributor's training windows drawn from the background text
         /// (rehearsal against forgetting, which the validators' background guard punishes).
-        public var replay = 0.5
+        public var replay = 0.75
         /// Windows per contributor, per validator set, and served for metering.
         public var trainWindows = 512
         public var evalWindows = 128
@@ -98,7 +113,8 @@ public final class Demo {
         o = options
         self.log = log
         guard o.steps > 0 else { throw CoreError("--steps \(o.steps) must be positive") }
-        guard o.learningRate.isFinite, o.learningRate > 0 else { throw CoreError("--lr \(o.learningRate) must be a positive number") }
+        guard o.contributorLearningRate.isFinite, o.contributorLearningRate > 0 else { throw CoreError("--lr \(o.contributorLearningRate) must be a positive number") }
+        guard o.contributorWeightDecay.isFinite, o.contributorWeightDecay >= 0 else { throw CoreError("--weight-decay \(o.contributorWeightDecay) must be ≥ 0") }
         guard (0...LowRankAdapters.maxRank).contains(o.loraRank) else { throw CoreError("--lora-rank \(o.loraRank) must be in 0...\(LowRankAdapters.maxRank)") }
         guard (0..<1).contains(o.replay) else { throw CoreError("--replay \(o.replay) must be in [0, 1)") }
         guard o.topP > 0, o.topP <= 1 else { throw CoreError("--top-p \(o.topP) must be in (0, 1]") }
@@ -249,9 +265,10 @@ public final class Demo {
                 log("\(c): selected \(experts.count) experts by token affinity (p = \(o.topP)): \(experts.map(\.description).joined(separator: " ")); training \(o.steps) steps")
                 let replayCount = o.replay > 0 ? Int((Double(o.trainWindows) * o.replay / (1 - o.replay)).rounded()) : 0
                 let share = try text.train.share(i, of: 3).prefix(o.trainWindows).appending(text.backgroundTrain.share(i, of: 3).prefix(replayCount))
-                var options = TrainingOptions(steps: o.steps, batch: o.batch, learningRate: o.learningRate, warmupSteps: max(1, o.steps / 10),
+                var options = TrainingOptions(steps: o.steps, batch: o.batch, learningRate: o.contributorLearningRate, warmupSteps: max(1, o.steps / 10),
                                               seed: o.seed &+ UInt64(i))
                 options.clipNorm = 1
+                options.weightDecay = o.contributorWeightDecay
                 options.lowRank = o.loraRank > 0 ? o.loraRank : nil
                 let request = Contribution.Request(experts: experts, data: share, heldOut: nil, options: options, partialResidency: false,
                                                    delta: o.contributorDelta, market: marketID, domain: domain.name,

@@ -3,29 +3,36 @@ import TesseraEngine
 import TesseraLibrary
 import TesseraProof
 
-/// How a contributor's update is made small enough to travel (train, contribute): a
-/// full-weight update as a sparse (default), lossless or low-rank delta, or an update
-/// trained through low-rank adapters and submitted as their quantized factors (50× smaller;
-/// whitepaper-notes/library.md has the measured trade against forgetting).
+/// How a contributor's update is made small enough to travel (train, contribute): by
+/// default trained through rank-4 low-rank adapters with weight decay on their factors and
+/// submitted as 4-bit factors (about 54× smaller than the experts in bf16 at the full
+/// update's gain and forgetting on Spanish; whitepaper-notes/library.md has the curve), or
+/// a full-weight update (`--lora-rank 0`) as a sparse, lossless or low-rank delta.
 struct DeltaArguments: ParsableArguments {
     @Option(name: .customLong("lora-rank"),
-            help: "Train the selected experts through low-rank adapters of this rank (LoRA), so the update is small by construction (use with --delta low_rank); 0 trains every weight.")
-    var loraRank = 0
-    @Option(help: "Delta encoding.") var delta = DeltaHeader.Encoding.sparse
+            help: "Train the selected experts through low-rank adapters of this rank (LoRA), submitted as their factors; 0 trains every weight.")
+    var loraRank = DeltaArguments.defaultLoraRank
+    @Option(name: .customLong("delta"), help: "Delta encoding (default: low_rank with adapters, sparse for a full-weight update).")
+    var deltaEncoding: DeltaHeader.Encoding?
+    var delta: DeltaHeader.Encoding { deltaEncoding ?? (loraRank > 0 ? .lowRank : .sparse) }
     @Option(help: "Sparse deltas: share of entries kept.") var density = 0.25
     @Option(help: "Low-rank deltas of a full-weight update: components per tensor (with adapters, their rank is used).") var rank = 4
     @Option(name: .customLong("factor-bits"), help: "Low-rank deltas: bits per factor value (4 or 8).") var factorBits = 4
 
     var options: DeltaOptions { DeltaOptions(encoding: delta, density: density, rank: rank, factorBits: factorBits) }
 
-    /// The peak learning rate when none is given: adapters need a higher one (5e-3 matched
-    /// the full update's forgetting in the ESFT experiment).
-    var defaultLearningRate: Float { loraRank > 0 ? 5e-3 : 1e-3 }
+    static let defaultLoraRank = TrainingDefaults.adapterRank
+    /// Adapters want a higher peak rate than full weights, and weight decay on their factors
+    /// (which bounds the update's nuclear norm and pulls it toward the base) keeps their
+    /// forgetting at the full update's (the ESFT experiment, whitepaper-notes/library.md).
+    var defaultLearningRate: Float { loraRank > 0 ? TrainingDefaults.adapterLearningRate : TrainingDefaults.fullLearningRate }
 
-    /// The training options of `training` with the adapters asked for.
+    /// The training options of `training` with the adapters asked for; with adapters and no
+    /// --weight-decay, the decay that spends `TrainingDefaults.adapterDecayBudget`.
     func trainingOptions(_ training: TrainingArguments) -> TrainingOptions {
         var o = training.options(defaultLearningRate: defaultLearningRate)
         o.lowRank = loraRank > 0 ? loraRank : nil
+        if loraRank > 0 && training.weightDecay == nil { o.weightDecay = TrainingDefaults.adapterWeightDecay(for: o) }
         return o
     }
 

@@ -3,6 +3,7 @@ import Foundation
 import TesseraCore
 import TesseraClient
 import TesseraMarket
+import TesseraProof
 
 /// This program's own path, for running its other commands as separate processes.
 func executablePath() throws -> String {
@@ -22,11 +23,12 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "Expert library of the base model.") var experts = "Experts"
     @Option(help: "Folder with market.toml and domains/.") var policy = "Market"
     @Option(help: "Training steps per contributor.") var steps = 40
-    @Option(name: .customLong("lr"), help: "Contributors' peak learning rate.") var learningRate: Float = 1e-3
-    @Option(name: .customLong("lora-rank"), help: "Contributors train low-rank adapters of this rank (0: every weight of their experts, submitted as sparse deltas).")
-    var loraRank = 0
+    @Option(name: .customLong("lr"), help: "Contributors' peak learning rate (default: 1.5e-2 with adapters, 1e-3 for full weights).") var learningRate: Float?
+    @Option(name: .customLong("weight-decay"), help: "Contributors' weight decay (default with adapters: the decay that spends a budget of 2.6 = wd · Σ lr over their rounds; 0 for full weights).") var weightDecay: Float?
+    @Option(name: .customLong("lora-rank"), help: "Contributors train low-rank adapters of this rank and submit 4-bit factors (0: every weight of their experts, submitted as sparse deltas).")
+    var loraRank = TrainingDefaults.adapterRank
     @Option(name: .customLong("top-p"), help: "Contributors' ESFT selection threshold.") var topP = 0.3
-    @Option(help: "Share of contributors' training windows taken from the background text (rehearsal).") var replay = 0.5
+    @Option(help: "Share of contributors' training windows taken from the background text (rehearsal).") var replay = 0.75
     @Option var seed: UInt64 = 1
     @Flag(help: "Run every party as a separate process over HTTP on loopback (tessera serve, contribute, validator run, merge).") var network = false
     @Option(help: "Keep the ledger in this PostgreSQL database (postgresql://USER@HOST:PORT/DB, empty) instead of an SQLite file.") var database: String?
@@ -44,6 +46,7 @@ struct DemoCommand: AsyncParsableCommand {
         o.database = database
         o.steps = steps
         o.learningRate = learningRate
+        o.weightDecay = weightDecay
         o.loraRank = loraRank
         o.topP = topP
         o.replay = replay

@@ -12,7 +12,7 @@ struct TrainingArguments: ParsableArguments {
     @Option(name: .customLong("lr"), help: "Peak learning rate (default: 1e-3; with low-rank adapters, 5e-3).") var learningRate: Float?
     @Option(help: "Linear warm-up steps before the cosine decay.") var warmup = 20
     @Option(name: .customLong("min-lr-fraction")) var minLRFraction: Float = 0.1
-    @Option(name: .customLong("weight-decay")) var weightDecay: Float = 0
+    @Option(name: .customLong("weight-decay"), help: "Decoupled weight decay (AdamW) (default: 0; with low-rank adapters, the decay that spends a budget of 2.6 = wd · Σ lr over the run).") var weightDecay: Float?
     @Option(name: .customLong("clip"), help: "Global gradient-norm bound.") var clipNorm: Float = 1
     @Option var seed: UInt64 = 0
     @Option(name: .customLong("eval-every"), help: "Held-out evaluation interval in steps (0: at the end).") var evalEvery = 0
@@ -22,7 +22,7 @@ struct TrainingArguments: ParsableArguments {
     func options(auxCoef: Float = 0, defaultLearningRate: Float = 1e-3) -> TrainingOptions {
         var o = TrainingOptions(steps: steps, batch: batch, learningRate: learningRate ?? defaultLearningRate, warmupSteps: warmup, seed: seed)
         o.minLearningRateFraction = minLRFraction
-        o.weightDecay = weightDecay
+        o.weightDecay = weightDecay ?? 0
         o.clipNorm = clipNorm
         o.evalEvery = evalEvery
         o.evalWindows = evalWindows

@@ -172,15 +172,12 @@ public struct WeightLayout: Sendable {
                     let gateUpBias = add(p + "mlp.experts.gate_up_proj_bias", [c.experts, 2 * I])
                     let down = add(p + "mlp.experts.down_proj", [c.experts, I, H])
                     let downBias = add(p + "mlp.experts.down_proj_bias", [c.experts, H])
-                    for e in 0..<c.experts {
-                        let g0 = gateUp.offset + e * 2 * I * H
-                        layer.experts.append(MLPWeights(
-                            gate: ParamView(offset: g0, count: I * H, tensor: gateUp.tensor),
-                            up: ParamView(offset: g0 + I * H, count: I * H, tensor: gateUp.tensor),
-                            down: ParamView(offset: down.offset + e * I * H, count: I * H, tensor: down.tensor),
-                            width: I, interleavedClamped: f,
-                            gateUpBias: ParamView(offset: gateUpBias.offset + e * 2 * I, count: 2 * I, tensor: gateUpBias.tensor),
-                            downBias: ParamView(offset: downBias.offset + e * H, count: H, tensor: downBias.tensor)))
+                    layer.experts = Self.fusedSlices(gateUp: gateUp, down: down, experts: c.experts, width: I, hidden: H).enumerated().map { e, w in
+                        var w = w
+                        w.interleavedClamped = f
+                        w.gateUpBias = ParamView(offset: gateUpBias.offset + e * 2 * I, count: 2 * I, tensor: gateUpBias.tensor)
+                        w.downBias = ParamView(offset: downBias.offset + e * H, count: H, tensor: downBias.tensor)
+                        return w
                     }
                     layers.append(layer)
                     continue
@@ -200,14 +197,7 @@ public struct WeightLayout: Sendable {
                 case .fused:
                     let gateUp = add(p + "mlp.experts.gate_up_proj", [c.experts, 2 * I, H])
                     let down = add(p + "mlp.experts.down_proj", [c.experts, H, I])
-                    for e in 0..<c.experts {
-                        let g0 = gateUp.offset + e * 2 * I * H
-                        layer.experts.append(MLPWeights(
-                            gate: ParamView(offset: g0, count: I * H, tensor: gateUp.tensor),
-                            up: ParamView(offset: g0 + I * H, count: I * H, tensor: gateUp.tensor),
-                            down: ParamView(offset: down.offset + e * H * I, count: H * I, tensor: down.tensor),
-                            width: I))
-                    }
+                    layer.experts = Self.fusedSlices(gateUp: gateUp, down: down, experts: c.experts, width: I, hidden: H)
                 }
                 if c.sharedExpertWidth > 0 {
                     let S = c.sharedExpertWidth
@@ -232,6 +222,17 @@ public struct WeightLayout: Sendable {
         var index: [String: Int] = [:]
         for (i, t) in tensors.enumerated() { index[t.name] = i }
         indexByName = index
+    }
+
+    /// Expert e's views in fused tensors: the e-th 2·width·hidden block of gateUp (gate
+    /// half first) and the e-th width·hidden block of down, whichever way each is laid out.
+    static func fusedSlices(gateUp: ParamView, down: ParamView, experts: Int, width I: Int, hidden H: Int) -> [MLPWeights] {
+        (0..<experts).map { e in
+            let g0 = gateUp.offset + e * 2 * I * H
+            return MLPWeights(gate: ParamView(offset: g0, count: I * H, tensor: gateUp.tensor),
+                              up: ParamView(offset: g0 + I * H, count: I * H, tensor: gateUp.tensor),
+                              down: ParamView(offset: down.offset + e * H * I, count: H * I, tensor: down.tensor), width: I)
+        }
     }
 
     /// The tensors that hold routed expert (layer, expert): several for the per-expert
