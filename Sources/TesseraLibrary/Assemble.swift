@@ -22,6 +22,13 @@ extension ExpertLibrary {
         guard ContentHash.sha256(Array(config)) == manifest.configSHA256 else {
             throw LibraryError("\(configPath): does not match the manifest's config_sha256")
         }
+        var tokenizer: Data?
+        if let expected = manifest.tokenizerSHA256 {
+            guard let data = FileManager.default.contents(atPath: tokenizerPath), ContentHash.sha256(Array(data)) == expected else {
+                throw LibraryError("\(tokenizerPath): missing or does not match the manifest's tokenizer_sha256")
+            }
+            tokenizer = data
+        }
         var plan: [(name: String, tensors: [StreamedTensor])] = []
         let byName = Dictionary(uniqueKeysWithValues: manifest.tensors.map { ($0.name, $0) })
         var totalSize = 0
@@ -68,5 +75,6 @@ extension ExpertLibrary {
             try AtomicFile.write(Array(index.serialized().utf8), to: (out as NSString).appendingPathComponent("model.safetensors.index.json"))
         }
         try AtomicFile.write(Array(config), to: (out as NSString).appendingPathComponent("config.json"))
+        if let tokenizer { try AtomicFile.write(Array(tokenizer), to: (out as NSString).appendingPathComponent("tokenizer.json")) }
     }
 }

@@ -9,6 +9,7 @@ import TesseraCore
 ///
 ///     DIR/manifest.json           where every tensor lives; every expert's versions
 ///     DIR/config.json             the source config, byte for byte
+///     DIR/tokenizer.json          the source's tokenizer, when it has one
 ///     DIR/shards/<sha256>.safetensors
 ///
 /// Shards are content-addressed and never change; an operation writes its new shards
@@ -27,6 +28,17 @@ public final class ExpertLibrary: @unchecked Sendable {
 
     public var manifestPath: String { Self.manifestPath(directory) }
     public var configPath: String { (directory as NSString).appendingPathComponent("config.json") }
+    public var tokenizerPath: String { (directory as NSString).appendingPathComponent("tokenizer.json") }
+
+    /// Refuses token windows made with another vocabulary than this model's: a corpus
+    /// records the hash of the tokenizer.json it used (none for the byte vocabulary), the
+    /// library the hash of the one its checkpoint came with.
+    public func requireVocabulary(ofTokenFile origin: String, tokenizerSHA256 fileTokenizer: String?) throws {
+        let mine = manifest.tokenizerSHA256
+        guard fileTokenizer != mine else { return }
+        func describe(_ hash: String?) -> String { hash.map { "the tokenizer \($0.prefix(12))…" } ?? "the byte vocabulary" }
+        throw LibraryError("\(origin): its tokens were made with \(describe(fileTokenizer)), but the model in \(directory) uses \(describe(mine)); make the corpus again with `tessera corpus \(mine == nil ? "" : "--tokenizer \(tokenizerPath) ")...`")
+    }
     public var shardsDirectory: String { (directory as NSString).appendingPathComponent("shards") }
     static func manifestPath(_ dir: String) -> String { (dir as NSString).appendingPathComponent("manifest.json") }
 

@@ -66,9 +66,13 @@ public struct LibraryManifest: Codable, Sendable, Equatable {
     public var tensors: [TensorEntry]
     public var trunk: String
     public var experts: [ExpertEntry]
+    /// SHA-256 of the tokenizer.json the checkpoint came with (kept beside the manifest);
+    /// nil for a byte-vocabulary model. Token files must have been made with it.
+    public var tokenizerSHA256: String? = nil
 
     enum CodingKeys: String, CodingKey {
         case format, tensors, trunk, experts
+        case tokenizerSHA256 = "tokenizer_sha256"
         case modelType = "model_type"
         case expertLayout = "expert_layout"
         case configSHA256 = "config_sha256"

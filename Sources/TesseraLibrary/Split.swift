@@ -41,6 +41,7 @@ extension ExpertLibrary {
             }
         }
         let configSHA = ContentHash.sha256(Array(configData))
+        let tokenizerData = FileManager.default.contents(atPath: (checkpoint as NSString).appendingPathComponent("tokenizer.json"))
         let fm = FileManager.default
         let shards = (directory as NSString).appendingPathComponent("shards")
         try fm.createDirectory(atPath: shards, withIntermediateDirectories: true)
@@ -96,7 +97,8 @@ extension ExpertLibrary {
         }
         let manifest = LibraryManifest(format: LibraryManifest.formatName, modelType: config.family.rawValue,
                                        expertLayout: layout.expertLayout, configSHA256: configSHA, sourceFiles: sourceFiles,
-                                       tensors: entries, trunk: trunkHash, experts: experts)
+                                       tensors: entries, trunk: trunkHash, experts: experts,
+                                       tokenizerSHA256: tokenizerData.map { ContentHash.sha256(Array($0)) })
         if progress {
             bar.update(Double(total) * 2)
             bar.finish()
@@ -108,6 +110,7 @@ extension ExpertLibrary {
             let sameBase = existing.manifest.configSHA256 == configSHA && existing.manifest.trunk == trunkHash
                 && existing.manifest.tensors == entries
                 && existing.manifest.experts.map { $0.versions[0].hash } == experts.map { $0.versions[0].hash }
+                && existing.manifest.tokenizerSHA256 == manifest.tokenizerSHA256
             guard sameBase else {
                 throw LibraryError("\(directory) already holds a library of a different model; split into an empty directory")
             }
@@ -116,6 +119,7 @@ extension ExpertLibrary {
         }
         let configCopy = (directory as NSString).appendingPathComponent("config.json")
         try AtomicFile.write(Array(configData), to: configCopy)
+        if let tokenizerData { try AtomicFile.write(Array(tokenizerData), to: (directory as NSString).appendingPathComponent("tokenizer.json")) }
         CrashPoint.reach("split.manifest")
         try AtomicFile.write(try manifest.encoded(), to: manifestPath(directory))
         return summary

@@ -58,6 +58,8 @@ public enum Contribution {
     /// so a killed run resumes where its last checkpoint left it).
     public static func run(_ r: Request, library: ExpertLibrary, key: ParticipantKey, out: String, progress: Bool) throws -> Report {
         guard !r.experts.isEmpty else { throw LibraryError("no experts to train") }
+        try r.data.requireVocabulary(of: library)
+        try r.heldOut?.requireVocabulary(of: library)
         let config = try library.config()
         let model = try library.loadModel(resident: r.partialResidency ? residentSet(r.experts, config: config) : nil)
         let trainable = try TrainableSet.experts(r.experts, in: model.layout)

@@ -10,17 +10,26 @@ public struct TokenWindows: Sendable {
     public let ids: [Int32]
     /// Where the windows came from, for error messages and reports.
     public let origin: String
+    /// The tokenizer.json hash `tessera corpus` recorded (nil: the byte vocabulary).
+    public let tokenizerSHA256: String?
 
-    public init(seq: Int, ids: [Int32], origin: String) {
+    public init(seq: Int, ids: [Int32], origin: String, tokenizerSHA256: String? = nil) {
         self.seq = seq
         self.count = seq > 0 ? ids.count / seq : 0
         self.ids = ids
         self.origin = origin
+        self.tokenizerSHA256 = tokenizerSHA256
     }
 
     public static func load(path: String) throws -> TokenWindows {
         let batch = try TokenBatch.load(path: path)
-        return TokenWindows(seq: batch.seq, ids: batch.ids, origin: path)
+        let metadata = try SafetensorsFile(path: path).metadata
+        return TokenWindows(seq: batch.seq, ids: batch.ids, origin: path, tokenizerSHA256: metadata["tessera.tokenizer_sha256"])
+    }
+
+    /// Refuses these windows for `library` when they were made with another vocabulary.
+    public func requireVocabulary(of library: ExpertLibrary) throws {
+        try library.requireVocabulary(ofTokenFile: origin, tokenizerSHA256: tokenizerSHA256)
     }
 
     /// Writes the windows as int64 `input_ids` [count, seq], the format `load` reads.
@@ -42,7 +51,7 @@ public struct TokenWindows: Sendable {
     /// The first `n` windows (all when n is nil or larger).
     public func prefix(_ n: Int?) -> TokenWindows {
         let k = max(0, min(n ?? count, count))
-        return TokenWindows(seq: seq, ids: Array(ids.prefix(k * seq)), origin: origin)
+        return TokenWindows(seq: seq, ids: Array(ids.prefix(k * seq)), origin: origin, tokenizerSHA256: tokenizerSHA256)
     }
 
     /// `n` windows evenly spaced through the whole set (all when n ≥ count): a sample that
@@ -54,20 +63,23 @@ public struct TokenWindows: Sendable {
             let i = j * count / n
             out += ids[(i * seq)..<((i + 1) * seq)]
         }
-        return TokenWindows(seq: seq, ids: out, origin: "\(origin) (\(n) spread windows)")
+        return TokenWindows(seq: seq, ids: out, origin: "\(origin) (\(n) spread windows)", tokenizerSHA256: tokenizerSHA256)
     }
 
     /// Windows whose index modulo `parts` equals `part`: disjoint shares for several users.
     public func share(_ part: Int, of parts: Int) -> TokenWindows {
         var out: [Int32] = []
         for i in stride(from: part, to: count, by: parts) { out += ids[(i * seq)..<((i + 1) * seq)] }
-        return TokenWindows(seq: seq, ids: out, origin: "\(origin) (share \(part + 1) of \(parts))")
+        return TokenWindows(seq: seq, ids: out, origin: "\(origin) (share \(part + 1) of \(parts))", tokenizerSHA256: tokenizerSHA256)
     }
 
     /// These windows followed by `other`'s (same window length required).
     public func appending(_ other: TokenWindows) throws -> TokenWindows {
         guard other.seq == seq else { throw EngineError.invalidInput("\(other.origin): windows of \(other.seq) tokens cannot join windows of \(seq)") }
-        return TokenWindows(seq: seq, ids: ids + other.ids, origin: "\(origin) + \(other.origin)")
+        guard other.tokenizerSHA256 == tokenizerSHA256 else {
+            throw EngineError.invalidInput("\(other.origin): made with another vocabulary than \(origin); both must come from the same tokenizer")
+        }
+        return TokenWindows(seq: seq, ids: ids + other.ids, origin: "\(origin) + \(other.origin)", tokenizerSHA256: tokenizerSHA256)
     }
 
     /// SHA-256 over the token ids as little-endian int64, the bytes of the safetensors tensor.

@@ -32,6 +32,8 @@ public final class Validator {
         guard matmul.isUsable else {
             throw LibraryError("matrix products \(matmul.rawValue) are not available on this processor (available: \(MatmulPrecision.allCases.filter(\.isUsable).map(\.rawValue).joined(separator: ", ")))")
         }
+        try heldOut.requireVocabulary(of: library)
+        try background.requireVocabulary(of: library)
         self.library = library
         self.key = key
         self.policy = policy

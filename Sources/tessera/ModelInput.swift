@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import TesseraEngine
 import TesseraLibrary
 import TesseraCore
@@ -18,7 +19,18 @@ struct ModelInput: ParsableArguments {
 
     var precision: MatmulPrecision { matmul.precision }
 
+    /// The model, after checking that the token file was made with its vocabulary.
     func load() throws -> MoEModel {
-        try ModelSource.load(model, versions: versions, resident: resident)
+        let recorded = try SafetensorsFile(path: tokens).metadata["tessera.tokenizer_sha256"]
+        if ExpertLibrary.isLibrary(model) {
+            try ExpertLibrary(directory: model).requireVocabulary(ofTokenFile: tokens, tokenizerSHA256: recorded)
+        } else if let recorded {
+            // A checkpoint directory: its tokenizer.json, when it has one, must be the corpus's.
+            let own = FileManager.default.contents(atPath: (model as NSString).appendingPathComponent("tokenizer.json")).map { ContentHash.sha256(Array($0)) }
+            if let own, own != recorded {
+                throw ValidationError("\(tokens): its tokens were made with the tokenizer \(recorded.prefix(12))…, but \(model)/tokenizer.json is \(own.prefix(12))…")
+            }
+        }
+        return try ModelSource.load(model, versions: versions, resident: resident)
     }
 }

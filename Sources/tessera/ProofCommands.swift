@@ -23,7 +23,9 @@ struct Select: ParsableCommand {
 
     func run() throws {
         let lib = try ExpertLibrary(directory: library)
-        let selection = try ExpertSelection.compute(model: try lib.loadModel(), data: try TokenWindows.load(path: data).prefix(maxWindows?.value),
+        let windows = try TokenWindows.load(path: data)
+        try windows.requireVocabulary(of: lib)
+        let selection = try ExpertSelection.compute(model: try lib.loadModel(), data: windows.prefix(maxWindows?.value),
                                                     score: score, topP: topP, matmul: matmul.precision)
         try selection.save(out)
         if json { print(try jsonString(selection)); return }
