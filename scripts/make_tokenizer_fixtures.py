@@ -85,3 +85,42 @@ tok.post_processor = processors.TemplateProcessing(
     single="<|im_start|> $A <|im_end|>", pair="<|im_start|> $A <|im_end|> $B:1 <|im_end|>:1",
     special_tokens=[("<|im_start|>", tok.token_to_id("<|im_start|>")), ("<|im_end|>", tok.token_to_id("<|im_end|>"))])
 write("qwen2-bpe-template", tok)
+
+# SentencePiece style, as Llama/Mixtral's tokenizer.json: "▁" for spaces by the normalizer
+# (Prepend + Replace), no pre-tokenizer (a text is one word), character-level BPE with
+# byte_fallback and fuse_unk, the matching decoder chain, "<s>" in front. A small alphabet
+# leaves CJK, Cyrillic and emoji to the byte fallback.
+def with_byte_tokens(tok):
+    spec = json.loads(tok.to_str())
+    vocab = spec["model"]["vocab"]
+    nxt = max(vocab.values()) + 1
+    for b in range(256):
+        name = "<0x%02X>" % b
+        if name not in vocab:
+            vocab[name] = nxt
+            nxt += 1
+    return Tokenizer.from_str(json.dumps(spec))
+
+def lines():
+    return [l for t in corpus() for l in t.splitlines() if l.strip()]
+
+tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)])
+trainer = trainers.BpeTrainer(vocab_size=700, special_tokens=["<unk>", "<s>", "</s>"], limit_alphabet=90)
+tok.train_from_iterator(lines(), trainer)
+tok = with_byte_tokens(tok)
+tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A $B:1",
+                                                   special_tokens=[("<s>", tok.token_to_id("<s>"))])
+TEXTS += ["<s>a special token first", "ends with </s>", "double  space", "▁already▁metaspace", "\u00e9\u00e9\u00e9 unknownish 𝔘𝔫𝔦𝔠𝔬𝔡𝔢"]
+write("sentencepiece-bpe", tok)
+
+# The newer spelling: Metaspace pre-tokenizer (prepend_scheme first, split) with NFKC before
+# it, no byte fallback (unknown characters fused into one <unk>), the Metaspace decoder.
+tok = Tokenizer(models.BPE(unk_token="<unk>", fuse_unk=True))
+tok.normalizer = normalizers.NFKC()
+tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=True)
+tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="first", split=True)
+trainer = trainers.BpeTrainer(vocab_size=700, special_tokens=["<unk>", "<s>", "</s>"], limit_alphabet=90)
+tok.train_from_iterator(lines(), trainer)
+write("metaspace-bpe", tok)

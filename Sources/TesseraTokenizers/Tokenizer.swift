@@ -3,11 +3,13 @@ import TesseraCore
 
 /// A Hugging Face `tokenizer.json`, reproduced exactly for the components read here:
 /// byte-level BPE (GPT-2, Qwen, OLMoE style) with the ByteLevel pre-tokenizer or Qwen2's
-/// Split before it, the NFC normalizer, added and
+/// Split before it; SentencePiece-style BPE (Llama, Mixtral) over characters with
+/// byte_fallback and fuse_unk, after the Prepend/Replace normalizers or the Metaspace
+/// pre-tokenizer; the NFC, NFKC, Prepend, Replace and Sequence normalizers; added and
 /// special tokens (matched before anything else, leftmost and longest, with lstrip and
-/// rstrip), the ByteLevel post-processor and decoder. Any other component (normalizers,
-/// other pre-tokenizers, SentencePiece-style BPE, template post-processing) is refused by
-/// name rather than tokenized wrongly.
+/// rstrip); TemplateProcessing and ByteLevel post-processors; the ByteLevel decoder and the
+/// Replace, ByteFallback, Fuse, Strip and Metaspace decoder steps. Any other component is
+/// refused by name rather than tokenized wrongly.
 public struct Tokenizer: Sendable {
     struct AddedToken: Sendable {
         let id: Int
@@ -22,6 +24,22 @@ public struct Tokenizer: Sendable {
         case gpt2
         /// Split on Qwen2's expression (isolated), then ByteLevel without an expression.
         case qwen2
+        /// None: each text between added tokens is one word of characters (SentencePiece).
+        case none
+        case metaspace(Metaspace)
+
+        var isGPT2: Bool { if case .gpt2 = self { return true } else { return false } }
+        var byteLevel: Bool {
+            switch self {
+            case .gpt2, .qwen2: return true
+            case .none, .metaspace: return false
+            }
+        }
+    }
+
+    enum Decoder: Sendable {
+        case byteLevel
+        case steps([DecoderStep])
     }
 
     /// TemplateProcessing's single-sequence template: special tokens' ids around the text
@@ -32,8 +50,9 @@ public struct Tokenizer: Sendable {
     let added: [AddedToken]
     let addPrefixSpace: Bool
     let preTokenizer: PreTokenizer
-    /// NFC before pre-tokenization (Qwen2's normalizer).
-    let nfc: Bool
+    /// Applied in order to each text between added tokens.
+    let normalizers: [Normalization]
+    let decoder: Decoder
     let model: BPEModel
     let idToToken: [Int: String]
     /// SHA-256 of the file: what a library records to refuse token files made with another.
@@ -58,13 +77,40 @@ public struct Tokenizer: Sendable {
         func isNull(_ v: JSONValue?) -> Bool { v == nil || v == .null }
         func flag(_ v: JSONValue?, _ key: String) -> Bool { v?[key]?.boolValue ?? false }
 
-        switch type(root["normalizer"]) {
-        case nil where isNull(root["normalizer"]): nfc = false
-        case "NFC": nfc = true
-        default: throw bad("normalizer \(type(root["normalizer"]) ?? "?") is not supported (NFC is)")
+        func normalizer(_ n: JSONValue) throws -> [Normalization] {
+            switch type(n) {
+            case "NFC": return [.nfc]
+            case "NFKC": return [.nfkc]
+            case "Prepend":
+                guard let p = n["prepend"]?.stringValue else { throw bad("normalizer Prepend lacks its prepend string") }
+                return [.prepend(p)]
+            case "Replace":
+                guard let pattern = n["pattern"]?["String"]?.stringValue, let content = n["content"]?.stringValue else {
+                    throw bad("normalizer Replace with a Regex pattern is not supported (a String pattern is)")
+                }
+                return [.replace(pattern, content)]
+            case "Sequence": return try (n["normalizers"]?.arrayValue ?? []).flatMap(normalizer)
+            default: throw bad("normalizer \(type(n) ?? "?") is not supported (NFC, NFKC, Prepend, Replace and Sequence are)")
+            }
+        }
+        normalizers = isNull(root["normalizer"]) ? [] : try normalizer(root["normalizer"]!)
+        func metaspace(_ m: JSONValue, _ what: String) throws -> Metaspace {
+            guard let r = m["replacement"]?.stringValue, r.unicodeScalars.count == 1, let replacement = r.unicodeScalars.first else {
+                throw bad("\(what) Metaspace needs a one-character replacement")
+            }
+            // Older files spell the scheme as add_prefix_space.
+            let spelled = m["prepend_scheme"]?.stringValue ?? ((m["add_prefix_space"]?.boolValue ?? true) ? "always" : "never")
+            guard let scheme = Metaspace.Scheme(rawValue: spelled) else { throw bad("\(what) Metaspace prepend_scheme \(spelled) is not one of always, first, never") }
+            return Metaspace(replacement: replacement, scheme: scheme, split: m["split"]?.boolValue ?? true)
         }
         let pre = root["pre_tokenizer"]
         switch type(pre) {
+        case nil where isNull(pre):
+            preTokenizer = .none
+            addPrefixSpace = false
+        case "Metaspace":
+            preTokenizer = .metaspace(try metaspace(pre!, "pre_tokenizer"))
+            addPrefixSpace = false
         case "ByteLevel":
             guard pre?["use_regex"]?.boolValue ?? true else { throw bad("pre_tokenizer ByteLevel without use_regex is not supported alone") }
             preTokenizer = .gpt2
@@ -85,10 +131,38 @@ public struct Tokenizer: Sendable {
             preTokenizer = .qwen2
             addPrefixSpace = flag(parts[1], "add_prefix_space")
         default:
-            throw bad("pre_tokenizer \(type(pre) ?? "none") is not supported (ByteLevel, or Split then ByteLevel, is)")
+            throw bad("pre_tokenizer \(type(pre) ?? "none") is not supported (ByteLevel, Split then ByteLevel, Metaspace, or none are)")
         }
-        if !isNull(root["decoder"]) {
-            guard type(root["decoder"]) == "ByteLevel" else { throw bad("decoder \(type(root["decoder"]) ?? "?") is not supported (ByteLevel is)") }
+        func decoderSteps(_ d: JSONValue) throws -> [DecoderStep] {
+            switch type(d) {
+            case "Sequence": return try (d["decoders"]?.arrayValue ?? []).flatMap(decoderSteps)
+            case "Replace":
+                guard let pattern = d["pattern"]?["String"]?.stringValue, let content = d["content"]?.stringValue else {
+                    throw bad("decoder Replace with a Regex pattern is not supported (a String pattern is)")
+                }
+                return [.replace(pattern, content)]
+            case "ByteFallback": return [.byteFallback]
+            case "Fuse": return [.fuse]
+            case "Strip":
+                guard let c = d["content"]?.stringValue, c.unicodeScalars.count == 1, let content = c.unicodeScalars.first,
+                      let start = d["start"]?.intValue, let stop = d["stop"]?.intValue, start >= 0, stop >= 0 else {
+                    throw bad("decoder Strip needs one content character and non-negative start and stop")
+                }
+                return [.strip(content, start: start, stop: stop)]
+            case "Metaspace":
+                let m = try metaspace(d, "decoder")
+                return [.metaspace(m.replacement, m.scheme)]
+            default: throw bad("decoder \(type(d) ?? "?") is not supported (ByteLevel, or Sequence of Replace, ByteFallback, Fuse, Strip, Metaspace, is)")
+            }
+        }
+        if isNull(root["decoder"]) {
+            decoder = preTokenizer.byteLevel ? .byteLevel : .steps([])
+        } else if type(root["decoder"]) == "ByteLevel" {
+            guard preTokenizer.byteLevel else { throw bad("decoder ByteLevel does not match a pre-tokenizer that is not byte-level") }
+            decoder = .byteLevel
+        } else {
+            guard !preTokenizer.byteLevel else { throw bad("decoder \(type(root["decoder"]) ?? "?") is not supported with a byte-level pre-tokenizer (ByteLevel is)") }
+            decoder = .steps(try decoderSteps(root["decoder"]!))
         }
         // Post-processors: ByteLevel changes offsets only; TemplateProcessing adds ids. A
         // Sequence of those two is read as its parts.
@@ -124,7 +198,7 @@ public struct Tokenizer: Sendable {
         for key in ["continuing_subword_prefix", "end_of_word_suffix"] where !(isNull(m[key]) || m[key]?.stringValue == "") {
             throw bad("model BPE with \(key) is not supported")
         }
-        guard !flag(m, "byte_fallback") else { throw bad("model BPE with byte_fallback is not supported") }
+        guard !(flag(m, "byte_fallback") && preTokenizer.byteLevel) else { throw bad("model BPE with byte_fallback after a byte-level pre-tokenizer is not supported") }
         guard let vocabMembers = m["vocab"]?.objectMembers else { throw bad("model.vocab is not an object") }
         var vocab: [String: Int] = [:]
         var idToToken: [Int: String] = [:]
@@ -151,7 +225,11 @@ public struct Tokenizer: Sendable {
             guard let id = vocab[unk] else { throw bad("model.unk_token \(unk.debugDescription) is not in the vocabulary") }
             unknown = id
         }
-        model = BPEModel(vocab: vocab, ranks: ranks, ignoreMerges: flag(m, "ignore_merges"), unknown: unknown)
+        var model = BPEModel(vocab: vocab, ranks: ranks, ignoreMerges: flag(m, "ignore_merges"), unknown: unknown)
+        model.byteFallback = flag(m, "byte_fallback")
+        model.fuseUnknown = flag(m, "fuse_unk")
+        model.unknownToken = m["unk_token"]?.stringValue
+        self.model = model
 
         var added: [AddedToken] = []
         for (i, t) in (root["added_tokens"]?.arrayValue ?? []).enumerated() {
@@ -185,13 +263,22 @@ public struct Tokenizer: Sendable {
         for segment in segments(text) {
             switch segment {
             case let .added(id): ids.append(id)
-            case let .text(piece):
-                var scalars = nfc ? String(piece).precomposedStringWithCanonicalMapping[...].unicodeScalars : piece
-                if addPrefixSpace, let first = scalars.first, !ScalarScanner.isSpace(first) {
-                    scalars = (" " + String(scalars))[...].unicodeScalars
+            case let .text(piece, atStart):
+                var normalized = String(piece)
+                for n in normalizers { normalized = n.apply(normalized) }
+                var scalars = normalized[...].unicodeScalars
+                switch preTokenizer {
+                case .gpt2, .qwen2:
+                    if addPrefixSpace, let first = scalars.first, !ScalarScanner.isSpace(first) {
+                        scalars = (" " + String(scalars))[...].unicodeScalars
+                    }
+                    let words = preTokenizer.isGPT2 ? GPT2Split.split(scalars) : QwenSplit.split(scalars)
+                    for word in words { ids += try model.ids(ByteLevel.encode(word)) }
+                case .none:
+                    if !normalized.isEmpty { ids += try model.characterIDs(normalized) }
+                case let .metaspace(m):
+                    for word in m.words(normalized, atStart: atStart) { ids += try model.characterIDs(word) }
                 }
-                let words = preTokenizer == .gpt2 ? GPT2Split.split(scalars) : QwenSplit.split(scalars)
-                for word in words { ids += try model.ids(ByteLevel.encode(word)) }
             }
         }
         return ids
@@ -204,24 +291,34 @@ public struct Tokenizer: Sendable {
 
     /// `decode(ids, skip_special_tokens=False)` of `tokenizers`: ids it does not know are skipped.
     public func decode(_ ids: [Int]) -> String {
-        var bytes: [UInt8] = []
-        for id in ids { if let token = idToToken[id] { bytes += ByteLevel.decode(token) } }
-        return String(decoding: bytes, as: UTF8.self)
+        switch decoder {
+        case .byteLevel:
+            var bytes: [UInt8] = []
+            for id in ids { if let token = idToToken[id] { bytes += ByteLevel.decode(token) } }
+            return String(decoding: bytes, as: UTF8.self)
+        case let .steps(steps):
+            var tokens = ids.compactMap { idToToken[$0] }
+            for step in steps { tokens = step.apply(tokens) }
+            return tokens.joined()
+        }
     }
 
-    enum Segment { case added(Int), text(Substring.UnicodeScalarView) }
+    /// Text between added tokens; `atStart` when it begins the original text.
+    enum Segment { case added(Int), text(Substring.UnicodeScalarView, atStart: Bool) }
 
     /// The text split around added tokens: at each position the longest added token that
     /// starts there, earliest position first; lstrip and rstrip take the whitespace beside it.
     func segments(_ text: String) -> [Segment] {
         let scalars = Array(text.unicodeScalars)
-        guard !added.isEmpty else { return scalars.isEmpty ? [] : [.text(text[...].unicodeScalars)] }
+        guard !added.isEmpty else { return scalars.isEmpty ? [] : [.text(text[...].unicodeScalars, atStart: true)] }
         let tokens = added.map { (token: $0, scalars: Array($0.content.unicodeScalars)) }
         var out: [Segment] = []
         var pending: [Unicode.Scalar] = []
-        func flush() {
-            if !pending.isEmpty { out.append(.text(String(String.UnicodeScalarView(pending))[...].unicodeScalars)) }
+        var pendingStart = 0
+        func flush(next: Int) {
+            if !pending.isEmpty { out.append(.text(String(String.UnicodeScalarView(pending))[...].unicodeScalars, atStart: pendingStart == 0)) }
             pending = []
+            pendingStart = next
         }
         var i = 0
         while i < scalars.count {
@@ -231,12 +328,13 @@ public struct Tokenizer: Sendable {
                 continue
             }
             if hit.token.lstrip { while let last = pending.last, ScalarScanner.isSpace(last) { pending.removeLast() } }
-            flush()
+            flush(next: i)
             out.append(.added(hit.token.id))
             i += hit.scalars.count
             if hit.token.rstrip { while i < scalars.count, ScalarScanner.isSpace(scalars[i]) { i += 1 } }
+            pendingStart = i
         }
-        flush()
+        flush(next: i)
         return out
     }
 }
