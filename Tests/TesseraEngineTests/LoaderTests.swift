@@ -69,6 +69,8 @@ import TesseraTestSupport
     }
 
     @Test(arguments: [
+        (#""model_type":"mixtral","vocab_size":1099511627776,"hidden_size":1073741824"#, "vocab_size 1099511627776 exceeds"),
+        (#""model_type":"deepseek_v2","kv_lora_rank":1000000"#, "kv_lora_rank 1000000 exceeds"),
         (#""model_type":"jamba""#, "unsupported model_type jamba; supported: mixtral, olmoe, qwen2_moe, qwen3_moe, deepseek_v2, deepseek_v3, gpt_oss"),
         (#""model_type":"deepseek_v3","first_k_dense_replace":0,"quantization_config":{"quant_method":"fp8"}"#, "quantization_config is not supported"),
         (#""model_type":"deepseek_v3","first_k_dense_replace":0,"n_routed_experts":6"#, "n_routed_experts 6 is not a multiple of n_group 8"),

@@ -26,6 +26,9 @@ public final class MoEModel: @unchecked Sendable {
     public convenience init(directory: String) throws {
         let config = try ModelConfig.load(directory: directory)
         let files = try CheckpointFiles(directory: directory)
+        // The files must match the config before the parameters are allocated: a config
+        // that promises more than the files hold would otherwise size the buffer.
+        try WeightLayout(config: config, expertLayout: Self.expertLayout(of: files)).checkCheckpoint(files)
         self.init(config: config, layout: Self.expertLayout(of: files))
         try load(from: files)
     }

@@ -335,7 +335,28 @@ public struct ModelConfig: Sendable, Equatable, Codable {
         }
         var keys = Set<String>()
         if case .object(let pairs) = json { keys = Set(pairs.map(\.0)) }
-        return try resolve(raw, keys: keys, file: file)
+        let config = try resolve(raw, keys: keys, file: file)
+        try config.checkSizes(file: file)
+        return config
+    }
+
+    /// Bounds far above any released model's, so that no tensor size or parameter count of
+    /// the layout can overflow (a hostile config.json with hidden_size 2^30 and vocab_size
+    /// 2^40 used to trap in the layout before any file was read): products of three
+    /// bounded dimensions stay below 2^50, and 2^10 layers of them below 2^62.
+    func checkSizes(file: String) throws {
+        var limits: [(String, Int, Int)] = [
+            ("vocab_size", vocabSize, 1 << 22), ("hidden_size", hiddenSize, 1 << 16), ("num_hidden_layers", layers, 1 << 10),
+            ("num_attention_heads", heads, 1 << 10), ("num_key_value_heads", kvHeads, 1 << 10), ("head_dim", headDim, 1 << 12),
+            ("v_head_dim", valueHeadDim, 1 << 12), ("experts", experts, 1 << 12), ("expert width (intermediate_size)", expertWidth, 1 << 18),
+            ("dense width (intermediate_size)", denseWidth, 1 << 18), ("shared expert width", sharedExpertWidth, 1 << 19),
+        ]
+        if let m = latentAttention {
+            limits += [("kv_lora_rank", m.kvRank, 1 << 16), ("q_lora_rank", m.queryRank ?? 0, 1 << 16)]
+        }
+        for (name, value, limit) in limits where value > limit {
+            throw ConfigError(file: file, "\(name) \(value) exceeds \(limit), far beyond any released model; refusing it before sizing tensors")
+        }
     }
 
     /// `keys`: the fields config.json spells out, where absent and null mean different things.
