@@ -221,3 +221,67 @@ make("gptoss-clamp-bf16", transformers.GptOssForCausalLM, gpt_oss(
     rope_parameters={"rope_type": "yarn", "factor": 8.0, "beta_fast": 16.0, "beta_slow": 2.0, "truncate": True,
                      "original_max_position_embeddings": 64, "rope_theta": 10000.0}), seed=32, fused=True, bf16=True,
     shards=2, seq=9)
+
+
+# gpt-oss as released: expert weights in MXFP4 (`*_blocks`, `*_scales`), quantised the
+# OCP MX way (per 32 inputs, the scale 2^(floor(log2 max|x|) − 2), values rounded to the
+# nearest E2M1, ties to the lower code); the reference is transformers' own dequantised
+# forward and backward (Mxfp4Config(dequantize=True)), gradients for the float weights.
+FP4 = torch.tensor([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0])
+
+
+def mxfp4(w):
+    """w [E, in, out] -> blocks U8 [E, out, in/32, 16], scales U8 [E, out, in/32]."""
+    t = w.transpose(1, 2).contiguous()
+    E, R, C = t.shape
+    g = t.reshape(E, R, C // 32, 32)
+    e = (torch.floor(torch.log2(g.abs().amax(-1).clamp(min=2.0 ** -126))) - 2).clamp(-127, 127)
+    idx = ((g / torch.pow(2.0, e)[..., None])[..., None] - FP4).abs().argmin(-1)
+    return (idx[..., 0::2] | (idx[..., 1::2] << 4)).to(torch.uint8), (e + 127).to(torch.uint8)
+
+
+def make_mxfp4(name, cfg, seed, batch=2, seq=9):
+    if ONLY and name not in ONLY:
+        return
+    import tempfile
+    torch.manual_seed(seed)
+    model = transformers.GptOssForCausalLM(cfg).float().eval()
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            p.copy_((1 + 0.3 * torch.randn_like(p)) if "norm" in n else (0.2 if n.endswith("bias") else 0.15) * torch.randn_like(p))
+    folder = os.path.join(OUT, name)
+    os.makedirs(folder, exist_ok=True)
+    tensors = {}
+    for k, v in model.state_dict().items():
+        if k.endswith("experts.gate_up_proj") or k.endswith("experts.down_proj"):
+            tensors[k + "_blocks"], tensors[k + "_scales"] = mxfp4(v)
+        else:
+            tensors[k] = v.contiguous()
+    save_file(tensors, os.path.join(folder, "model.safetensors"), metadata={"format": "pt"})
+    config = json.loads(cfg.to_json_string())
+    config["quantization_config"] = {"quant_method": "mxfp4", "modules_to_not_convert": [
+        "model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"]}
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+    ref = transformers.GptOssForCausalLM.from_pretrained(folder, quantization_config=transformers.Mxfp4Config(dequantize=True),
+                                                         dtype=torch.float32, attn_implementation="eager").train(False)
+    for p in ref.parameters():
+        p.requires_grad_(True)
+    ids = torch.randint(0, cfg.vocab_size, (batch, seq))
+    counts = {}
+    for li, layer in enumerate(ref.model.layers):
+        def hook(mod, inp, out, li=li):
+            counts[li] = torch.bincount(out[2].flatten(), minlength=mod.num_experts)
+        layer.mlp.router.register_forward_hook(hook)
+    out = ref(input_ids=ids, labels=ids)
+    out.loss.backward()
+    expected = {"input_ids": ids, "logits": out.logits.detach().float().contiguous(), "loss": out.loss.detach().reshape(1).float()}
+    for li, c in counts.items():
+        expected[f"router_counts.{li}"] = c.to(torch.int64)
+    for k, p in ref.named_parameters():
+        expected["grad." + k] = p.grad.detach().float().contiguous()
+    save_file(expected, os.path.join(folder, "expected.safetensors"))
+    print(name, float(out.loss.detach()))
+
+
+make_mxfp4("gptoss-mxfp4", gpt_oss(hidden_size=64, intermediate_size=32, head_dim=16), seed=33)

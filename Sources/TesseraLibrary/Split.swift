@@ -29,6 +29,9 @@ extension ExpertLibrary {
         let files = try CheckpointFiles(directory: checkpoint)
         let layout = WeightLayout(config: config, expertLayout: MoEModel.expertLayout(of: files))
         try layout.checkCheckpoint(files)
+        guard !config.mxfp4Experts else {
+            throw LibraryError("\(checkpoint): its experts are MXFP4; the library does not keep MXFP4 shards yet. Write a bf16 copy first (exact, since MXFP4 values are bf16 values): transformers' Mxfp4Config(dequantize=True), then save_pretrained in bf16; tessera eval and grad read the MXFP4 checkpoint as it is")
+        }
         // Every weight is checked before anything is written: a library holds finite
         // weights only (eval would refuse them later, after the market was built on them).
         for slot in layout.tensors {

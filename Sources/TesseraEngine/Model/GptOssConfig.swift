@@ -3,14 +3,14 @@ import TesseraCore
 
 /// gpt-oss config.json as transformers 5 reads it (defaults: transformers' GptOssConfig).
 extension ModelConfig {
-    static func resolveGptOss(_ c: HFConfigFile, keys: Set<String>, file: String) throws -> ModelConfig {
+    static func resolveGptOss(_ c: HFConfigFile, keys: Set<String>, quantization: String?, file: String) throws -> ModelConfig {
         func need(_ v: Int?, _ key: String, default d: Int? = nil) throws -> Int {
             guard let x = v ?? d else { throw ConfigError(file: file, "missing required field \(key)") }
             guard x > 0 else { throw ConfigError(file: file, "field \(key) must be positive, got \(x)") }
             return x
         }
-        if keys.contains("quantization_config") {
-            throw ConfigError(file: file, "quantization_config (MXFP4 expert weights) is not supported yet: dequantize the checkpoint to bf16 first (transformers: Mxfp4Config(dequantize=True))")
+        if keys.contains("quantization_config"), quantization != "mxfp4" {
+            throw ConfigError(file: file, "quantization_config quant_method \(quantization ?? "?") is not supported for gpt_oss; supported: mxfp4")
         }
         let hidden = try need(c.hiddenSize, "hidden_size", default: 2880)
         let heads = try need(c.numAttentionHeads, "num_attention_heads", default: 64)
@@ -53,6 +53,12 @@ extension ModelConfig {
         config.attentionSinks = true
         config.router.scoring = .softmaxOfTopK
         config.clampedSwiGLU = ClampedSwiGLU(limit: Float(limit), alpha: Float(alpha))
+        if quantization == "mxfp4" {
+            guard hidden % 32 == 0, width % 32 == 0 else {
+                throw ConfigError(file: file, "MXFP4 experts need hidden_size \(hidden) and intermediate_size \(width) to be multiples of 32")
+            }
+            config.mxfp4Experts = true
+        }
         // With no rope_parameters at all transformers fills in gpt-oss's YaRN.
         let defaultYarn = HFConfigFile.RopeParameters(ropeType: "yarn", factor: 32, betaFast: 32, betaSlow: 1,
                                                       originalMaxPositionEmbeddings: 4096, truncate: false)

@@ -46,10 +46,33 @@ public final class MoEModel: @unchecked Sendable {
     public func load(from files: CheckpointFiles) throws {
         try checkCheckpoint(files)
         for (i, slot) in layout.tensors.enumerated() {
+            if slot.mxfp4 {
+                try loadMXFP4(i, from: files)
+                continue
+            }
             let (fileIndex, info) = files.entries[slot.name]!
             let file = files.files[fileIndex]
             try setTensor(i, from: file.bytes(of: info), dtype: info.dtype, origin: file.path)
             file.release(info)
+        }
+    }
+
+    /// Decodes an MXFP4 expert weight (its shapes were checked by `checkCheckpoint`). Its
+    /// values are exact in bf16, the dtype it is written back in.
+    func loadMXFP4(_ index: Int, from files: CheckpointFiles) throws {
+        let slot = layout.tensors[index]
+        guard let (bf, blocks) = files.entries[MXFP4.blocksName(slot.name)], let (sf, scales) = files.entries[MXFP4.scalesName(slot.name)] else {
+            throw EngineError.checkpoint("\(files.directory): \(slot.name) is missing its MXFP4 blocks or scales")
+        }
+        let blockFile = files.files[bf], scaleFile = files.files[sf]
+        MXFP4.decode(blocks: blockFile.bytes(of: blocks), scales: scaleFile.bytes(of: scales), shape: slot.shape,
+                     into: parameters.pointer + slot.offset)
+        blockFile.release(blocks)
+        scaleFile.release(scales)
+        sourceDTypes[index] = .bf16
+        let p = parameters.pointer + slot.offset
+        for j in 0..<slot.count where !p[j].isFinite {
+            throw EngineError.checkpoint("\(files.path(of: MXFP4.scalesName(slot.name)) ?? files.directory): \(slot.name) decodes to a non-finite value at element \(j)")
         }
     }
 

@@ -266,6 +266,9 @@ public struct ModelConfig: Sendable, Equatable, Codable {
     /// gpt-oss's experts: stored [hidden, 2·width] with gate and up interleaved by column,
     /// down [width, hidden], both with biases, and a clamped SwiGLU.
     public var clampedSwiGLU: ClampedSwiGLU?
+    /// gpt-oss checkpoints with `quantization_config` mxfp4: expert weights stored as MXFP4
+    /// blocks and scales, decoded to float on load.
+    public var mxfp4Experts = false
 
     public enum QKNorm: String, Sendable, Codable {
         case none
@@ -335,7 +338,8 @@ public struct ModelConfig: Sendable, Equatable, Codable {
         }
         var keys = Set<String>()
         if case .object(let pairs) = json { keys = Set(pairs.map(\.0)) }
-        let config = try resolve(raw, keys: keys, file: file)
+        let quantization = json["quantization_config"]?["quant_method"]?.stringValue
+        let config = try resolve(raw, keys: keys, quantization: quantization, file: file)
         try config.checkSizes(file: file)
         return config
     }
@@ -360,7 +364,7 @@ public struct ModelConfig: Sendable, Equatable, Codable {
     }
 
     /// `keys`: the fields config.json spells out, where absent and null mean different things.
-    static func resolve(_ c: HFConfigFile, keys: Set<String> = [], file: String) throws -> ModelConfig {
+    static func resolve(_ c: HFConfigFile, keys: Set<String> = [], quantization: String? = nil, file: String) throws -> ModelConfig {
         func need<T>(_ v: T?, _ key: String) throws -> T {
             guard let v else { throw ConfigError(file: file, "missing required field \(key)") }
             return v
@@ -384,7 +388,7 @@ public struct ModelConfig: Sendable, Equatable, Codable {
             throw ConfigError(file: file, "unsupported rope_parameters.rope_type \(rt); supported: default\(yarnFamily ? ", yarn" : "")")
         }
         if family.isDeepSeek { return try resolveDeepSeek(c, family: family, keys: keys, file: file) }
-        if family == .gptOss { return try resolveGptOss(c, keys: keys, file: file) }
+        if family == .gptOss { return try resolveGptOss(c, keys: keys, quantization: quantization, file: file) }
         let hidden = try positive(try need(c.hiddenSize, "hidden_size"), "hidden_size")
         let heads = try positive(try need(c.numAttentionHeads, "num_attention_heads"), "num_attention_heads")
         let kvHeads = try positive(c.numKeyValueHeads ?? heads, "num_key_value_heads")

@@ -81,6 +81,8 @@ public struct TensorSlot: Sendable, Equatable {
     public var shape: [Int]
     public var offset: Int
     public var count: Int { shape.reduce(1, *) }
+    /// Stored in the checkpoint as MXFP4 `NAME_blocks` and `NAME_scales` (gpt-oss experts).
+    public var mxfp4 = false
 }
 
 /// Every tensor a checkpoint of this config and layout must hold, and the named views the
@@ -169,8 +171,10 @@ public struct WeightLayout: Sendable {
                     layer.router = add(p + "mlp.router.weight", [c.experts, H])
                     layer.routerLogitBias = add(p + "mlp.router.bias", [c.experts])
                     let gateUp = add(p + "mlp.experts.gate_up_proj", [c.experts, H, 2 * I])
+                    tensors[gateUp.tensor].mxfp4 = c.mxfp4Experts
                     let gateUpBias = add(p + "mlp.experts.gate_up_proj_bias", [c.experts, 2 * I])
                     let down = add(p + "mlp.experts.down_proj", [c.experts, I, H])
+                    tensors[down.tensor].mxfp4 = c.mxfp4Experts
                     let downBias = add(p + "mlp.experts.down_proj_bias", [c.experts, H])
                     layer.experts = Self.fusedSlices(gateUp: gateUp, down: down, experts: c.experts, width: I, hidden: H).enumerated().map { e, w in
                         var w = w
@@ -220,7 +224,10 @@ public struct WeightLayout: Sendable {
         finalNorm = add("model.norm.weight", [H])
         lmHead = c.tieWordEmbeddings ? embed : add("lm_head.weight", [c.vocabSize, H])
         var index: [String: Int] = [:]
-        for (i, t) in tensors.enumerated() { index[t.name] = i }
+        for (i, t) in tensors.enumerated() {
+            index[t.name] = i
+            if t.mxfp4 { index[MXFP4.blocksName(t.name)] = i; index[MXFP4.scalesName(t.name)] = i }
+        }
         indexByName = index
     }
 
@@ -249,6 +256,15 @@ extension WeightLayout {
     public func checkpointProblems(_ files: CheckpointFiles) -> [String] {
         var problems: [String] = []
         for slot in tensors {
+            if slot.mxfp4 {
+                for (name, shape) in [(MXFP4.blocksName(slot.name), MXFP4.blocksShape(slot.shape)), (MXFP4.scalesName(slot.name), MXFP4.scalesShape(slot.shape))] {
+                    guard let info = files.info(name) else { problems.append("missing tensor \(name) \(shape) (MXFP4)"); continue }
+                    if info.shape != shape || info.dtype != .u8 {
+                        problems.append("tensor \(name) in \(files.path(of: name) ?? "?") is \(info.dtype.rawValue) \(info.shape), expected U8 \(shape) (MXFP4)")
+                    }
+                }
+                continue
+            }
             guard let info = files.info(slot.name) else {
                 problems.append("missing tensor \(slot.name) \(slot.shape)")
                 continue
