@@ -6,8 +6,6 @@
 /// files have no pre-tokenizer) costs n log n rather than n².
 struct BPEModel: Sendable {
     let vocab: [String: Int]
-    /// "left right" → rank (lower merges first).
-    let ranks: [Pair: Int]
     let ignoreMerges: Bool
     let unknown: Int?
     /// Characters outside the vocabulary become their UTF-8 bytes as "<0xNN>" tokens.
@@ -18,14 +16,49 @@ struct BPEModel: Sendable {
 
     struct Pair: Hashable, Sendable { let left: String, right: String }
 
+    /// Merges by ids, as tokenizers keeps them: (left, right) packed in 64 bits → the
+    /// merge's rank and the merged token's id. Hashing two integers instead of two strings,
+    /// and never building the merged strings, is most of the encoder's speed.
+    let merges: [UInt64: (rank: Int32, merged: Int32)]
+    /// Tokens of one Unicode scalar, by scalar: a word's characters become ids without a
+    /// string per character.
+    let scalarIDs: [UInt32: Int32]
+    /// The id of each byte's byte-level character (-1: not in the vocabulary).
+    let byteLevelIDs: [Int32]
+
+    /// `ranks`: "left right" → rank. A merge whose parts or result are not in the vocabulary
+    /// is refused, as tokenizers refuses to load such a file (MergeTokenOutOfVocabulary).
+    init(vocab: [String: Int], ranks: [Pair: Int], ignoreMerges: Bool, unknown: Int?) throws {
+        self.vocab = vocab
+        self.ignoreMerges = ignoreMerges
+        self.unknown = unknown
+        var merges: [UInt64: (rank: Int32, merged: Int32)] = [:]
+        for (pair, rank) in ranks {
+            guard let l = vocab[pair.left], let r = vocab[pair.right], let m = vocab[pair.left + pair.right] else {
+                throw TokenizerError("model.merges[\(rank)] (\(pair.left.debugDescription) \(pair.right.debugDescription)) names or makes a token that is not in the vocabulary")
+            }
+            merges[Self.key(Int32(l), Int32(r))] = (Int32(rank), Int32(m))
+        }
+        self.merges = merges
+        var scalars: [UInt32: Int32] = [:]
+        for (token, id) in vocab where token.unicodeScalars.count == 1 { scalars[token.unicodeScalars.first!.value] = Int32(id) }
+        scalarIDs = scalars
+        byteLevelIDs = (0..<256).map { scalars[ByteLevel.byteToScalar[$0].value] ?? -1 }
+    }
+
+    @inline(__always) static func key(_ l: Int32, _ r: Int32) -> UInt64 { UInt64(UInt32(bitPattern: l)) << 32 | UInt64(UInt32(bitPattern: r)) }
+
     /// The ids of one pre-tokenized word given as its initial symbols.
     func ids(_ characters: [String]) throws -> [Int] {
         if ignoreMerges, let id = vocab[characters.joined()] { return [id] }
-        return try merged(characters).map { symbol in
-            if let id = vocab[symbol] { return id }
-            if let unknown { return unknown }
-            throw TokenizerError("BPE: symbol \(symbol.debugDescription) is not in the vocabulary and the model has no unk_token")
-        }
+        return try finish(characters.map { vocab[$0].map(Int32.init) ?? -1 }) { characters[$0] }
+    }
+
+    /// A byte-level word (GPT-2, Qwen): its UTF-8 bytes, each a character of the alphabet.
+    func byteLevelIDs(_ word: Substring.UnicodeScalarView) throws -> [Int] {
+        if ignoreMerges, let id = vocab[ByteLevel.encode(word).joined()] { return [id] }
+        let bytes = Array(String(word).utf8)
+        return try finish(bytes.map { byteLevelIDs[Int($0)] }) { ByteLevel.byteToString[Int(bytes[$0])] }
     }
 
     /// The ids of a word of characters (SentencePiece style): each character is a symbol
@@ -33,30 +66,37 @@ struct BPEModel: Sendable {
     /// them present), else unk (one for a run with fuse_unk).
     func characterIDs(_ word: String) throws -> [Int] {
         if ignoreMerges, let id = vocab[word] { return [id] }
-        var symbols: [String] = []
+        var symbols: [Int32] = []
         var lastWasUnknown = false
         for scalar in word.unicodeScalars {
-            let symbol = String(scalar)
-            if vocab[symbol] != nil { symbols.append(symbol); lastWasUnknown = false; continue }
+            if let id = scalarIDs[scalar.value] { symbols.append(id); lastWasUnknown = false; continue }
             if byteFallback {
-                let bytes = symbol.utf8.map(Self.byteToken)
-                if bytes.allSatisfy({ vocab[$0] != nil }) { symbols += bytes; lastWasUnknown = false; continue }
+                let bytes = String(scalar).utf8.map { vocab[Self.byteToken($0)] }
+                if bytes.allSatisfy({ $0 != nil }) { symbols += bytes.map { Int32($0!) }; lastWasUnknown = false; continue }
             }
-            guard let unknownToken else {
-                throw TokenizerError("BPE: character \(symbol.debugDescription) is not in the vocabulary and the model has no unk_token")
+            guard let unknown else {
+                throw TokenizerError("BPE: character \(String(scalar).debugDescription) is not in the vocabulary and the model has no unk_token")
             }
             if fuseUnknown && lastWasUnknown { continue }
-            symbols.append(unknownToken)
+            symbols.append(Int32(unknown))
             lastWasUnknown = true
         }
-        return try ids(symbols)
+        return merged(symbols).map(Int.init)
+    }
+
+    /// Merges, then maps symbols outside the vocabulary (-1) to unk, or refuses them.
+    private func finish(_ symbols: [Int32], name: (Int) -> String) throws -> [Int] {
+        if let bad = symbols.firstIndex(of: -1), unknown == nil {
+            throw TokenizerError("BPE: symbol \(name(bad).debugDescription) is not in the vocabulary and the model has no unk_token")
+        }
+        return merged(symbols).map { $0 < 0 ? unknown! : Int($0) }
     }
 
     static let hexDigits = Array("0123456789ABCDEF")
     static func byteToken(_ b: UInt8) -> String { "<0x\(hexDigits[Int(b >> 4)])\(hexDigits[Int(b & 15)])>" }
 
     /// The merges applied: a doubly linked list of symbols and a min-heap of (rank, position).
-    func merged(_ symbols: [String]) -> [String] {
+    func merged(_ symbols: [Int32]) -> [Int32] {
         let n = symbols.count
         guard n > 1 else { return symbols }
         var sym = symbols
@@ -65,22 +105,22 @@ struct BPEModel: Sendable {
         var heap = MinHeap()
         func push(_ i: Int) {
             let j = next[i]
-            guard j < n, let r = ranks[Pair(left: sym[i], right: sym[j])] else { return }
-            heap.push((r, i))
+            guard j < n, let m = merges[Self.key(sym[i], sym[j])] else { return }
+            heap.push((Int(m.rank), i))
         }
         for i in 0..<(n - 1) { push(i) }
         while let (rank, i) = heap.pop() {
             // Stale entries: the symbol was merged away, or its pair changed since.
-            guard alive[i], next[i] < n, ranks[Pair(left: sym[i], right: sym[next[i]])] == rank else { continue }
+            guard alive[i], next[i] < n, let m = merges[Self.key(sym[i], sym[next[i]])], Int(m.rank) == rank else { continue }
             let j = next[i]
-            sym[i] += sym[j]
+            sym[i] = m.merged
             alive[j] = false
             next[i] = next[j]
             if next[j] < n { prev[next[j]] = i }
             if prev[i] >= 0 { push(prev[i]) }
             push(i)
         }
-        var out: [String] = []
+        var out: [Int32] = []
         var i = 0
         while i < n { out.append(sym[i]); i = next[i] }
         return out

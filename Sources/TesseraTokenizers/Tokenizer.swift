@@ -225,7 +225,8 @@ public struct Tokenizer: Sendable {
             guard let id = vocab[unk] else { throw bad("model.unk_token \(unk.debugDescription) is not in the vocabulary") }
             unknown = id
         }
-        var model = BPEModel(vocab: vocab, ranks: ranks, ignoreMerges: flag(m, "ignore_merges"), unknown: unknown)
+        var model: BPEModel
+        do { model = try BPEModel(vocab: vocab, ranks: ranks, ignoreMerges: flag(m, "ignore_merges"), unknown: unknown) } catch { throw bad("\(error)") }
         model.byteFallback = flag(m, "byte_fallback")
         model.fuseUnknown = flag(m, "fuse_unk")
         model.unknownToken = m["unk_token"]?.stringValue
@@ -273,7 +274,7 @@ public struct Tokenizer: Sendable {
                         scalars = (" " + String(scalars))[...].unicodeScalars
                     }
                     let words = preTokenizer.isGPT2 ? GPT2Split.split(scalars) : QwenSplit.split(scalars)
-                    for word in words { ids += try model.ids(ByteLevel.encode(word)) }
+                    for word in words { ids += try model.byteLevelIDs(word) }
                 case .none:
                     if !normalized.isEmpty { ids += try model.characterIDs(normalized) }
                 case let .metaspace(m):
