@@ -11,7 +11,7 @@ import TesseraTokenizers
 /// (an error); it may never trap, hang or touch anything but the scratch directory.
 enum FuzzTarget: String, CaseIterable {
     case json, safetensors, delta, sparse, lowRank = "low-rank", libraryManifest = "library-manifest", snapshot, policy, proofPolicy = "proof-policy",
-         tokens, action, bundleArchive = "bundle-archive", bundleManifest = "bundle-manifest", tokenizer
+         tokens, action, bundleArchive = "bundle-archive", bundleManifest = "bundle-manifest", tokenizer, modelConfig = "model-config"
 
     /// A scratch directory of this process for parsers that read files.
     static let scratch: String = {
@@ -54,6 +54,12 @@ enum FuzzTarget: String, CaseIterable {
             if let t = try? Tokenizer(json: data, file: "fuzz.json") {
                 let text = String(decoding: bytes.prefix(4096), as: UTF8.self)
                 if let ids = try? t.encode(text) { _ = t.decode(ids) }
+            }
+        case .modelConfig:
+            // A checkpoint's config.json; one that reads is laid out (sizes must not overflow).
+            if let c = try? ModelConfig.parse(data, file: "config.json") {
+                _ = WeightLayout(config: c, expertLayout: .perExpert).totalCount
+                _ = c.huggingFaceJSON()
             }
         case .libraryManifest:
             let dir = (Self.scratch as NSString).appendingPathComponent("lib")

@@ -361,6 +361,11 @@ public struct ModelConfig: Sendable, Equatable, Codable {
         for (name, value, limit) in limits where value > limit {
             throw ConfigError(file: file, "\(name) \(value) exceeds \(limit), far beyond any released model; refusing it before sizing tensors")
         }
+        // The layout holds a view per routed expert: bounded too (DeepSeek-V3 has 14,848).
+        let routed = experts * sparseLayers.filter { $0 }.count
+        guard routed <= 1 << 16 else {
+            throw ConfigError(file: file, "\(routed) routed experts over all layers exceed \(1 << 16), far beyond any released model")
+        }
     }
 
     /// `keys`: the fields config.json spells out, where absent and null mean different things.
