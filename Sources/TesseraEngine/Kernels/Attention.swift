@@ -89,6 +89,9 @@ public func attentionBackward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Floa
                               scratch: UnsafeMutablePointer<Float>, shape s: AttentionShape, precision: MatmulPrecision = .fp32,
                               dSinks: UnsafeMutablePointer<Float>? = nil) {
     let S = s.seq, d = s.headDim, dv = s.valueDim, group = s.heads / s.kvHeads
+    // Items of different sequences run at once and would all add to the same head's sink:
+    // each (sequence, head) gets its own sum, added up in sequence order afterwards.
+    let sinkSums = dSinks == nil ? nil : FloatBuffer(count: s.batch * s.heads)
     // One work item per (sequence, kv head): the heads sharing a kv head write the same
     // dk/dv rows, so they run in one item, in order.
     Parallel.parts(s.batch * s.kvHeads) { part, items in
@@ -113,10 +116,10 @@ public func attentionBackward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Floa
                         let pr = P + i * S, gr = dP + i * S
                         let lo = s.firstKey(i), hi = i + 1
                         let c = dot(pr + lo, gr + lo, hi - lo)
-                        if let dSinks {
+                        if let sinkSums {
                             var kept: Float = 0
                             for j in lo..<hi { kept += pr[j] }
-                            dSinks[h] -= (1 - kept) * c
+                            sinkSums.pointer[b * s.heads + h] -= (1 - kept) * c
                         }
                         if lo > 0 { gr.update(repeating: 0, count: lo) }
                         for j in lo..<hi { gr[j] = pr[j] * (gr[j] - c) }
@@ -129,6 +132,9 @@ public func attentionBackward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Floa
                 }
             }
         }
+    }
+    if let dSinks, let sinkSums {
+        for b in 0..<s.batch { for h in 0..<s.heads { dSinks[h] += sinkSums.pointer[b * s.heads + h] } }
     }
 }
 
