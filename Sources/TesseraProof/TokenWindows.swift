@@ -22,9 +22,9 @@ public struct TokenWindows: Sendable {
     }
 
     public static func load(path: String) throws -> TokenWindows {
-        let batch = try TokenBatch.load(path: path)
-        let metadata = try SafetensorsFile(path: path).metadata
-        return TokenWindows(seq: batch.seq, ids: batch.ids, origin: path, tokenizerSHA256: metadata["tessera.tokenizer_sha256"])
+        let file = try SafetensorsFile(path: path)
+        let batch = try TokenBatch.load(file: file, path: path)
+        return TokenWindows(seq: batch.seq, ids: batch.ids, origin: path, tokenizerSHA256: file.metadata["tessera.tokenizer_sha256"])
     }
 
     /// Refuses these windows for `library` when they were made with another vocabulary.

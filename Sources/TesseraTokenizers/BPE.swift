@@ -48,12 +48,6 @@ struct BPEModel: Sendable {
 
     @inline(__always) static func key(_ l: Int32, _ r: Int32) -> UInt64 { UInt64(UInt32(bitPattern: l)) << 32 | UInt64(UInt32(bitPattern: r)) }
 
-    /// The ids of one pre-tokenized word given as its initial symbols.
-    func ids(_ characters: [String]) throws -> [Int] {
-        if ignoreMerges, let id = vocab[characters.joined()] { return [id] }
-        return try finish(characters.map { vocab[$0].map(Int32.init) ?? -1 }) { characters[$0] }
-    }
-
     /// A byte-level word (GPT-2, Qwen): its UTF-8 bytes, each a character of the alphabet.
     func byteLevelIDs(_ word: Substring.UnicodeScalarView) throws -> [Int] {
         if ignoreMerges, let id = vocab[ByteLevel.encode(word).joined()] { return [id] }

@@ -7,7 +7,7 @@ import TesseraTokenizers
 struct TokenizeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tokenize",
-        abstract: "Token ids of a text under a Hugging Face tokenizer.json (byte-level BPE), and their decoding.")
+        abstract: "Token ids of a text under a Hugging Face tokenizer.json (byte-level or SentencePiece-style BPE), and their decoding.")
     @Option(help: "A tokenizer.json, or a directory holding one.") var tokenizer: String
     @Option(help: "File holding the text (UTF-8).") var text: String
     @Flag(help: "Print {\"ids\": [...], \"decoded\": \"...\"}.") var json = false

@@ -30,3 +30,13 @@ public enum VectorPath: String, Sendable, CaseIterable {
         return try body()
     }
 }
+
+/// y[r] += b for every row of y [rows, dim] (a bias added to a product).
+@inlinable func addRowBias(_ y: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, rows: Int, dim: Int) {
+    for r in 0..<rows { axpy(1, b, y + r * dim, dim) }
+}
+
+/// out += Σ_r d[r] over rows of d [rows, dim] (a bias's gradient), rows in order.
+@inlinable func columnSums(_ d: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, rows: Int, dim: Int) {
+    for r in 0..<rows { axpy(1, d + r * dim, out, dim) }
+}

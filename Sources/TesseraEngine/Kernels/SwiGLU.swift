@@ -66,15 +66,6 @@ public func clampedSwigluBackward(_ gu: UnsafePointer<Float>, _ da: UnsafePointe
     }
 }
 
-@inlinable
-func addBiasRows(_ y: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, rows: Int, dim: Int) {
-    for r in 0..<rows { axpy(1, b, y + r * dim, dim) }
-}
-
-@inlinable
-func sumRows(_ d: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, rows: Int, dim: Int) {
-    for r in 0..<rows { axpy(1, d + r * dim, out, dim) }
-}
 
 /// y = down(silu(gate x) · up x) for `rows` contiguous rows; keeps gu = [gate x | up x]
 /// [rows, 2·width] for the backward pass. `a` is scratch of rows · width. With
@@ -87,10 +78,10 @@ public func mlpForward(_ x: UnsafePointer<Float>, _ w: MLPPointers, rows: Int, h
     if let f = w.interleavedClamped {
         let W = w.width
         gemm(m: rows, n: 2 * W, k: hidden, a: x, lda: hidden, b: w.gateUp, ldb: 2 * W, c: gu, ldc: 2 * W, parallel: parallel, precision: precision)
-        if let b = w.gateUpBias { addBiasRows(gu, b, rows: rows, dim: 2 * W) }
+        if let b = w.gateUpBias { addRowBias(gu, b, rows: rows, dim: 2 * W) }
         clampedSwigluActivate(gu, a, rows: rows, width: W, f)
         gemm(m: rows, n: hidden, k: W, a: a, lda: W, b: w.down, ldb: hidden, c: y, ldc: hidden, parallel: parallel, precision: precision)
-        if let b = w.downBias { addBiasRows(y, b, rows: rows, dim: hidden) }
+        if let b = w.downBias { addRowBias(y, b, rows: rows, dim: hidden) }
         return
     }
     linearForward(x, w.gateUp, gu, rows: rows, inDim: hidden, outDim: 2 * w.width, parallel: parallel, precision: precision)
@@ -114,7 +105,7 @@ public func mlpBackward(_ x: UnsafePointer<Float>, _ w: MLPPointers, rows: Int, 
             clampedSwigluActivate(gu, scratchA, rows: rows, width: W, f)
             gemm(transA: true, m: W, n: hidden, k: rows, a: scratchA, lda: W, b: dy, ldb: hidden, beta: 1, c: grads.down, ldc: hidden,
                  parallel: parallel, precision: precision)
-            if let db = grads.downBias { sumRows(dy, into: db, rows: rows, dim: hidden) }
+            if let db = grads.downBias { columnSums(dy, into: db, rows: rows, dim: hidden) }
         }
         gemm(transB: true, m: rows, n: W, k: hidden, a: dy, lda: hidden, b: w.down, ldb: hidden, c: scratchA, ldc: W,
              parallel: parallel, precision: precision)
@@ -122,7 +113,7 @@ public func mlpBackward(_ x: UnsafePointer<Float>, _ w: MLPPointers, rows: Int, 
         if let grads {
             gemm(transA: true, m: hidden, n: 2 * W, k: rows, a: x, lda: hidden, b: scratchB, ldb: 2 * W, beta: 1, c: grads.gateUp, ldc: 2 * W,
                  parallel: parallel, precision: precision)
-            if let gb = grads.gateUpBias { sumRows(scratchB, into: gb, rows: rows, dim: 2 * W) }
+            if let gb = grads.gateUpBias { columnSums(scratchB, into: gb, rows: rows, dim: 2 * W) }
         }
         if let dx {
             gemm(transB: true, m: rows, n: hidden, k: 2 * W, a: scratchB, lda: 2 * W, b: w.gateUp, ldb: 2 * W, beta: 1, c: dx, ldc: hidden,

@@ -13,11 +13,16 @@ public final class MoEModel: @unchecked Sendable {
     /// among the resident experts only; see whitepaper-notes/library.md for the rule.
     public var residentExperts: [[Bool]]?
 
-    public init(config: ModelConfig, layout: ExpertLayout = .perExpert) {
-        self.config = config
-        self.layout = WeightLayout(config: config, expertLayout: layout)
-        self.parameters = FloatBuffer(count: self.layout.totalCount)
-        self.sourceDTypes = Array(repeating: .f32, count: self.layout.tensors.count)
+    public convenience init(config: ModelConfig, layout: ExpertLayout = .perExpert) {
+        self.init(layout: WeightLayout(config: config, expertLayout: layout))
+    }
+
+    /// Allocates the parameters of a layout already made (and checked).
+    init(layout: WeightLayout) {
+        self.config = layout.config
+        self.layout = layout
+        self.parameters = FloatBuffer(count: layout.totalCount)
+        self.sourceDTypes = Array(repeating: .f32, count: layout.tensors.count)
     }
 
     /// Loads a Hugging Face checkpoint directory (config.json plus one or several
@@ -28,9 +33,10 @@ public final class MoEModel: @unchecked Sendable {
         let files = try CheckpointFiles(directory: directory)
         // The files must match the config before the parameters are allocated: a config
         // that promises more than the files hold would otherwise size the buffer.
-        try WeightLayout(config: config, expertLayout: Self.expertLayout(of: files)).checkCheckpoint(files)
-        self.init(config: config, layout: Self.expertLayout(of: files))
-        try load(from: files)
+        let layout = WeightLayout(config: config, expertLayout: Self.expertLayout(of: files))
+        try layout.checkCheckpoint(files)
+        self.init(layout: layout)
+        try fill(from: files)
     }
 
     /// The on-disk expert layout of a checkpoint: fused when it holds fused expert tensors.
@@ -45,6 +51,11 @@ public final class MoEModel: @unchecked Sendable {
 
     public func load(from files: CheckpointFiles) throws {
         try checkCheckpoint(files)
+        try fill(from: files)
+    }
+
+    /// `load` after the check.
+    private func fill(from files: CheckpointFiles) throws {
         for (i, slot) in layout.tensors.enumerated() {
             if slot.mxfp4 {
                 try loadMXFP4(i, from: files)

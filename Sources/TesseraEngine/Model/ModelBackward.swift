@@ -303,9 +303,7 @@ public final class BackwardWorkspace: @unchecked Sendable {
     public init(run: ModelRun) { buffers = BackwardBuffers(config: run.config, tokens: run.T) }
 }
 
-@inlinable func columnSums(_ d: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, rows: Int, dim: Int) {
-    for r in 0..<rows { axpy(1, d + r * dim, out, dim) }
-}
+
 
 /// torch's clamp passes the gradient where min ≤ x ≤ max.
 @inlinable func clampBackward(_ x: UnsafePointer<Float>, _ d: UnsafeMutablePointer<Float>, _ n: Int, _ limit: Float) {

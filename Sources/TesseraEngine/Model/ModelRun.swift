@@ -312,9 +312,7 @@ public final class ModelRun: @unchecked Sendable {
     }
 }
 
-@inlinable func addRowBias(_ y: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, rows: Int, dim: Int) {
-    for r in 0..<rows { axpy(1, b, y + r * dim, dim) }
-}
+
 
 @inlinable func clamp(_ p: UnsafeMutablePointer<Float>, _ n: Int, _ limit: Float) {
     for i in 0..<n { p[i] = min(max(p[i], -limit), limit) }

@@ -20,7 +20,11 @@ public struct TokenBatch: Sendable, Equatable {
 
     /// Reads the int64 tensor `input_ids` [batch, seq] from a safetensors file.
     public static func load(path: String, tensor: String = "input_ids") throws -> TokenBatch {
-        let file = try SafetensorsFile(path: path)
+        try load(file: try SafetensorsFile(path: path), path: path, tensor: tensor)
+    }
+
+    /// The same from a file already open (whose metadata the caller also reads).
+    public static func load(file: SafetensorsFile, path: String, tensor: String = "input_ids") throws -> TokenBatch {
         guard let info = file.tensors[tensor] else {
             throw SafetensorsError(file: path, "no tensor named \(tensor) (expected int64 \(tensor) [batch, seq])")
         }
