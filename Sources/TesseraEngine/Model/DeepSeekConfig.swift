@@ -7,16 +7,7 @@ import TesseraCore
 extension ModelConfig {
     static func resolveDeepSeek(_ c: HFConfigFile, family: ModelFamily, keys: Set<String>, file: String) throws -> ModelConfig {
         let v3 = family == .deepseekV3
-        func positive(_ v: Int?, _ key: String, default d: Int) throws -> Int {
-            let x = v ?? d
-            guard x > 0 else { throw ConfigError(file: file, "field \(key) must be positive, got \(x)") }
-            return x
-        }
-        func need(_ v: Int?, _ key: String) throws -> Int {
-            guard let v else { throw ConfigError(file: file, "missing required field \(key)") }
-            guard v > 0 else { throw ConfigError(file: file, "field \(key) must be positive, got \(v)") }
-            return v
-        }
+        func need(_ v: Int?, _ key: String, default d: Int? = nil) throws -> Int { try positiveField(v, key, default: d, file: file) }
         if keys.contains("quantization_config") {
             throw ConfigError(file: file, "quantization_config is not supported for \(family.rawValue) (FP8 weights with weight_scale_inv): give a checkpoint in bf16 or float32")
         }
@@ -33,23 +24,23 @@ extension ModelConfig {
         let layers = try need(c.numHiddenLayers, "num_hidden_layers")
         let queryRank: Int?
         if keys.contains("q_lora_rank") {
-            queryRank = try c.qLoraRank.map { try positive($0, "q_lora_rank", default: 0) }
+            queryRank = try c.qLoraRank.map { try need($0, "q_lora_rank", default: 0) }
         } else {
             queryRank = 1536
         }
         let latent = LatentAttention(
             queryRank: queryRank,
-            kvRank: try positive(c.kvLoraRank, "kv_lora_rank", default: 512),
-            nopeDim: try positive(c.qkNopeHeadDim, "qk_nope_head_dim", default: 128),
-            ropeDim: try positive(c.qkRopeHeadDim, "qk_rope_head_dim", default: 64),
-            valueDim: try positive(c.vHeadDim, "v_head_dim", default: 128),
+            kvRank: try need(c.kvLoraRank, "kv_lora_rank", default: 512),
+            nopeDim: try need(c.qkNopeHeadDim, "qk_nope_head_dim", default: 128),
+            ropeDim: try need(c.qkRopeHeadDim, "qk_rope_head_dim", default: 64),
+            valueDim: try need(c.vHeadDim, "v_head_dim", default: 128),
             interleavedRope: v3 ? (c.ropeInterleave ?? true) : true)
         guard latent.ropeDim % 2 == 0 else { throw ConfigError(file: file, "qk_rope_head_dim \(latent.ropeDim) must be even for rotary embeddings") }
-        let experts = try positive(c.nRoutedExperts, "n_routed_experts", default: v3 ? 256 : 64)
+        let experts = try need(c.nRoutedExperts, "n_routed_experts", default: v3 ? 256 : 64)
         let topK = try need(c.numExpertsPerTok ?? (v3 ? 8 : nil), "num_experts_per_tok")
         guard topK <= experts else { throw ConfigError(file: file, "num_experts_per_tok \(topK) exceeds n_routed_experts \(experts)") }
-        let expertWidth = try positive(c.moeIntermediateSize, "moe_intermediate_size", default: v3 ? 2048 : 1407)
-        let shared = try positive(c.nSharedExperts, "n_shared_experts", default: v3 ? 1 : 2)
+        let expertWidth = try need(c.moeIntermediateSize, "moe_intermediate_size", default: v3 ? 2048 : 1407)
+        let shared = try need(c.nSharedExperts, "n_shared_experts", default: v3 ? 1 : 2)
         let firstDense = c.firstKDenseReplace ?? (v3 ? 3 : 0)
         guard (0...layers).contains(firstDense) else {
             throw ConfigError(file: file, "first_k_dense_replace \(firstDense) must be in 0...\(layers)")
@@ -78,8 +69,8 @@ extension ModelConfig {
             rule.scoring = .sigmoid
             rule.correctionBias = true
             rule.groupScore = .bestTwo
-            rule.groups = try positive(keys.contains("n_group") ? c.nGroup : (c.nGroup ?? 8), "n_group", default: 0)
-            rule.topGroups = try positive(keys.contains("topk_group") ? c.topkGroup : (c.topkGroup ?? 4), "topk_group", default: 0)
+            rule.groups = try need(keys.contains("n_group") ? c.nGroup : (c.nGroup ?? 8), "n_group", default: 0)
+            rule.topGroups = try need(keys.contains("topk_group") ? c.topkGroup : (c.topkGroup ?? 4), "topk_group", default: 0)
             normalize = c.normTopkProb ?? true
         } else {
             if let s = c.scoringFunc, s != "softmax" { throw ConfigError(file: file, "scoring_func \(s) is not supported for deepseek_v2; supported: softmax") }

@@ -4,11 +4,7 @@ import TesseraCore
 /// gpt-oss config.json as transformers 5 reads it (defaults: transformers' GptOssConfig).
 extension ModelConfig {
     static func resolveGptOss(_ c: HFConfigFile, keys: Set<String>, quantization: String?, file: String) throws -> ModelConfig {
-        func need(_ v: Int?, _ key: String, default d: Int? = nil) throws -> Int {
-            guard let x = v ?? d else { throw ConfigError(file: file, "missing required field \(key)") }
-            guard x > 0 else { throw ConfigError(file: file, "field \(key) must be positive, got \(x)") }
-            return x
-        }
+        func need(_ v: Int?, _ key: String, default d: Int? = nil) throws -> Int { try positiveField(v, key, default: d, file: file) }
         if keys.contains("quantization_config"), quantization != "mxfp4" {
             throw ConfigError(file: file, "quantization_config quant_method \(quantization ?? "?") is not supported for gpt_oss; supported: mxfp4")
         }

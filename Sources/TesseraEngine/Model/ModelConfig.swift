@@ -344,6 +344,13 @@ public struct ModelConfig: Sendable, Equatable, Codable {
         return config
     }
 
+    /// A positive integer field, or its default when absent (nil: the field is required).
+    static func positiveField(_ v: Int?, _ key: String, default d: Int?, file: String) throws -> Int {
+        guard let x = v ?? d else { throw ConfigError(file: file, "missing required field \(key)") }
+        guard x > 0 else { throw ConfigError(file: file, "field \(key) must be positive, got \(x)") }
+        return x
+    }
+
     /// Bounds far above any released model's, so that no tensor size or parameter count of
     /// the layout can overflow (a hostile config.json with hidden_size 2^30 and vocab_size
     /// 2^40 used to trap in the layout before any file was read): products of three
