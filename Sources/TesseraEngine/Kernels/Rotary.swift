@@ -59,13 +59,15 @@ public func applyRotary(_ x: UnsafeMutablePointer<Float>, table: RotaryTable, ba
 }
 
 /// Rotates the `2·table.half` values at `offset` of each head of each row in place (rows
-/// of `rowStride` values, heads `headStride` apart; row t is at position t mod seq).
+/// of `rowStride` values, heads `headStride` apart; row t is at position t mod seq, or at
+/// `positions[t]` when given, as in decoding).
 /// Pairs are (i, i + half) as in rotate_half, or with `interleaved` (2i, 2i + 1) as
 /// DeepSeek lays them out; attention scores come out the same either way as long as
 /// queries and keys agree.
 @inlinable
 public func applyRotary(_ x: UnsafeMutablePointer<Float>, table: RotaryTable, rows: Int, seq: Int, rowStride: Int,
-                        heads: Int, headStride: Int, offset: Int, interleaved: Bool, inverse: Bool) {
+                        heads: Int, headStride: Int, offset: Int, interleaved: Bool, inverse: Bool,
+                        positions: UnsafePointer<Int32>? = nil) {
     let half = table.half
     let (step, partner) = interleaved ? (2, 1) : (1, half)
     table.cos.withUnsafeBufferPointer { cosBuf in
@@ -74,7 +76,7 @@ public func applyRotary(_ x: UnsafeMutablePointer<Float>, table: RotaryTable, ro
             let sign: Float = inverse ? -1 : 1
             Parallel.ranges(rows, work: rows * heads * 2 * half) { range in
                 for t in range {
-                    let pos = t % seq
+                    let pos = positions.map { Int($0[t]) } ?? t % seq
                     let c = cp + pos * half, s = sp + pos * half
                     for h in 0..<heads {
                         let v = x + t * rowStride + h * headStride + offset

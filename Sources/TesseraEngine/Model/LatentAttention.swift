@@ -28,13 +28,26 @@ extension ModelRun {
             linearForward(h1, P + w.kvA.offset, L.kvA.pointer, rows: T, inDim: H, outDim: R + rope, precision: matmul)
             for t in 0..<T { (L.kvLatent.pointer + t * R).update(from: L.kvA.pointer + t * (R + rope), count: R) }
             rmsNormForward(L.kvLatent.pointer, P + w.kvANorm.offset, L.kvNormed.pointer, L.rinvKV.pointer, rows: T, dim: R, eps: Self.latentNormEps)
-            linearForward(L.kvNormed.pointer, P + w.kvB.offset, L.kvB.pointer, rows: T, inDim: R, outDim: kvBWidth, precision: matmul)
+            // Decoding attends in the latent space (`DecodeStep.attendLatent`): no expansion.
+            if decoding == nil {
+                linearForward(L.kvNormed.pointer, P + w.kvB.offset, L.kvB.pointer, rows: T, inDim: R, outDim: kvBWidth, precision: matmul)
+            }
         }
         timer.measure("fwd.rope") {
             applyRotary(q, table: rotary, rows: T, seq: seq, rowStride: c.qDim, heads: c.heads, headStride: c.headDim,
-                        offset: nope, interleaved: m.interleavedRope, inverse: false)
+                        offset: nope, interleaved: m.interleavedRope, inverse: false, positions: rowPositions)
             applyRotary(L.kvA.pointer, table: rotary, rows: T, seq: seq, rowStride: R + rope, heads: 1, headStride: 0,
-                        offset: R, interleaved: m.interleavedRope, inverse: false)
+                        offset: R, interleaved: m.interleavedRope, inverse: false, positions: rowPositions)
+        }
+        if let decoding {
+            timer.measure("fwd.attention") {
+                decoding.attendLatent(layer: l, q: q, latent: L.kvNormed.pointer, kvA: L.kvA.pointer, kvB: P + w.kvB.offset,
+                                      out: a.attn.pointer, shape: attentionShape(l), latent: m, precision: matmul)
+            }
+            timer.measure("fwd.o_proj") {
+                linearForward(a.attn.pointer, P + w.o.offset, x.pointer, rows: T, inDim: c.attnDim, outDim: H, accumulate: true, precision: matmul)
+            }
+            return
         }
         for t in 0..<T {
             let kvb = L.kvB.pointer + t * kvBWidth, sharedKey = L.kvA.pointer + t * (R + rope) + R

@@ -9,7 +9,8 @@ public final class ModelRun: @unchecked Sendable {
     public let seq: Int
     public let training: Bool
     let config: ModelConfig
-    let T: Int
+    /// Rows of this pass: batch · seq, or the rows of a decoding step (see `Decoder`).
+    var T: Int
     let ids: IndexBuffer
     let acts: [LayerActivations]
     let x: FloatBuffer          // residual stream [T, H]
@@ -21,7 +22,11 @@ public final class ModelRun: @unchecked Sendable {
     let attnScratch: FloatBuffer
     let mlpScratchA: FloatBuffer
     let mlpScratchB: FloatBuffer
-    let rotary: RotaryTable
+    var rotary: RotaryTable
+    /// Each row's position when decoding (nil: row t is at t mod seq).
+    var rowPositions: UnsafePointer<Int32>?
+    /// The key/value caches a decoding step attends over (nil: ordinary causal attention).
+    var decoding: DecodeStep?
     public internal(set) var routerStats: RouterStats
     /// Weight of the load-balancing auxiliary loss (transformers' `router_aux_loss_coef`)
     /// in the gradients `lossAndGradients` computes; 0 leaves it out. The loss returned is
@@ -30,7 +35,12 @@ public final class ModelRun: @unchecked Sendable {
     /// How this run's matrix products are computed (see `MatmulPrecision`).
     public var matmul: MatmulPrecision = .machineDefault
 
-    public init(model: MoEModel, batch: Int, seq: Int, training: Bool) {
+    public convenience init(model: MoEModel, batch: Int, seq: Int, training: Bool) {
+        self.init(model: model, batch: batch, seq: seq, training: training, logitRows: batch * seq)
+    }
+
+    /// `logitRows` below batch · seq is for decoding, whose head runs on a few rows.
+    init(model: MoEModel, batch: Int, seq: Int, training: Bool, logitRows: Int) {
         self.model = model
         self.batch = batch
         self.seq = seq
@@ -46,9 +56,9 @@ public final class ModelRun: @unchecked Sendable {
         xFinalIn = FloatBuffer(count: training ? T * c.hiddenSize : 0)
         xFinal = FloatBuffer(count: T * c.hiddenSize)
         rinvF = FloatBuffer(count: T)
-        logits = FloatBuffer(count: T * c.vocabSize)
-        rowLoss = FloatBuffer(count: T)
-        attnScratch = FloatBuffer(count: Parallel.workers * seq * seq)
+        logits = FloatBuffer(count: logitRows * c.vocabSize)
+        rowLoss = FloatBuffer(count: logitRows)
+        attnScratch = FloatBuffer(count: logitRows < T ? 0 : Parallel.workers * seq * seq)
         let widest = max(T * c.topK * c.expertWidth, T * max(c.sharedExpertWidth, c.denseWidth))
         mlpScratchA = FloatBuffer(count: widest)
         mlpScratchB = FloatBuffer(count: training ? 2 * widest : 0)
@@ -207,10 +217,17 @@ public final class ModelRun: @unchecked Sendable {
             clamp(a.v.pointer, T * c.kvDim, clip)
         }
         timer.measure("fwd.rope") {
-            applyRotary(a.q.pointer, table: rotary, batch: batch, seq: seq, heads: c.heads, headDim: c.headDim, inverse: false)
-            applyRotary(a.k.pointer, table: rotary, batch: batch, seq: seq, heads: c.kvHeads, headDim: c.headDim, inverse: false)
+            applyRotary(a.q.pointer, table: rotary, rows: T, seq: seq, rowStride: c.qDim, heads: c.heads, headStride: c.headDim,
+                        offset: 0, interleaved: false, inverse: false, positions: rowPositions)
+            applyRotary(a.k.pointer, table: rotary, rows: T, seq: seq, rowStride: c.kvDim, heads: c.kvHeads, headStride: c.headDim,
+                        offset: 0, interleaved: false, inverse: false, positions: rowPositions)
         }
         timer.measure("fwd.attention") {
+            if let decoding {
+                decoding.attend(layer: l, q: a.q.pointer, k: a.k.pointer, v: a.v.pointer, out: a.attn.pointer, shape: attentionShape(l),
+                                sinks: aw.sinks.map { UnsafePointer(P + $0.offset) }, precision: matmul)
+                return
+            }
             attentionForward(a.q.pointer, a.k.pointer, a.v.pointer, a.attn.pointer, probs: a.probs?.pointer,
                              scratch: attnScratch.pointer, shape: attentionShape(l), precision: matmul,
                              sinks: aw.sinks.map { UnsafePointer(P + $0.offset) })
@@ -221,7 +238,7 @@ public final class ModelRun: @unchecked Sendable {
         if let b = aw.oBias { addRowBias(x.pointer, P + b.offset, rows: T, dim: H) }
     }
 
-    private func moeForward(_ l: Int, _ lw: LayerWeights, router: ParamView, _ a: LayerActivations) {
+    func moeForward(_ l: Int, _ lw: LayerWeights, router: ParamView, _ a: LayerActivations) {
         let c = config, H = c.hiddenSize, E = c.experts, K = c.topK, I = c.expertWidth
         let P = model.parameters.pointer
         let h2 = a.h2.pointer
