@@ -15,15 +15,20 @@ public struct StopStrings: Sendable {
     }
 
     /// How much of `text` (no stop string in it) is safe to show: all but the longest
-    /// suffix that is a prefix of some stop string.
-    public func settled(_ text: String) -> Substring {
+    /// suffix that is a prefix of some stop string. Counted in Unicode scalars, which,
+    /// unlike characters, never merge with what comes after them.
+    public func settled(_ text: String) -> String {
+        let scalars = Array(text.unicodeScalars)
         var held = 0
         for s in stops {
-            for n in stride(from: min(s.count, text.count), to: held, by: -1) where text.hasSuffix(s.prefix(n)) {
+            let stop = Array(s.unicodeScalars)
+            for n in stride(from: min(stop.count, scalars.count), to: held, by: -1) where scalars.suffix(n).elementsEqual(stop.prefix(n)) {
                 held = n
                 break
             }
         }
-        return text.dropLast(held)
+        var out = String.UnicodeScalarView()
+        out.append(contentsOf: scalars.dropLast(held))
+        return String(out)
     }
 }

@@ -147,6 +147,14 @@ public final class TextGenerator: @unchecked Sendable {
         case finished(TextCompletion)
     }
 
+    /// The text after its first `count` Unicode scalars, if any.
+    static func scalars(of text: String, after count: Int) -> String? {
+        guard text.unicodeScalars.count > count else { return nil }
+        var out = String.UnicodeScalarView()
+        out.append(contentsOf: text.unicodeScalars.dropFirst(count))
+        return String(out)
+    }
+
     /// Streams a completion from the batcher's thread, text as it settles.
     public func stream(_ r: TextRequest) throws -> AsyncThrowingStream<Event, Error> {
         let request = try tokenRequest(r)
@@ -167,14 +175,14 @@ public final class TextGenerator: @unchecked Sendable {
                         case .token(let token):
                             tokens.append(token.token)
                             let raw = vocabulary.decode(tokens, complete: true)
-                            let visible = stops.cut(raw).map { $0[...] } ?? stops.settled(raw)
-                            if visible.count > shown {
-                                continuation.yield(.text(String(visible.dropFirst(shown))))
-                                shown = visible.count
+                            let visible = stops.cut(raw) ?? stops.settled(raw)
+                            if let more = Self.scalars(of: visible, after: shown) {
+                                continuation.yield(.text(more))
+                                shown = visible.unicodeScalars.count
                             }
                         case .finished:
                             guard let done = completed.withLock({ $0 }) else { continue }
-                            if done.text.count > shown { continuation.yield(.text(String(done.text.dropFirst(shown)))) }
+                            if let more = Self.scalars(of: done.text, after: shown) { continuation.yield(.text(more)) }
                             continuation.yield(.finished(done))
                         }
                     }
