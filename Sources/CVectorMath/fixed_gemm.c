@@ -110,6 +110,63 @@ AVX2FMA static void tile_avx2(const float *ap, const float *bp, long k, float ac
     _mm256_storeu_ps(acc[5], c50); _mm256_storeu_ps(acc[5] + 8, c51);
 }
 
+
+/* Few rows against a weight stored [n, k] (transB, the decoding case): packing a panel of
+   B costs as much as using it once, so instead eight rows of B are loaded, transposed in
+   registers, and each lane runs its own column's sum over p in order, one FMA at a time
+   from zero: the same sequence as the tiles, so the same bits. */
+#define SMALL_M 8
+AVX2FMA static void transpose8(__m256 r[8]) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20); r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20); r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31); r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31); r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+AVX2FMA static void small_rows_avx2(long m, long n, long k, float alpha, const float *a, long lda,
+                                    const float *b, long ldb, int accumulate, float *c, long ldc) {
+    for (long j0 = 0; j0 < n; j0 += 8) {
+        long cols = n - j0 < 8 ? n - j0 : 8;
+        __m256 acc[SMALL_M];
+        for (long r = 0; r < SMALL_M; r++) acc[r] = _mm256_setzero_ps();
+        long p = 0;
+        for (; p + 8 <= k; p += 8) {
+            __m256 t[8];
+            for (long q = 0; q < 8; q++) t[q] = q < cols ? _mm256_loadu_ps(b + (j0 + q) * ldb + p) : _mm256_setzero_ps();
+            transpose8(t);
+            for (long r = 0; r < m; r++) {
+                const float *ar = a + r * lda + p;
+                __m256 x = acc[r];
+                for (long q = 0; q < 8; q++) x = _mm256_fmadd_ps(_mm256_broadcast_ss(ar + q), t[q], x);
+                acc[r] = x;
+            }
+        }
+        for (; p < k; p++) {
+            float col[8] = {0};
+            for (long q = 0; q < cols; q++) col[q] = b[(j0 + q) * ldb + p];
+            __m256 t = _mm256_loadu_ps(col);
+            for (long r = 0; r < m; r++) acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(a + r * lda + p), t, acc[r]);
+        }
+        for (long r = 0; r < m; r++) {
+            float v[8];
+            _mm256_storeu_ps(v, acc[r]);
+            for (long q = 0; q < cols; q++) {
+                float x = alpha != 1.0f ? alpha * v[q] : v[q];
+                float *dst = c + r * ldc + j0 + q;
+                *dst = accumulate ? *dst + x : x;
+            }
+        }
+    }
+}
+
 static int detect_fma(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0; }
 #else
 static int detect_fma(void) { return 0; }
@@ -130,6 +187,12 @@ int tsr_sgemm_fixed(int transA, int transB, long m, long n, long k, float alpha,
                     const float *a, long lda, const float *b, long ldb, int accumulate, float *c, long ldc) {
     if (m <= 0 || n <= 0) return 0;
     if (gemm_path < 0) gemm_path = detect_fma();
+#if defined(__x86_64__)
+    if (gemm_path && !transA && transB && m <= SMALL_M) {
+        small_rows_avx2(m, n, k, alpha, a, lda, b, ldb, accumulate, c, ldc);
+        return 0;
+    }
+#endif
     long tiles = (m + MR - 1) / MR;
     long chunk_tiles = MC / MR;
     float *ap = reserve(&pack_a, (size_t)(chunk_tiles * MR) * (size_t)(k > 0 ? k : 1));

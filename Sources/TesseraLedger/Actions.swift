@@ -141,8 +141,14 @@ public enum LedgerAction: Sendable, Equatable {
         public var amount: Int64
         /// Metered usage (routing weight, in integer units) per expert version.
         public var usage: [Usage]
-        public init(at: Int64, domain: String, period: String, amount: Int64, usage: [Usage]) {
+        /// Merkle root of the period's routing receipts (served revenue; absent for revenue
+        /// entered by hand, and in events made before receipts existed, whose signed bytes
+        /// are unchanged since an absent key is not written).
+        public var receiptsRoot: String?
+        enum CodingKeys: String, CodingKey { case at, domain, period, amount, usage, receiptsRoot = "receipts_root" }
+        public init(at: Int64, domain: String, period: String, amount: Int64, usage: [Usage], receiptsRoot: String? = nil) {
             self.at = at; self.domain = domain; self.period = period; self.amount = amount; self.usage = usage
+            self.receiptsRoot = receiptsRoot
         }
     }
     public struct Commit: Codable, Sendable, Equatable {

@@ -323,6 +323,9 @@ public struct LedgerState: Sendable, Codable, Equatable {
         guard r.amount > 0 else { throw refuse("revenue: amount must be positive, got \(r.amount)") }
         guard domains.contains(r.domain) else { throw refuse("revenue: unknown domain \(r.domain)") }
         guard !r.period.isEmpty else { throw refuse("revenue: the period must not be empty") }
+        if let root = r.receiptsRoot, !ContentHash.isValid(root) {
+            throw refuse("revenue: receipts_root \(root.prefix(80)) is not a SHA-256 hex digest")
+        }
         guard !revenuePeriods.contains(r.domain + "\u{0}" + r.period) else {
             throw refuse("revenue: domain \(r.domain) period \(r.period) was already distributed")
         }

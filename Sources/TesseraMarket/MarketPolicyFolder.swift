@@ -69,6 +69,34 @@ public struct BundlePolicy: Sendable, Equatable, Codable {
     }
 }
 
+/// market.toml's [serving] table: what completions cost and how they are settled.
+/// Optional: markets made before serving existed take the default.
+public struct ServingPolicy: Sendable, Equatable, Codable {
+    /// Price of a thousand tokens (prompt and completion), in the ledger's minor units.
+    public var pricePer1kTokens: Int64
+    /// Length of a settlement period, seconds; periods are named by their start (UTC).
+    public var periodSeconds: Int64
+    /// Largest max_tokens a request may ask for.
+    public var maxTokens: Int
+    enum CodingKeys: String, CodingKey {
+        case pricePer1kTokens = "price_per_1k_tokens", periodSeconds = "period_seconds", maxTokens = "max_tokens"
+    }
+    public static let `default` = ServingPolicy(pricePer1kTokens: 1000, periodSeconds: 86_400, maxTokens: 1024)
+    public static let tables = ["serving"]
+
+    struct File: Decodable { var serving: ServingPolicy }
+
+    public static func read(_ document: JSONValue, file: String) throws -> ServingPolicy {
+        guard document["serving"] != nil else { return .default }
+        let p = try PolicyFile.decode(File.self, tables: tables, of: document, file: file).serving
+        let c = PolicyChecker(file: file)
+        try c.require(p.pricePer1kTokens, in: 1...1_000_000_000, "serving.price_per_1k_tokens")
+        try c.require(p.periodSeconds, in: 60...(366 * 86_400), "serving.period_seconds")
+        try c.require(Int64(p.maxTokens), in: 1...65_536, "serving.max_tokens")
+        return p
+    }
+}
+
 /// A folder of market rules (`Market/`, or a market's `policy/`): market.toml, whose
 /// tables are read by the ledger and by Proof-of-Loss, and domains/*.toml. Loading it
 /// checks all of them, so a mistake anywhere stops `market init` before anything is
@@ -78,6 +106,7 @@ public struct MarketPolicyFolder: Sendable {
     public let ledger: MarketPolicy
     public let proof: ProofPolicy
     public let bundles: BundlePolicy
+    public let serving: ServingPolicy
     public let domains: [DomainPolicy]
 
     public var marketFile: String { (path as NSString).appendingPathComponent("market.toml") }
@@ -88,10 +117,11 @@ public struct MarketPolicyFolder: Sendable {
         let file = (path as NSString).appendingPathComponent("market.toml")
         guard FileManager.default.fileExists(atPath: file) else { throw CoreError("\(path): no market.toml (a market's rules folder holds market.toml and domains/)") }
         let document = try PolicyFile.read(file)
-        try PolicyFile.requireOnly(Set(MarketPolicy.tables + ProofPolicy.tables + BundlePolicy.tables), in: document, file: file)
+        try PolicyFile.requireOnly(Set(MarketPolicy.tables + ProofPolicy.tables + BundlePolicy.tables + ServingPolicy.tables), in: document, file: file)
         ledger = try MarketPolicy.read(document, file: file)
         proof = try ProofPolicy.read(document, file: file)
         bundles = try BundlePolicy.read(document, file: file)
+        serving = try ServingPolicy.read(document, file: file)
         domains = try DomainPolicy.loadAll((path as NSString).appendingPathComponent("domains"))
     }
 

@@ -25,6 +25,8 @@ public struct ServerConfiguration: Sendable {
     public var logLevel: Logger.Level = .info
     /// Shards and bundles also in an S3-compatible store shared with other servers.
     public var blobs: BlobMirror?
+    /// Text completions on the market's model (nil: POST /v1/completions answers 404).
+    public var completions: CompletionService?
     public init() {}
 }
 
@@ -115,6 +117,13 @@ public final class MarketServer: Sendable {
         router.get("/v1/payouts") { request, _ in
             let event = try request.uri.queryParameters["event"].map { try Self.integer(String($0), "event", default: 0, range: 1...Int64.max) }
             return try await self.json(try await self.market.payouts(event: event))
+        }
+        router.post("/v1/completions") { request, context in
+            guard let service = self.configuration.completions else {
+                return OpenAIError(status: 404, type: "invalid_request_error", code: "not_serving",
+                                   message: "this server does not serve completions (start it with `tessera serve --serve-model`)").response
+            }
+            return try await service.handle(request, context)
         }
         router.get("/v1/verify") { _, _ in
             let market = self.market

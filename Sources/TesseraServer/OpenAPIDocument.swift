@@ -192,6 +192,18 @@ enum OpenAPIDocument {
         }
       }
     },
+    "/v1/completions": {
+      "post": {
+        "operationId": "completions",
+        "summary": "Complete a prompt on the market's current expert versions, in the shape of OpenAI's completions API (prompt, max_tokens, temperature, top_p, seed, stop, stream as server-sent events). Authorization: Bearer with an API key from `tessera market api-key`. Every request is metered (price, gate mass per expert version) before its response ends; the response's `tessera` object carries the signed routing receipt, the price and the usage. Errors are OpenAI's error object. 404 when the server does not serve a model.",
+        "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["prompt"] } } } },
+        "responses": {
+          "200": { "description": "A completion, or with stream a text/event-stream of chunks ending in data: [DONE].", "content": { "application/json": { "schema": { "type": "object" } }, "text/event-stream": { "schema": { "type": "string" } } } },
+          "400": { "description": "OpenAI error object.", "content": { "application/json": { "schema": { "type": "object" } } } },
+          "401": { "description": "OpenAI error object: no or unknown API key.", "content": { "application/json": { "schema": { "type": "object" } } } }
+        }
+      }
+    },
     "/v1/verify": {
       "get": {
         "operationId": "verify",
@@ -275,7 +287,7 @@ enum OpenAPIDocument {
       "VerdictAction": {"type": "object", "additionalProperties": false, "required": ["kind", "payload", "actor", "signature"], "properties": {"kind": {"const": "verdict"}, "payload": {"$ref": "#/components/schemas/VerdictPayload"}, "actor": {"$ref": "#/components/schemas/Key"}, "signature": {"type": "string", "pattern": "^[0-9a-f]{128}$"}}},
       "NewVersionPayload": {"type": "object", "additionalProperties": false, "required": ["at", "layer", "expert", "version", "parent", "submissions"], "properties": {"at": {"$ref": "#/components/schemas/Time"}, "layer": {"$ref": "#/components/schemas/Int64"}, "expert": {"$ref": "#/components/schemas/Int64"}, "version": {"$ref": "#/components/schemas/Hash"}, "parent": {"$ref": "#/components/schemas/Hash"}, "submissions": {"type": "array", "items": {"$ref": "#/components/schemas/Hash"}}, "credits": {"type": "array", "items": {"$ref": "#/components/schemas/Int64"}}}},
       "NewVersionAction": {"type": "object", "additionalProperties": false, "required": ["kind", "payload", "actor", "signature"], "properties": {"kind": {"const": "new_version"}, "payload": {"$ref": "#/components/schemas/NewVersionPayload"}, "actor": {"$ref": "#/components/schemas/Key"}, "signature": {"type": "string", "pattern": "^[0-9a-f]{128}$"}}},
-      "RevenuePayload": {"type": "object", "additionalProperties": false, "required": ["at", "domain", "period", "amount", "usage"], "properties": {"at": {"$ref": "#/components/schemas/Time"}, "domain": {"type": "string"}, "period": {"type": "string"}, "amount": {"$ref": "#/components/schemas/Int64"}, "usage": {"type": "array", "items": {"$ref": "#/components/schemas/Usage"}}}},
+      "RevenuePayload": {"type": "object", "additionalProperties": false, "required": ["at", "domain", "period", "amount", "usage"], "properties": {"at": {"$ref": "#/components/schemas/Time"}, "domain": {"type": "string"}, "period": {"type": "string"}, "amount": {"$ref": "#/components/schemas/Int64"}, "usage": {"type": "array", "items": {"$ref": "#/components/schemas/Usage"}}, "receipts_root": {"$ref": "#/components/schemas/Hash"}}},
       "RevenueAction": {"type": "object", "additionalProperties": false, "required": ["kind", "payload", "actor", "signature"], "properties": {"kind": {"const": "revenue"}, "payload": {"$ref": "#/components/schemas/RevenuePayload"}, "actor": {"$ref": "#/components/schemas/Key"}, "signature": {"type": "string", "pattern": "^[0-9a-f]{128}$"}}},
       "CommitPayload": {"type": "object", "additionalProperties": false, "required": ["at", "round", "commitment"], "properties": {"at": {"$ref": "#/components/schemas/Time"}, "round": {"type": "string"}, "commitment": {"$ref": "#/components/schemas/Hash"}}},
       "CommitAction": {"type": "object", "additionalProperties": false, "required": ["kind", "payload", "actor", "signature"], "properties": {"kind": {"const": "commit"}, "payload": {"$ref": "#/components/schemas/CommitPayload"}, "actor": {"$ref": "#/components/schemas/Key"}, "signature": {"type": "string", "pattern": "^[0-9a-f]{128}$"}}},

@@ -6,13 +6,13 @@ import TesseraCore
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure sgemm peak, evaluation and sparse-training speed on the reference shape.")
+        abstract: "Measure sgemm peak, evaluation, sparse-training and generation speed on the reference shape.")
 
     @Flag(help: "Print one JSON object.")
     var json = false
     @Option(help: "Timed repetitions of each measurement.")
     var repeats = 5
-    enum Phase: String, CaseIterable, ExpressibleByArgument { case all, eval, train }
+    enum Phase: String, CaseIterable, ExpressibleByArgument { case all, eval, train, generate }
     @Option(help: "Which measurements to run (for profiling one of them).")
     var phase = Phase.all
     @Flag(help: "Also report wall time per phase of the passes.")
@@ -25,6 +25,11 @@ struct Bench: ParsableCommand {
         guard repeats > 0 else { throw ValidationError("--repeats \(repeats) must be positive") }
         guard let config = EngineBenchmark.referenceConfig(family: family) else {
             throw ValidationError("--family \(family): supported: mixtral, deepseek_v2, deepseek_v3")
+        }
+        if phase == .generate {
+            let result = try GenerationBenchmark.run(repeats: repeats, precision: matmul.precision, config: config)
+            print(json ? try JSONOutput.compact(result) : result.text)
+            return
         }
         let result = try EngineBenchmark.run(repeats: repeats, phases: phase == .all ? ["eval", "train"] : [phase.rawValue], profile: profile,
                                              precision: matmul.precision, config: config)

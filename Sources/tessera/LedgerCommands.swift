@@ -51,7 +51,7 @@ func post(_ action: LedgerAction, _ market: MarketOption, _ signer: SignerOption
 }
 
 struct MarketCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "market", abstract: "Create a market.", subcommands: [Init.self])
+    static let configuration = CommandConfiguration(commandName: "market", abstract: "Create a market; issue API keys.", subcommands: [Init.self, APIKeyCommand.self])
 
     struct Init: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a market directory: policy copy, library copy, ledger with its genesis event.")
@@ -75,7 +75,7 @@ struct LedgerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ledger", abstract: "Record market actions and query the ledger (of a market directory or a server).",
         subcommands: [Register.self, OpenRound.self, CloseRound.self, Claim.self, Submit.self, Commit.self, VerdictCmd.self, Reveal.self, NewVersion.self,
-                      Revenue.self, Shares.self, ExpertCmd.self, RoundCmd.self, Payouts.self, Events.self, Verify.self, Copy.self, LedgerBench.self, LedgerStress.self])
+                      Revenue.self, SettleCommand.self, Shares.self, ExpertCmd.self, RoundCmd.self, Payouts.self, Events.self, Verify.self, Copy.self, LedgerBench.self, LedgerStress.self])
 
     struct Register: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Register a participant (operator).")

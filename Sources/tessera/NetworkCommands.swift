@@ -28,6 +28,12 @@ struct Serve: AsyncParsableCommand {
     var blobs: String?
     @Flag(name: .customLong("blob-redirect"), help: "Answer shard downloads with a redirect to a pre-signed URL of the store instead of the bytes.")
     var blobRedirect = false
+    @Flag(name: .customLong("serve-model"), help: "Serve POST /v1/completions on the library's current expert versions (API keys from `tessera market api-key`).")
+    var serveModel = false
+    @Option(name: .customLong("server-key"), help: "With --serve-model: the key that signs routing receipts (default: MARKET/serving/server.key, made on first use).")
+    var serverKey: String?
+    @Option(name: .customLong("settle-key"), help: "With --serve-model: the operator's key file; closed periods are then settled automatically.")
+    var settleKey: String?
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port \(port) is outside 0...65535") }
@@ -51,6 +57,29 @@ struct Serve: AsyncParsableCommand {
             config.blobs = BlobMirror(s3: try S3Client(location: try S3Location(blobs)), redirect: blobRedirect)
         } else if blobRedirect {
             throw ValidationError("--blob-redirect needs --blobs")
+        }
+        if serveModel {
+            let keyPath = serverKey ?? (market as NSString).appendingPathComponent("serving/server.key")
+            if serverKey == nil, !FileManager.default.fileExists(atPath: keyPath) {
+                try FileManager.default.createDirectory(atPath: (keyPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                try ParticipantKey.generate().save(to: keyPath)
+            }
+            config.completions = try CompletionService(market: local, serverKey: try ParticipantKey.load(keyPath))
+        } else if serverKey != nil || settleKey != nil {
+            throw ValidationError("--server-key and --settle-key need --serve-model")
+        }
+        if let settleKey {
+            let operatorKey = try ParticipantKey.load(settleKey)
+            let seconds = local.rules.serving.periodSeconds
+            Task.detached {
+                while !Task.isCancelled {
+                    let now = Int64(Date().timeIntervalSince1970)
+                    if let periods = try? await Settlement.closedPeriods(market: local, seconds: seconds, now: now) {
+                        for p in periods { _ = try? await Settlement.settle(market: local, period: p, key: operatorKey, at: now) }
+                    }
+                    try? await Task.sleep(for: .seconds(min(60, Double(seconds) / 4)))
+                }
+            }
         }
         let server = MarketServer(market: local, configuration: config)
         let (dir, listenHost) = (market, host)

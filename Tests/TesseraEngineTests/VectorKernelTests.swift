@@ -180,7 +180,7 @@ private func referenceDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, 
 
     @Test func pathsAgreeBitForBitOnEveryShape() throws {
         var checked = 0
-        for (m, n, k) in [(1, 1, 1), (5, 7, 3), (6, 16, 8), (7, 17, 33), (13, 40, 64), (100, 33, 129), (97, 16, 1)] {
+        for (m, n, k) in [(1, 1, 1), (5, 7, 3), (6, 16, 8), (7, 17, 33), (13, 40, 64), (100, 33, 129), (97, 16, 1), (1, 37, 45), (4, 9, 8), (3, 24, 17)] {
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
                 for (alpha, accumulate) in [(Float(1), false), (Float(0.125), true)] {
                     let a = Self.random(m * k, seed: UInt64(m * 7 + k)), b = Self.random(k * n, seed: UInt64(n * 11 + k))
@@ -213,7 +213,23 @@ private func referenceDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, 
                 }
             }
         }
-        #expect(checked == 56)
+        #expect(checked == 80)
+    }
+
+    /// A row's bits do not depend on how many rows were computed with it (decoding batches
+    /// one to a few rows per expert; the same tokens must come out alone or batched).
+    @Test func aRowsResultDoesNotDependOnItsBatchMates() throws {
+        let n = 37, k = 70
+        let b = Self.random(n * k, seed: 5), a = Self.random(13 * k, seed: 6)
+        func product(rows m: Int) -> [UInt32] {
+            var c = [Float](repeating: 0, count: m * n)
+            _ = a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
+                tsr_sgemm_fixed(0, 1, m, n, k, 1, pa.baseAddress!, k, pb.baseAddress!, k, 0, pc.baseAddress!, n)
+            } } }
+            return Array(c.prefix(n)).map(\.bitPattern)
+        }
+        let alone = product(rows: 1)
+        for m in 2...13 { #expect(product(rows: m) == alone, "first row of \(m)") }
     }
 
     /// A whole model pass in fp32-fixed gives the same loss bits on both paths (and the

@@ -73,7 +73,7 @@ import TesseraTestSupport
              .verdict(.init(at: 1, submission: h, gainLCBMicronats: 5, regressionUCBMicronats: 1, accept: true, reason: "x"))),
             (.newVersion(.init(at: 1, layer: 0, expert: 1, version: h, parent: h, submissions: [h])),
              .newVersion(.init(at: 1, layer: 0, expert: 1, version: h, parent: h, submissions: [h], credits: [4]))),
-            (.revenue(.init(at: 1, domain: "es", period: "p", amount: 10, usage: [usage])), .revenue(.init(at: 1, domain: "es", period: "p", amount: 10, usage: [usage]))),
+            (.revenue(.init(at: 1, domain: "es", period: "p", amount: 10, usage: [usage])), .revenue(.init(at: 1, domain: "es", period: "p", amount: 10, usage: [usage], receiptsRoot: h))),
             (.commit(.init(at: 1, round: "r", commitment: h)), .commit(.init(at: 1, round: "r", commitment: h))),
             (.reveal(.init(at: 1, round: "r", salt: "ab", heldOutSHA256: h)), .reveal(.init(at: 1, round: "r", salt: "ab", heldOutSHA256: h))),
         ]

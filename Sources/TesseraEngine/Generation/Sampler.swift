@@ -10,6 +10,7 @@ public struct SamplingParameters: Sendable, Equatable, Codable {
     public var topP: Double
     public var topK: Int
     public var seed: UInt64
+    enum CodingKeys: String, CodingKey { case temperature, topP = "top_p", topK = "top_k", seed }
     public init(temperature: Double = 0, topP: Double = 1, topK: Int = 0, seed: UInt64 = 0) {
         self.temperature = temperature; self.topP = topP; self.topK = topK; self.seed = seed
     }

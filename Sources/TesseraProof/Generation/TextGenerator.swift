@@ -155,14 +155,17 @@ public final class TextGenerator: @unchecked Sendable {
         return String(out)
     }
 
-    /// Streams a completion from the batcher's thread, text as it settles.
-    public func stream(_ r: TextRequest) throws -> AsyncThrowingStream<Event, Error> {
+    /// Streams a completion from the batcher's thread, text as it settles. `finished`,
+    /// like `onCompletion`, sees the completion on that thread before the stream does,
+    /// even when nobody reads the stream any more.
+    public func stream(_ r: TextRequest, finished: (@Sendable (TextCompletion) -> Void)? = nil) throws -> AsyncThrowingStream<Event, Error> {
         let request = try tokenRequest(r)
         let stops = StopStrings(r.stop)
         let completed = LockedValue<TextCompletion?>(nil)
         let events = batcher.stream(request, accept: stopAcceptor(stops), finished: { [self] outcome in
             let done = completion(outcome, stops: stops)
             onCompletion?(done)
+            finished?(done)
             completed.withLock { $0 = done }
         })
         let vocabulary = served.vocabulary

@@ -1,0 +1,82 @@
+import Foundation
+import TesseraCore
+import TesseraEngine
+
+/// Generation on the reference shape as `../shared/bench/torch_peer_generate.py` and
+/// `llama_cpp_peer.py` measure it: 64-token prompts, 128 new tokens, greedy, at batch 1
+/// and batch 8. Prefill is timed alone; new tokens/s is B·N over (generation − prefill),
+/// the peers' formula.
+public struct GenerationBenchmarkResult: Codable, Sendable {
+    public var generateBatch1TokensPerS: Double
+    public var generateBatch8TokensPerS: Double
+    public var prefillTokensPerS: Double
+    public var prefillBatch8TokensPerS: Double
+    public var kvCacheBytesPerToken: Int
+    public var kvCacheNaiveBytesPerToken: Int
+    public var matmul: MatmulPrecision
+    public var shape: String
+    enum CodingKeys: String, CodingKey {
+        case generateBatch1TokensPerS = "generate_batch1_tokens_per_s", generateBatch8TokensPerS = "generate_batch8_tokens_per_s"
+        case prefillTokensPerS = "prefill_tokens_per_s", prefillBatch8TokensPerS = "prefill_batch8_tokens_per_s"
+        case kvCacheBytesPerToken = "kv_cache_bytes_per_token", kvCacheNaiveBytesPerToken = "kv_cache_naive_bytes_per_token"
+        case matmul, shape
+    }
+
+    public var text: String {
+        [shape, "matrix products: \(matmul.rawValue)",
+         String(format: "prefill: %.0f tokens/s at batch 1, %.0f at batch 8 (64-token prompts)", prefillTokensPerS, prefillBatch8TokensPerS),
+         String(format: "generate: %.1f new tokens/s at batch 1, %.1f at batch 8 (128 new tokens, greedy)",
+                generateBatch1TokensPerS, generateBatch8TokensPerS),
+         "key/value cache: \(kvCacheBytesPerToken) bytes per token (every head's keys and values expanded: \(kvCacheNaiveBytesPerToken))"]
+            .joined(separator: "\n")
+    }
+}
+
+public enum GenerationBenchmark {
+    public static let promptLength = 64
+    public static let newTokens = 128
+
+    /// (prefill seconds, total seconds) of the best of `repeats` runs at batch `b`.
+    static func time(_ decoder: Decoder, batch b: Int, repeats: Int) throws -> (prefill: Double, total: Double) {
+        let V = decoder.model.config.vocabSize
+        var rng = SplitMix64(seed: 3)
+        let prompts = (0..<b).map { _ in (0..<promptLength).map { _ in Int32(rng.next() % UInt64(V)) } }
+        var best = (prefill: Double.infinity, total: Double.infinity)
+        for _ in 0..<repeats {
+            let caches = try prompts.map { try decoder.makeCache(capacity: $0.count + newTokens) }
+            var samplers = prompts.map { _ in TokenSampler(SamplingParameters()) }
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            var logits = try decoder.step(zip(caches, prompts).map { Decoder.Feed(cache: $0, tokens: $1) })
+            let t1 = DispatchTime.now().uptimeNanoseconds
+            for produced in 1...newTokens {
+                let next = (0..<b).map { samplers[$0].next(logits[$0][...]).token }
+                if produced == newTokens { break }
+                logits = try decoder.step((0..<b).map { Decoder.Feed(cache: caches[$0], tokens: [next[$0]]) })
+            }
+            let t2 = DispatchTime.now().uptimeNanoseconds
+            best.prefill = min(best.prefill, Double(t1 - t0) / 1e9)
+            best.total = min(best.total, Double(t2 - t0) / 1e9)
+        }
+        return best
+    }
+
+    public static func run(repeats: Int, precision: MatmulPrecision, config: ModelConfig = EngineBenchmark.referenceConfig) throws -> GenerationBenchmarkResult {
+        let model = MoEModel(config: config)
+        model.initializeRandomly(seed: 0)
+        let decoder = Decoder(model: model, maxRows: 512, maxContext: promptLength + newTokens)
+        decoder.matmul = precision
+        _ = try time(decoder, batch: 1, repeats: 1)
+        let one = try time(decoder, batch: 1, repeats: repeats)
+        let eight = try time(decoder, batch: 8, repeats: repeats)
+        let shape = "\(config.family.rawValue) V=\(config.vocabSize) H=\(config.hiddenSize) I=\(config.expertWidth) L=\(config.layers) "
+            + "heads=\(config.heads)/\(config.kvHeads) E=\(config.experts) top-\(config.topK), \(promptLength)-token prompts, \(newTokens) new tokens"
+        return GenerationBenchmarkResult(
+            generateBatch1TokensPerS: Double(newTokens) / (one.total - one.prefill),
+            generateBatch8TokensPerS: Double(8 * newTokens) / (eight.total - eight.prefill),
+            prefillTokensPerS: Double(promptLength) / one.prefill,
+            prefillBatch8TokensPerS: Double(8 * promptLength) / eight.prefill,
+            kvCacheBytesPerToken: KVCache.bytesPerPosition(config: config),
+            kvCacheNaiveBytesPerToken: KVCache.naiveBytes(config: config, capacity: 1),
+            matmul: precision, shape: shape)
+    }
+}

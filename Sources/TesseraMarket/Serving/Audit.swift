@@ -1,0 +1,74 @@
+import Foundation
+import TesseraCore
+import TesseraEngine
+import TesseraProof
+
+/// Re-runs a metered request on the same expert versions and checks what the operator
+/// claimed: the receipt (its hash from the recomputed routing, the server's signature),
+/// the metered gate mass per expert version, the price, and that each completion token is
+/// what the request's sampling (temperature 0: the most likely token; otherwise the
+/// seeded sampler) picks from the recomputed logits.
+///
+/// What it proves: for the sampled requests, the tokens were produced by the served
+/// versions and the usage billed to each version is the routing those tokens cause, so an
+/// inflated or redirected meter is caught on any sampled request. What it does not: that
+/// unsampled requests are honest (the chance of missing k forged records among n with a
+/// sample of s is about (1 − s/n)^k), that requests were not invented whole (a fabricated
+/// prompt re-runs consistently; the receipt's signature only binds the server), or that the
+/// period's total is complete (the receipts root binds the records, not their number to
+/// real demand).
+public enum Audit {
+    public struct Finding: Codable, Sendable, Equatable {
+        public var id: String
+        public var ok: Bool
+        public var problems: [String]
+    }
+
+    public static func check(_ r: MeterRecord, served: ServedModel) throws -> Finding {
+        var problems: [String] = []
+        if r.versionSet != served.versionSetHash {
+            problems.append("served on version set \(r.versionSet.prefix(12))…, the audit's model is \(served.versionSetHash.prefix(12))…")
+        }
+        guard r.promptTokens >= 1, r.completionTokens >= 0, r.tokens.count == r.promptTokens + r.completionTokens else {
+            return Finding(id: r.id, ok: false, problems: problems + ["\(r.tokens.count) tokens do not make \(r.promptTokens) prompt + \(r.completionTokens) completion tokens"])
+        }
+        // The model read every token but the last one it chose.
+        let fed = r.completionTokens > 0 ? Array(r.tokens.dropLast()) : r.tokens
+        let decoder = Decoder(model: served.model, maxRows: 256, maxContext: fed.count)
+        decoder.matmul = .machineDefault
+        let cache = try decoder.makeCache(capacity: fed.count)
+        let logits = try decoder.step([Decoder.Feed(cache: cache, tokens: fed)], allRows: true)[0]
+        let V = served.model.config.vocabSize
+        let receiptHash = RoutingReceipt.hash(versionSet: r.versionSet, tokens: r.tokens, choices: cache.choices)
+        if receiptHash != r.receipt.hash { problems.append("the receipt's hash is not the routing of these tokens on these versions") }
+        if !r.receipt.signatureVerifies { problems.append("the receipt's signature does not verify") }
+        let usage = ExpertUsage.of(gateMass: cache.gateMass, versions: served.versions)
+        if usage != r.usage {
+            let claimed = r.usage.reduce(Int64(0)) { $0 &+ $1.usage }, actual = usage.reduce(Int64(0)) { $0 &+ $1.usage }
+            problems.append("metered usage differs from the recomputed routing (\(claimed) units claimed, \(actual) recomputed)")
+        }
+        if MeterRecord.price(tokens: r.promptTokens + r.completionTokens, pricePer1k: r.pricePer1kTokens) != r.price {
+            problems.append("price \(r.price) is not \(r.promptTokens + r.completionTokens) tokens at \(r.pricePer1kTokens) per 1000")
+        }
+        var sampler = TokenSampler(r.sampling)
+        for i in r.promptTokens..<r.tokens.count {
+            let row = logits[((i - 1) * V)..<(i * V)]
+            let chosen = sampler.next(row).token
+            if chosen != r.tokens[i] {
+                problems.append("completion token \(i - r.promptTokens) is \(r.tokens[i]); the sampling gives \(chosen)")
+                break
+            }
+        }
+        return Finding(id: r.id, ok: problems.isEmpty, problems: problems)
+    }
+
+    /// Checks `sample` records of the meter, chosen by a seeded draw (all when fewer), on
+    /// the library's current versions (a record served on others is reported as such).
+    public static func run(market: String, library: String, sample: Int, seed: UInt64) throws -> [Finding] {
+        var records = try UsageMeter.records(market: market)
+        var rng = SplitMix64(seed: seed)
+        records.shuffle(using: &rng)
+        let served = try ServedModel.load(library)
+        return try records.prefix(max(0, sample)).map { try check($0, served: served) }
+    }
+}

@@ -1,0 +1,107 @@
+import Foundation
+import TesseraCore
+import TesseraEngine
+import TesseraMarket
+import TesseraProof
+
+/// The body of POST /v1/completions, OpenAI's fields: prompt (a string, or an array of
+/// one), max_tokens (16), temperature (1), top_p (1), seed (0), stop (a string or up to
+/// four), stream (false), n (1 only); fields it does not use (model, user, ...) are ignored.
+struct CompletionRequest {
+    var prompt: String
+    var maxTokens: Int
+    var sampling: SamplingParameters
+    var stop: [String]
+    var stream: Bool
+
+    static func parse(_ data: Data, policy: ServingPolicy) throws -> CompletionRequest {
+        func bad(_ param: String, _ message: String) -> OpenAIError {
+            OpenAIError(status: 400, type: "invalid_request_error", code: nil, param: param, message: message)
+        }
+        guard case .object(let fields)? = try? JSONValue.parse(data) else { throw bad("body", "the body is not a JSON object") }
+        func field(_ name: String) -> JSONValue? { fields.first(where: { $0.0 == name }).flatMap { $0.1 == .null ? nil : $0.1 } }
+        func integer(_ name: String, _ d: Int64, _ range: ClosedRange<Int64>) throws -> Int64 {
+            guard let v = field(name) else { return d }
+            guard case .integer(let i) = v, range.contains(i) else { throw bad(name, "\(name) must be an integer in \(range.lowerBound)...\(range.upperBound)") }
+            return i
+        }
+        func number(_ name: String, _ d: Double, _ range: ClosedRange<Double>) throws -> Double {
+            guard let v = field(name) else { return d }
+            let x: Double
+            switch v {
+            case .integer(let i): x = Double(i)
+            case .number(let n): x = n
+            default: throw bad(name, "\(name) must be a number")
+            }
+            guard range.contains(x) else { throw bad(name, "\(name) must be between \(range.lowerBound) and \(range.upperBound)") }
+            return x
+        }
+        let prompt: String
+        switch field("prompt") {
+        case .string(let s)?: prompt = s
+        case .array(let items)? where items.count == 1: guard case .string(let s) = items[0] else { throw bad("prompt", "prompt must be a string") }; prompt = s
+        default: throw bad("prompt", "prompt must be a string (or an array of one string)")
+        }
+        var stop: [String] = []
+        switch field("stop") {
+        case nil: break
+        case .string(let s)?: stop = [s]
+        case .array(let items)? where items.count <= 4:
+            for item in items { guard case .string(let s) = item else { throw bad("stop", "stop must hold strings") }; stop.append(s) }
+        default: throw bad("stop", "stop must be a string or an array of at most 4 strings")
+        }
+        guard try integer("n", 1, 1...1) == 1 else { throw bad("n", "n must be 1") }
+        var stream = false
+        if let v = field("stream") { guard case .bool(let b) = v else { throw bad("stream", "stream must be true or false") }; stream = b }
+        let seed = try integer("seed", 0, Int64.min...Int64.max)
+        let sampling = SamplingParameters(temperature: try number("temperature", 1, 0...2), topP: try number("top_p", 1, 0.000_001...1),
+                                          topK: 0, seed: UInt64(bitPattern: seed))
+        return CompletionRequest(prompt: prompt, maxTokens: Int(try integer("max_tokens", 16, 1...Int64(policy.maxTokens))),
+                                 sampling: sampling, stop: stop, stream: stream)
+    }
+}
+
+/// A completion (or one streamed chunk of it) in OpenAI's shape, with Tessera's receipt
+/// and metered usage under "tessera".
+struct CompletionChunk: Encodable {
+    struct Choice: Encodable {
+        var text: String
+        var index = 0
+        var logprobs: String? = nil
+        var finishReason: String?
+        enum CodingKeys: String, CodingKey { case text, index, logprobs, finishReason = "finish_reason" }
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(text, forKey: .text); try c.encode(index, forKey: .index)
+            try c.encodeNil(forKey: .logprobs); try c.encode(finishReason, forKey: .finishReason)
+        }
+    }
+    struct Usage: Encodable {
+        var promptTokens: Int, completionTokens: Int, totalTokens: Int
+        enum CodingKeys: String, CodingKey { case promptTokens = "prompt_tokens", completionTokens = "completion_tokens", totalTokens = "total_tokens" }
+        init(_ c: TextCompletion) {
+            promptTokens = c.promptTokens; completionTokens = c.tokens.count; totalTokens = c.promptTokens + c.tokens.count
+        }
+    }
+    var id: String
+    var object = "text_completion"
+    var created: Int64
+    var model: String
+    var choices: [Choice]
+    var usage: Usage?
+    var tessera: TesseraExtras?
+
+    init(id: String, created: Int64, model: String, text: String, finishReason: String? = nil) {
+        self.id = id; self.created = created; self.model = model
+        choices = [Choice(text: text, finishReason: finishReason)]
+    }
+}
+
+struct TesseraExtras: Encodable {
+    var receipt: RoutingReceipt
+    var price: Int64
+    var period: String
+    var expertUsage: [ExpertUsage]
+    enum CodingKeys: String, CodingKey { case receipt, price, period, expertUsage = "expert_usage" }
+    init(_ r: MeterRecord) { receipt = r.receipt; price = r.price; period = r.period; expertUsage = r.usage }
+}

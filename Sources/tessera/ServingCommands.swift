@@ -1,0 +1,70 @@
+import ArgumentParser
+import Foundation
+import TesseraCore
+import TesseraLedger
+import TesseraMarket
+
+/// `tessera market api-key`: an API key for /v1/completions, tied to a domain and the
+/// policy's price; its secret goes to --out once, the market keeps its hash.
+struct APIKeyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "api-key", abstract: "Issue an API key for a market server's /v1/completions (operator).")
+    @OptionGroup var market: MarketOption
+    @Option(help: "The market operator's key file.") var key: String
+    @Option(help: "The domain whose revenue the key's requests count toward.") var domain: String
+    @Option(help: "File to write the key's secret to (must not exist).") var out: String
+
+    func run() async throws {
+        let dir = try market.directory(for: "issuing an API key")
+        let local = try LocalMarket(directory: dir)
+        let signer = try ParticipantKey.load(key)
+        guard signer.publicHex == (try await local.state().operatorKey) else {
+            throw ValidationError("\(key) is not the operator key of \(dir.path); only the operator issues API keys")
+        }
+        _ = try local.rules.domain(domain)
+        let record = try APIKeys.issue(market: dir.path, domain: domain, pricePer1kTokens: local.rules.serving.pricePer1kTokens,
+                                       at: Int64(Date().timeIntervalSince1970), out: out)
+        print("API key for domain \(domain) at \(record.pricePer1kTokens) minor units per 1000 tokens written to \(out) (stored as \(record.hash.prefix(12))…)")
+    }
+}
+
+/// `tessera ledger settle`: a period's metered requests as revenue events (operator).
+struct SettleCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "settle", abstract: "Turn a period's metered completions into the ledger's revenue events, one per domain, committing to their receipts (operator).")
+    @OptionGroup var market: MarketOption
+    @OptionGroup var signer: SignerOption
+    @Option(help: "The period, as the meter names it (its start, e.g. 2026-12-01T00:00:00Z); default: every closed period not settled yet.") var period: String?
+    @Flag var json = false
+
+    func run() async throws {
+        let local = try LocalMarket(directory: try market.directory(for: "settlement"))
+        let key = try signer.load()
+        var periods = period.map { [$0] } ?? []
+        if period == nil { periods = try await Settlement.closedPeriods(market: local, seconds: local.rules.serving.periodSeconds, now: signer.time) }
+        var settled: [LedgerAction.Revenue] = []
+        for p in periods { settled += try await Settlement.settle(market: local, period: p, key: key, at: signer.time) }
+        if json { print(try JSONOutput.compact(settled)); return }
+        if settled.isEmpty { print("nothing to settle") }
+        for r in settled {
+            print("settled \(r.domain) \(r.period): \(r.amount) minor units over \(r.usage.count) expert versions, receipts root \(r.receiptsRoot?.prefix(16) ?? "")…")
+        }
+    }
+}
+
+/// `tessera audit`: re-run sampled metered requests and check receipts, usage and price.
+struct AuditCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "audit", abstract: "Re-run a sample of a market's metered completions on the same expert versions; check each receipt, the metered gate mass, the price and the completion tokens.")
+    @OptionGroup var market: MarketOption
+    @Option(help: "How many metered requests to re-run.") var sample = Count(20)
+    @Option(help: "Seed of the sample's draw.") var seed: UInt64 = 0
+    @Flag var json = false
+
+    func run() async throws {
+        let local = try LocalMarket(directory: try market.directory(for: "an audit"))
+        let findings = try Audit.run(market: local.directory.path, library: local.library.directory, sample: sample.value, seed: seed)
+        if json { print(try JSONOutput.compact(findings)) } else {
+            for f in findings where !f.ok { print("\(f.id): " + f.problems.joined(separator: "; ")) }
+            print("\(findings.filter(\.ok).count) of \(findings.count) sampled requests check out")
+        }
+        if findings.contains(where: { !$0.ok }) { throw ExitCode(1) }
+    }
+}

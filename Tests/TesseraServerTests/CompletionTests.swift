@@ -1,0 +1,118 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Testing
+import TesseraCore
+import TesseraLedger
+import TesseraMarket
+import TesseraProof
+@testable import TesseraServer
+
+/// POST /v1/completions end to end: API keys, OpenAI's shapes and errors, the same text
+/// as `tessera generate` at temperature 0, streaming, durable metering, receipts, the
+/// audit catching an inflated meter, and settlement paying out exactly the metered prices.
+@Suite struct CompletionTests {
+    static func setUp() throws -> (TestMarket, String, CompletionService) {
+        let m = try TestMarket("completions")
+        let secretFile = m.tmp.sub("api-key")
+        _ = try APIKeys.issue(market: m.dir, domain: "es", pricePer1kTokens: 1500, at: m.now, out: secretFile)
+        let secret = try String(contentsOfFile: secretFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        return (m, secret, try CompletionService(market: m.market, serverKey: ParticipantKey.generate()))
+    }
+
+    static func post(_ client: any TestClientProtocol, _ body: String, key: String?) async throws -> TestResponse {
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if let key { headers[.authorization] = "Bearer \(key)" }
+        return try await client.execute(uri: "/v1/completions", method: .post, headers: headers, body: ByteBuffer(string: body))
+    }
+
+    static func json(_ r: TestResponse) throws -> JSONValue { try JSONValue.parse(Data(r.body.readableBytesView)) }
+
+    @Test func completesMetersAndSettles() async throws {
+        let (m, secret, service) = try Self.setUp()
+        let expected = try TextGenerator(served: try ServedModel.load(m.market.library.directory))
+            .complete(TextRequest(prompt: "0123", maxTokens: 12))
+        try await RouterTests.test(m, configure: { $0.completions = service }) { client in
+            // Errors in OpenAI's shape.
+            let unauthorized = try await Self.post(client, #"{"prompt":"0"}"#, key: nil)
+            #expect(unauthorized.status == .unauthorized)
+            #expect(try Self.json(unauthorized)["error"]?["code"]?.stringValue == "invalid_api_key")
+            #expect(try await Self.post(client, #"{"prompt":"0"}"#, key: "tsk-" + String(repeating: "0", count: 64)).status == .unauthorized)
+            for (body, param) in [(#"{"max_tokens":3}"#, "prompt"), (#"{"prompt":"0","temperature":5}"#, "temperature"),
+                                  (#"{"prompt":"0","max_tokens":0}"#, "max_tokens"), (#"{"prompt":"0","n":2}"#, "n"), ("[1]", "body")] {
+                let r = try await Self.post(client, body, key: secret)
+                #expect(r.status == .badRequest, "\(body)")
+                #expect(try Self.json(r)["error"]?["param"]?.stringValue == param, "\(body)")
+                #expect(try Self.json(r)["error"]?["type"]?.stringValue == "invalid_request_error")
+            }
+            // A byte the 64-token vocabulary does not have.
+            #expect(try await Self.post(client, #"{"prompt":"z"}"#, key: secret).status == .badRequest)
+
+            // Temperature 0: the text tessera generate gives.
+            let r = try await Self.post(client, #"{"prompt":"0123","max_tokens":12,"temperature":0}"#, key: secret)
+            #expect(r.status == .ok)
+            let body = try Self.json(r)
+            #expect(body["object"]?.stringValue == "text_completion")
+            #expect(body["choices"]?.arrayValue?.first?["text"]?.stringValue == expected.text)
+            #expect(body["usage"]?["prompt_tokens"]?.intValue == 4)
+            #expect(body["usage"]?["completion_tokens"]?.intValue == expected.tokens.count)
+            #expect(body["tessera"]?["price"]?.intValue == Int(MeterRecord.price(tokens: 4 + expected.tokens.count, pricePer1k: 1500)!))
+
+            // Streamed: the same text in pieces, usage in the last chunk, then [DONE].
+            let s = try await Self.post(client, #"{"prompt":"0123","max_tokens":12,"temperature":0,"stream":true}"#, key: secret)
+            #expect(s.status == .ok)
+            let events = String(buffer: s.body).components(separatedBy: "\n\n").filter { !$0.isEmpty }
+            #expect(events.last == "data: [DONE]")
+            var text = ""
+            for e in events.dropLast() {
+                let chunk = try JSONValue.parse(String(e.dropFirst("data: ".count)))
+                text += chunk["choices"]?.arrayValue?.first?["text"]?.stringValue ?? ""
+            }
+            #expect(text == expected.text)
+
+            // Sampled with a seed, and a stop string.
+            #expect(try await Self.post(client, #"{"prompt":"01","max_tokens":9,"temperature":0.8,"top_p":0.9,"seed":42,"stop":["zz"]}"#, key: secret).status == .ok)
+        }
+
+        // Three requests metered, durably, with receipts that verify and audit clean.
+        let records = try UsageMeter.records(market: m.dir)
+        #expect(records.count == 3)
+        let signed = records.filter { $0.receipt.signatureVerifies && $0.domain == "es" }.count
+        #expect(signed == 3)
+        let findings = try Audit.run(market: m.dir, library: m.market.library.directory, sample: 10, seed: 1)
+        #expect(findings.count == 3)
+        let clean = findings.filter(\.ok).count
+        #expect(clean == 3, "\(findings)")
+
+        // An inflated meter is caught.
+        var inflated = records[0]
+        inflated.usage[0].usage += 500
+        let served = try ServedModel.load(m.market.library.directory)
+        #expect(try !Audit.check(inflated, served: served).ok)
+        var forged = records[1]
+        forged.tokens[forged.tokens.count - 1] = (forged.tokens.last! + 1) % 64
+        #expect(try !Audit.check(forged, served: served).ok)
+
+        // Settlement: one revenue event whose amount is the sum of the prices, paid out exactly.
+        let period = records[0].period
+        let settled = try await Settlement.settle(market: m.market, period: period, key: m.keys["operator"]!, at: m.now)
+        #expect(settled.count == 1)
+        #expect(settled.first?.amount == records.reduce(0) { $0 + $1.price })
+        #expect(settled.first?.receiptsRoot == RoutingReceipt.merkleRoot(records.sorted { $0.id < $1.id }.map(\.receipt.hash)))
+        let paid = try m.market.ledger.payouts().reduce(Int64(0)) { $0 + $1.amount }
+        #expect(paid == settled.first?.amount)
+        // Settling again adds nothing.
+        #expect(try await Settlement.settle(market: m.market, period: period, key: m.keys["operator"]!, at: m.now).isEmpty)
+    }
+
+    @Test func pricesAndPeriodsAreExact() {
+        #expect(MeterRecord.price(tokens: 1, pricePer1k: 1000) == 1)
+        #expect(MeterRecord.price(tokens: 1, pricePer1k: 1) == 1)
+        #expect(MeterRecord.price(tokens: 2000, pricePer1k: 1500) == 3000)
+        #expect(MeterRecord.price(tokens: Int.max, pricePer1k: 2) == nil)
+        #expect(MeterRecord.period(at: 1_764_547_200 + 3_599, seconds: 3_600) == "2025-12-01T00:00:00Z")
+        #expect(RoutingReceipt.merkleRoot(["aa", "bb"].map { String(repeating: $0, count: 32) }) != RoutingReceipt.merkleRoot(["bb", "aa"].map { String(repeating: $0, count: 32) }))
+    }
+}
