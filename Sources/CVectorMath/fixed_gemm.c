@@ -167,12 +167,126 @@ AVX2FMA static void small_rows_avx2(long m, long n, long k, float alpha, const f
     }
 }
 
+/* Few rows against B stored [k, n] (no transpose): eight adjacent columns of a row of B
+   are one load, so nothing needs packing; sums in the fixed order as everywhere. */
+AVX2FMA static void small_rows_nn_avx2(long m, long n, long k, float alpha, const float *a, long lda,
+                                       const float *b, long ldb, int accumulate, float *c, long ldc) {
+    for (long j0 = 0; j0 < n; j0 += 8) {
+        long cols = n - j0 < 8 ? n - j0 : 8;
+        __m256 acc[SMALL_M];
+        for (long r = 0; r < SMALL_M; r++) acc[r] = _mm256_setzero_ps();
+        if (cols == 8) {
+            for (long p = 0; p < k; p++) {
+                __m256 x = _mm256_loadu_ps(b + p * ldb + j0);
+                for (long r = 0; r < m; r++) acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(a + r * lda + p), x, acc[r]);
+            }
+        } else {
+            for (long p = 0; p < k; p++) {
+                float col[8] = {0};
+                for (long q = 0; q < cols; q++) col[q] = b[p * ldb + j0 + q];
+                __m256 x = _mm256_loadu_ps(col);
+                for (long r = 0; r < m; r++) acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(a + r * lda + p), x, acc[r]);
+            }
+        }
+        for (long r = 0; r < m; r++) {
+            float v[8];
+            _mm256_storeu_ps(v, acc[r]);
+            for (long q = 0; q < cols; q++) {
+                float x = alpha != 1.0f ? alpha * v[q] : v[q];
+                float *dst = c + r * ldc + j0 + q;
+                *dst = accumulate ? *dst + x : x;
+            }
+        }
+    }
+}
+
 static int detect_fma(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0; }
 #else
 static int detect_fma(void) { return 0; }
 #endif
 
 static int gemm_path = -1;
+
+
+/* op(B) as 8-column panels, k-major: out[(j/8)·8k + p·8 + j%8], zero past n. A weight
+   packed once serves every decoding step: the kernel below then reads each weight once
+   per step with no shuffles. */
+void tsr_pack_panels(int transB, long n, long k, const float *b, long ldb, float *out) {
+    for (long j0 = 0; j0 < n; j0 += 8)
+        for (long p = 0; p < k; p++)
+            for (long q = 0; q < 8; q++) {
+                long j = j0 + q;
+                out[(j0 / 8) * 8 * k + p * 8 + q] = j < n ? (transB ? b[j * ldb + p] : b[p * ldb + j]) : 0.0f;
+            }
+}
+
+#if defined(__x86_64__)
+AVX2FMA static void store_panel(__m256 acc, float alpha, int accumulate, float *c, long cols) {
+    float v[8];
+    _mm256_storeu_ps(v, acc);
+    for (long q = 0; q < cols; q++) {
+        float x = alpha != 1.0f ? alpha * v[q] : v[q];
+        c[q] = accumulate ? c[q] + x : x;
+    }
+}
+
+/* Few rows against packed panels; each element's sum in the fixed order. One row runs
+   four panels at once so that four FMA chains are in flight. */
+AVX2FMA static void packed_rows_avx2(long m, long n, long k, float alpha, const float *a, long lda, const float *pk,
+                                     int accumulate, float *c, long ldc) {
+    long panels = (n + 7) / 8, pj = 0;
+    if (m == 1) {
+        for (; pj + 4 <= panels; pj += 4) {
+            const float *b0 = pk + pj * 8 * k, *b1 = b0 + 8 * k, *b2 = b1 + 8 * k, *b3 = b2 + 8 * k;
+            __m256 c0 = _mm256_setzero_ps(), c1 = _mm256_setzero_ps(), c2 = _mm256_setzero_ps(), c3 = _mm256_setzero_ps();
+            for (long p = 0; p < k; p++) {
+                __m256 x = _mm256_broadcast_ss(a + p);
+                c0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b0 + p * 8), c0);
+                c1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b1 + p * 8), c1);
+                c2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b2 + p * 8), c2);
+                c3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b3 + p * 8), c3);
+            }
+            __m256 cs[4] = {c0, c1, c2, c3};
+            for (long g = 0; g < 4; g++) {
+                long j0 = (pj + g) * 8;
+                store_panel(cs[g], alpha, accumulate, c + j0, n - j0 < 8 ? n - j0 : 8);
+            }
+        }
+    }
+    for (; pj < panels; pj++) {
+        const float *bp = pk + pj * 8 * k;
+        __m256 acc[SMALL_M];
+        for (long r = 0; r < SMALL_M; r++) acc[r] = _mm256_setzero_ps();
+        for (long p = 0; p < k; p++) {
+            __m256 b = _mm256_loadu_ps(bp + p * 8);
+            for (long r = 0; r < m; r++) acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(a + r * lda + p), b, acc[r]);
+        }
+        long j0 = pj * 8;
+        for (long r = 0; r < m; r++) store_panel(acc[r], alpha, accumulate, c + r * ldc + j0, n - j0 < 8 ? n - j0 : 8);
+    }
+}
+#endif
+
+int tsr_sgemm_fixed_packed(long m, long n, long k, float alpha, const float *a, long lda, const float *packed,
+                           int accumulate, float *c, long ldc) {
+    if (m <= 0 || n <= 0) return 0;
+    if (gemm_path < 0) gemm_path = detect_fma();
+#if defined(__x86_64__)
+    if (gemm_path && m <= SMALL_M) {
+        packed_rows_avx2(m, n, k, alpha, a, lda, packed, accumulate, c, ldc);
+        return 0;
+    }
+#endif
+    for (long i = 0; i < m; i++)
+        for (long j = 0; j < n; j++) {
+            const float *bp = packed + (j / 8) * 8 * k + j % 8;
+            float acc = 0.0f;
+            for (long p = 0; p < k; p++) acc = fmaf(a[i * lda + p], bp[p * 8], acc);
+            float x = alpha != 1.0f ? alpha * acc : acc;
+            c[i * ldc + j] = accumulate ? c[i * ldc + j] + x : x;
+        }
+    return 0;
+}
 
 int tsr_fixed_gemm_fma_available(void) { return detect_fma(); }
 
@@ -190,6 +304,10 @@ int tsr_sgemm_fixed(int transA, int transB, long m, long n, long k, float alpha,
 #if defined(__x86_64__)
     if (gemm_path && !transA && transB && m <= SMALL_M) {
         small_rows_avx2(m, n, k, alpha, a, lda, b, ldb, accumulate, c, ldc);
+        return 0;
+    }
+    if (gemm_path && !transA && !transB && m <= SMALL_M) {
+        small_rows_nn_avx2(m, n, k, alpha, a, lda, b, ldb, accumulate, c, ldc);
         return 0;
     }
 #endif

@@ -1,6 +1,8 @@
 import Foundation
 import TesseraCore
 import TesseraEngine
+import TesseraMarket
+import TesseraProof
 
 /// Generation on the reference shape as `../shared/bench/torch_peer_generate.py` and
 /// `llama_cpp_peer.py` measure it: 64-token prompts, 128 new tokens, greedy, at batch 1
@@ -13,12 +15,19 @@ public struct GenerationBenchmarkResult: Codable, Sendable {
     public var prefillBatch8TokensPerS: Double
     public var kvCacheBytesPerToken: Int
     public var kvCacheNaiveBytesPerToken: Int
+    /// Metering one request (receipt hash and signature, record appended and fsynced),
+    /// per token of a 64 + 128-token request, and against the time to generate it.
+    public var meterMicrosecondsPerRequest: Double
+    public var meterNanosecondsPerToken: Double
+    public var meterShareOfBatch1Generation: Double
     public var matmul: MatmulPrecision
     public var shape: String
     enum CodingKeys: String, CodingKey {
         case generateBatch1TokensPerS = "generate_batch1_tokens_per_s", generateBatch8TokensPerS = "generate_batch8_tokens_per_s"
         case prefillTokensPerS = "prefill_tokens_per_s", prefillBatch8TokensPerS = "prefill_batch8_tokens_per_s"
         case kvCacheBytesPerToken = "kv_cache_bytes_per_token", kvCacheNaiveBytesPerToken = "kv_cache_naive_bytes_per_token"
+        case meterMicrosecondsPerRequest = "meter_us_per_request", meterNanosecondsPerToken = "meter_ns_per_token"
+        case meterShareOfBatch1Generation = "meter_share_of_batch1_generation"
         case matmul, shape
     }
 
@@ -27,6 +36,8 @@ public struct GenerationBenchmarkResult: Codable, Sendable {
          String(format: "prefill: %.0f tokens/s at batch 1, %.0f at batch 8 (64-token prompts)", prefillTokensPerS, prefillBatch8TokensPerS),
          String(format: "generate: %.1f new tokens/s at batch 1, %.1f at batch 8 (128 new tokens, greedy)",
                 generateBatch1TokensPerS, generateBatch8TokensPerS),
+         String(format: "metering: %.0f µs per request (%.0f ns per token, %.2f%% of generating it at batch 1)",
+                meterMicrosecondsPerRequest, meterNanosecondsPerToken, 100 * meterShareOfBatch1Generation),
          "key/value cache: \(kvCacheBytesPerToken) bytes per token (every head's keys and values expanded: \(kvCacheNaiveBytesPerToken))"]
             .joined(separator: "\n")
     }
@@ -68,6 +79,8 @@ public enum GenerationBenchmark {
         _ = try time(decoder, batch: 1, repeats: 1)
         let one = try time(decoder, batch: 1, repeats: repeats)
         let eight = try time(decoder, batch: 8, repeats: repeats)
+        let meter = try meterCost(config: config, repeats: 200)
+        let batch1Seconds = one.total
         let shape = "\(config.family.rawValue) V=\(config.vocabSize) H=\(config.hiddenSize) I=\(config.expertWidth) L=\(config.layers) "
             + "heads=\(config.heads)/\(config.kvHeads) E=\(config.experts) top-\(config.topK), \(promptLength)-token prompts, \(newTokens) new tokens"
         return GenerationBenchmarkResult(
@@ -77,6 +90,31 @@ public enum GenerationBenchmark {
             prefillBatch8TokensPerS: Double(8 * promptLength) / eight.prefill,
             kvCacheBytesPerToken: KVCache.bytesPerPosition(config: config),
             kvCacheNaiveBytesPerToken: KVCache.naiveBytes(config: config, capacity: 1),
+            meterMicrosecondsPerRequest: meter * 1e6, meterNanosecondsPerToken: meter * 1e9 / Double(promptLength + newTokens),
+            meterShareOfBatch1Generation: meter / batch1Seconds,
             matmul: precision, shape: shape)
+    }
+
+    /// Seconds to meter one request of the benchmark's size: its receipt made and signed,
+    /// its record (usage of every expert) appended and flushed to disk, best of `repeats`.
+    static func meterCost(config c: ModelConfig, repeats: Int) throws -> Double {
+        let dir = NSTemporaryDirectory() + "tessera-meter-bench-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let meter = try UsageMeter(market: dir)
+        let key = ParticipantKey.generate()
+        var rng = SplitMix64(seed: 9)
+        let tokens = (0..<(promptLength + newTokens)).map { _ in Int32(rng.next() % UInt64(c.vocabSize)) }
+        let choices = (0..<(tokens.count * c.layers * c.topK)).map { _ in Int32(rng.next() % UInt64(c.experts)) }
+        let usage = (0..<c.layers).flatMap { l in (0..<c.experts).map { ExpertUsage(layer: l, expert: $0, version: String(repeating: "ab", count: 32), usage: 12_345) } }
+        var best = Double.infinity
+        for i in 0..<repeats {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let receipt = try RoutingReceipt.make(versionSet: String(repeating: "cd", count: 32), tokens: tokens, choices: choices, key: key)
+            try meter.append(MeterRecord(id: "cmpl-\(i)", at: 0, period: "p", domain: "es", apiKey: "k", promptTokens: promptLength,
+                                         completionTokens: newTokens, price: 1, pricePer1kTokens: 1, versionSet: receipt.hash, usage: usage,
+                                         receipt: receipt, tokens: tokens, sampling: SamplingParameters()))
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        }
+        return best
     }
 }

@@ -180,7 +180,7 @@ private func referenceDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, 
 
     @Test func pathsAgreeBitForBitOnEveryShape() throws {
         var checked = 0
-        for (m, n, k) in [(1, 1, 1), (5, 7, 3), (6, 16, 8), (7, 17, 33), (13, 40, 64), (100, 33, 129), (97, 16, 1), (1, 37, 45), (4, 9, 8), (3, 24, 17)] {
+        for (m, n, k) in [(1, 1, 1), (5, 7, 3), (6, 16, 8), (7, 17, 33), (13, 40, 64), (100, 33, 129), (97, 16, 1), (1, 37, 45), (4, 9, 8), (3, 24, 17), (8, 19, 40)] {
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
                 for (alpha, accumulate) in [(Float(1), false), (Float(0.125), true)] {
                     let a = Self.random(m * k, seed: UInt64(m * 7 + k)), b = Self.random(k * n, seed: UInt64(n * 11 + k))
@@ -213,7 +213,7 @@ private func referenceDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, 
                 }
             }
         }
-        #expect(checked == 80)
+        #expect(checked == 88)
     }
 
     /// A row's bits do not depend on how many rows were computed with it (decoding batches
@@ -230,6 +230,32 @@ private func referenceDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, 
         }
         let alone = product(rows: 1)
         for m in 2...13 { #expect(product(rows: m) == alone, "first row of \(m)") }
+    }
+
+    /// Weights packed for decoding give the bits of the ordinary fixed-order product, for
+    /// every row count up to the packed limit, either layout of B, and odd widths.
+    @Test func packedProductsGiveTheSameBits() {
+        for (n, k) in [(37, 70), (64, 33), (8, 5), (100, 16)] {
+            for tb in [false, true] {
+                let b = Self.random(n * k, seed: UInt64(n + k)), a = Self.random(8 * k, seed: 6)
+                var packed = [Float](repeating: 0, count: (n + 7) / 8 * 8 * k)
+                b.withUnsafeBufferPointer { pb in packed.withUnsafeMutableBufferPointer { pp in
+                    tsr_pack_panels(tb ? 1 : 0, n, k, pb.baseAddress!, tb ? k : n, pp.baseAddress!)
+                } }
+                for m in 1...8 {
+                    for (alpha, accumulate) in [(Float(1), false), (Float(0.5), true)] {
+                        var plain = Self.random(m * n, seed: 2), fast = plain
+                        _ = a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in plain.withUnsafeMutableBufferPointer { pc in
+                            tsr_sgemm_fixed(0, tb ? 1 : 0, m, n, k, alpha, pa.baseAddress!, k, pb.baseAddress!, tb ? k : n, accumulate ? 1 : 0, pc.baseAddress!, n)
+                        } } }
+                        _ = a.withUnsafeBufferPointer { pa in packed.withUnsafeBufferPointer { pp in fast.withUnsafeMutableBufferPointer { pc in
+                            tsr_sgemm_fixed_packed(m, n, k, alpha, pa.baseAddress!, k, pp.baseAddress!, accumulate ? 1 : 0, pc.baseAddress!, n)
+                        } } }
+                        #expect(plain.map(\.bitPattern) == fast.map(\.bitPattern), "m \(m) n \(n) k \(k) transB \(tb)")
+                    }
+                }
+            }
+        }
     }
 
     /// A whole model pass in fp32-fixed gives the same loss bits on both paths (and the

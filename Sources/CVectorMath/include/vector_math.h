@@ -34,6 +34,13 @@ int tsr_vector_math_force(int path);
 int tsr_sgemm_fixed(int transA, int transB, long m, long n, long k, float alpha,
                     const float *a, long lda, const float *b, long ldb, int accumulate, float *c, long ldc);
 
+/* op(B) [k, n] as 8-column panels, k-major (ceil(n/8)·8·k floats), for the product below. */
+void tsr_pack_panels(int transB, long n, long k, const float *b, long ldb, float *out);
+
+/* tsr_sgemm_fixed with op(B) already packed by tsr_pack_panels: the same bits. */
+int tsr_sgemm_fixed_packed(long m, long n, long k, float alpha, const float *a, long lda, const float *packed,
+                           int accumulate, float *c, long ldc);
+
 /* 1 when the fixed-order products can use AVX2 and FMA here. */
 int tsr_fixed_gemm_fma_available(void);
 

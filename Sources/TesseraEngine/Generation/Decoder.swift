@@ -5,6 +5,8 @@ import TesseraCore
 /// step, each attending over its own key/value cache. Every per-row computation (norms,
 /// projections, routing, experts, head) is the forward pass's own code on the step's rows;
 /// only attention reads the caches. Not safe for concurrent steps: one decoder per thread.
+/// The model's weights must not change while a decoder exists: in fp32-fixed its weights
+/// are packed for few-row products on first use (`PackedWeights`).
 public final class Decoder: @unchecked Sendable {
     public let model: MoEModel
     /// Rows one step computes at most; longer prompts are fed in chunks.
@@ -29,7 +31,10 @@ public final class Decoder: @unchecked Sendable {
         run.rotary = RotaryTable(headDim: c.rotaryDim, theta: c.ropeTheta, length: self.maxContext, yarn: c.yarn)
         positions = IndexBuffer(count: self.maxRows)
         headInput = FloatBuffer(count: self.maxRows * c.hiddenSize)
+        PackedWeights.register(model.parameters)
     }
+
+    deinit { PackedWeights.unregister(model.parameters) }
 
     /// A cache for one sequence of at most `capacity` positions (prompt and new tokens).
     public func makeCache(capacity: Int) throws -> KVCache {

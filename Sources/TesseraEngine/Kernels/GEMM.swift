@@ -29,6 +29,14 @@ public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: 
     let amx = precision.amxParts.flatMap { (beta == 0 || beta == 1) && n >= 32 && k >= 32 ? $0 : nil }
     if precision == .fp32Fixed {
         if beta != 0 && beta != 1 { for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } } }
+        if m <= PackedWeights.maxRows, !transA, let packed = PackedWeights.lookup(b, n: n, k: k, ldb: ldb, transB: transB) {
+            // Split by 32-column blocks (whole packed panels): each element's sum is unchanged.
+            Parallel.ranges(n, granule: 32, work: parallel ? n * k / 4 : 0) { cols in
+                _ = tsr_sgemm_fixed_packed(m, cols.count, k, alpha, a, lda, packed + cols.lowerBound * k, beta == 0 ? 0 : 1,
+                                           c + cols.lowerBound, ldc)
+            }
+            return
+        }
         Parallel.ranges(m, granule: 6, work: work) { rows in
             let aRow = transA ? a + rows.lowerBound : a + rows.lowerBound * lda
             let status = tsr_sgemm_fixed(transA ? 1 : 0, transB ? 1 : 0, rows.count, n, k, alpha, aRow, lda, b, ldb,

@@ -43,6 +43,10 @@ public struct ExpertUsage: Codable, Sendable, Equatable {
 
     public static let unitsPerGateWeight = 1000.0
 
+    public init(layer: Int, expert: Int, version: String, usage: Int64) {
+        self.layer = layer; self.expert = expert; self.version = version; self.usage = usage
+    }
+
     public static func of(gateMass: [[Double]], versions: [ExpertID: String]?) -> [ExpertUsage] {
         var out: [ExpertUsage] = []
         for (l, row) in gateMass.enumerated() {
