@@ -118,6 +118,22 @@ public final class MarketServer: Sendable {
             let event = try request.uri.queryParameters["event"].map { try Self.integer(String($0), "event", default: 0, range: 1...Int64.max) }
             return try await self.json(try await self.market.payouts(event: event))
         }
+        router.get("/") { _, _ in self.html(DashboardPages.market(try await DashboardData.load(self.market))) }
+        router.get("/experts/{expert}") { _, context in
+            let id = try ExpertID(parsing: try Self.parameter(context, "expert"))
+            guard let report = try await self.market.expert(id) else { throw MarketError.notFound("no expert \(id)") }
+            return self.html(DashboardPages.expert(try await DashboardData.load(self.market), report))
+        }
+        router.get("/owners/{key}") { _, context in
+            let key = try Self.parameter(context, "key")
+            guard ParticipantKey.isPublicKey(key) else { throw MarketError.badRequest("\(key.prefix(80)) is not a public key") }
+            return self.html(DashboardPages.owner(try await DashboardData.load(self.market), key: key, try await self.market.shares(owner: key)))
+        }
+        router.get("/validators/{key}") { _, context in
+            let key = try Self.parameter(context, "key")
+            guard ParticipantKey.isPublicKey(key) else { throw MarketError.badRequest("\(key.prefix(80)) is not a public key") }
+            return self.html(DashboardPages.validator(try await DashboardData.load(self.market), key: key))
+        }
         router.post("/v1/completions") { request, context in
             guard let service = self.configuration.completions else {
                 return OpenAIError(status: 404, type: "invalid_request_error", code: "not_serving",
@@ -267,6 +283,8 @@ public final class MarketServer: Sendable {
     func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) async throws -> Response {
         bytes(Array(try JSONOutput.compact(value).utf8), type: "application/json", status: status)
     }
+
+    func html(_ page: String) -> Response { bytes(Array(page.utf8), type: "text/html; charset=utf-8") }
 
     func bytes(_ b: [UInt8], type: String, status: HTTPResponse.Status = .ok) -> Response {
         Response(status: status, headers: [.contentType: type, .contentLength: String(b.count)], body: .init(byteBuffer: ByteBuffer(bytes: b)))

@@ -192,6 +192,37 @@ enum OpenAPIDocument {
         }
       }
     },
+    "/": {
+      "get": {
+        "operationId": "dashboardMarket",
+        "summary": "Dashboard: domains, rounds, submissions with each validator's figures and verdict, consensus gains and revenue per period.",
+        "responses": { "200": { "description": "An HTML page (server-rendered, SVG charts, no script).", "content": { "text/html": { "schema": { "type": "string" } } } } }
+      }
+    },
+    "/experts/{expert}": {
+      "get": {
+        "operationId": "dashboardExpert",
+        "summary": "Dashboard: one expert (LAYER:EXPERT): version lineage, holders, shares, metered usage per period.",
+        "parameters": [ { "name": "expert", "in": "path", "required": true, "schema": { "type": "string" } } ],
+        "responses": { "200": { "description": "An HTML page (server-rendered, SVG charts, no script).", "content": { "text/html": { "schema": { "type": "string" } } } } }
+      }
+    },
+    "/owners/{key}": {
+      "get": {
+        "operationId": "dashboardOwner",
+        "summary": "Dashboard: one owner by public key: holdings and payouts over time.",
+        "parameters": [ { "name": "key", "in": "path", "required": true, "schema": { "type": "string" } } ],
+        "responses": { "200": { "description": "An HTML page (server-rendered, SVG charts, no script).", "content": { "text/html": { "schema": { "type": "string" } } } } }
+      }
+    },
+    "/validators/{key}": {
+      "get": {
+        "operationId": "dashboardValidator",
+        "summary": "Dashboard: one validator by public key: verdicts and agreement with consensus.",
+        "parameters": [ { "name": "key", "in": "path", "required": true, "schema": { "type": "string" } } ],
+        "responses": { "200": { "description": "An HTML page (server-rendered, SVG charts, no script).", "content": { "text/html": { "schema": { "type": "string" } } } } }
+      }
+    },
     "/v1/completions": {
       "post": {
         "operationId": "completions",
