@@ -131,6 +131,16 @@ AVX2FMA static void transpose8(__m256 r[8]) {
     r[6] = _mm256_permute2f128_ps(u2, u6, 0x31); r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
 }
 
+/* One row's eight sums to C: alpha, then accumulation, only for real columns. */
+AVX2FMA static void store_panel(__m256 acc, float alpha, int accumulate, float *c, long cols) {
+    float v[8];
+    _mm256_storeu_ps(v, acc);
+    for (long q = 0; q < cols; q++) {
+        float x = alpha != 1.0f ? alpha * v[q] : v[q];
+        c[q] = accumulate ? c[q] + x : x;
+    }
+}
+
 AVX2FMA static void small_rows_avx2(long m, long n, long k, float alpha, const float *a, long lda,
                                     const float *b, long ldb, int accumulate, float *c, long ldc) {
     for (long j0 = 0; j0 < n; j0 += 8) {
@@ -155,15 +165,7 @@ AVX2FMA static void small_rows_avx2(long m, long n, long k, float alpha, const f
             __m256 t = _mm256_loadu_ps(col);
             for (long r = 0; r < m; r++) acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(a + r * lda + p), t, acc[r]);
         }
-        for (long r = 0; r < m; r++) {
-            float v[8];
-            _mm256_storeu_ps(v, acc[r]);
-            for (long q = 0; q < cols; q++) {
-                float x = alpha != 1.0f ? alpha * v[q] : v[q];
-                float *dst = c + r * ldc + j0 + q;
-                *dst = accumulate ? *dst + x : x;
-            }
-        }
+        for (long r = 0; r < m; r++) store_panel(acc[r], alpha, accumulate, c + r * ldc + j0, cols);
     }
 }
 
@@ -188,15 +190,7 @@ AVX2FMA static void small_rows_nn_avx2(long m, long n, long k, float alpha, cons
                 for (long r = 0; r < m; r++) acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(a + r * lda + p), x, acc[r]);
             }
         }
-        for (long r = 0; r < m; r++) {
-            float v[8];
-            _mm256_storeu_ps(v, acc[r]);
-            for (long q = 0; q < cols; q++) {
-                float x = alpha != 1.0f ? alpha * v[q] : v[q];
-                float *dst = c + r * ldc + j0 + q;
-                *dst = accumulate ? *dst + x : x;
-            }
-        }
+        for (long r = 0; r < m; r++) store_panel(acc[r], alpha, accumulate, c + r * ldc + j0, cols);
     }
 }
 
@@ -221,14 +215,6 @@ void tsr_pack_panels(int transB, long n, long k, const float *b, long ldb, float
 }
 
 #if defined(__x86_64__)
-AVX2FMA static void store_panel(__m256 acc, float alpha, int accumulate, float *c, long cols) {
-    float v[8];
-    _mm256_storeu_ps(v, acc);
-    for (long q = 0; q < cols; q++) {
-        float x = alpha != 1.0f ? alpha * v[q] : v[q];
-        c[q] = accumulate ? c[q] + x : x;
-    }
-}
 
 /* Few rows against packed panels; each element's sum in the fixed order. One row runs
    four panels at once so that four FMA chains are in flight. */
