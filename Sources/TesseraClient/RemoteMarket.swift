@@ -229,6 +229,13 @@ public final class RemoteMarket: MarketConnection, @unchecked Sendable {
         }
     }
 
+    /// Registers an API key's hash for `domain` (operator).
+    public func registerAPIKey(hash: String, domain: String, signedBy key: ParticipantKey) async throws {
+        let sig = Hex.encode(try key.sign(APIKeys.signedBytes(domain: domain, hash: hash)))
+        let reply = try await send(.PUT, "/v1/api-keys/\(hash)?domain=\(Self.escape(domain))", headers: [("Tessera-Key", key.publicHex), ("Tessera-Signature", sig)])
+        _ = try ok(reply, "API key registration")
+    }
+
     public func uploadShard(_ path: String, signedBy key: ParticipantKey) async throws -> String {
         guard let data = FileManager.default.contents(atPath: path) else { throw CoreError("\(path): cannot read") }
         let hash = ContentHash.sha256(Array(data))

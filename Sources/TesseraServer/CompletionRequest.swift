@@ -6,9 +6,12 @@ import TesseraProof
 
 /// The body of POST /v1/completions, OpenAI's fields: prompt (a string, or an array of
 /// one), max_tokens (16), temperature (1), top_p (1), seed (0), stop (a string or up to
-/// four), stream (false), n (1 only); fields it does not use (model, user, ...) are ignored.
+/// four), stream (false), n (1 only), and Tessera's tessera_versions (expert versions to
+/// serve instead of the current ones, "LAYER:EXPERT=HASH" items); fields it does not use
+/// (model, user, ...) are ignored.
 struct CompletionRequest {
     var prompt: String
+    var versions: [String]
     var maxTokens: Int
     var sampling: SamplingParameters
     var stop: [String]
@@ -50,13 +53,20 @@ struct CompletionRequest {
             for item in items { guard case .string(let s) = item else { throw bad("stop", "stop must hold strings") }; stop.append(s) }
         default: throw bad("stop", "stop must be a string or an array of at most 4 strings")
         }
+        var versions: [String] = []
+        switch field("tessera_versions") {
+        case nil: break
+        case .array(let items)? where items.count <= 1 << 16:
+            for item in items { guard case .string(let v) = item else { throw bad("tessera_versions", "tessera_versions must hold LAYER:EXPERT=HASH strings") }; versions.append(v) }
+        default: throw bad("tessera_versions", "tessera_versions must be an array of LAYER:EXPERT=HASH strings")
+        }
         guard try integer("n", 1, 1...1) == 1 else { throw bad("n", "n must be 1") }
         var stream = false
         if let v = field("stream") { guard case .bool(let b) = v else { throw bad("stream", "stream must be true or false") }; stream = b }
         let seed = try integer("seed", 0, Int64.min...Int64.max)
         let sampling = SamplingParameters(temperature: try number("temperature", 1, 0...2), topP: try number("top_p", 1, 0.000_001...1),
                                           topK: 0, seed: UInt64(bitPattern: seed))
-        return CompletionRequest(prompt: prompt, maxTokens: Int(try integer("max_tokens", 16, 1...Int64(policy.maxTokens))),
+        return CompletionRequest(prompt: prompt, versions: versions, maxTokens: Int(try integer("max_tokens", 16, 1...Int64(policy.maxTokens))),
                                  sampling: sampling, stop: stop, stream: stream)
     }
 }

@@ -19,6 +19,10 @@ public final class CompletionService: Sendable {
     let meter: UsageMeter
     let serverKey: ParticipantKey
     let generator: LockedValue<TextGenerator>
+    /// Generators on version sets named by requests, by their sorted choices (a few at most:
+    /// each holds a model).
+    let named = LockedValue<[String: TextGenerator]>([:])
+    static let maxNamedVersionSets = 4
     let keys: LockedValue<APIKeys>
     let now: @Sendable () -> Int64
 
@@ -47,6 +51,29 @@ public final class CompletionService: Sendable {
         }
     }
 
+    /// The generator for a request: the current versions, or those it names.
+    func generator(for choices: [String]) throws -> TextGenerator {
+        guard !choices.isEmpty else { return try currentGenerator() }
+        let key = choices.sorted().joined(separator: ",")
+        if let g = named.withLock({ $0[key] }) { return g }
+        let served: ServedModel
+        do { served = try ServedModel.load(libraryPath, versions: choices) } catch {
+            throw OpenAIError(status: 400, type: "invalid_request_error", code: nil, param: "tessera_versions", message: "\(error)")
+        }
+        let base = try currentGenerator()
+        return try named.withLock { table in
+            if let g = table[key] { return g }
+            guard table.count < Self.maxNamedVersionSets else {
+                throw OpenAIError(status: 503, type: "server_error", code: "too_many_version_sets",
+                                  message: "this server already holds \(Self.maxNamedVersionSets) named version sets; ask for the current versions or one of those")
+            }
+            let d = base.batcher.decoder
+            let g = TextGenerator(served: served, maxBatch: base.batcher.maxBatch, maxContext: d.maxContext, matmul: d.matmul)
+            table[key] = g
+            return g
+        }
+    }
+
     /// The key's record; keys issued while the server runs are found by reading the file again.
     func authorize(_ header: String?) throws -> APIKeyRecord {
         guard let header, header.hasPrefix("Bearer ") else {
@@ -69,7 +96,7 @@ public final class CompletionService: Sendable {
             var request = request
             let body = try await request.body.collect(upTo: 1 << 20)
             let parsed = try CompletionRequest.parse(Data(buffer: body), policy: policy)
-            let gen = try currentGenerator()
+            let gen = try generator(for: parsed.versions)
             let text = TextRequest(prompt: parsed.prompt, maxTokens: parsed.maxTokens, sampling: parsed.sampling, stop: parsed.stop)
             let id = "cmpl-" + Hex.encode((0..<12).map { _ in UInt8.random(in: 0...255) })
             let created = now()
@@ -77,7 +104,7 @@ public final class CompletionService: Sendable {
             let events: AsyncThrowingStream<TextGenerator.Event, Error>
             do {
                 events = try gen.stream(text) { [self] done in
-                    metered.withLock { $0 = Result { try self.record(done, id: id, at: created, key: key, generator: gen, sampling: parsed.sampling) } }
+                    metered.withLock { $0 = Result { try self.record(done, id: id, at: created, key: key, generator: gen, sampling: parsed.sampling, versions: parsed.versions) } }
                 }
             } catch let e as EngineError {
                 throw OpenAIError(status: 400, type: "invalid_request_error", code: nil, message: "\(e)")
@@ -120,7 +147,7 @@ public final class CompletionService: Sendable {
 
     /// The request's meter record, appended (and flushed) before the response ends.
     func record(_ done: TextCompletion, id: String, at: Int64, key: APIKeyRecord, generator gen: TextGenerator,
-                sampling: SamplingParameters) throws -> MeterRecord {
+                sampling: SamplingParameters, versions: [String]) throws -> MeterRecord {
         let tokens = done.outcome.fedTokens.prefix(done.promptTokens) + done.tokens
         guard let price = MeterRecord.price(tokens: done.promptTokens + done.tokens.count, pricePer1k: key.pricePer1kTokens) else {
             throw CoreError("the price of \(done.promptTokens + done.tokens.count) tokens overflows")
@@ -129,7 +156,7 @@ public final class CompletionService: Sendable {
         let receipt = try RoutingReceipt.make(versionSet: versionSet, tokens: Array(tokens), choices: done.outcome.cache.choices, key: serverKey)
         let record = MeterRecord(id: id, at: at, period: MeterRecord.period(at: at, seconds: policy.periodSeconds), domain: key.domain,
                                  apiKey: String(key.hash.prefix(16)), promptTokens: done.promptTokens, completionTokens: done.tokens.count,
-                                 price: price, pricePer1kTokens: key.pricePer1kTokens, versionSet: versionSet, usage: done.usage, receipt: receipt, tokens: Array(tokens), sampling: sampling)
+                                 price: price, pricePer1kTokens: key.pricePer1kTokens, versionSet: versionSet, versionChoices: versions, usage: done.usage, receipt: receipt, tokens: Array(tokens), sampling: sampling)
         try meter.append(record)
         return record
     }

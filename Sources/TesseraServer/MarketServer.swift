@@ -134,6 +134,7 @@ public final class MarketServer: Sendable {
             guard ParticipantKey.isPublicKey(key) else { throw MarketError.badRequest("\(key.prefix(80)) is not a public key") }
             return self.html(DashboardPages.validator(try await DashboardData.load(self.market), key: key))
         }
+        router.put("/v1/api-keys/{hash}") { request, context in try await self.registerAPIKey(request, context) }
         router.post("/v1/completions") { request, context in
             guard let service = self.configuration.completions else {
                 return OpenAIError(status: 404, type: "invalid_request_error", code: "not_serving",
@@ -252,6 +253,27 @@ public final class MarketServer: Sendable {
         let stored = try await Blocking.run { try self.market.intakeShard(tmp, uploader: key) }
         try await configuration.blobs?.putShard(stored, file: market.library.shardPath(stored))
         return try await json(Stored(hash: stored), status: .created)
+    }
+
+    /// The operator registers an API key by its hash (the secret never travels): signed
+    /// over tessera-api-key/1|DOMAIN|HASH, the domain in the query.
+    func registerAPIKey(_ request: Request, _ context: MarketRequestContext) async throws -> Response {
+        let hash = try Self.parameter(context, "hash")
+        guard ContentHash.isValid(hash) else { throw MarketError.badRequest("\(hash.prefix(80)) is not a SHA-256 hex digest") }
+        guard let domain = request.uri.queryParameters.get("domain") else { throw MarketError.badRequest("the domain goes in ?domain=") }
+        guard let key = request.headers[HTTPField.Name("Tessera-Key")!], let sig = request.headers[HTTPField.Name("Tessera-Signature")!],
+              let sigBytes = Hex.decode(sig), sigBytes.count == 64, ParticipantKey.isPublicKey(key) else {
+            throw MarketError.unauthorized("an API key registration carries Tessera-Key and Tessera-Signature (Ed25519 over tessera-api-key/1|DOMAIN|HASH)")
+        }
+        guard ParticipantKey.verify(signature: sigBytes, of: APIKeys.signedBytes(domain: domain, hash: hash), publicHex: key) else {
+            throw MarketError.unauthorized("Tessera-Signature does not verify for key \(key.prefix(16))…")
+        }
+        guard key == (try await market.state().operatorKey) else { throw MarketError.forbidden("only the market operator issues API keys") }
+        do { _ = try market.rules.domain(domain) } catch { throw MarketError.badRequest("\(error)") }
+        let record = APIKeyRecord(hash: hash, domain: domain, pricePer1kTokens: market.rules.serving.pricePer1kTokens,
+                                  issuedAt: Int64(Date().timeIntervalSince1970))
+        try APIKeys.store(record, market: market.directory.path)
+        return try await json(record, status: .created)
     }
 
     func uploadBundle(_ request: Request, _ context: MarketRequestContext) async throws -> Response {

@@ -223,6 +223,20 @@ enum OpenAPIDocument {
         "responses": { "200": { "description": "An HTML page (server-rendered, SVG charts, no script).", "content": { "text/html": { "schema": { "type": "string" } } } } }
       }
     },
+    "/v1/api-keys/{hash}": {
+      "put": {
+        "operationId": "registerAPIKey",
+        "summary": "The operator registers an API key for /v1/completions by the SHA-256 of its secret (the secret never travels); the key is tied to the domain and the policy's price per 1000 tokens. Headers Tessera-Key and Tessera-Signature: Ed25519 over tessera-api-key/1|DOMAIN|HASH.",
+        "parameters": [ { "name": "hash", "in": "path", "required": true, "schema": { "$ref": "#/components/schemas/Hash" } },
+                        { "name": "domain", "in": "query", "required": true, "schema": { "type": "string" } } ],
+        "responses": {
+          "201": { "description": "The stored record.", "content": { "application/json": { "schema": { "type": "object" } } } },
+          "400": { "$ref": "#/components/responses/Error" },
+          "401": { "$ref": "#/components/responses/Error" },
+          "403": { "$ref": "#/components/responses/Error" }
+        }
+      }
+    },
     "/v1/completions": {
       "post": {
         "operationId": "completions",

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import TesseraCore
 import TesseraLedger
+import TesseraClient
 import TesseraMarket
 
 /// `tessera market api-key`: an API key for /v1/completions, tied to a domain and the
@@ -14,16 +15,29 @@ struct APIKeyCommand: AsyncParsableCommand {
     @Option(help: "File to write the key's secret to (must not exist).") var out: String
 
     func run() async throws {
-        let dir = try market.directory(for: "issuing an API key")
-        let local = try LocalMarket(directory: dir)
         let signer = try ParticipantKey.load(key)
-        guard signer.publicHex == (try await local.state().operatorKey) else {
-            throw ValidationError("\(key) is not the operator key of \(dir.path); only the operator issues API keys")
+        guard market.isRemote else {
+            let dir = try market.directory(for: "issuing an API key")
+            let local = try LocalMarket(directory: dir)
+            guard signer.publicHex == (try await local.state().operatorKey) else {
+                throw ValidationError("\(key) is not the operator key of \(dir.path); only the operator issues API keys")
+            }
+            _ = try local.rules.domain(domain)
+            let record = try APIKeys.issue(market: dir.path, domain: domain, pricePer1kTokens: local.rules.serving.pricePer1kTokens,
+                                           at: Int64(Date().timeIntervalSince1970), out: out)
+            print("API key for domain \(domain) at \(record.pricePer1kTokens) minor units per 1000 tokens written to \(out) (stored as \(record.hash.prefix(12))…)")
+            return
         }
-        _ = try local.rules.domain(domain)
-        let record = try APIKeys.issue(market: dir.path, domain: domain, pricePer1kTokens: local.rules.serving.pricePer1kTokens,
-                                       at: Int64(Date().timeIntervalSince1970), out: out)
-        print("API key for domain \(domain) at \(record.pricePer1kTokens) minor units per 1000 tokens written to \(out) (stored as \(record.hash.prefix(12))…)")
+        // Only the hash goes to the server; the secret is written here, and removed if the server refuses.
+        let (secret, hash) = APIKeys.makeSecret()
+        try APIKeys.writeSecret(secret, to: out)
+        do {
+            try await RemoteMarket(url: market.market).registerAPIKey(hash: hash, domain: domain, signedBy: signer)
+        } catch {
+            try? FileManager.default.removeItem(atPath: out)
+            throw error
+        }
+        print("API key for domain \(domain) registered with \(market.market) and written to \(out) (stored there as \(hash.prefix(12))…)")
     }
 }
 

@@ -47,6 +47,22 @@ import TesseraProof
                 #expect(try Self.json(r)["error"]?["param"]?.stringValue == param, "\(body)")
                 #expect(try Self.json(r)["error"]?["type"]?.stringValue == "invalid_request_error")
             }
+            // The operator registers a key by its hash over the API; nobody else can.
+            let (second, hash) = APIKeys.makeSecret()
+            func register(_ signer: String, domain: String = "es", forge: Bool = false) async throws -> HTTPResponse.Status {
+                let k = m.keys[signer]!
+                var sig = try k.sign(APIKeys.signedBytes(domain: domain, hash: hash))
+                if forge { sig[0] ^= 1 }
+                let headers: HTTPFields = [HTTPField.Name("Tessera-Key")!: k.publicHex, HTTPField.Name("Tessera-Signature")!: Hex.encode(sig)]
+                return try await client.execute(uri: "/v1/api-keys/\(hash)?domain=\(domain)", method: .put, headers: headers) { $0.status }
+            }
+            #expect(try await register("stranger") == .forbidden)
+            #expect(try await register("operator", forge: true) == .unauthorized)
+            #expect(try await register("operator", domain: "nowhere") == .badRequest)
+            #expect(try await Self.post(client, #"{"prompt":"0","max_tokens":1}"#, key: second).status == .unauthorized)
+            #expect(try await register("operator") == .created)
+            #expect(try await Self.post(client, #"{"prompt":"0","max_tokens":1}"#, key: second).status == .ok)
+
             // A byte the 64-token vocabulary does not have.
             #expect(try await Self.post(client, #"{"prompt":"z"}"#, key: secret).status == .badRequest)
 
@@ -72,19 +88,28 @@ import TesseraProof
             }
             #expect(text == expected.text)
 
+            // The same versions named explicitly: the same text; a version the library lacks: 400.
+            let head = m.market.library.manifest.experts[0]
+            let named = try await Self.post(client, #"{"prompt":"0123","max_tokens":12,"temperature":0,"tessera_versions":["\#(head.layer):\#(head.expert)=\#(head.head.hash)"]}"#, key: secret)
+            #expect(named.status == .ok)
+            #expect(try Self.json(named)["choices"]?.arrayValue?.first?["text"]?.stringValue == expected.text)
+            let unknown = try await Self.post(client, #"{"prompt":"0","tessera_versions":["0:0=\#(String(repeating: "e", count: 64))"]}"#, key: secret)
+            #expect(unknown.status == .badRequest)
+            #expect(try Self.json(unknown)["error"]?["param"]?.stringValue == "tessera_versions")
+
             // Sampled with a seed, and a stop string.
             #expect(try await Self.post(client, #"{"prompt":"01","max_tokens":9,"temperature":0.8,"top_p":0.9,"seed":42,"stop":["zz"]}"#, key: secret).status == .ok)
         }
 
         // Three requests metered, durably, with receipts that verify and audit clean.
         let records = try UsageMeter.records(market: m.dir)
-        #expect(records.count == 3)
+        #expect(records.count == 5)
         let signed = records.filter { $0.receipt.signatureVerifies && $0.domain == "es" }.count
-        #expect(signed == 3)
+        #expect(signed == 5)
         let findings = try Audit.run(market: m.dir, library: m.market.library.directory, sample: 10, seed: 1)
-        #expect(findings.count == 3)
+        #expect(findings.count == 5)
         let clean = findings.filter(\.ok).count
-        #expect(clean == 3, "\(findings)")
+        #expect(clean == 5, "\(findings)")
 
         // An inflated meter is caught.
         var inflated = records[0]

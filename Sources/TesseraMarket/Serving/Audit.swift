@@ -62,13 +62,22 @@ public enum Audit {
         return Finding(id: r.id, ok: problems.isEmpty, problems: problems)
     }
 
-    /// Checks `sample` records of the meter, chosen by a seeded draw (all when fewer), on
-    /// the library's current versions (a record served on others is reported as such).
+    /// Checks `sample` records of the meter, chosen by a seeded draw (all when fewer), each
+    /// on the versions it was served on (those it named, or the library's current ones; a
+    /// record served on a current set since replaced is reported as such).
     public static func run(market: String, library: String, sample: Int, seed: UInt64) throws -> [Finding] {
         var records = try UsageMeter.records(market: market)
         var rng = SplitMix64(seed: seed)
         records.shuffle(using: &rng)
-        let served = try ServedModel.load(library)
-        return try records.prefix(max(0, sample)).map { try check($0, served: served) }
+        var models: [String: ServedModel] = [:]
+        let current = try ServedModel.load(library)
+        models[current.versionSetHash] = current
+        return try records.prefix(max(0, sample)).map { r in
+            // A request that named its versions is re-run on those (the library keeps every version).
+            if models[r.versionSet] == nil, !r.versionChoices.isEmpty, let named = try? ServedModel.load(library, versions: r.versionChoices) {
+                models[named.versionSetHash] = named
+            }
+            return try check(r, served: models[r.versionSet] ?? current)
+        }
     }
 }

@@ -19,6 +19,8 @@ public struct MeterRecord: Codable, Sendable, Equatable {
     /// The key's price per thousand tokens.
     public var pricePer1kTokens: Int64
     public var versionSet: String
+    /// The versions the request named ("LAYER:EXPERT=HASH"; empty: the current ones).
+    public var versionChoices: [String]
     public var usage: [ExpertUsage]
     public var receipt: RoutingReceipt
     /// Every token the model read (prompt, then completion tokens fed back) and the last one it chose.
@@ -26,13 +28,14 @@ public struct MeterRecord: Codable, Sendable, Equatable {
     public var sampling: SamplingParameters
     enum CodingKeys: String, CodingKey {
         case id, at, period, domain, price, usage, receipt, tokens, sampling, pricePer1kTokens = "price_per_1k_tokens"
-        case apiKey = "api_key", promptTokens = "prompt_tokens", completionTokens = "completion_tokens", versionSet = "version_set"
+        case apiKey = "api_key", promptTokens = "prompt_tokens", completionTokens = "completion_tokens", versionSet = "version_set", versionChoices = "version_choices"
     }
 
     public init(id: String, at: Int64, period: String, domain: String, apiKey: String, promptTokens: Int, completionTokens: Int,
-                price: Int64, pricePer1kTokens: Int64, versionSet: String, usage: [ExpertUsage], receipt: RoutingReceipt, tokens: [Int32], sampling: SamplingParameters) {
+                price: Int64, pricePer1kTokens: Int64, versionSet: String, versionChoices: [String] = [], usage: [ExpertUsage], receipt: RoutingReceipt, tokens: [Int32], sampling: SamplingParameters) {
         self.id = id; self.at = at; self.period = period; self.domain = domain; self.apiKey = apiKey
         self.promptTokens = promptTokens; self.completionTokens = completionTokens; self.price = price; self.pricePer1kTokens = pricePer1kTokens; self.versionSet = versionSet
+        self.versionChoices = versionChoices
         self.usage = usage; self.receipt = receipt; self.tokens = tokens; self.sampling = sampling
     }
 
