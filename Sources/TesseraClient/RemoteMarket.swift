@@ -229,6 +229,13 @@ public final class RemoteMarket: MarketConnection, @unchecked Sendable {
         }
     }
 
+    /// A receipt's status (nil: the server metered no request with it).
+    public func receiptStatus(_ hash: String) async throws -> ReceiptStatus? {
+        let reply = try await send(.GET, "/v1/receipts/\(hash)")
+        if reply.status == 404 { return nil }
+        return try StrictJSON.decode(ReceiptStatus.self, from: Data(try ok(reply, "receipt status").readableBytesView), file: base + "/v1/receipts/\(hash.prefix(12))", rejectUnknownKeys: true)
+    }
+
     /// Registers an API key's hash for `domain` (operator).
     public func registerAPIKey(hash: String, domain: String, signedBy key: ParticipantKey) async throws {
         let sig = Hex.encode(try key.sign(APIKeys.signedBytes(domain: domain, hash: hash)))

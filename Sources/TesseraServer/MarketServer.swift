@@ -134,6 +134,12 @@ public final class MarketServer: Sendable {
             guard ParticipantKey.isPublicKey(key) else { throw MarketError.badRequest("\(key.prefix(80)) is not a public key") }
             return self.html(DashboardPages.validator(try await DashboardData.load(self.market), key: key))
         }
+        router.get("/v1/receipts/{hash}") { _, context in
+            let hash = try Self.parameter(context, "hash")
+            guard ContentHash.isValid(hash) else { throw MarketError.badRequest("\(hash.prefix(80)) is not a SHA-256 hex digest") }
+            guard let status = try await ReceiptStatus.find(hash, market: self.market) else { throw MarketError.notFound("no metered request has receipt \(hash.prefix(12))…") }
+            return try await self.json(status)
+        }
         router.put("/v1/api-keys/{hash}") { request, context in try await self.registerAPIKey(request, context) }
         router.post("/v1/completions") { request, context in
             guard let service = self.configuration.completions else {

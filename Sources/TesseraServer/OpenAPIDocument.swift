@@ -223,6 +223,18 @@ enum OpenAPIDocument {
         "responses": { "200": { "description": "An HTML page (server-rendered, SVG charts, no script).", "content": { "text/html": { "schema": { "type": "string" } } } } }
       }
     },
+    "/v1/receipts/{hash}": {
+      "get": {
+        "operationId": "receipt",
+        "summary": "Where a routing receipt stands: its request's period, domain, price and metered usage, and once the period is settled the revenue event and the Merkle path from the receipt to the event's receipts_root (the client checks it against the ledger's event).",
+        "parameters": [ { "name": "hash", "in": "path", "required": true, "schema": { "$ref": "#/components/schemas/Hash" } } ],
+        "responses": {
+          "200": { "description": "The receipt's status.", "content": { "application/json": { "schema": { "type": "object" } } } },
+          "400": { "$ref": "#/components/responses/Error" },
+          "404": { "$ref": "#/components/responses/Error" }
+        }
+      }
+    },
     "/v1/api-keys/{hash}": {
       "put": {
         "operationId": "registerAPIKey",

@@ -82,3 +82,41 @@ struct AuditCommand: AsyncParsableCommand {
         if findings.contains(where: { !$0.ok }) { throw ExitCode(1) }
     }
 }
+
+/// `tessera receipt-check`: a client's own check of a routing receipt, trusting neither the
+/// server's word nor its meter: the server's signature, then (once settled) the path from
+/// the receipt to the receipts root of the revenue event read from the ledger itself.
+struct ReceiptCheckCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "receipt-check", abstract: "Check a completion's routing receipt: the server's signature, and its inclusion in the settled revenue event's receipts root.")
+    @OptionGroup var market: MarketOption
+    @Option(help: "A file holding a /v1/completions response (or its tessera.receipt object).") var receipt: String
+    @Flag var json = false
+
+    func run() async throws {
+        guard let data = FileManager.default.contents(atPath: receipt), let value = try? JSONValue.parse(data) else {
+            throw ValidationError("\(receipt): not a JSON file")
+        }
+        let object = value["tessera"]?["receipt"] ?? value["receipt"] ?? value
+        let r = try StrictJSON.decode(RoutingReceipt.self, from: object, file: receipt)
+        guard r.signatureVerifies else { throw ValidationError("\(receipt): the receipt's signature does not verify for server key \(r.serverKey.prefix(16))…") }
+        let status = market.isRemote
+            ? try await RemoteMarket(url: market.market).receiptStatus(r.hash)
+            : try await ReceiptStatus.find(r.hash, market: LocalMarket(directory: try market.directory(for: "a receipt check")))
+        guard let status, status.receipt == r else { throw ValidationError("the market has no metered request with this receipt") }
+        guard let seq = status.event, let root = status.receiptsRoot, let proof = status.proof else {
+            print("receipt \(r.hash.prefix(12))… signed by \(r.serverKey.prefix(12))…, metered in \(status.domain) \(status.period) at \(status.price) minor units; not settled yet")
+            return
+        }
+        // The root as the ledger recorded it, read from the events, not from the server's answer.
+        let events = try await market.connect().events(since: seq - 1, limit: 1, wait: 0)
+        guard let e = events.first, e.seq == seq, case .revenue(let revenue) = try LedgerAction.decode(kind: e.kind, payload: e.payload),
+              revenue.receiptsRoot == root else {
+            throw ValidationError("event \(seq) is not a revenue event with receipts root \(root.prefix(12))…")
+        }
+        guard RoutingReceipt.verifyInclusion(leaf: r.hash, proof: proof, root: root) else {
+            throw ValidationError("the receipt is not in the receipts root of event \(seq): the settlement left it out")
+        }
+        if json { print(try JSONOutput.compact(status)); return }
+        print("receipt \(r.hash.prefix(12))… signed by \(r.serverKey.prefix(12))…, in the receipts root of revenue event \(seq) (\(revenue.domain) \(revenue.period), \(revenue.amount) minor units)")
+    }
+}

@@ -19,7 +19,9 @@ import TesseraProof
         let secretFile = m.tmp.sub("api-key")
         _ = try APIKeys.issue(market: m.dir, domain: "es", pricePer1kTokens: 1500, at: m.now, out: secretFile)
         let secret = try String(contentsOfFile: secretFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        return (m, secret, try CompletionService(market: m.market, serverKey: ParticipantKey.generate()))
+        // The meter's clock runs a day behind, so the requests' period has ended when the test settles it.
+        return (m, secret, try CompletionService(market: m.market, serverKey: ParticipantKey.generate(),
+                                                 now: { Int64(Date().timeIntervalSince1970) - 86_400 }))
     }
 
     static func post(_ client: any TestClientProtocol, _ body: String, key: String?) async throws -> TestResponse {
@@ -122,14 +124,49 @@ import TesseraProof
 
         // Settlement: one revenue event whose amount is the sum of the prices, paid out exactly.
         let period = records[0].period
-        let settled = try await Settlement.settle(market: m.market, period: period, key: m.keys["operator"]!, at: m.now)
+        // Not before the period has ended.
+        await #expect(throws: CoreError.self) { try await Settlement.settle(market: m.market, period: period, key: m.keys["operator"]!, at: records[0].at) }
+        #expect(try await Settlement.closedPeriods(market: m.market, seconds: 86_400, now: records[0].at) == [])
+        let end = m.now
+        #expect(try await Settlement.closedPeriods(market: m.market, seconds: 86_400, now: end) == [period])
+        let settled = try await Settlement.settle(market: m.market, period: period, key: m.keys["operator"]!, at: end)
         #expect(settled.count == 1)
         #expect(settled.first?.amount == records.reduce(0) { $0 + $1.price })
         #expect(settled.first?.receiptsRoot == RoutingReceipt.merkleRoot(records.sorted { $0.id < $1.id }.map(\.receipt.hash)))
         let paid = try m.market.ledger.payouts().reduce(Int64(0)) { $0 + $1.amount }
         #expect(paid == settled.first?.amount)
+        // Each receipt's path to the settled root, as the server answers it.
+        for r in records {
+            let status = try #require(try await ReceiptStatus.find(r.receipt.hash, market: m.market))
+            #expect(status.event != nil && status.receiptsRoot == settled.first?.receiptsRoot)
+            #expect(RoutingReceipt.verifyInclusion(leaf: r.receipt.hash, proof: status.proof ?? [], root: status.receiptsRoot ?? ""))
+        }
+        try await RouterTests.test(m, configure: { $0.completions = service }) { client in
+            let hash = records[2].receipt.hash
+            let status = try await client.execute(uri: "/v1/receipts/\(hash)", method: .get) { r in
+                (r.status, try JSONValue.parse(Data(r.body.readableBytesView)))
+            }
+            #expect(status.0 == .ok)
+            #expect(status.1["receipts_root"]?.stringValue == settled.first?.receiptsRoot)
+            #expect(try await client.execute(uri: "/v1/receipts/\(String(repeating: "0", count: 64))", method: .get) { $0.status } == .notFound)
+        }
         // Settling again adds nothing.
-        #expect(try await Settlement.settle(market: m.market, period: period, key: m.keys["operator"]!, at: m.now).isEmpty)
+        #expect(try await Settlement.settle(market: m.market, period: period, key: m.keys["operator"]!, at: end).isEmpty)
+    }
+
+    @Test func inclusionProofsHoldForEveryLeafAndOnlyForIt() {
+        for n in 1...9 {
+            let leaves = (0..<n).map { ContentHash.sha256(Array("leaf \($0)".utf8)) }
+            let root = RoutingReceipt.merkleRoot(leaves)
+            for i in 0..<n {
+                let proof = RoutingReceipt.inclusionProof(leaves, index: i)!
+                #expect(RoutingReceipt.verifyInclusion(leaf: leaves[i], proof: proof, root: root), "\(i) of \(n)")
+                #expect(!RoutingReceipt.verifyInclusion(leaf: ContentHash.sha256([UInt8(i)]), proof: proof, root: root))
+                if n > 1 { #expect(!RoutingReceipt.verifyInclusion(leaf: leaves[(i + 1) % n], proof: proof, root: root)) }
+            }
+        }
+        #expect(RoutingReceipt.inclusionProof(["zz"], index: 0) == nil)
+        #expect(RoutingReceipt.inclusionProof(["ab"], index: 1) == nil)
     }
 
     @Test func pricesAndPeriodsAreExact() {

@@ -40,15 +40,44 @@ public struct RoutingReceipt: Codable, Sendable, Equatable {
     public static func merkleRoot(_ hashes: [String]) -> String {
         var level = hashes.compactMap { Hex.decode($0) }
         guard !level.isEmpty else { return ContentHash.sha256([]) }
-        while level.count > 1 {
-            var next: [[UInt8]] = []
-            var i = 0
-            while i < level.count {
-                next.append(i + 1 < level.count ? Array(SHA256.hash(data: level[i] + level[i + 1])) : level[i])
-                i += 2
-            }
-            level = next
-        }
+        while level.count > 1 { level = parents(level) }
         return Hex.encode(level[0])
+    }
+
+    static func parents(_ level: [[UInt8]]) -> [[UInt8]] {
+        stride(from: 0, to: level.count, by: 2).map { i in
+            i + 1 < level.count ? Array(SHA256.hash(data: level[i] + level[i + 1])) : level[i]
+        }
+    }
+
+    /// One step of an inclusion proof: the sibling's hash and whether it sits on the left.
+    public struct ProofStep: Codable, Sendable, Equatable {
+        public var hash: String
+        public var left: Bool
+    }
+
+    /// The siblings from leaf `index` up to the root (levels where the node is carried up
+    /// have no step).
+    public static func inclusionProof(_ hashes: [String], index: Int) -> [ProofStep]? {
+        var level = hashes.compactMap { Hex.decode($0) }
+        guard level.count == hashes.count, index >= 0, index < level.count else { return nil }
+        var i = index, proof: [ProofStep] = []
+        while level.count > 1 {
+            let sibling = i ^ 1
+            if sibling < level.count { proof.append(ProofStep(hash: Hex.encode(level[sibling]), left: sibling < i)) }
+            level = parents(level)
+            i /= 2
+        }
+        return proof
+    }
+
+    /// Whether `leaf` with `proof` hashes up to `root`.
+    public static func verifyInclusion(leaf: String, proof: [ProofStep], root: String) -> Bool {
+        guard var node = Hex.decode(leaf) else { return false }
+        for step in proof {
+            guard let sibling = Hex.decode(step.hash) else { return false }
+            node = Array(SHA256.hash(data: step.left ? sibling + node : node + sibling))
+        }
+        return Hex.encode(node) == root
     }
 }
