@@ -154,6 +154,29 @@ import TesseraProof
         #expect(try await Settlement.settle(market: m.market, period: period, key: m.keys["operator"]!, at: end).isEmpty)
     }
 
+    /// Concurrent requests share the batcher's steps and each still gets its own text.
+    @Test func concurrentRequestsGetWhatTheyGetAlone() async throws {
+        let (m, secret, service) = try Self.setUp()
+        let local = try TextGenerator(served: try ServedModel.load(m.market.library.directory))
+        let prompts = ["0", "01", "0123", "3210", "11111", "2", "0000000", "123"]
+        let expected = try prompts.map { try local.complete(TextRequest(prompt: $0, maxTokens: 5 + $0.count)).text }
+        try await RouterTests.test(m, configure: { $0.completions = service }) { client in
+            let texts = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
+                for (i, p) in prompts.enumerated() {
+                    group.addTask {
+                        let r = try await Self.post(client, #"{"prompt":"\#(p)","max_tokens":\#(5 + p.count),"temperature":0}"#, key: secret)
+                        return (i, try Self.json(r)["choices"]?.arrayValue?.first?["text"]?.stringValue)
+                    }
+                }
+                var out = [String?](repeating: nil, count: prompts.count)
+                for try await (i, t) in group { out[i] = t }
+                return out
+            }
+            #expect(texts == expected.map { Optional($0) })
+        }
+        #expect(try UsageMeter.records(market: m.dir).count == prompts.count)
+    }
+
     @Test func inclusionProofsHoldForEveryLeafAndOnlyForIt() {
         for n in 1...9 {
             let leaves = (0..<n).map { ContentHash.sha256(Array("leaf \($0)".utf8)) }
