@@ -3,6 +3,8 @@ import Testing
 @testable import TesseraEngine
 @testable import TesseraProof
 import TesseraCore
+import TesseraTestSupport
+import TesseraTokenizers
 
 /// Generation above the decoder: batching leaves every sequence's tokens unchanged,
 /// seeds reproduce samples, stop strings and tokens end texts, streams equal completions,
@@ -114,6 +116,29 @@ import TesseraCore
                     TextRequest(prompt: "x", sampling: SamplingParameters(temperature: .nan))] {
             #expect(throws: EngineError.self) { try generator.complete(bad) }
         }
+    }
+
+    /// A checkpoint with a tokenizer.json generates in its tokens: the prompt encoded and the
+    /// text decoded by the tokenizer, its end-of-text named by tokenizer_config.json.
+    @Test func tokenizerBackedModelsGenerateInTheirTokens() throws {
+        let dir = TemporaryDirectory("tokenizer-generation")
+        let source = (ReferenceFixtures.projectRoot as NSString).appendingPathComponent("Tests/Fixtures/tokenizers/qwen2-bpe.json")
+        try FileManager.default.copyItem(atPath: source, toPath: dir.sub("tokenizer.json"))
+        try #"{"eos_token": "<|im_end|>"}"#.write(toFile: dir.sub("tokenizer_config.json"), atomically: true, encoding: .utf8)
+        let vocabulary = try TextVocabulary.of(directory: dir.path)
+        let tokenizer = try #require(vocabulary.tokenizer)
+        #expect(vocabulary.endOfText.map(Int.init) == tokenizer.id(of: "<|im_end|>"))
+        let config = ModelConfig(family: .qwen3MoE, vocabSize: tokenizer.vocabularySize, hiddenSize: 32, layers: 2, heads: 4, kvHeads: 2,
+                                 headDim: 8, experts: 6, topK: 2, expertWidth: 24, normTopKProb: true)
+        let model = MoEModel(config: config)
+        model.initializeRandomly(seed: 5, std: 0.25)
+        let prompt = "Ñandú says héllo, 世界"
+        let done = try TextGenerator(served: ServedModel(model: model, versions: nil, vocabulary: vocabulary))
+            .complete(TextRequest(prompt: prompt, maxTokens: 10))
+        #expect(done.promptTokens == (try tokenizer.encode(prompt)).count)
+        #expect(Array(done.outcome.fedTokens.prefix(done.promptTokens)).map(Int.init) == (try tokenizer.encode(prompt)))
+        #expect(done.text == tokenizer.decode(done.tokens.map(Int.init)))
+        #expect(!done.tokens.isEmpty)
     }
 
     @Test func partialCharactersAreHeldBack() {
