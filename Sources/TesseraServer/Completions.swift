@@ -158,6 +158,7 @@ public final class CompletionService: Sendable {
                                  apiKey: String(key.hash.prefix(16)), promptTokens: done.promptTokens, completionTokens: done.tokens.count,
                                  price: price, pricePer1kTokens: key.pricePer1kTokens, versionSet: versionSet, versionChoices: versions, usage: done.usage, receipt: receipt, tokens: Array(tokens), sampling: sampling)
         try meter.append(record)
+        CrashPoint.reach("serving.metered")
         return record
     }
 

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import NIOCore
 import Foundation
 import Testing
 import TesseraClient
@@ -65,6 +66,47 @@ import TesseraTestSupport
         let stored = try SubmissionBundle.verify(m.market.bundlePath(hash), library: m.market.library)
         #expect(stored.items.map(\.expert) == ids)
         await server.stop()
+    }
+}
+
+/// A completion's meter record is on disk before its response leaves: a server killed right
+/// after metering (the client never hears back) has billed the request, once, with a receipt
+/// that verifies; the server started again meters the next request beside it.
+@Suite(.serialized) struct MeterKillTests {
+    @Test func aServerKilledAfterMeteringKeepsTheRecord() async throws {
+        guard tesseraIsBuilt() else { return }
+        let m = try TestMarket("meter-kill")
+        let secretFile = m.tmp.sub("api-key")
+        _ = try APIKeys.issue(market: m.dir, domain: "es", pricePer1kTokens: 1000, at: m.now, out: secretFile)
+        let secret = try String(contentsOfFile: secretFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        try await withHTTPClient { http in
+            func complete(_ url: String) async throws -> Int {
+                var request = HTTPClientRequest(url: url + "/v1/completions")
+                request.method = .POST
+                request.headers.add(name: "Authorization", value: "Bearer \(secret)")
+                request.body = .bytes(ByteBuffer(string: #"{"prompt":"0123","max_tokens":6,"temperature":0}"#))
+                return Int(try await http.execute(request, timeout: .seconds(60)).status.code)
+            }
+            var server = try await ServerProcess.start(binary: ReferenceFixtures.binary, market: m.dir, logPath: m.tmp.sub("serve-1.log"),
+                                                       arguments: ["--serve-model"], environment: ["TESSERA_CRASH_AT": "serving.metered#1"])
+            let port = server.port, url = server.url
+            let pending = Task { try await complete(url) }
+            #expect(await server.waitForLog("crashpoint serving.metered", timeout: 120), "the server never metered the request")
+            await server.kill9()
+            _ = try? await pending.value
+            let records = try UsageMeter.records(market: m.dir)
+            #expect(records.count == 1)
+            #expect(records.first?.receipt.signatureVerifies == true)
+            #expect(records.first?.completionTokens == 6)
+            server = try await ServerProcess.start(binary: ReferenceFixtures.binary, market: m.dir, port: port, logPath: m.tmp.sub("serve-2.log"),
+                                                   arguments: ["--serve-model"])
+            #expect(try await complete(server.url) == 200)
+            let after = try UsageMeter.records(market: m.dir)
+            #expect(after.count == 2)
+            #expect(after.first == records.first)
+            #expect(after.last?.receipt.serverKey == records.first?.receipt.serverKey, "the server's key survives the restart")
+            await server.stop()
+        }
     }
 }
 
