@@ -94,7 +94,11 @@ public final class CompletionService: Sendable {
         do {
             let key = try authorize(request.headers[.authorization])
             var request = request
-            let body = try await request.body.collect(upTo: 1 << 20)
+            let body: ByteBuffer
+            do { body = try await request.body.collect(upTo: Self.maxBodyBytes) } catch {
+                throw OpenAIError(status: 413, type: "invalid_request_error", code: "request_too_large",
+                                  message: "the request body is larger than \(Self.maxBodyBytes) bytes")
+            }
             let parsed = try CompletionRequest.parse(Data(buffer: body), policy: policy)
             let gen = try generator(for: parsed.versions)
             let text = TextRequest(prompt: parsed.prompt, maxTokens: parsed.maxTokens, sampling: parsed.sampling, stop: parsed.stop)
@@ -106,8 +110,9 @@ public final class CompletionService: Sendable {
                 events = try gen.stream(text) { [self] done in
                     metered.withLock { $0 = Result { try self.record(done, id: id, at: created, key: key, generator: gen, sampling: parsed.sampling, versions: parsed.versions) } }
                 }
-            } catch let e as EngineError {
-                throw OpenAIError(status: 400, type: "invalid_request_error", code: nil, message: "\(e)")
+            } catch {
+                // Only the request is checked here: the prompt's tokens, lengths, sampling.
+                throw OpenAIError(status: 400, type: "invalid_request_error", code: nil, message: "\(error)")
             }
             let model = gen.served.versionSetHash
             if parsed.stream {
@@ -161,6 +166,8 @@ public final class CompletionService: Sendable {
         CrashPoint.reach("serving.metered")
         return record
     }
+
+    static let maxBodyBytes = 1 << 20
 
     static func event<T: Encodable>(_ value: T) throws -> String { "data: " + (try JSONOutput.compact(value)) + "\n\n" }
 }

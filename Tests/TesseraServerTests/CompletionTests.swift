@@ -65,6 +65,11 @@ import TesseraProof
             #expect(try await register("operator") == .created)
             #expect(try await Self.post(client, #"{"prompt":"0","max_tokens":1}"#, key: second).status == .ok)
 
+            // A body past the cap.
+            let huge = try await Self.post(client, #"{"prompt":""# + String(repeating: "0", count: 2 << 20) + #""}"#, key: secret)
+            #expect(huge.status == .contentTooLarge)
+            #expect(try Self.json(huge)["error"]?["code"]?.stringValue == "request_too_large")
+
             // A byte the 64-token vocabulary does not have.
             #expect(try await Self.post(client, #"{"prompt":"z"}"#, key: secret).status == .badRequest)
 
