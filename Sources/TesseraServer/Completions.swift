@@ -45,7 +45,10 @@ public final class CompletionService: Sendable {
         return try generator.withLock { g in
             if g.served.versions != current {
                 let d = g.batcher.decoder
+                let old = g
                 g = TextGenerator(served: try ServedModel.load(libraryPath), maxBatch: g.batcher.maxBatch, maxContext: d.maxContext, matmul: d.matmul)
+                // Its streams finish on the old versions; then its thread and model go.
+                old.batcher.retire()
             }
             return g
         }

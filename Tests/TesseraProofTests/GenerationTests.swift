@@ -92,6 +92,25 @@ import TesseraTokenizers
         #expect(metered.withLock { $0 } > 0)
     }
 
+    /// A retired batcher finishes what it has, lets its thread go, and starts one again for
+    /// a later request.
+    @Test func aRetiredBatcherFinishesItsWorkAndCanStartAgain() async throws {
+        let generator = TextGenerator(served: Self.served())
+        let expected = try generator.complete(TextRequest(prompt: "retire", maxTokens: 12)).text
+        func streamed() async throws -> String {
+            var text = ""
+            for try await event in try generator.stream(TextRequest(prompt: "retire", maxTokens: 12)) {
+                if case .text(let t) = event { text += t }
+            }
+            return text
+        }
+        let first = Task { try await streamed() }
+        generator.batcher.retire()
+        #expect(try await first.value == expected)
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(try await streamed() == expected)
+    }
+
     @Test func meteredGateMassIsTheForwardPassesRouting() throws {
         let served = Self.served()
         let done = try TextGenerator(served: served).complete(TextRequest(prompt: "metering", maxTokens: 9))

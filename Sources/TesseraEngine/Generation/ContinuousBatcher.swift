@@ -59,6 +59,7 @@ public final class ContinuousBatcher: @unchecked Sendable {
     private let condition = NSCondition()
     private var waiting: [GenerationJob] = []
     private var started = false
+    private var retired = false
 
     private struct Running {
         let job: GenerationJob
@@ -104,7 +105,7 @@ public final class ContinuousBatcher: @unchecked Sendable {
         waiting.append(job)
         if !started {
             started = true
-            let thread = Thread { [unowned self] in self.serve() }
+            let thread = Thread { self.serve() }
             thread.name = "tessera-generation"
             thread.stackSize = 8 << 20
             thread.start()
@@ -113,12 +114,29 @@ public final class ContinuousBatcher: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// The batcher's thread: admits waiting jobs between steps, sleeps when idle.
+    /// Lets the batcher's thread end once every job it has finishes (the thread holds the
+    /// batcher, and with it the model, until then). Jobs submitted afterwards still run.
+    public func retire() {
+        condition.lock()
+        retired = true
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// The batcher's thread: admits waiting jobs between steps, sleeps when idle, ends when
+    /// retired and idle.
     private func serve() {
         var running: [Running] = []
         while true {
             condition.lock()
-            while waiting.isEmpty && running.isEmpty { condition.wait() }
+            while waiting.isEmpty && running.isEmpty {
+                if retired {
+                    started = false
+                    condition.unlock()
+                    return
+                }
+                condition.wait()
+            }
             let room = maxBatch - running.count
             let admitted = Array(waiting.prefix(max(room, 0)))
             waiting.removeFirst(admitted.count)
