@@ -22,13 +22,15 @@ public struct GenerationBenchmarkResult: Codable, Sendable {
     public var meterShareOfBatch1Generation: Double
     public var matmul: MatmulPrecision
     public var shape: String
+    /// With --profile: wall time per phase of the batch-1 decoding steps, seconds.
+    public var profile: [String: Double]?
     enum CodingKeys: String, CodingKey {
         case generateBatch1TokensPerS = "generate_batch1_tokens_per_s", generateBatch8TokensPerS = "generate_batch8_tokens_per_s"
         case prefillTokensPerS = "prefill_tokens_per_s", prefillBatch8TokensPerS = "prefill_batch8_tokens_per_s"
         case kvCacheBytesPerToken = "kv_cache_bytes_per_token", kvCacheNaiveBytesPerToken = "kv_cache_naive_bytes_per_token"
         case meterMicrosecondsPerRequest = "meter_us_per_request", meterNanosecondsPerToken = "meter_ns_per_token"
         case meterShareOfBatch1Generation = "meter_share_of_batch1_generation"
-        case matmul, shape
+        case matmul, shape, profile
     }
 
     public var text: String {
@@ -40,6 +42,8 @@ public struct GenerationBenchmarkResult: Codable, Sendable {
                 meterMicrosecondsPerRequest, meterNanosecondsPerToken, 100 * meterShareOfBatch1Generation),
          "key/value cache: \(kvCacheBytesPerToken) bytes per token (every head's keys and values expanded: \(kvCacheNaiveBytesPerToken))"]
             .joined(separator: "\n")
+            + (profile.map { p in "\nbatch-1 decoding, wall time per phase:\n" + p.sorted { $0.value > $1.value }
+                .map { "  " + $0.key.padding(toLength: 16, withPad: " ", startingAt: 0) + String(format: "%7.3f s", $0.value) }.joined(separator: "\n") } ?? "")
     }
 }
 
@@ -71,7 +75,8 @@ public enum GenerationBenchmark {
         return best
     }
 
-    public static func run(repeats: Int, precision: MatmulPrecision, config: ModelConfig = EngineBenchmark.referenceConfig) throws -> GenerationBenchmarkResult {
+    public static func run(repeats: Int, precision: MatmulPrecision, config: ModelConfig = EngineBenchmark.referenceConfig,
+                           profile: Bool = false) throws -> GenerationBenchmarkResult {
         let model = MoEModel(config: config)
         model.initializeRandomly(seed: 0)
         let decoder = Decoder(model: model, maxRows: 512, maxContext: promptLength + newTokens)
@@ -79,6 +84,15 @@ public enum GenerationBenchmark {
         _ = try time(decoder, batch: 1, repeats: 1)
         let one = try time(decoder, batch: 1, repeats: repeats)
         let eight = try time(decoder, batch: 8, repeats: repeats)
+        var phases: [String: Double]?
+        if profile {
+            let timer = PhaseTimer.shared
+            timer.reset()
+            timer.enabled = true
+            _ = try time(decoder, batch: 1, repeats: 1)
+            timer.enabled = false
+            phases = Dictionary(timer.report.map { ($0.phase, $0.seconds) }, uniquingKeysWith: +)
+        }
         let meter = try meterCost(config: config, repeats: 200)
         let batch1Seconds = one.total
         let shape = "\(config.family.rawValue) V=\(config.vocabSize) H=\(config.hiddenSize) I=\(config.expertWidth) L=\(config.layers) "
@@ -92,7 +106,7 @@ public enum GenerationBenchmark {
             kvCacheNaiveBytesPerToken: KVCache.naiveBytes(config: config, capacity: 1),
             meterMicrosecondsPerRequest: meter * 1e6, meterNanosecondsPerToken: meter * 1e9 / Double(promptLength + newTokens),
             meterShareOfBatch1Generation: meter / batch1Seconds,
-            matmul: precision, shape: shape)
+            matmul: precision, shape: shape, profile: phases)
     }
 
     /// Seconds to meter one request of the benchmark's size: its receipt made and signed,

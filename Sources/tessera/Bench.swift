@@ -27,7 +27,7 @@ struct Bench: ParsableCommand {
             throw ValidationError("--family \(family): supported: mixtral, deepseek_v2, deepseek_v3")
         }
         if phase == .generate {
-            let result = try GenerationBenchmark.run(repeats: repeats, precision: matmul.precision, config: config)
+            let result = try GenerationBenchmark.run(repeats: repeats, precision: matmul.precision, config: config, profile: profile)
             print(json ? try JSONOutput.compact(result) : result.text)
             return
         }

@@ -58,6 +58,32 @@ public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: 
     }
 }
 
+/// Several few-row products X[m, in] · Wᵢᵀ with the same X in one parallel region: each
+/// worker takes its share of every product's packed column blocks, so decoding pays one
+/// dispatch for q, k and v instead of three. Same bits as the products one by one (each
+/// element's sum is unchanged); falls back to them where weights are not packed.
+public func linearForwardShared(_ x: UnsafePointer<Float>, _ products: [(w: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, outDim: Int)],
+                                rows: Int, inDim: Int, precision: MatmulPrecision) {
+    let packed = rows <= PackedWeights.maxRows && precision == .fp32Fixed
+        ? products.map { PackedWeights.lookup($0.w, n: $0.outDim, k: inDim, ldb: inDim, transB: true) } : []
+    guard packed.count == products.count, packed.allSatisfy({ $0 != nil }), Parallel.workers > 1 else {
+        for p in products { linearForward(x, p.w, p.y, rows: rows, inDim: inDim, outDim: p.outDim, precision: precision) }
+        return
+    }
+    let blocks = products.map { ($0.outDim + 31) / 32 }, total = blocks.reduce(0, +)
+    Parallel.parts(total) { _, range in
+        var first = 0
+        for (i, p) in products.enumerated() {
+            let start = max(range.lowerBound, first), end = min(range.upperBound, first + blocks[i])
+            if start < end {
+                let lo = (start - first) * 32, hi = min(p.outDim, (end - first) * 32)
+                _ = tsr_sgemm_fixed_packed(rows, hi - lo, inDim, 1, x, inDim, packed[i]! + lo * inDim, 0, p.y + lo, p.outDim)
+            }
+            first += blocks[i]
+        }
+    }
+}
+
 /// OpenBLAS set to one thread before its first call: `Parallel` splits the work instead.
 @usableFromInline enum BLASThreads {
     @usableFromInline static let single: Void = openblas_set_num_threads(1)

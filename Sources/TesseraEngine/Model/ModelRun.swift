@@ -191,6 +191,13 @@ public final class ModelRun: @unchecked Sendable {
         let h1 = a.h1.pointer
         let timer = PhaseTimer.shared
         timer.measure("fwd.qkv") {
+            if decoding != nil {
+                let products: [(w: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, outDim: Int)] = [
+                    (UnsafePointer(P + aw.q.offset), a.qProj.pointer, c.qDim), (UnsafePointer(P + aw.k.offset), a.kProj.pointer, c.kvDim),
+                    (UnsafePointer(P + aw.v.offset), a.vProj.pointer, c.kvDim)]
+                linearForwardShared(h1, products, rows: T, inDim: H, precision: matmul)
+                return
+            }
             linearForward(h1, P + aw.q.offset, a.qProj.pointer, rows: T, inDim: H, outDim: c.qDim, precision: matmul)
             linearForward(h1, P + aw.k.offset, a.kProj.pointer, rows: T, inDim: H, outDim: c.kvDim, precision: matmul)
             linearForward(h1, P + aw.v.offset, a.vProj.pointer, rows: T, inDim: H, outDim: c.kvDim, precision: matmul)
