@@ -1,12 +1,13 @@
-/* The machine's memory read rate, one and two threads (512 MB of floats, best of 5): what a
-   decoding step that streams its weights can reach at most. Build and run:
-   gcc -O2 -mavx2 -pthread scripts/memory_read_rate.c -o /tmp/memory_read_rate && /tmp/memory_read_rate */
+/* The machine's read rate, one and two threads, best of 5, over 512 MB of floats (memory) or
+   the size given in MB (a size the last-level cache holds measures the cache): what a
+   decoding step that streams its weights can reach. Build and run:
+   gcc -O2 -mavx2 -pthread scripts/memory_read_rate.c -o /tmp/memory_read_rate && /tmp/memory_read_rate [MB] */
 #include <immintrin.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
-#define N (128L << 20)  /* 512 MB of floats */
+static long N = 128L << 20;  /* floats: 512 MB, or argv[1] MB */
 static float *buf; static int threads;
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
 static void *reader(void *arg) {
@@ -19,7 +20,8 @@ static void *reader(void *arg) {
   float v[8]; _mm256_storeu_ps(v, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
   return (void *)(long)(v[0] > 1e30f);
 }
-int main(void) {
+int main(int argc, char **argv) {
+  if (argc > 1) N = atol(argv[1]) * (1L << 18);
   buf = aligned_alloc(64, N * 4); for (long i = 0; i < N; i++) buf[i] = 1.0f;
   for (threads = 1; threads <= 2; threads++) {
     double best = 1e9;
