@@ -229,6 +229,15 @@ public final class RemoteMarket: MarketConnection, @unchecked Sendable {
         }
     }
 
+    /// A seeded sample of the server's meter, read as `key` (a registered participant).
+    public func meterSample(_ sample: Int, seed: UInt64, signedBy key: ParticipantKey) async throws -> [MeterRecord] {
+        let sig = Hex.encode(try key.sign(Audit.sampleRequestBytes(sample: sample, seed: seed)))
+        let reply = try await send(.GET, "/v1/meter/sample?n=\(sample)&seed=\(seed)", headers: [("Tessera-Key", key.publicHex), ("Tessera-Signature", sig)],
+                                   maxBytes: 1 << 30)
+        return try StrictJSON.decode([MeterRecord].self, from: Data(try ok(reply, "meter sample").readableBytesView), file: base + "/v1/meter/sample",
+                                     rejectUnknownKeys: true)
+    }
+
     /// A receipt's status (nil: the server metered no request with it).
     public func receiptStatus(_ hash: String) async throws -> ReceiptStatus? {
         let reply = try await send(.GET, "/v1/receipts/\(hash)")

@@ -140,6 +140,7 @@ public final class MarketServer: Sendable {
             guard let status = try await ReceiptStatus.find(hash, market: self.market) else { throw MarketError.notFound("no metered request has receipt \(hash.prefix(12))…") }
             return try await self.json(status)
         }
+        router.get("/v1/meter/sample") { request, _ in try await self.meterSample(request) }
         router.put("/v1/api-keys/{hash}") { request, context in try await self.registerAPIKey(request, context) }
         router.post("/v1/completions") { request, context in
             guard let service = self.configuration.completions else {
@@ -259,6 +260,28 @@ public final class MarketServer: Sendable {
         let stored = try await Blocking.run { try self.market.intakeShard(tmp, uploader: key) }
         try await configuration.blobs?.putShard(stored, file: market.library.shardPath(stored))
         return try await json(Stored(hash: stored), status: .created)
+    }
+
+    /// A seeded sample of metered requests, tokens included, for an audit by a registered
+    /// participant (the signature over tessera-meter-sample/1|N|SEED names who read them).
+    func meterSample(_ request: Request) async throws -> Response {
+        let sample = try Self.integer(request.uri.queryParameters.get("n"), "n", default: 20, range: 1...1_000)
+        guard let seedText = request.uri.queryParameters.get("seed"), let seed = UInt64(seedText) else {
+            throw MarketError.badRequest("seed must be an unsigned 64-bit integer")
+        }
+        guard let key = request.headers[HTTPField.Name("Tessera-Key")!], let sig = request.headers[HTTPField.Name("Tessera-Signature")!],
+              let sigBytes = Hex.decode(sig), sigBytes.count == 64, ParticipantKey.isPublicKey(key) else {
+            throw MarketError.unauthorized("reading the meter carries Tessera-Key and Tessera-Signature (Ed25519 over tessera-meter-sample/1|N|SEED)")
+        }
+        guard ParticipantKey.verify(signature: sigBytes, of: Audit.sampleRequestBytes(sample: Int(sample), seed: seed), publicHex: key) else {
+            throw MarketError.unauthorized("Tessera-Signature does not verify for key \(key.prefix(16))…")
+        }
+        let state = try await market.state()
+        guard key == state.operatorKey || state.participants[key] != nil else {
+            throw MarketError.forbidden("only the market's registered participants read the meter")
+        }
+        let records = try await Blocking.run { try UsageMeter.records(market: self.market.directory.path) }
+        return try await json(Audit.draw(records, sample: Int(sample), seed: seed))
     }
 
     /// The operator registers an API key by its hash (the secret never travels): signed

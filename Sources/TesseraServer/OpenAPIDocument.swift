@@ -223,6 +223,20 @@ enum OpenAPIDocument {
         "responses": { "200": { "description": "An HTML page (server-rendered, SVG charts, no script).", "content": { "text/html": { "schema": { "type": "string" } } } } }
       }
     },
+    "/v1/meter/sample": {
+      "get": {
+        "operationId": "meterSample",
+        "summary": "A seeded sample of metered completions (tokens, sampling, usage, price, receipt) for an audit (tessera audit --market URL). Only the market's registered participants and its operator: headers Tessera-Key and Tessera-Signature, Ed25519 over tessera-meter-sample/1|N|SEED. The sample is the one Audit.draw makes for that seed.",
+        "parameters": [ { "name": "n", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1, "maximum": 1000 } },
+                        { "name": "seed", "in": "query", "required": true, "schema": { "type": "integer", "minimum": 0 } } ],
+        "responses": {
+          "200": { "description": "Meter records.", "content": { "application/json": { "schema": { "type": "array", "items": { "type": "object" } } } } },
+          "400": { "$ref": "#/components/responses/Error" },
+          "401": { "$ref": "#/components/responses/Error" },
+          "403": { "$ref": "#/components/responses/Error" }
+        }
+      }
+    },
     "/v1/receipts/{hash}": {
       "get": {
         "operationId": "receipt",

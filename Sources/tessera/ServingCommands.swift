@@ -70,11 +70,20 @@ struct AuditCommand: AsyncParsableCommand {
     @OptionGroup var market: MarketOption
     @Option(help: "How many metered requests to re-run.") var sample = Count(20)
     @Option(help: "Seed of the sample's draw.") var seed: UInt64 = 0
+    @Option(help: "With a URL: your copy of the market's library (tessera fetch), the model the requests are re-run on.") var library: String?
+    @Option(help: "With a URL: your key file (a registered participant's), which signs the request for the sample.") var key: String?
     @Flag var json = false
 
     func run() async throws {
-        let local = try LocalMarket(directory: try market.directory(for: "an audit"))
-        let findings = try Audit.run(market: local.directory.path, library: local.library.directory, sample: sample.value, seed: seed)
+        let findings: [Audit.Finding]
+        if market.isRemote {
+            guard let library, let key else { throw ValidationError("auditing a server needs --library (a copy from tessera fetch) and --key (a participant's key)") }
+            let records = try await RemoteMarket(url: market.market).meterSample(sample.value, seed: seed, signedBy: try ParticipantKey.load(key))
+            findings = try Audit.check(records, library: library)
+        } else {
+            let local = try LocalMarket(directory: try market.directory(for: "an audit"))
+            findings = try Audit.run(market: local.directory.path, library: library ?? local.library.directory, sample: sample.value, seed: seed)
+        }
         if json { print(try JSONOutput.compact(findings)) } else {
             for f in findings where !f.ok { print("\(f.id): " + f.problems.joined(separator: "; ")) }
             print("\(findings.filter(\.ok).count) of \(findings.count) sampled requests check out")

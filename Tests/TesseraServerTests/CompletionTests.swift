@@ -154,6 +154,23 @@ import TesseraProof
             #expect(status.0 == .ok)
             #expect(status.1["receipts_root"]?.stringValue == settled.first?.receiptsRoot)
             #expect(try await client.execute(uri: "/v1/receipts/\(String(repeating: "0", count: 64))", method: .get) { $0.status } == .notFound)
+
+            // An auditor's sample over the API: the draw Audit makes, for registered participants only.
+            func sample(_ signer: String, forge: Bool = false) async throws -> (HTTPResponse.Status, ByteBuffer) {
+                let k = m.keys[signer]!
+                var sig = try k.sign(Audit.sampleRequestBytes(sample: 3, seed: 7))
+                if forge { sig[1] ^= 4 }
+                let headers: HTTPFields = [HTTPField.Name("Tessera-Key")!: k.publicHex, HTTPField.Name("Tessera-Signature")!: Hex.encode(sig)]
+                return try await client.execute(uri: "/v1/meter/sample?n=3&seed=7", method: .get, headers: headers) { ($0.status, $0.body) }
+            }
+            #expect(try await sample("stranger").0 == .forbidden)
+            #expect(try await sample("validator-1", forge: true).0 == .unauthorized)
+            let (ok, body) = try await sample("validator-1")
+            #expect(ok == .ok)
+            let drawn = try StrictJSON.decode([MeterRecord].self, from: Data(body.readableBytesView), file: "sample", rejectUnknownKeys: true)
+            #expect(drawn == Audit.draw(records, sample: 3, seed: 7))
+            let remoteFindings = try Audit.check(drawn, library: m.market.library.directory)
+            #expect(remoteFindings.count == 3 && remoteFindings.allSatisfy(\.ok))
         }
         // Settling again adds nothing.
         #expect(try await Settlement.settle(market: m.market, period: period, key: m.keys["operator"]!, at: end).isEmpty)

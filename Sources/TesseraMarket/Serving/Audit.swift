@@ -66,13 +66,24 @@ public enum Audit {
     /// on the versions it was served on (those it named, or the library's current ones; a
     /// record served on a current set since replaced is reported as such).
     public static func run(market: String, library: String, sample: Int, seed: UInt64) throws -> [Finding] {
-        var records = try UsageMeter.records(market: market)
+        try check(draw(try UsageMeter.records(market: market), sample: sample, seed: seed), library: library)
+    }
+
+    /// `sample` records drawn by a seeded shuffle (all when fewer): the same draw wherever
+    /// it is made, so the server's sample for a seed is the one the auditor asked for.
+    public static func draw(_ records: [MeterRecord], sample: Int, seed: UInt64) -> [MeterRecord] {
+        var records = records
         var rng = SplitMix64(seed: seed)
         records.shuffle(using: &rng)
+        return Array(records.prefix(max(0, sample)))
+    }
+
+    /// Re-runs each record on the library at the versions it was served on.
+    public static func check(_ records: [MeterRecord], library: String) throws -> [Finding] {
         var models: [String: ServedModel] = [:]
         let current = try ServedModel.load(library)
         models[current.versionSetHash] = current
-        return try records.prefix(max(0, sample)).map { r in
+        return try records.map { r in
             // A request that named its versions is re-run on those (the library keeps every version).
             if models[r.versionSet] == nil, !r.versionChoices.isEmpty, let named = try? ServedModel.load(library, versions: r.versionChoices) {
                 models[named.versionSetHash] = named
@@ -80,4 +91,7 @@ public enum Audit {
             return try check(r, served: models[r.versionSet] ?? current)
         }
     }
+
+    /// The bytes a participant signs to read a sample of the meter.
+    public static func sampleRequestBytes(sample: Int, seed: UInt64) -> [UInt8] { Array("tessera-meter-sample/1|\(sample)|\(seed)".utf8) }
 }
