@@ -11,7 +11,8 @@ import TesseraTokenizers
 /// (an error); it may never trap, hang or touch anything but the scratch directory.
 enum FuzzTarget: String, CaseIterable {
     case json, safetensors, delta, sparse, lowRank = "low-rank", libraryManifest = "library-manifest", snapshot, policy, proofPolicy = "proof-policy",
-         tokens, action, bundleArchive = "bundle-archive", bundleManifest = "bundle-manifest", tokenizer, modelConfig = "model-config"
+         tokens, action, bundleArchive = "bundle-archive", bundleManifest = "bundle-manifest", tokenizer, modelConfig = "model-config",
+         completionRequest = "completion-request", meter
 
     /// A scratch directory of this process for parsers that read files.
     static let scratch: String = {
@@ -61,6 +62,20 @@ enum FuzzTarget: String, CaseIterable {
                 _ = WeightLayout(config: c, expertLayout: .perExpert).totalCount
                 _ = c.huggingFaceJSON()
             }
+        case .completionRequest:
+            // A POST /v1/completions body; one that reads has bounded lengths and sampling.
+            if let r = try? CompletionRequest.parse(data, maxTokens: 1024) { _ = try? r.sampling.check() }
+        case .meter:
+            // A market's meter (one record per line, a torn line skipped) and its API keys.
+            let dir = (Self.scratch as NSString).appendingPathComponent("market")
+            try? FileManager.default.createDirectory(atPath: dir + "/serving", withIntermediateDirectories: true)
+            FileManager.default.createFile(atPath: UsageMeter.path(market: dir), contents: data)
+            FileManager.default.createFile(atPath: APIKeys.path(market: dir), contents: data)
+            if let records = try? UsageMeter.records(market: dir) {
+                _ = try? Settlement.revenues(records: records, period: records.first?.period ?? "", at: 0)
+                for r in records.prefix(4) { _ = r.receipt.signatureVerifies }
+            }
+            _ = (try? APIKeys.load(market: dir))?.record(forSecret: "tsk-" + String(repeating: "0", count: 64))
         case .libraryManifest:
             let dir = (Self.scratch as NSString).appendingPathComponent("lib")
             try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

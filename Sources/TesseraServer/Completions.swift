@@ -102,7 +102,10 @@ public final class CompletionService: Sendable {
                 throw OpenAIError(status: 413, type: "invalid_request_error", code: "request_too_large",
                                   message: "the request body is larger than \(Self.maxBodyBytes) bytes")
             }
-            let parsed = try CompletionRequest.parse(Data(buffer: body), policy: policy)
+            let parsed: CompletionRequest
+            do { parsed = try CompletionRequest.parse(Data(buffer: body), maxTokens: policy.maxTokens) } catch let e as CompletionRequest.Invalid {
+                throw OpenAIError(status: 400, type: "invalid_request_error", code: nil, param: e.param, message: e.message)
+            }
             let gen = try generator(for: parsed.versions)
             let text = TextRequest(prompt: parsed.prompt, maxTokens: parsed.maxTokens, sampling: parsed.sampling, stop: parsed.stop)
             let id = "cmpl-" + Hex.encode((0..<12).map { _ in UInt8.random(in: 0...255) })

@@ -15,7 +15,7 @@ import TesseraTestSupport
         }
         let corpora = (ReferenceFixtures.projectRoot as NSString).appendingPathComponent("Fuzz/corpus")
         let targets = try FileManager.default.contentsOfDirectory(atPath: corpora).sorted()
-        #expect(targets.count == 15, "\(targets)")
+        #expect(targets.count == 17, "\(targets)")
         for t in targets {
             let (outcome, _) = try CrashRun.run([t, (corpora as NSString).appendingPathComponent(t)], binary: binary)
             #expect(outcome == .exited(0), "\(t): \(outcome)")

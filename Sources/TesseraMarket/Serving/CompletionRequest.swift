@@ -1,26 +1,29 @@
 import Foundation
 import TesseraCore
 import TesseraEngine
-import TesseraMarket
-import TesseraProof
 
 /// The body of POST /v1/completions, OpenAI's fields: prompt (a string, or an array of
 /// one), max_tokens (16), temperature (1), top_p (1), seed (0), stop (a string or up to
 /// four), stream (false), n (1 only), and Tessera's tessera_versions (expert versions to
 /// serve instead of the current ones, "LAYER:EXPERT=HASH" items); fields it does not use
 /// (model, user, ...) are ignored.
-struct CompletionRequest {
-    var prompt: String
-    var versions: [String]
-    var maxTokens: Int
-    var sampling: SamplingParameters
-    var stop: [String]
-    var stream: Bool
+public struct CompletionRequest: Sendable {
+    public var prompt: String
+    public var versions: [String]
+    public var maxTokens: Int
+    public var sampling: SamplingParameters
+    public var stop: [String]
+    public var stream: Bool
 
-    static func parse(_ data: Data, policy: ServingPolicy) throws -> CompletionRequest {
-        func bad(_ param: String, _ message: String) -> OpenAIError {
-            OpenAIError(status: 400, type: "invalid_request_error", code: nil, param: param, message: message)
-        }
+    /// A field the request got wrong, named as OpenAI's error object names it.
+    public struct Invalid: Error, CustomStringConvertible {
+        public var param: String
+        public var message: String
+        public var description: String { message }
+    }
+
+    public static func parse(_ data: Data, maxTokens cap: Int) throws -> CompletionRequest {
+        func bad(_ param: String, _ message: String) -> Invalid { Invalid(param: param, message: message) }
         guard case .object(let fields)? = try? JSONValue.parse(data) else { throw bad("body", "the body is not a JSON object") }
         func field(_ name: String) -> JSONValue? { fields.first(where: { $0.0 == name }).flatMap { $0.1 == .null ? nil : $0.1 } }
         func integer(_ name: String, _ d: Int64, _ range: ClosedRange<Int64>) throws -> Int64 {
@@ -66,52 +69,8 @@ struct CompletionRequest {
         let seed = try integer("seed", 0, Int64.min...Int64.max)
         let sampling = SamplingParameters(temperature: try number("temperature", 1, 0...2), topP: try number("top_p", 1, 0.000_001...1),
                                           topK: 0, seed: UInt64(bitPattern: seed))
-        return CompletionRequest(prompt: prompt, versions: versions, maxTokens: Int(try integer("max_tokens", 16, 1...Int64(policy.maxTokens))),
+        return CompletionRequest(prompt: prompt, versions: versions, maxTokens: Int(try integer("max_tokens", 16, 1...Int64(max(cap, 1)))),
                                  sampling: sampling, stop: stop, stream: stream)
     }
 }
 
-/// A completion (or one streamed chunk of it) in OpenAI's shape, with Tessera's receipt
-/// and metered usage under "tessera".
-struct CompletionChunk: Encodable {
-    struct Choice: Encodable {
-        var text: String
-        var index = 0
-        var logprobs: String? = nil
-        var finishReason: String?
-        enum CodingKeys: String, CodingKey { case text, index, logprobs, finishReason = "finish_reason" }
-        func encode(to encoder: Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(text, forKey: .text); try c.encode(index, forKey: .index)
-            try c.encodeNil(forKey: .logprobs); try c.encode(finishReason, forKey: .finishReason)
-        }
-    }
-    struct Usage: Encodable {
-        var promptTokens: Int, completionTokens: Int, totalTokens: Int
-        enum CodingKeys: String, CodingKey { case promptTokens = "prompt_tokens", completionTokens = "completion_tokens", totalTokens = "total_tokens" }
-        init(_ c: TextCompletion) {
-            promptTokens = c.promptTokens; completionTokens = c.tokens.count; totalTokens = c.promptTokens + c.tokens.count
-        }
-    }
-    var id: String
-    var object = "text_completion"
-    var created: Int64
-    var model: String
-    var choices: [Choice]
-    var usage: Usage?
-    var tessera: TesseraExtras?
-
-    init(id: String, created: Int64, model: String, text: String, finishReason: String? = nil) {
-        self.id = id; self.created = created; self.model = model
-        choices = [Choice(text: text, finishReason: finishReason)]
-    }
-}
-
-struct TesseraExtras: Encodable {
-    var receipt: RoutingReceipt
-    var price: Int64
-    var period: String
-    var expertUsage: [ExpertUsage]
-    enum CodingKeys: String, CodingKey { case receipt, price, period, expertUsage = "expert_usage" }
-    init(_ r: MeterRecord) { receipt = r.receipt; price = r.price; period = r.period; expertUsage = r.usage }
-}
