@@ -23,20 +23,12 @@ public struct ReceiptStatus: Codable, Sendable, Equatable {
         let records = try UsageMeter.records(market: market.directory.path)
         guard let record = records.first(where: { $0.receipt.hash == hash }) else { return nil }
         var status = ReceiptStatus(receipt: record.receipt, period: record.period, domain: record.domain, price: record.price, usage: record.usage)
-        var since: Int64 = 0
-        while true {
-            let page = try await market.events(since: since, limit: 1000, wait: 0)
-            for e in page where e.kind == LedgerAction.Kind.revenue.rawValue {
-                if case .revenue(let r) = try LedgerAction.decode(kind: e.kind, payload: e.payload),
-                   r.domain == record.domain, r.period == record.period, let root = r.receiptsRoot {
-                    let leaves = records.filter { $0.domain == record.domain && $0.period == record.period }.sorted { $0.id < $1.id }
-                    status.event = e.seq
-                    status.receiptsRoot = root
-                    status.proof = leaves.firstIndex(where: { $0.id == record.id }).flatMap { RoutingReceipt.inclusionProof(leaves.map(\.receipt.hash), index: $0) }
-                }
-            }
-            guard let last = page.last, page.count == 1000 else { break }
-            since = last.seq
+        let leaves = records.filter { $0.domain == record.domain && $0.period == record.period }.sorted { $0.id < $1.id }
+        for (seq, r) in try market.revenueEvents() where r.domain == record.domain && r.period == record.period {
+            guard let root = r.receiptsRoot else { continue }
+            status.event = seq
+            status.receiptsRoot = root
+            status.proof = leaves.firstIndex(where: { $0.id == record.id }).flatMap { RoutingReceipt.inclusionProof(leaves.map(\.receipt.hash), index: $0) }
         }
         return status
     }

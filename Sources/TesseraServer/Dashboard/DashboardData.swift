@@ -11,17 +11,7 @@ struct DashboardData {
 
     static func load(_ market: LocalMarket) async throws -> DashboardData {
         let state = try await market.state()
-        var revenues: [(Int64, LedgerAction.Revenue)] = []
-        var since: Int64 = 0
-        while true {
-            let page = try await market.events(since: since, limit: 1000, wait: 0)
-            for e in page where e.kind == LedgerAction.Kind.revenue.rawValue {
-                if case .revenue(let r) = try LedgerAction.decode(kind: e.kind, payload: e.payload) { revenues.append((e.seq, r)) }
-            }
-            guard let last = page.last, page.count == 1000 else { break }
-            since = last.seq
-        }
-        return DashboardData(state: state, revenues: revenues, payouts: try await market.payouts(event: nil))
+        return DashboardData(state: state, revenues: try market.revenueEvents(), payouts: try await market.payouts(event: nil))
     }
 
     /// A validator's verdicts with the consensus outcome: agreement is accepting what the
