@@ -40,21 +40,15 @@ public enum Settlement {
     /// never be paid (nor be in the receipts root its client checks).
     public static func settle(market: LocalMarket, period: String, key: ParticipantKey, at: Int64) async throws -> [LedgerAction.Revenue] {
         let seconds = market.rules.serving.periodSeconds
-        guard let start = periodStart(period) else { throw CoreError("period \(period.prefix(80)) is not a period start such as 2026-12-01T00:00:00Z") }
+        guard let start = UTCTime.seconds(period) else { throw CoreError("period \(period.prefix(80)) is not a period start such as 2026-12-01T00:00:00Z") }
         guard start + seconds <= at else {
-            throw CoreError("period \(period) ends at \(MeterRecord.period(at: start + seconds, seconds: 1)); it can be settled from then on")
+            throw CoreError("period \(period) ends at \(UTCTime.string(start + seconds)); it can be settled from then on")
         }
         let state = try await market.state()
         let pending = try revenues(records: try UsageMeter.records(market: market.directory.path), period: period, at: at)
             .filter { !state.revenuePeriods.contains($0.domain + "\u{0}" + $0.period) }
         for revenue in pending { _ = try await market.post(try SignedAction(.revenue(revenue), key: key)) }
         return pending
-    }
-
-    static func periodStart(_ name: String) -> Int64? {
-        let f = ISO8601DateFormatter()
-        f.timeZone = TimeZone(identifier: "UTC")
-        return f.date(from: name).map { Int64($0.timeIntervalSince1970) }
     }
 
     /// Periods with metered requests that ended before `now` and are not settled yet.

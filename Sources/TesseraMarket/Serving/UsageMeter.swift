@@ -48,10 +48,7 @@ public struct MeterRecord: Codable, Sendable, Equatable {
 
     /// Periods are named by their start: "2026-12-01T00:00:00Z" for a day.
     public static func period(at: Int64, seconds: Int64) -> String {
-        let start = at - ((at % seconds) + seconds) % seconds
-        let f = ISO8601DateFormatter()
-        f.timeZone = TimeZone(identifier: "UTC")
-        return f.string(from: Date(timeIntervalSince1970: TimeInterval(start)))
+        UTCTime.string(at - ((at % seconds) + seconds) % seconds)
     }
 }
 

@@ -47,7 +47,7 @@ enum DashboardPages {
             .h2("Rounds"),
             .table(.tr(.th("round"), .th("domain"), .th("experts"), .th("closes at"), .th("state")),
                    .forEach(rounds) { id, r in
-                       .tr(.td(.text(id)), .td(.text(r.domain)), .td(.text("\(r.experts.count)")), .td(.text(Self.time(r.closesAt))),
+                       .tr(.td(.text(id)), .td(.text(r.domain)), .td(.text("\(r.experts.count)")), .td(.text(UTCTime.string(r.closesAt))),
                            .td(.text(r.open ? "open" : "closed")))
                    }),
             .h2("Submissions and verdicts"),
@@ -133,11 +133,5 @@ enum DashboardPages {
                    }),
             .raw(SVGChart.bars("Gain lower bound per verdict", gains, unit: "mnats/token", id: "chart-verdicts"))
         )
-    }
-
-    static func time(_ t: Int64) -> String {
-        let f = ISO8601DateFormatter()
-        f.timeZone = TimeZone(identifier: "UTC")
-        return f.string(from: Date(timeIntervalSince1970: TimeInterval(t)))
     }
 }
