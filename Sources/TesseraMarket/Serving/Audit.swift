@@ -24,7 +24,9 @@ public enum Audit {
         public var problems: [String]
     }
 
-    public static func check(_ r: MeterRecord, served: ServedModel) throws -> Finding {
+    /// `decoder`: one already made for `served.model` whose context holds the record's
+    /// tokens (an audit of many records makes one per model; its packed weights are kept).
+    public static func check(_ r: MeterRecord, served: ServedModel, decoder reused: Decoder? = nil) throws -> Finding {
         var problems: [String] = []
         if r.versionSet != served.versionSetHash {
             problems.append("served on version set \(r.versionSet.prefix(12))…, the audit's model is \(served.versionSetHash.prefix(12))…")
@@ -34,8 +36,8 @@ public enum Audit {
         }
         // The model read every token but the last one it chose.
         let fed = r.completionTokens > 0 ? Array(r.tokens.dropLast()) : r.tokens
-        let decoder = Decoder(model: served.model, maxRows: 256, maxContext: fed.count)
-        decoder.matmul = .machineDefault
+        let decoder = reused.flatMap { $0.model === served.model && $0.maxContext >= fed.count ? $0 : nil }
+            ?? Decoder(model: served.model, maxRows: 256, maxContext: fed.count)
         let cache = try decoder.makeCache(capacity: fed.count)
         let logits = try decoder.step([Decoder.Feed(cache: cache, tokens: fed)], allRows: true)[0]
         let V = served.model.config.vocabSize
@@ -80,15 +82,18 @@ public enum Audit {
 
     /// Re-runs each record on the library at the versions it was served on.
     public static func check(_ records: [MeterRecord], library: String) throws -> [Finding] {
-        var models: [String: ServedModel] = [:]
+        var models: [String: (served: ServedModel, decoder: Decoder)] = [:]
+        let context = max(1, records.map(\.tokens.count).max() ?? 1)
+        func add(_ served: ServedModel) { models[served.versionSetHash] = (served, Decoder(model: served.model, maxRows: 256, maxContext: context)) }
         let current = try ServedModel.load(library)
-        models[current.versionSetHash] = current
+        add(current)
         return try records.map { r in
             // A request that named its versions is re-run on those (the library keeps every version).
             if models[r.versionSet] == nil, !r.versionChoices.isEmpty, let named = try? ServedModel.load(library, versions: r.versionChoices) {
-                models[named.versionSetHash] = named
+                add(named)
             }
-            return try check(r, served: models[r.versionSet] ?? current)
+            let (served, decoder) = models[r.versionSet] ?? models[current.versionSetHash]!
+            return try check(r, served: served, decoder: decoder)
         }
     }
 

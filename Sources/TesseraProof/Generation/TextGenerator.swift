@@ -10,8 +10,13 @@ public struct ServedModel: @unchecked Sendable {
     public let versions: [ExpertID: String]?
     public let vocabulary: TextVocabulary
 
+    /// One hash naming every expert version served (SHA-256 of "L:E=HASH" lines, in order).
+    public let versionSetHash: String
+
     public init(model: MoEModel, versions: [ExpertID: String]?, vocabulary: TextVocabulary) {
         self.model = model; self.versions = versions; self.vocabulary = vocabulary
+        let lines = (versions ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)\n" }.joined()
+        versionSetHash = ContentHash.sha256(Array(lines.utf8))
     }
 
     /// A checkpoint directory, or a library at its current versions (or those chosen).
@@ -25,11 +30,6 @@ public struct ServedModel: @unchecked Sendable {
                            vocabulary: try .of(directory: path))
     }
 
-    /// One hash naming every expert version served (SHA-256 of "L:E=HASH" lines, in order).
-    public var versionSetHash: String {
-        let lines = (versions ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)\n" }.joined()
-        return ContentHash.sha256(Array(lines.utf8))
-    }
 }
 
 /// Routed gate mass per expert version, in the ledger's integer units (1000 per unit of
