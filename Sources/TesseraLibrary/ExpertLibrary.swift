@@ -40,7 +40,7 @@ public final class ExpertLibrary: @unchecked Sendable {
         throw LibraryError("\(origin): its tokens were made with \(describe(fileTokenizer)), but the model in \(directory) uses \(describe(mine)); make the corpus again with `tessera corpus \(mine == nil ? "" : "--tokenizer \(tokenizerPath) ")...`")
     }
     public var shardsDirectory: String { (directory as NSString).appendingPathComponent("shards") }
-    static func manifestPath(_ dir: String) -> String { (dir as NSString).appendingPathComponent("manifest.json") }
+    public static func manifestPath(_ dir: String) -> String { (dir as NSString).appendingPathComponent("manifest.json") }
 
     public static func isLibrary(_ dir: String) -> Bool {
         FileManager.default.fileExists(atPath: manifestPath(dir))

@@ -24,6 +24,10 @@ public final class CompletionService: Sendable {
     let named = LockedValue<[String: TextGenerator]>([:])
     static let maxNamedVersionSets = 4
     let keys: LockedValue<APIKeys>
+    /// The stamps of the library manifest and the key file when last read: a request reads
+    /// either again only when it changed.
+    let manifestStamp: LockedValue<FileStamp?>
+    let keysStamp: LockedValue<FileStamp?>
     let now: @Sendable () -> Int64
 
     public init(market: LocalMarket, serverKey: ParticipantKey, maxBatch: Int = 8, matmul: MatmulPrecision = .machineDefault,
@@ -36,12 +40,17 @@ public final class CompletionService: Sendable {
         self.now = now
         let served = try ServedModel.load(libraryPath)
         generator = LockedValue(TextGenerator(served: served, maxBatch: maxBatch, maxContext: policy.maxTokens + 4096, matmul: matmul))
+        manifestStamp = LockedValue(FileStamp(path: ExpertLibrary.manifestPath(libraryPath)))
+        keysStamp = LockedValue(FileStamp(path: APIKeys.path(market: marketPath)))
         keys = LockedValue(try APIKeys.load(market: marketPath))
     }
 
     /// The generator on the library's current versions, reloaded after a merge changed them.
     func currentGenerator() throws -> TextGenerator {
+        let stamp = FileStamp(path: ExpertLibrary.manifestPath(libraryPath))
+        guard manifestStamp.withLock({ $0 }) != stamp || stamp == nil else { return generator.withLock { $0 } }
         let current = try ExpertLibrary(directory: libraryPath).versions()
+        manifestStamp.withLock { $0 = stamp }
         return try generator.withLock { g in
             if g.served.versions != current {
                 let d = g.batcher.decoder
@@ -77,7 +86,8 @@ public final class CompletionService: Sendable {
         }
     }
 
-    /// The key's record; keys issued while the server runs are found by reading the file again.
+    /// The key's record; keys issued while the server runs are found by reading the file
+    /// again when it changed.
     func authorize(_ header: String?) throws -> APIKeyRecord {
         guard let header, header.hasPrefix("Bearer ") else {
             throw OpenAIError(status: 401, type: "invalid_request_error", code: "invalid_api_key",
@@ -85,9 +95,13 @@ public final class CompletionService: Sendable {
         }
         let secret = String(header.dropFirst("Bearer ".count)).trimmingCharacters(in: .whitespaces)
         if let r = keys.withLock({ $0.record(forSecret: secret) }) { return r }
-        let reloaded = try APIKeys.load(market: marketPath)
-        keys.withLock { $0 = reloaded }
-        guard let r = reloaded.record(forSecret: secret) else {
+        let stamp = FileStamp(path: APIKeys.path(market: marketPath))
+        if keysStamp.withLock({ $0 }) != stamp {
+            let reloaded = try APIKeys.load(market: marketPath)
+            keys.withLock { $0 = reloaded }
+            keysStamp.withLock { $0 = stamp }
+        }
+        guard let r = keys.withLock({ $0.record(forSecret: secret) }) else {
             throw OpenAIError(status: 401, type: "invalid_request_error", code: "invalid_api_key", message: "the API key is not valid for this market")
         }
         return r
