@@ -285,3 +285,27 @@ def make_mxfp4(name, cfg, seed, batch=2, seq=9):
 
 
 make_mxfp4("gptoss-mxfp4", gpt_oss(hidden_size=64, intermediate_size=32, head_dim=16), seed=33)
+
+
+# The MXFP4 quantiser itself, for the library's assembly of changed gpt-oss experts:
+# weights [E, in, out] with the cases that decide codes (exact ties between two codes, a
+# zero group, groups whose largest value is just above and below a power of two, tiny
+# and large magnitudes) and the blocks and scales `mxfp4` makes of them.
+def make_mxfp4_vectors(name):
+    if ONLY and name not in ONLY:
+        return
+    torch.manual_seed(34)
+    w = torch.randn(3, 64, 48) * 0.2
+    w[0, :32, 0] = 0.0
+    w[0, :32, 1] = torch.tensor([0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0, -0.25, -0.75, -1.25, -1.75, -2.5, -3.5, -5.0, 6.0, 0.0] * 2)
+    w[0, 32:, 1] = torch.tensor([0.125, 4.0 - 2 ** -20, 0.3] * 10 + [0.0, 0.0])
+    w[1, :32, 2] = torch.randn(32) * 1e-30
+    w[1, 32:, 2] = torch.randn(32) * 1e30
+    w[2] = torch.randn(64, 48) * torch.logspace(-6, 6, 48)
+    blocks, scales = mxfp4(w)
+    save_file({"weight": w.contiguous(), "blocks": blocks.contiguous(), "scales": scales.contiguous()},
+              os.path.join(OUT, name + ".safetensors"))
+    print(name)
+
+
+make_mxfp4_vectors("mxfp4-quantizer")

@@ -155,14 +155,6 @@ public struct ExpertWeights: Sendable {
 
     public init(tensors: [(name: String, dtype: DType, shape: [Int], values: [Float])]) { self.tensors = tensors }
 
-    /// Reads the expert's tensors from a shard, in the shard's order.
-    public init(shard: SafetensorsFile) throws {
-        tensors = try shard.names.map { name in
-            let info = shard.tensors[name]!
-            return (name, info.dtype, info.shape, try shard.floats(name))
-        }
-    }
-
     public func values(_ name: String) -> [Float]? { tensors.first { $0.name == name }?.values }
 }
 

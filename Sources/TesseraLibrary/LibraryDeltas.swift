@@ -8,7 +8,7 @@ extension ExpertLibrary {
         guard let entry = manifest.entry(id) else { throw LibraryError("expert \(id) is not in library \(directory)") }
         let hash = try version.map { try resolveVersion(id, $0) } ?? entry.head.hash
         let shard = try openShard(hash, what: "expert \(id) version \(hash.prefix(12))")
-        return (hash, try ExpertWeights(shard: shard))
+        return (hash, try readExpert(id, from: shard))
     }
 
     /// An expert's tensors taken from a Hugging Face checkpoint of the same model (for
@@ -17,26 +17,35 @@ extension ExpertLibrary {
     public func expertWeights(_ id: ExpertID, fromCheckpoint dir: String) throws -> ExpertWeights {
         let files = try CheckpointFiles(directory: dir)
         var out: [(name: String, dtype: DType, shape: [Int], values: [Float])] = []
-        for entry in manifest.tensors where entry.layer == id.layer && (entry.expert == id.expert || entry.placement == .expertSlices) {
-            let name = Self.shardTensorName(entry, expert: id.expert)
-            guard let info = files.info(entry.name), info.dtype.isFloatingPoint else {
-                throw LibraryError("\(dir): no floating-point tensor \(entry.name)")
-            }
-            let expectedShape = entry.shape
-            guard info.shape == expectedShape else {
-                throw LibraryError("\(dir): tensor \(entry.name) has shape \(info.shape), the library's is \(expectedShape)")
-            }
-            // Only this expert's slice of a fused tensor is read and converted.
-            let shape = entry.placement == .expertSlices ? Array(entry.shape.dropFirst()) : entry.shape
-            let per = shape.reduce(1, *)
-            let all = files.bytes(entry.name)!
-            let first = entry.placement == .expertSlices ? id.expert * per * info.dtype.byteSize : 0
+        for slot in try expertSlots(id) {
+            let modelShape = slot.modelShape
+            let per = slot.count
             var values = [Float](repeating: 0, count: per)
-            if per > 0 {
-                values.withUnsafeMutableBufferPointer { convertToFloat(all.baseAddress! + first, dtype: info.dtype, count: per, into: $0.baseAddress!) }
+            // Only this expert's slice of a fused tensor is read and converted.
+            if let info = files.info(slot.modelTensor), info.dtype.isFloatingPoint {
+                guard info.shape == modelShape else {
+                    throw LibraryError("\(dir): tensor \(slot.modelTensor) has shape \(info.shape), the library's is \(modelShape)")
+                }
+                let all = files.bytes(slot.modelTensor)!
+                if per > 0 {
+                    values.withUnsafeMutableBufferPointer { convertToFloat(all.baseAddress! + slot.elementOffset * info.dtype.byteSize, dtype: info.dtype, count: per, into: $0.baseAddress!) }
+                }
+            } else if slot.mxfp4 != nil, let blocks = files.info(MXFP4.blocksName(slot.modelTensor)), let scales = files.info(MXFP4.scalesName(slot.modelTensor)),
+                      blocks.dtype == .u8, blocks.shape == MXFP4.blocksShape(modelShape), scales.dtype == .u8, scales.shape == MXFP4.scalesShape(modelShape) {
+                let e = id.expert, (inputs, outputs) = (slot.shape[0], slot.shape[1])
+                let blockBytes = blocks.byteCount / modelShape[0], scaleBytes = scales.byteCount / modelShape[0]
+                let b = files.bytes(MXFP4.blocksName(slot.modelTensor))!, sc = files.bytes(MXFP4.scalesName(slot.modelTensor))!
+                let bad = values.withUnsafeMutableBufferPointer {
+                    MXFP4.decodeExpert(blocks: UnsafeRawBufferPointer(rebasing: b[(e * blockBytes)..<((e + 1) * blockBytes)]),
+                                       scales: UnsafeRawBufferPointer(rebasing: sc[(e * scaleBytes)..<((e + 1) * scaleBytes)]),
+                                       inputs: inputs, outputs: outputs, into: $0.baseAddress!)
+                }
+                if let bad { throw LibraryError("\(dir): \(slot.modelTensor) of expert \(id) decodes to a non-finite value at element \(bad)") }
+            } else {
+                throw LibraryError("\(dir): no floating-point tensor \(slot.modelTensor)\(slot.mxfp4 == nil ? "" : " and no MXFP4 blocks and scales of its shape")")
             }
-            let stored = DeltaCodec.decodeStorage(DeltaCodec.storageBytes(values, entry.dtype), entry.dtype)
-            out.append((name, entry.dtype, shape, stored))
+            let stored = DeltaCodec.decodeStorage(DeltaCodec.storageBytes(values, slot.dtype), slot.dtype)
+            out.append((slot.name, slot.dtype, slot.shape, stored))
         }
         guard !out.isEmpty else { throw LibraryError("expert \(id) has no tensors in library \(directory)") }
         return ExpertWeights(tensors: out)

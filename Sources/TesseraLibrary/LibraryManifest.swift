@@ -31,6 +31,23 @@ public struct LibraryManifest: Codable, Sendable, Equatable {
         public var placement: Placement
         public var layer: Int?
         public var expert: Int?
+        /// Set when this tensor is half of an MXFP4-stored weight (gpt-oss experts as
+        /// released): the weight it encodes, which half, and the weight's shape.
+        public var mxfp4: MXFP4Part? = nil
+    }
+
+    /// An MXFP4 weight W [E, in, out] is kept as its source's two U8 tensors, each sliced
+    /// by expert like any fused tensor, so the base versions keep their original bytes.
+    public struct MXFP4Part: Codable, Sendable, Equatable {
+        public enum Half: String, Codable, Sendable { case blocks, scales }
+        public var weight: String
+        public var half: Half
+        public var weightShape: [Int]
+
+        enum CodingKeys: String, CodingKey {
+            case weight, half
+            case weightShape = "weight_shape"
+        }
     }
 
     public struct ExpertVersion: Codable, Sendable, Equatable {
@@ -137,6 +154,17 @@ public struct LibraryManifest: Codable, Sendable, Equatable {
                 guard let l = t.layer, let count = t.shape.first, count > 0,
                       (0..<count).allSatisfy({ seen.contains(ExpertID(layer: l, expert: $0)) }) else {
                     throw LibraryError("\(file): tensor \(t.name) names layer slices the manifest does not list")
+                }
+            }
+            if let part = t.mxfp4 {
+                let w = part.weightShape
+                guard t.placement == .expertSlices, t.dtype == .u8, w.count == 3, w.allSatisfy({ $0 > 0 }), w[1] % 32 == 0,
+                      t.shape == (part.half == .blocks ? MXFP4.blocksShape(w) : MXFP4.scalesShape(w)) else {
+                    throw LibraryError("\(file): tensor \(t.name) is not the MXFP4 \(part.half.rawValue) of a weight of shape \(w) sliced by expert")
+                }
+                let other: MXFP4Part.Half = part.half == .blocks ? .scales : .blocks
+                guard tensors.contains(where: { $0.mxfp4 == MXFP4Part(weight: part.weight, half: other, weightShape: w) && $0.layer == t.layer }) else {
+                    throw LibraryError("\(file): MXFP4 weight \(part.weight) has its \(part.half.rawValue) but no \(other.rawValue)")
                 }
             }
         }

@@ -33,10 +33,13 @@ extension ExpertLibrary {
         for e in manifest.experts where resident?.contains(e.id) ?? true {
             let hash = versions[e.id]!
             let shard = try openShard(hash, what: "expert \(e.id) version \(hash.prefix(12))")
-            for entry in manifest.tensors where entry.layer == e.layer && (entry.expert == e.expert || entry.placement == .expertSlices) {
-                let sliceCount = entry.shape.dropFirst().reduce(1, *)
-                try fill(model, entry, from: shard, inner: Self.shardTensorName(entry, expert: e.expert),
-                         elementOffset: entry.placement == .expertSlices ? e.expert * sliceCount : 0)
+            for slot in try expertSlots(e.id) {
+                guard let index = model.layout.indexByName[slot.modelTensor], model.layout.tensors[index].shape == slot.modelShape else {
+                    throw LibraryError("\(manifestPath): tensor \(slot.modelTensor) is not part of a \(config.family.rawValue) model of this config")
+                }
+                let dst = model.parameters.pointer + model.layout.tensors[index].offset + slot.elementOffset
+                try readSlot(slot, from: shard, into: dst)
+                model.sourceDTypes[index] = slot.dtype
             }
         }
         return model
@@ -46,10 +49,9 @@ extension ExpertLibrary {
         guard let index = model.layout.indexByName[entry.name] else {
             throw LibraryError("\(manifestPath): tensor \(entry.name) is not part of a \(model.config.family.rawValue) model of this config")
         }
-        let expectedShape = entry.placement == .expertSlices ? Array(entry.shape.dropFirst()) : entry.shape
-        guard let info = shard.tensors[inner], info.shape == expectedShape, info.dtype == entry.dtype,
+        guard let info = shard.tensors[inner], info.shape == entry.shape, info.dtype == entry.dtype,
               entry.shape == model.layout.tensors[index].shape else {
-            throw LibraryError("shard \(shard.path): tensor \(inner) is missing or not \(entry.dtype.rawValue) \(expectedShape)")
+            throw LibraryError("shard \(shard.path): tensor \(inner) is missing or not \(entry.dtype.rawValue) \(entry.shape)")
         }
         try model.setTensor(index, from: shard.bytes(of: info), dtype: info.dtype, elementOffset: elementOffset, origin: shard.path)
     }

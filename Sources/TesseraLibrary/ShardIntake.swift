@@ -6,7 +6,7 @@ extension ExpertLibrary {
     /// The largest an expert shard of this library can be: its tensors' bytes plus room
     /// for the safetensors header (a cap for uploads).
     public func maxExpertShardBytes() throws -> Int {
-        let perExpert = try manifest.experts.map { e in try expertSlots(e.id).reduce(0) { $0 + $1.shape.reduce(1, *) * $1.entry.dtype.byteSize } }
+        let perExpert = try manifest.experts.map { e in try expertSlots(e.id).reduce(0) { $0 + $1.count * $1.dtype.byteSize } }
         return (perExpert.max() ?? 0) + (1 << 20)
     }
 
@@ -40,8 +40,8 @@ extension ExpertLibrary {
             throw LibraryError("uploaded shard: tensors \(file.names.sorted()) are not expert \(id)'s \(slots.map(\.name).sorted())")
         }
         for slot in slots {
-            guard let info = file.tensors[slot.name], info.dtype == slot.entry.dtype, info.shape == slot.shape else {
-                throw LibraryError("uploaded shard: tensor \(slot.name) is not \(slot.entry.dtype.rawValue) \(slot.shape)")
+            guard let info = file.tensors[slot.name], info.dtype == slot.dtype, info.shape == slot.shape else {
+                throw LibraryError("uploaded shard: tensor \(slot.name) is not \(slot.dtype.rawValue) \(slot.shape)")
             }
             guard try file.floats(slot.name).allSatisfy(\.isFinite) else {
                 throw LibraryError("uploaded shard: tensor \(slot.name) holds a non-finite value")

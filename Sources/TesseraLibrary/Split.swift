@@ -29,12 +29,13 @@ extension ExpertLibrary {
         let files = try CheckpointFiles(directory: checkpoint)
         let layout = WeightLayout(config: config, expertLayout: MoEModel.expertLayout(of: files))
         try layout.checkCheckpoint(files)
-        guard !config.mxfp4Experts else {
-            throw LibraryError("\(checkpoint): its experts are MXFP4; the library does not keep MXFP4 shards yet. Write a bf16 copy first (exact, since MXFP4 values are bf16 values): transformers' Mxfp4Config(dequantize=True), then save_pretrained in bf16; tessera eval and grad read the MXFP4 checkpoint as it is")
-        }
         // Every weight is checked before anything is written: a library holds finite
         // weights only (eval would refuse them later, after the market was built on them).
         for slot in layout.tensors {
+            if slot.mxfp4 {
+                try checkMXFP4(slot, files, checkpoint)
+                continue
+            }
             guard let info = files.info(slot.name), info.dtype.isFloatingPoint, let entry = files.entries[slot.name] else { continue }
             let file = files.files[entry.file]
             let bad = info.dtype.firstNonFinite(in: file.bytes(of: info))
@@ -52,7 +53,8 @@ extension ExpertLibrary {
         var entries: [LibraryManifest.TensorEntry] = []
         var trunkTensors: [StreamedTensor] = []
         var expertTensors: [ExpertID: [StreamedTensor]] = [:]
-        let total = layout.tensors.reduce(0) { $0 + (files.info($1.name)?.byteCount ?? 0) }
+        let stored = layout.tensors.flatMap { $0.mxfp4 ? [MXFP4.blocksName($0.name), MXFP4.scalesName($0.name)] : [$0.name] }
+        let total = stored.reduce(0) { $0 + (files.info($1)?.byteCount ?? 0) }
         let bar = ProgressBar(label: "split", total: Double(total) * 2, unit: "MB", scale: 1e6, enabled: progress && isatty(2) == 1)
         func stream(_ name: String, _ info: TensorInfo, sliceBytes: Int = 0, slice: Int = 0) -> (_ sink: (UnsafeRawBufferPointer) throws -> Void) throws -> Void {
             let file = files.files[files.entries[name]!.file]
@@ -65,23 +67,31 @@ extension ExpertLibrary {
             }
         }
         for (i, slot) in layout.tensors.enumerated() {
-            let info = files.info(slot.name)!
-            switch layout.placement(ofTensor: i) {
-            case .trunk:
-                entries.append(.init(name: slot.name, dtype: info.dtype, shape: info.shape, placement: .trunk))
-                trunkTensors.append(StreamedTensor(name: slot.name, dtype: info.dtype, shape: info.shape, emit: stream(slot.name, info)))
-            case let .expert(id):
-                entries.append(.init(name: slot.name, dtype: info.dtype, shape: info.shape, placement: .expert, layer: id.layer, expert: id.expert))
-                expertTensors[id, default: []].append(StreamedTensor(name: slot.name, dtype: info.dtype, shape: info.shape, emit: stream(slot.name, info)))
-            case let .expertSlices(layer):
-                let entry = LibraryManifest.TensorEntry(name: slot.name, dtype: info.dtype, shape: info.shape, placement: .expertSlices, layer: layer)
-                entries.append(entry)
-                let sliceShape = Array(info.shape.dropFirst())
-                let sliceBytes = info.byteCount / info.shape[0]
-                for e in 0..<info.shape[0] {
-                    expertTensors[ExpertID(layer: layer, expert: e), default: []].append(
-                        StreamedTensor(name: shardTensorName(entry, expert: e), dtype: info.dtype, shape: sliceShape,
-                                       emit: stream(slot.name, info, sliceBytes: sliceBytes, slice: e)))
+            // An MXFP4 weight is kept as its two stored halves, sliced by expert like a
+            // fused tensor: the split's versions keep the original bytes.
+            let halves: [(name: String, part: LibraryManifest.MXFP4Part?)] = slot.mxfp4
+                ? [(MXFP4.blocksName(slot.name), .init(weight: slot.name, half: .blocks, weightShape: slot.shape)),
+                   (MXFP4.scalesName(slot.name), .init(weight: slot.name, half: .scales, weightShape: slot.shape))]
+                : [(slot.name, nil)]
+            for (name, part) in halves {
+                let info = files.info(name)!
+                switch layout.placement(ofTensor: i) {
+                case .trunk:
+                    entries.append(.init(name: name, dtype: info.dtype, shape: info.shape, placement: .trunk))
+                    trunkTensors.append(StreamedTensor(name: name, dtype: info.dtype, shape: info.shape, emit: stream(name, info)))
+                case let .expert(id):
+                    entries.append(.init(name: name, dtype: info.dtype, shape: info.shape, placement: .expert, layer: id.layer, expert: id.expert))
+                    expertTensors[id, default: []].append(StreamedTensor(name: name, dtype: info.dtype, shape: info.shape, emit: stream(name, info)))
+                case let .expertSlices(layer):
+                    let entry = LibraryManifest.TensorEntry(name: name, dtype: info.dtype, shape: info.shape, placement: .expertSlices, layer: layer, mxfp4: part)
+                    entries.append(entry)
+                    let sliceShape = Array(info.shape.dropFirst())
+                    let sliceBytes = info.byteCount / info.shape[0]
+                    for e in 0..<info.shape[0] {
+                        expertTensors[ExpertID(layer: layer, expert: e), default: []].append(
+                            StreamedTensor(name: shardTensorName(entry, expert: e), dtype: info.dtype, shape: sliceShape,
+                                           emit: stream(name, info, sliceBytes: sliceBytes, slice: e)))
+                    }
                 }
             }
         }
@@ -126,5 +136,26 @@ extension ExpertLibrary {
         CrashPoint.reach("split.manifest")
         try AtomicFile.write(try manifest.encoded(), to: manifestPath(directory))
         return summary
+    }
+
+    /// Decodes an MXFP4 weight expert by expert and refuses one that holds a non-finite
+    /// value (a scale of 255, or a large code on a scale of 254), before anything is written.
+    private static func checkMXFP4(_ slot: TensorSlot, _ files: CheckpointFiles, _ checkpoint: String) throws {
+        let (experts, inputs, outputs) = (slot.shape[0], slot.shape[1], slot.shape[2])
+        guard let blocks = files.bytes(MXFP4.blocksName(slot.name)), let scales = files.bytes(MXFP4.scalesName(slot.name)) else {
+            throw LibraryError("\(checkpoint): \(slot.name) is missing its MXFP4 blocks or scales")
+        }
+        let blockBytes = blocks.count / experts, scaleBytes = scales.count / experts
+        var scratch = [Float](repeating: 0, count: inputs * outputs)
+        for e in 0..<experts {
+            let bad = scratch.withUnsafeMutableBufferPointer {
+                MXFP4.decodeExpert(blocks: UnsafeRawBufferPointer(rebasing: blocks[(e * blockBytes)..<((e + 1) * blockBytes)]),
+                                   scales: UnsafeRawBufferPointer(rebasing: scales[(e * scaleBytes)..<((e + 1) * scaleBytes)]),
+                                   inputs: inputs, outputs: outputs, into: $0.baseAddress!)
+            }
+            if let bad {
+                throw LibraryError("\(checkpoint): \(slot.name) of expert \(e) decodes to a NaN or infinity (element \(bad)); a library takes finite weights only")
+            }
+        }
     }
 }

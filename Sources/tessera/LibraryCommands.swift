@@ -35,7 +35,10 @@ struct Assemble: ParsableCommand {
 
     func run() throws {
         let lib = try ExpertLibrary(directory: library)
-        try lib.assemble(versions: try ModelSource.parseVersionChoices(versions), into: out)
+        let requantized = try lib.assemble(versions: try ModelSource.parseVersionChoices(versions), into: out)
+        for r in requantized {
+            print("expert \(r.expert): version \(r.version.prefix(12)) quantised to MXFP4 (relative error \(String(format: "%.3g", r.relativeError)); the library keeps it in bf16)")
+        }
         print("wrote \(out)")
     }
 }

@@ -8,7 +8,7 @@ import TesseraTestSupport
 /// prompts fed in one step or in chunks, sequences of different lengths in one step,
 /// then one token per step, every row's logits compared.
 @Suite struct DecoderTests {
-    static let fixtures = ReferenceFixtures.names + ReferenceFixtures.engineOnly
+    static let fixtures = ReferenceFixtures.names + ReferenceFixtures.mxfp4
 
     static func fullLogits(_ model: MoEModel, _ tokens: TokenBatch) throws -> [Float] {
         let run = ModelRun(model: model, batch: tokens.batch, seq: tokens.seq, training: false)

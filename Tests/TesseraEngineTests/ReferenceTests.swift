@@ -14,7 +14,7 @@ import TesseraTestSupport
         return try TokenBatch(batch: info.shape[0], seq: info.shape[1], ids: try expected.int64s("input_ids").map { Int32($0) })
     }
 
-    @Test(arguments: ReferenceFixtures.names + ReferenceFixtures.engineOnly, precisions)
+    @Test(arguments: ReferenceFixtures.names + ReferenceFixtures.mxfp4, precisions)
     func forwardMatchesTransformers(_ name: String, _ precision: MatmulPrecision) throws {
         let model = try MoEModel(directory: ReferenceFixtures.path(name))
         let expected = try ReferenceFixtures.expected(name)
@@ -35,7 +35,7 @@ import TesseraTestSupport
         }
     }
 
-    @Test(arguments: ReferenceFixtures.names + ReferenceFixtures.engineOnly, precisions)
+    @Test(arguments: ReferenceFixtures.names + ReferenceFixtures.mxfp4, precisions)
     func gradientsMatchTransformers(_ name: String, _ precision: MatmulPrecision) throws {
         let model = try MoEModel(directory: ReferenceFixtures.path(name))
         let expected = try ReferenceFixtures.expected(name)

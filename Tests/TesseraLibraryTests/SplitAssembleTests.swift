@@ -6,7 +6,7 @@ import TesseraCore
 import TesseraTestSupport
 
 @Suite struct SplitAssembleTests {
-    static let all = ReferenceFixtures.names
+    static let all = ReferenceFixtures.names + ReferenceFixtures.mxfp4
 
     @Test(arguments: all)
     func assembleReproducesEveryTensorByteForByte(_ name: String) throws {
@@ -65,12 +65,111 @@ import TesseraTestSupport
         #expect { try MoEModel(directory: copy) } throws: { "\($0)".contains("unused tensor model.layers.1.mlp.extra.weight") }
     }
 
-    /// MXFP4 experts are read by the engine but not kept by the library yet: split says so
-    /// before writing anything.
-    @Test func anMXFP4CheckpointIsRefusedBySplitWithTheWayOut() throws {
+    /// An MXFP4 checkpoint's experts are kept as their original blocks and scales; a new
+    /// version is kept in bf16, and assembling quantises only the experts that changed.
+    @Test func mxfp4ExpertsKeepTheirBytesAndChangedOnesAreQuantisedOnAssembly() throws {
         let s = TemporaryDirectory()
-        #expect { try ExpertLibrary.split(checkpoint: ReferenceFixtures.path("gptoss-mxfp4"), into: s.sub("lib")) } throws: {
-            "\($0)".contains("MXFP4") && "\($0)".contains("Mxfp4Config(dequantize=True)")
+        let source = ReferenceFixtures.path("gptoss-mxfp4")
+        try ExpertLibrary.split(checkpoint: source, into: s.sub("lib"))
+        let lib = try ExpertLibrary(directory: s.sub("lib"))
+        let id = ExpertID(layer: 1, expert: 2)
+        let split = try lib.openShard(lib.manifest.entry(id)!.head.hash, what: "test")
+        let prefix = "model.layers.1.mlp.experts."
+        #expect(Set(split.names) == Set(["gate_up_proj_blocks[2]", "gate_up_proj_scales[2]", "gate_up_proj_bias[2]",
+                                         "down_proj_blocks[2]", "down_proj_scales[2]", "down_proj_bias[2]"].map { prefix + $0 }))
+        #expect(lib.manifest.tensors.filter { $0.mxfp4 != nil }.count == 8)
+        // The base weights read through the library are the checkpoint's decoded values.
+        let direct = try MoEModel(directory: source)
+        let base = try lib.expertWeights(id)
+        #expect(base.weights.tensors.map(\.name) == ["gate_up_proj[2]", "gate_up_proj_bias[2]", "down_proj[2]", "down_proj_bias[2]"].map { prefix + $0 })
+        #expect(base.weights.tensors.map(\.dtype) == [.bf16, .f32, .bf16, .f32])
+        #expect(try lib.expertWeights(id, from: direct).flattened == base.weights.flattened)
+        #expect(try lib.expertWeights(id, fromCheckpoint: source).flattened == base.weights.flattened)
+
+        // A changed version (through a lossless delta) is stored in bf16 and loads as such.
+        var changed = base.weights
+        for i in changed.tensors.indices { changed.tensors[i].values = changed.tensors[i].values.map { $0 * 1.01 + 0.001 } }
+        try lib.encodeDelta(id, new: changed, options: DeltaOptions(encoding: .lossless), to: s.sub("d.delta"))
+        let hash = try lib.applyDelta(s.sub("d.delta"), producedBy: ["test"])
+        let shard = try lib.openShard(hash, what: "test")
+        #expect(shard.tensors[prefix + "down_proj[2]"]?.dtype == .bf16 && shard.names.count == 4)
+        let stored = try lib.expertWeights(id).weights
+        #expect(stored.flattened == changed.tensors.flatMap { DeltaCodec.decodeStorage(DeltaCodec.storageBytes($0.values, $0.dtype), $0.dtype) })
+        let loaded = try lib.loadModel()
+        #expect(try lib.expertWeights(id, from: loaded).flattened == stored.flattened)
+
+        // Assembly: every other expert's blocks and scales are the source's bytes; the
+        // changed one is quantised (and reported), and reads back as its quantised values.
+        let report = try lib.assemble(into: s.sub("out"))
+        #expect(report.map(\.expert) == [id] && report[0].version == hash && report[0].relativeError > 0 && report[0].relativeError < 0.2)
+        let a = try CheckpointFiles(directory: source), b = try CheckpointFiles(directory: s.sub("out"))
+        #expect(Set(a.tensorNames) == Set(b.tensorNames))
+        for name in a.tensorNames {
+            let x = Array(a.bytes(name)!), y = Array(b.bytes(name)!)
+            guard name.hasPrefix(prefix) else {
+                #expect(x == y, "\(name)")
+                continue
+            }
+            let per = x.count / 4
+            for e in [0, 1, 3] { #expect(x[(e * per)..<((e + 1) * per)] == y[(e * per)..<((e + 1) * per)], "\(name) expert \(e)") }
+        }
+        let reread = try MoEModel(directory: s.sub("out"))
+        let down = stored.values("model.layers.1.mlp.experts.down_proj[2]")!
+        let (inputs, outputs) = (32, 64)
+        let encoded = down.withUnsafeBufferPointer { MXFP4.encode($0, inputs: inputs, outputs: outputs) }
+        var expected = [Float](repeating: 0, count: down.count)
+        _ = encoded.blocks.withUnsafeBytes { bl in encoded.scales.withUnsafeBytes { sc in
+            expected.withUnsafeMutableBufferPointer { MXFP4.decodeExpert(blocks: bl, scales: sc, inputs: inputs, outputs: outputs, into: $0.baseAddress!) }
+        } }
+        #expect(try lib.expertWeights(id, from: reread).values("model.layers.1.mlp.experts.down_proj[2]") == expected)
+        // The base versions assemble back to the source byte for byte.
+        #expect(try lib.assemble(versions: [id: lib.manifest.entry(id)!.versions[0].hash], into: s.sub("base")).isEmpty)
+        #expect(FileManager.default.contents(atPath: s.sub("base") + "/model.safetensors") == FileManager.default.contents(atPath: source + "/model.safetensors"))
+    }
+
+    /// A manifest whose MXFP4 halves do not pair up, or whose shapes do not match, is
+    /// refused on open with the tensor named.
+    @Test func manifestsWithUnpairedOrMisshapenMXFP4HalvesAreRefused() throws {
+        let s = TemporaryDirectory()
+        try ExpertLibrary.split(checkpoint: ReferenceFixtures.path("gptoss-mxfp4"), into: s.sub("lib"))
+        let path = s.sub("lib") + "/manifest.json"
+        let original = try Data(contentsOf: URL(fileURLWithPath: path))
+        for (edit, fragment) in [("drop", "has its blocks but no scales"), ("shape", "is not the MXFP4 blocks of a weight")] {
+            var json = try JSONSerialization.jsonObject(with: original) as! [String: Any]
+            var tensors = json["tensors"] as! [[String: Any]]
+            let i = tensors.firstIndex { ($0["name"] as! String) == "model.layers.0.mlp.experts.down_proj_scales" }!
+            if edit == "drop" {
+                tensors.remove(at: i)
+                var files = json["source_files"] as! [[String: Any]]
+                files[0]["tensors"] = (files[0]["tensors"] as! [String]).filter { $0 != "model.layers.0.mlp.experts.down_proj_scales" }
+                json["source_files"] = files
+            } else {
+                let j = tensors.firstIndex { ($0["name"] as! String) == "model.layers.0.mlp.experts.down_proj_blocks" }!
+                var part = tensors[j]["mxfp4"] as! [String: Any]
+                part["weight_shape"] = [4, 64, 32]
+                tensors[j]["mxfp4"] = part
+            }
+            json["tensors"] = tensors
+            try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: path))
+            #expect { try ExpertLibrary(directory: s.sub("lib")) } throws: { "\($0)".contains(fragment) && "\($0)".contains("down_proj") }
+        }
+    }
+
+    /// An MXFP4 scale of 255 decodes to infinity: split refuses it before writing anything.
+    @Test func anMXFP4WeightThatDecodesToInfinityIsRefusedBySplit() throws {
+        let s = TemporaryDirectory()
+        let source = ReferenceFixtures.path("gptoss-mxfp4"), copy = s.sub("ckpt")
+        try FileManager.default.createDirectory(atPath: copy, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: source + "/config.json", toPath: copy + "/config.json")
+        let files = try CheckpointFiles(directory: source)
+        let records = files.tensorNames.map { name in
+            var bytes = Array(files.bytes(name)!)
+            if name == "model.layers.0.mlp.experts.down_proj_scales" { bytes[5 * bytes.count / 8] = 255 }
+            return TensorRecord(name: name, dtype: files.info(name)!.dtype, shape: files.info(name)!.shape, bytes: bytes)
+        }
+        try SafetensorsWriter.write(records, to: copy + "/model.safetensors")
+        #expect { try ExpertLibrary.split(checkpoint: copy, into: s.sub("lib")) } throws: {
+            "\($0)".contains("model.layers.0.mlp.experts.down_proj of expert 2") && "\($0)".contains("NaN or infinity")
         }
         #expect(!FileManager.default.fileExists(atPath: s.sub("lib") + "/manifest.json"))
     }

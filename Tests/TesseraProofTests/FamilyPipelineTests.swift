@@ -19,11 +19,17 @@ import TesseraTestSupport
         "gpt_oss": #"{"model_type":"gpt_oss","vocab_size":256,"hidden_size":16,"num_hidden_layers":2,"num_attention_heads":2,"num_key_value_heads":1,"head_dim":8,"num_local_experts":4,"num_experts_per_tok":2,"intermediate_size":16,"sliding_window":8,"layer_types":["sliding_attention","full_attention"],"swiglu_limit":7.0,"rope_parameters":{"rope_type":"yarn","factor":32.0,"beta_fast":32.0,"beta_slow":1.0,"truncate":false,"original_max_position_embeddings":4096,"rope_theta":150000.0}}"#,
     ]
 
-    @Test(arguments: ["deepseek_v2", "deepseek_v3", "gpt_oss"])
+    /// gpt-oss as released, its experts in MXFP4 (widths multiples of 32).
+    static let mxfp4 = #"{"model_type":"gpt_oss","vocab_size":256,"hidden_size":32,"num_hidden_layers":2,"num_attention_heads":2,"num_key_value_heads":1,"head_dim":8,"num_local_experts":4,"num_experts_per_tok":2,"intermediate_size":32,"sliding_window":8,"layer_types":["sliding_attention","full_attention"],"swiglu_limit":7.0,"rope_parameters":{"rope_type":"yarn","factor":32.0,"beta_fast":32.0,"beta_slow":1.0,"truncate":false,"original_max_position_embeddings":4096,"rope_theta":150000.0}}"#
+
+    @Test(arguments: ["deepseek_v2", "deepseek_v3", "gpt_oss", "gpt_oss_mxfp4"])
     func marketPipelineRunsOnTheFamily(_ family: String) throws {
-        let config = try ModelConfig.parse(Data(Self.configs[family]!.utf8), file: "\(family)/config.json")
-        let f = try ProofFixture(seed: 5, config: config)
-        #expect(try f.library.config() == config, "config.json written by the engine reads back as the same config")
+        let quantised = family.hasSuffix("mxfp4")
+        let config = try ModelConfig.parse(Data((quantised ? Self.mxfp4 : Self.configs[family]!).utf8), file: "\(family)/config.json")
+        let f = try ProofFixture(seed: 5, config: config, mxfp4Experts: quantised)
+        var written = config
+        written.mxfp4Experts = quantised
+        #expect(try f.library.config() == written, "config.json written by the engine reads back as the same config")
         // Assembling the fresh library gives back the checkpoint byte for byte.
         let source = try CheckpointFiles(directory: f.dir + "/hf")
         try f.library.assemble(into: f.dir + "/assembled")
@@ -66,8 +72,33 @@ import TesseraTestSupport
         let merged = try f.library.loadModel()
         let gain = mean(zip(v.heldOut.baseLosses, try windowLosses(model: merged, windows: held, batch: 8)).map { $0 - $1 })
         #expect(abs(gain - outcome.chosen.gain) < 1e-6)
-        try f.library.assemble(into: f.dir + "/merged")
+        let requantized = try f.library.assemble(into: f.dir + "/merged")
         let reloaded = try MoEModel(directory: f.dir + "/merged")
-        #expect(reloaded.parameters.array == merged.parameters.array, "the merged library assembles into a checkpoint transformers can load")
+        let changed = Set(f.library.manifest.experts.filter { $0.versions.count > 1 }.map(\.id))
+        guard quantised else {
+            #expect(requantized.isEmpty)
+            #expect(reloaded.parameters.array == merged.parameters.array, "the merged library assembles into a checkpoint transformers can load")
+            return
+        }
+        // MXFP4: the merged experts are quantised again (the report names each), the
+        // others keep their original blocks and scales byte for byte.
+        #expect(Set(requantized.map(\.expert)) == changed && !changed.isEmpty)
+        #expect(requantized.allSatisfy { $0.relativeError > 0 && $0.relativeError < 0.2 })
+        let base = try CheckpointFiles(directory: f.dir + "/hf"), out = try CheckpointFiles(directory: f.dir + "/merged")
+        for name in base.tensorNames {
+            let a = Array(base.bytes(name)!), b = Array(out.bytes(name)!)
+            guard name.contains(".mlp.experts."), let layer = Int(name.split(separator: ".")[2]) else {
+                #expect(a == b, "\(name)")
+                continue
+            }
+            let per = a.count / config.experts
+            for e in 0..<config.experts where !changed.contains(ExpertID(layer: layer, expert: e)) {
+                #expect(a[(e * per)..<((e + 1) * per)] == b[(e * per)..<((e + 1) * per)], "\(name) expert \(e) keeps its bytes")
+            }
+        }
+        // The reloaded checkpoint is the merged library with its experts rounded to MXFP4.
+        let requantizedModel = try f.library.loadModel()
+        try requantizedModel.save(directory: f.dir + "/expected", dtype: .f32, mxfp4Experts: true)
+        #expect(reloaded.parameters.array == (try MoEModel(directory: f.dir + "/expected")).parameters.array)
     }
 }

@@ -36,3 +36,58 @@ public enum MXFP4 {
         }
     }
 }
+
+extension MXFP4 {
+    /// The shapes of one expert's slice ([in, out] in the engine's layout).
+    public static func expertBlocksShape(inputs: Int, outputs: Int) -> [Int] { [outputs, inputs / 32, 16] }
+    public static func expertScalesShape(inputs: Int, outputs: Int) -> [Int] { [outputs, inputs / 32] }
+
+    /// Quantises one expert's weight `values` [in, out] the way the released gpt-oss
+    /// checkpoints were made (OCP MX): per 32 inputs of an output, the shared scale is
+    /// 2^(floor(log2 max|x|) − 2) clamped to 2^±127, each value becomes the nearest E2M1
+    /// code, ties to the lower code. floor(log2) is taken from the float's exponent, exact
+    /// where a float log2 could round up just below a power of two.
+    /// Returns blocks [out, in/32, 16] and scales [out, in/32]. `inputs` is a multiple of 32.
+    public static func encode(_ values: UnsafeBufferPointer<Float>, inputs: Int, outputs: Int) -> (blocks: [UInt8], scales: [UInt8]) {
+        let groups = inputs / 32
+        var blocks = [UInt8](repeating: 0, count: outputs * groups * 16)
+        var scales = [UInt8](repeating: 0, count: outputs * groups)
+        var group = [Float](repeating: 0, count: 32)
+        for r in 0..<outputs {
+            for g in 0..<groups {
+                var amax: Float = 0
+                for j in 0..<32 {
+                    group[j] = values[(g * 32 + j) * outputs + r]
+                    amax = max(amax, abs(group[j]))
+                }
+                let exponent = min(127, max(-127, Int(max(amax, Float.leastNormalMagnitude).exponent) - 2))
+                let scale = Float(sign: .plus, exponent: exponent, significand: 1)
+                let row = r * groups + g
+                scales[row] = UInt8(exponent + 127)
+                for j in 0..<16 {
+                    blocks[row * 16 + j] = nearestCode(group[2 * j] / scale) | (nearestCode(group[2 * j + 1] / scale) << 4)
+                }
+            }
+        }
+        return (blocks, scales)
+    }
+
+    /// The first code of least distance, as an argmin over the table would pick it.
+    static func nearestCode(_ x: Float) -> UInt8 {
+        var best = 0
+        var bestDistance = Float.infinity
+        for (i, v) in values.enumerated() {
+            let d = abs(x - v)
+            if d < bestDistance { best = i; bestDistance = d }
+        }
+        return UInt8(best)
+    }
+
+    /// Decodes one expert's slice (blocks [out, in/32, 16], scales [out, in/32]) into
+    /// `out` [in, out]; returns the index of the first non-finite value, if any.
+    public static func decodeExpert(blocks: UnsafeRawBufferPointer, scales: UnsafeRawBufferPointer, inputs: Int, outputs: Int,
+                                    into out: UnsafeMutablePointer<Float>) -> Int? {
+        decode(blocks: blocks, scales: scales, shape: [1, inputs, outputs], into: out)
+        return (0..<(inputs * outputs)).first { !out[$0].isFinite }
+    }
+}

@@ -122,11 +122,38 @@ public final class MoEModel: @unchecked Sendable {
         }
     }
 
-    /// Writes config.json and model.safetensors that transformers loads.
-    public func save(directory: String, dtype: DType? = nil) throws {
+    /// Writes config.json and model.safetensors that transformers loads. `mxfp4Experts`
+    /// (gpt-oss) stores the routed experts' weights quantised to MXFP4 as the released
+    /// checkpoints do (lossy unless they hold MXFP4 values already) and says so in
+    /// `quantization_config`; everything else in `dtype`.
+    public func save(directory: String, dtype: DType? = nil, mxfp4Experts: Bool = false) throws {
+        guard !mxfp4Experts || (config.family == .gptOss && config.hiddenSize % 32 == 0 && config.expertWidth % 32 == 0) else {
+            throw EngineError.checkpoint("MXFP4 experts need a gpt_oss model with hidden_size and intermediate_size multiples of 32 (this is \(config.family.rawValue), \(config.hiddenSize), \(config.expertWidth))")
+        }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        try SafetensorsWriter.write(records(dtype: dtype), to: (directory as NSString).appendingPathComponent("model.safetensors"))
-        let json = config.huggingFaceJSON(dtype: dtype ?? sourceDTypes.first ?? .f32)
+        var records = records(dtype: dtype)
+        if mxfp4Experts {
+            var quantised = config
+            quantised.mxfp4Experts = true
+            let flags = WeightLayout(config: quantised, expertLayout: .fused).tensors.map(\.mxfp4)
+            guard layout.expertLayout == .fused else { throw EngineError.checkpoint("MXFP4 experts need the fused expert layout") }
+            records = zip(zip(layout.tensors, records), flags).flatMap { pair, mxfp4 -> [TensorRecord] in
+                let (slot, record) = pair
+                guard mxfp4 else { return [record] }
+                let (experts, inputs, outputs) = (slot.shape[0], slot.shape[1], slot.shape[2])
+                var blocks: [UInt8] = [], scales: [UInt8] = []
+                for e in 0..<experts {
+                    let encoded = MXFP4.encode(UnsafeBufferPointer(start: parameters.pointer + slot.offset + e * inputs * outputs, count: inputs * outputs),
+                                               inputs: inputs, outputs: outputs)
+                    blocks += encoded.blocks
+                    scales += encoded.scales
+                }
+                return [TensorRecord(name: MXFP4.blocksName(slot.name), dtype: .u8, shape: MXFP4.blocksShape(slot.shape), bytes: blocks),
+                        TensorRecord(name: MXFP4.scalesName(slot.name), dtype: .u8, shape: MXFP4.scalesShape(slot.shape), bytes: scales)]
+            }
+        }
+        try SafetensorsWriter.write(records, to: (directory as NSString).appendingPathComponent("model.safetensors"))
+        let json = config.huggingFaceJSON(dtype: dtype ?? sourceDTypes.first ?? .f32, mxfp4Experts: mxfp4Experts)
         try AtomicFile.write(Array(json.utf8), to: (directory as NSString).appendingPathComponent("config.json"))
     }
 
@@ -146,7 +173,7 @@ extension ModelConfig {
     }
 
     /// config.json in the transformers 5 spelling for this family.
-    public func huggingFaceJSON(dtype: DType = .f32) -> String {
+    public func huggingFaceJSON(dtype: DType = .f32, mxfp4Experts: Bool = false) -> String {
         var m: [(String, JSONValue)] = []
         let arch: String
         switch family {
@@ -214,6 +241,11 @@ extension ModelConfig {
             if let c = clampedSwiGLU {
                 m.append(("swiglu_limit", .number(Double("\(c.limit)") ?? Double(c.limit))))
                 m.append(("swiglu_alpha", .number(Double("\(c.alpha)") ?? Double(c.alpha))))
+            }
+            if mxfp4Experts {
+                // As the released gpt-oss configs say it: only the experts are quantised.
+                m.append(("quantization_config", .object([("quant_method", .string("mxfp4")), ("modules_to_not_convert", .array(
+                    ["model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"].map { .string($0) }))])))
             }
         }
         return Self.floatLiterals(JSONValue.object(m).serialized()) + "\n"
