@@ -5,21 +5,33 @@ import TesseraCore
 
 struct Init: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Write a randomly initialised MoE checkpoint (for tests and benchmarks).")
-    @Option(help: "mixtral, olmoe, qwen2_moe, qwen3_moe, deepseek_v2, deepseek_v3 or gpt_oss.") var family = "qwen3_moe"
-    @Option var vocab = 256
-    @Option var hidden = 512
-    @Option var layers = 4
-    @Option var heads = 8
-    @Option(name: .customLong("kv-heads")) var kvHeads = 8
-    @Option var experts = 8
-    @Option(name: .customLong("top-k")) var topK = 2
-    @Option(name: .customLong("expert-width")) var expertWidth = 1024
-    @Option(help: "F32, BF16 or F16.") var dtype = "F32"
+        abstract: "Write a randomly initialised MoE checkpoint (for tests and benchmarks), of a shape you choose or with a real model's config.",
+        discussion: """
+        With --preset the checkpoint has the published config of a real model (\(ModelPreset.all.map(\.name).joined(separator: ", "))) \
+        and is streamed to disk tensor by tensor, in files of at most 5 GB with an index, so memory stays small \
+        whatever the size; --layers keeps the real widths with fewer layers, for disks that cannot hold the \
+        checkpoint and its library twice. Free space is checked before anything is written.
+        """)
+    @Option(help: "A real model's config: \(ModelPreset.all.map(\.name).joined(separator: ", ")). The size options below do not apply; --layers lowers the layer count.")
+    var preset: String?
+    @Option(help: "mixtral, olmoe, qwen2_moe, qwen3_moe, deepseek_v2, deepseek_v3 or gpt_oss.") var family: String?
+    @Option var vocab: Int?
+    @Option var hidden: Int?
+    @Option var layers: Int?
+    @Option var heads: Int?
+    @Option(name: .customLong("kv-heads")) var kvHeads: Int?
+    @Option var experts: Int?
+    @Option(name: .customLong("top-k")) var topK: Int?
+    @Option(name: .customLong("expert-width")) var expertWidth: Int?
+    @Option(help: "F32, BF16 or F16; MXFP4 for a gpt-oss preset (experts in MXFP4, the rest in bf16, as released).") var dtype = "F32"
     @Option var seed: UInt64 = 0
     @Option(help: "Output checkpoint directory.") var out: String
 
     func run() throws {
+        if let preset { return try writePreset(preset) }
+        let family = self.family ?? "qwen3_moe", vocab = self.vocab ?? 256, hidden = self.hidden ?? 512, layers = self.layers ?? 4
+        let heads = self.heads ?? 8, kvHeads = self.kvHeads ?? 8, experts = self.experts ?? 8, topK = self.topK ?? 2
+        let expertWidth = self.expertWidth ?? 1024
         guard let fam = ModelFamily(rawValue: family) else {
             throw ValidationError("--family \(family): supported: \(ModelFamily.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -61,4 +73,38 @@ struct Init: ParsableCommand {
         try model.save(directory: out, dtype: dt)
         print("wrote \(out): \(model.parameterCount) parameters")
     }
+
+    func writePreset(_ name: String) throws {
+        let preset = try ModelPreset.named(name)
+        let given = [("--family", family != nil), ("--vocab", vocab != nil), ("--hidden", hidden != nil), ("--heads", heads != nil),
+                     ("--kv-heads", kvHeads != nil), ("--experts", experts != nil), ("--top-k", topK != nil), ("--expert-width", expertWidth != nil)]
+        if let clash = given.first(where: \.1) {
+            throw ValidationError("\(clash.0) does not apply with --preset (the preset fixes the shape; --layers lowers the layer count)")
+        }
+        let upper = dtype.uppercased()
+        let mxfp4 = upper == "MXFP4"
+        guard let dt = mxfp4 ? DType.bf16 : DType(rawValue: upper), dt.isFloatingPoint else {
+            throw ValidationError("--dtype \(dtype): use F32, BF16, F16, or MXFP4 for gpt-oss")
+        }
+        let (json, config) = try preset.config(layers: layers)
+        let checkpoint = try RandomCheckpoint(config: config, dtype: dt, mxfp4Experts: mxfp4, seed: seed)
+        if let existing = try? FileManager.default.contentsOfDirectory(atPath: out), !existing.isEmpty {
+            throw ValidationError("--out \(out) is not empty; choose a new directory (nothing was written)")
+        }
+        let needed = checkpoint.totalBytes + (1 << 20)
+        if let free = FreeSpace.bytes(near: out), free < needed {
+            var fits: Int?
+            for n in stride(from: config.layers - 1, through: 1, by: -1) {
+                let smaller = try RandomCheckpoint(config: try preset.config(layers: n).config, dtype: dt, mxfp4Experts: mxfp4, seed: seed)
+                if smaller.totalBytes + (1 << 20) <= free { fits = n; break }
+            }
+            throw ValidationError("\(name) with \(config.layers) layers in \(upper) is \(gigabytes(needed)) GB; the disk holding \(out) has \(gigabytes(free)) GB free\(fits.map { ": --layers \($0) fits (remember the library takes as much again)" } ?? ""). Nothing was written")
+        }
+        let bar = ProgressBar(label: "init", total: Double(checkpoint.totalBytes), unit: "GB", scale: 1e9)
+        try checkpoint.write(to: out, configJSON: json, progress: bar)
+        bar.finish()
+        print("wrote \(out): \(preset.name) (\(preset.source) config, \(config.layers) layers), \(checkpoint.parameterCount) parameters, \(gigabytes(checkpoint.totalBytes)) GB in \(checkpoint.files.count) file\(checkpoint.files.count == 1 ? "" : "s")")
+    }
+
+    private func gigabytes(_ bytes: Int) -> String { String(format: "%.2f", Double(bytes) / 1e9) }
 }
