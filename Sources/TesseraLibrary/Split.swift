@@ -38,8 +38,12 @@ extension ExpertLibrary {
             }
             guard let info = files.info(slot.name), info.dtype.isFloatingPoint, let entry = files.entries[slot.name] else { continue }
             let file = files.files[entry.file]
-            let bad = info.dtype.firstNonFinite(in: file.bytes(of: info))
-            file.release(info)
+            var bad: Int?
+            var seen = 0
+            file.streamPieces(file.bytes(of: info)) { piece in
+                if bad == nil, let i = info.dtype.firstNonFinite(in: piece) { bad = seen + i }
+                seen += piece.count / info.dtype.byteSize
+            }
             if let bad {
                 throw LibraryError("\(checkpoint): tensor \(slot.name) holds a NaN or infinity (element \(bad)); a library takes finite weights only")
             }
@@ -61,9 +65,10 @@ extension ExpertLibrary {
             return { sink in
                 let all = file.bytes(of: info)
                 let piece = sliceBytes > 0 ? UnsafeRawBufferPointer(rebasing: all[(slice * sliceBytes)..<((slice + 1) * sliceBytes)]) : all
-                try sink(piece)
-                bar.advance(by: Double(piece.count))
-                file.release(info)
+                try file.streamPieces(piece) { part in
+                    try sink(part)
+                    bar.advance(by: Double(part.count))
+                }
             }
         }
         for (i, slot) in layout.tensors.enumerated() {

@@ -33,13 +33,17 @@ struct Eval: ParsableCommand {
     }
 
     func run() throws {
-        let report = try Evaluation.run(model: try input.load(), tokensPath: input.tokens, logitsOut: logitsOut, matmul: input.precision)
+        let started = DispatchTime.now().uptimeNanoseconds
+        let model = try input.load()
+        let loaded = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        var report = try Evaluation.run(model: model, tokensPath: input.tokens, logitsOut: logitsOut, matmul: input.precision)
+        report.loadSeconds = loaded
         if json {
             print(try JSONOutput.compact(report))
         } else {
-            print(String(format: "loss %.6f nats/token over %d predicted tokens (%@, %d layers, %d experts, top-%d)",
+            print(String(format: "loss %.6f nats/token over %d predicted tokens (%@, %d layers, %d experts, top-%d); %.0f tokens/s, peak RSS %.2f GB",
                          report.loss, report.tokens, report.modelType, report.routerCounts.count,
-                         report.experts, report.topK))
+                         report.experts, report.topK, report.tokensPerSecond, Double(report.peakRSSBytes) / 1e9))
         }
     }
 }

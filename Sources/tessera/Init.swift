@@ -98,7 +98,7 @@ struct Init: ParsableCommand {
                 let smaller = try RandomCheckpoint(config: try preset.config(layers: n).config, dtype: dt, mxfp4Experts: mxfp4, seed: seed)
                 if smaller.totalBytes + (1 << 20) <= free { fits = n; break }
             }
-            throw ValidationError("\(name) with \(config.layers) layers in \(upper) is \(gigabytes(needed)) GB; the disk holding \(out) has \(gigabytes(free)) GB free\(fits.map { ": --layers \($0) fits (remember the library takes as much again)" } ?? ""). Nothing was written")
+            throw CoreError("\(name) with \(config.layers) layers in \(upper) is \(gigabytes(needed)) GB; the disk holding \(out) has \(gigabytes(free)) GB free\(fits.map { ": --layers \($0) fits (remember the library takes as much again)" } ?? ""). Nothing was written")
         }
         let bar = ProgressBar(label: "init", total: Double(checkpoint.totalBytes), unit: "GB", scale: 1e9)
         try checkpoint.write(to: out, configJSON: json, progress: bar)

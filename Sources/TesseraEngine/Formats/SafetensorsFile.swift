@@ -101,6 +101,30 @@ public final class SafetensorsFile: @unchecked Sendable {
         madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, MADV_DONTNEED)
     }
 
+    /// Drops the pages under `piece` (a part of this file's map) once it has been used.
+    public func release(_ piece: UnsafeRawBufferPointer) {
+        guard let base, let start = piece.baseAddress, piece.count > 0 else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let from = (start - UnsafeRawPointer(base)) / page * page
+        let to = min(mappedLength, start - UnsafeRawPointer(base) + piece.count)
+        guard from >= 0, to > from else { return }
+        madvise(UnsafeMutableRawPointer(mutating: base + from), to - from, MADV_DONTNEED)
+    }
+
+    /// Hands `bytes` (part of this file's map) to `body` in pieces of at most `chunk` bytes,
+    /// dropping each piece's pages after it: resident memory stays near one piece however
+    /// large the tensor. Pieces end on element boundaries when `chunk` is a multiple of
+    /// the element size.
+    public func streamPieces(_ bytes: UnsafeRawBufferPointer, chunk: Int = 16 << 20, _ body: (UnsafeRawBufferPointer) throws -> Void) rethrows {
+        var offset = 0
+        repeat {
+            let piece = UnsafeRawBufferPointer(rebasing: bytes[offset..<min(bytes.count, offset + chunk)])
+            try body(piece)
+            release(piece)
+            offset += chunk
+        } while offset < bytes.count
+    }
+
     /// Every byte of the file as mapped (header included), for hashing.
     public var wholeFile: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: mappedLength) }
 

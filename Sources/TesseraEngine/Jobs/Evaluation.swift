@@ -15,6 +15,11 @@ public struct EvaluationReport: Codable, Sendable {
     public var gateMass: [[Double]]
     /// Peak resident memory of the process when the report was made.
     public var peakRSSBytes: Int
+    /// Wall time of the forward pass alone, and predicted tokens per second of it.
+    public var forwardSeconds: Double
+    public var tokensPerSecond: Double
+    /// Wall time of loading the model (set by the command that loaded it).
+    public var loadSeconds: Double? = nil
 
     enum CodingKeys: String, CodingKey {
         case tokens, experts
@@ -24,6 +29,9 @@ public struct EvaluationReport: Codable, Sendable {
         case routerCounts = "router_counts"
         case gateMass = "gate_mass"
         case peakRSSBytes = "peak_rss_bytes"
+        case forwardSeconds = "forward_seconds"
+        case tokensPerSecond = "tokens_per_s"
+        case loadSeconds = "load_seconds"
     }
 
 }
@@ -34,7 +42,9 @@ public enum Evaluation {
         let tokens = try TokenBatch.load(path: tokensPath)
         let run = ModelRun(model: model, batch: tokens.batch, seq: tokens.seq, training: false)
         run.matmul = matmul
+        let started = DispatchTime.now().uptimeNanoseconds
         let loss = try run.forward(tokens)
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         if let logitsOut {
             let V = model.config.vocabSize
             let values = Array(UnsafeBufferPointer(start: run.logits.pointer, count: tokens.count * V))
@@ -43,7 +53,8 @@ public enum Evaluation {
         let c = model.config
         return EvaluationReport(loss: loss, tokens: tokens.predictedTokens, modelType: c.family.rawValue, experts: c.experts,
                                 topK: c.topK, routerCounts: run.routerStats.counts, gateMass: run.routerStats.gateMass,
-                                peakRSSBytes: peakResidentBytes())
+                                peakRSSBytes: peakResidentBytes(), forwardSeconds: seconds,
+                                tokensPerSecond: Double(tokens.count) / max(seconds, 1e-9))
     }
 }
 

@@ -5,7 +5,10 @@ import TesseraCore
 
 /// An owned, 64-byte-aligned, zero-initialised run of Floats. Large buffers come from
 /// anonymous memory maps, whose pages cost nothing until touched: a full-size gradient
-/// buffer for a sparse update only occupies the pages of the trainable tensors.
+/// buffer for a sparse update only occupies the pages of the trainable tensors. They are
+/// mapped without a swap reservation (MAP_NORESERVE): the kernel's overcommit heuristic
+/// otherwise refuses a map larger than memory, which a partially resident model of 7 B
+/// parameters (28 GB as floats, a few GB touched) is.
 public final class FloatBuffer: @unchecked Sendable {
     public let count: Int
     public let pointer: UnsafeMutablePointer<Float>
@@ -15,7 +18,7 @@ public final class FloatBuffer: @unchecked Sendable {
         self.count = count
         let bytes = max(count, 1) * MemoryLayout<Float>.stride
         if bytes >= 1 << 20 {
-            let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+            let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
             guard let p, p != MAP_FAILED else { fatalError("out of memory: cannot map \(bytes) bytes") }
             pointer = p.bindMemory(to: Float.self, capacity: max(count, 1))
             mappedBytes = bytes
