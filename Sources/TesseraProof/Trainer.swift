@@ -125,6 +125,8 @@ public final class Trainer {
     /// What the optimizer updates and a checkpoint saves: the trained views of the model's
     /// parameters, or the adapters' factors.
     var optimizedViews: [ParamView] { adapters?.factorViews ?? views }
+    /// The memory a run may add, in bytes; nil asks the kernel (MemAvailable). Set by tests.
+    public var memoryAvailable: Int?
     var optimizedBuffer: FloatBuffer { adapters?.factors ?? model.parameters }
 
     public init(model: MoEModel, trainable: TrainableSet, options: TrainingOptions, train: TokenWindows,
@@ -172,10 +174,13 @@ public final class Trainer {
             let step = try restore(statePath, optimizer: optimizer, history: &history)
             first = step + 1
         }
+        let buffersBefore = FloatBuffer.liveBytes
         let run = ModelRun(model: model, batch: o.batch, seq: train.seq, training: true)
         run.matmul = matmul
         run.routerAuxLossCoefficient = o.routerAuxLossCoefficient
         let work = BackwardWorkspace(run: run)
+        let activations = FloatBuffer.liveBytes - buffersBefore
+        try checkMemory(activations: activations, optimizer: optimizer)
         let grads = FloatBuffer(count: model.parameters.count)
         let factorGrads = adapters.map { FloatBuffer(count: $0.factors.count) }
         let bar = progress ? ProgressBar(label: "train", total: Double(o.steps)) : nil
@@ -220,19 +225,38 @@ public final class Trainer {
                               finalHeldOutLoss: history.last?.heldOutLoss)
     }
 
+    /// Refuses a run that cannot fit before its first step (the kernel would kill it
+    /// minutes in): what the steps add to what the process holds is the activation
+    /// buffers (all written every step), the gradients of the trained tensors (a full-size
+    /// buffer of which only those pages are touched) and the optimizer's two moments.
+    func checkMemory(activations: Int, optimizer: AdamW) throws {
+        let gradients = (views.reduce(0) { $0 + $1.count } + (adapters?.factors.count ?? 0)) * MemoryLayout<Float>.stride
+        let moments = optimizer.stateCount * 2 * MemoryLayout<Float>.stride
+        let added = activations + gradients + moments
+        guard let available = memoryAvailable ?? availableMemoryBytes() else { return }
+        func gb(_ bytes: Int) -> String { String(format: "%.2f GB", Double(bytes) / 1e9) }
+        guard added <= available else {
+            throw EngineError.invalidInput("this run needs about \(gb(added)) more memory than the model holds (\(gb(residentBytes() ?? 0))), and \(gb(available)) are available: activations \(gb(activations)) for batch \(options.batch) × \(train.seq) tokens, gradients \(gb(gradients)), optimizer moments \(gb(moments)). Lower --batch (activations grow with it)\(adapters == nil ? " or train through low-rank adapters (--lora-rank 4)" : "") or train fewer experts; nothing was trained")
+        }
+    }
+
     /// The trained values, the optimizer's moments and the step, in one file written
     /// atomically: a kill leaves the previous checkpoint or the new one, never half of one.
     func save(_ path: String, step: Int, optimizer: AdamW, history: [TrainingReport.Point]) throws {
-        var params: [Float] = []
-        params.reserveCapacity(trainedParameters)
-        for v in optimizedViews { params += optimizedBuffer.array(v) }
         let metadata = ["format": "tessera-train-state", "step": String(step), "fingerprint": fingerprint,
                         "history": try JSONOutput.compact(history)]
-        try SafetensorsWriter.write([
-            TensorRecord(name: "params", shape: [params.count], floats: params),
-            TensorRecord(name: "adam_m", shape: [optimizer.stateCount], floats: optimizer.firstMoments.array),
-            TensorRecord(name: "adam_v", shape: [optimizer.stateCount], floats: optimizer.secondMoments.array),
-        ], metadata: metadata, to: path)
+        // Streamed from the buffers: copies of the trained values and both moments would
+        // triple them for a moment, which at billions of parameters is what runs out of memory.
+        func stream(_ name: String, _ buffer: FloatBuffer, _ runs: [(offset: Int, count: Int)]) -> StreamedTensor {
+            StreamedTensor(name: name, dtype: .f32, shape: [runs.reduce(0) { $0 + $1.count }]) { sink in
+                for r in runs { try sink(UnsafeRawBufferPointer(start: buffer.pointer + r.offset, count: r.count * MemoryLayout<Float>.stride)) }
+            }
+        }
+        let moments = [(offset: 0, count: optimizer.stateCount)]
+        try SafetensorsWriter.write(streamed: [stream("params", optimizedBuffer, optimizedViews.map { ($0.offset, $0.count) }),
+                                               stream("adam_m", optimizer.firstMoments, moments),
+                                               stream("adam_v", optimizer.secondMoments, moments)],
+                                    metadata: metadata, to: path)
         CrashPoint.reach("train.checkpoint")
     }
 
@@ -244,15 +268,20 @@ public final class Trainer {
         guard file.metadata["fingerprint"] == fingerprint else {
             throw EngineError.invalidInput("\(path): saved by a run with other options, experts or data; delete it to start over, or rerun with the same arguments")
         }
-        let params = try file.floats("params")
-        guard params.count == trainedParameters else {
-            throw EngineError.invalidInput("\(path): holds \(params.count) parameters, this run trains \(trainedParameters)")
+        // Read from the mapped file into the buffers, without float arrays in between.
+        func bytes(_ name: String, count: Int) throws -> UnsafeRawBufferPointer {
+            guard let info = file.tensors[name], info.dtype == .f32, info.shape == [count] else {
+                throw EngineError.invalidInput("\(path): \(name) is missing or not float32 [\(count)]; this run trains \(trainedParameters) parameters")
+            }
+            return file.bytes(of: info)
         }
-        try optimizer.restore(step: step, firstMoments: try file.floats("adam_m"), secondMoments: try file.floats("adam_v"))
-        var i = 0
+        let params = try bytes("params", count: trainedParameters)
+        try optimizer.restore(step: step, firstMoments: try bytes("adam_m", count: optimizer.stateCount),
+                              secondMoments: try bytes("adam_v", count: optimizer.stateCount))
+        var at = 0
         for v in optimizedViews {
-            for j in 0..<v.count { optimizedBuffer.pointer[v.offset + j] = params[i + j] }
-            i += v.count
+            UnsafeMutableRawPointer(optimizedBuffer.pointer + v.offset).copyMemory(from: params.baseAddress! + at, byteCount: v.count * MemoryLayout<Float>.stride)
+            at += v.count * MemoryLayout<Float>.stride
         }
         adapters?.materialise(into: model.parameters)
         if let h = file.metadata["history"] {

@@ -58,6 +58,32 @@ import TesseraTestSupport
 
     /// A run through adapters lowers the loss, moves only the chosen experts' matrices, by
     /// W₀ + B·A exactly, and a killed run resumes to the same factors and weights.
+    /// The frozen W₀ is kept as bf16 bits when the weights are bf16 values (a bf16
+    /// checkpoint's), as floats otherwise; either way W₀ + B·A is the same, to the bit.
+    @Test(arguments: ["olmoe-bf16-clip", "olmoe-tiny"])
+    func frozenMatricesKeepTheirValuesInHalfTheBytesWhenTheyAreBF16(_ name: String) throws {
+        let model = try MoEModel(directory: ReferenceFixtures.path(name))
+        let experts = [ExpertID(layer: 0, expert: 1), ExpertID(layer: 1, expert: 0)]
+        let adapters = try LowRankAdapters(model: model, experts: experts, rank: 2, seed: 1)
+        let bf16 = name.contains("bf16")
+        #expect(adapters.base.allSatisfy { if case .bf16 = $0 { return bf16 } else { return !bf16 } })
+        let before = model.parameters.array
+        let copy = FloatBuffer(before)
+        adapters.materialise(into: copy)
+        #expect(copy.array == before, "B = 0: W = W₀ exactly")
+        for i in 0..<adapters.factors.count { adapters.factors.pointer[i] = Float(i % 7) * 0.01 }
+        adapters.materialise(into: copy)
+        for mat in adapters.matrices {
+            let w0 = Array(before[mat.view.offset..<(mat.view.offset + mat.view.count)])
+            var expected = w0
+            expected.withUnsafeMutableBufferPointer {
+                gemm(m: mat.rows, n: mat.columns, k: adapters.rank, a: adapters.factors.pointer + mat.factorsB.offset, lda: adapters.rank,
+                     b: adapters.factors.pointer + mat.factorsA.offset, ldb: mat.columns, beta: 1, c: $0.baseAddress!, ldc: mat.columns, parallel: false)
+            }
+            #expect(copy.array(mat.view) == expected)
+        }
+    }
+
     @Test func adapterRunsMoveOnlyTheExpertsByALowRankUpdateAndResume() throws {
         let f = try ProofFixture()
         let data = ProofFixture.windows(ProofFixture.domain, count: 40, seed: 1)

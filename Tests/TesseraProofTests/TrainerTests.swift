@@ -26,6 +26,32 @@ import TesseraTestSupport
         #expect(throws: EngineError.self) { try o.validate() }
     }
 
+    /// A run that cannot fit is refused before its first step, with the parts of the
+    /// estimate and the way out named, and the model untouched.
+    @Test func aRunThatCannotFitIsRefusedBeforeItsFirstStep() throws {
+        let f = try ProofFixture()
+        let data = ProofFixture.windows(ProofFixture.domain, count: 16, seed: 1)
+        let model = try f.library.loadModel()
+        let before = model.parameters.array
+        let trainable = try TrainableSet.experts([ExpertID(layer: 1, expert: 0)], in: model.layout)
+        for batch in [2, 8] {
+            var o = ProofFixture.options(steps: 4)
+            o.batch = batch
+            let trainer = try Trainer(model: model, trainable: trainable, options: o, train: data, heldOut: nil, statePath: f.dir + "/state-\(batch)")
+            trainer.memoryAvailable = 1000
+            #expect { try trainer.run(progress: false) } throws: { error in
+                 "\(error)".contains("needs about") && "\(error)".contains("batch \(batch) × 24 tokens") && "\(error)".contains("--lora-rank 4")
+            }
+        }
+        #expect(model.parameters.array == before)
+        #expect(!FileManager.default.fileExists(atPath: f.dir + "/state-2"))
+        var o = ProofFixture.options(steps: 4)
+        o.batch = 2
+        let fits = try Trainer(model: model, trainable: trainable, options: o, train: data, heldOut: nil, statePath: nil)
+        fits.memoryAvailable = 1 << 40
+        _ = try fits.run(progress: false)
+    }
+
     /// Killed after 4 of 8 steps and resumed from its checkpoint, a run ends with exactly
     /// the weights and optimizer state of an uninterrupted one.
     @Test func resumedRunIsBitIdentical() throws {

@@ -84,6 +84,23 @@ public enum GradientExport {
     }
 }
 
+/// Memory the kernel says can still be given to processes without swapping
+/// (MemAvailable in /proc/meminfo), in bytes; nil where it cannot be read.
+public func availableMemoryBytes() -> Int? {
+    guard let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8),
+          let line = text.split(separator: "\n").first(where: { $0.hasPrefix("MemAvailable:") }),
+          let kb = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) else { return nil }
+    return kb.multipliedReportingOverflow(by: 1024).overflow ? nil : kb * 1024
+}
+
+/// Resident set size of this process now (VmRSS), in bytes; nil where it cannot be read.
+public func residentBytes() -> Int? {
+    guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+          let kb = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) else { return nil }
+    return kb * 1024
+}
+
 /// Peak resident set size of this process (getrusage), in bytes.
 public func peakResidentBytes() -> Int {
     var usage = rusage()

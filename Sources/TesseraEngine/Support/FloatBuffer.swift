@@ -14,9 +14,15 @@ public final class FloatBuffer: @unchecked Sendable {
     public let pointer: UnsafeMutablePointer<Float>
     private let mappedBytes: Int
 
+    /// Bytes held by all live buffers: a run's activation buffers are the difference
+    /// across its construction (what a memory estimate before training needs).
+    public static var liveBytes: Int { live.withLock { $0 } }
+    private static let live = LockedValue(0)
+
     public init(count: Int) {
         self.count = count
         let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        Self.live.withLock { $0 += bytes }
         if bytes >= 1 << 20 {
             let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
             guard let p, p != MAP_FAILED else { fatalError("out of memory: cannot map \(bytes) bytes") }
@@ -37,6 +43,7 @@ public final class FloatBuffer: @unchecked Sendable {
     }
 
     deinit {
+        Self.live.withLock { $0 -= max(count, 1) * MemoryLayout<Float>.stride }
         if mappedBytes > 0 { munmap(pointer, mappedBytes) } else { free(pointer) }
     }
 

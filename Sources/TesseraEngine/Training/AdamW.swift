@@ -49,11 +49,20 @@ public final class AdamW: @unchecked Sendable {
 
     /// Restores the moments and step count a checkpoint saved.
     public func restore(step: Int, firstMoments m1: [Float], secondMoments m2: [Float]) throws {
-        guard step >= 0, m1.count == m.count, m2.count == v.count else {
-            throw EngineError.invalidInput("optimizer state holds \(m1.count)/\(m2.count) moments at step \(step), expected \(m.count) each")
+        try m1.withUnsafeBytes { a in try m2.withUnsafeBytes { b in try restore(step: step, firstMoments: a, secondMoments: b) } }
+    }
+
+    /// The same from little-endian float32 bytes (a mapped checkpoint), without a copy.
+    public func restore(step: Int, firstMoments m1: UnsafeRawBufferPointer, secondMoments m2: UnsafeRawBufferPointer) throws {
+        let stride = MemoryLayout<Float>.stride
+        guard step >= 0, m1.count == m.count * stride, m2.count == v.count * stride else {
+            throw EngineError.invalidInput("optimizer state holds \(m1.count / stride)/\(m2.count / stride) moments at step \(step), expected \(m.count) each")
         }
         self.step = step
-        for i in 0..<m.count { m.pointer[i] = m1[i]; v.pointer[i] = m2[i] }
+        if m.count > 0 {
+            UnsafeMutableRawPointer(m.pointer).copyMemory(from: m1.baseAddress!, byteCount: m1.count)
+            UnsafeMutableRawPointer(v.pointer).copyMemory(from: m2.baseAddress!, byteCount: m2.count)
+        }
     }
 
     /// Applies one update to `params` from `grads` (both laid out like the model's

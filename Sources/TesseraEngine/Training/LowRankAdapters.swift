@@ -26,8 +26,27 @@ public final class LowRankAdapters: @unchecked Sendable {
     /// Every B and A, laid out as `matrices` says: what the optimizer updates.
     public let factors: FloatBuffer
     public var factorViews: [ParamView] { matrices.flatMap { [$0.factorsB, $0.factorsA] } }
-    /// W₀ of every matrix, in the order of `matrices`.
-    let base: [[Float]]
+    /// W₀ of every matrix, in the order of `matrices`: as bf16 bits when every value is a
+    /// bf16 value (a library's weights are), which halves the copy without changing a bit.
+    let base: [FrozenMatrix]
+
+    enum FrozenMatrix {
+        case bf16([UInt16])
+        case f32([Float])
+
+        init(_ values: [Float]) {
+            let bits = values.map { UInt16(truncatingIfNeeded: $0.bitPattern >> 16) }
+            let exact = zip(values, bits).allSatisfy { $0.bitPattern == UInt32($1) << 16 }
+            self = exact ? .bf16(bits) : .f32(values)
+        }
+
+        func copy(into w: UnsafeMutablePointer<Float>) {
+            switch self {
+            case let .f32(values): values.withUnsafeBufferPointer { w.update(from: $0.baseAddress!, count: values.count) }
+            case let .bf16(bits): for (i, b) in bits.enumerated() { w[i] = Float(bitPattern: UInt32(b) << 16) }
+            }
+        }
+    }
 
     /// Adapters on the gate, up and down matrices of `experts`.
     public init(model: MoEModel, experts: [ExpertID], rank: Int, seed: UInt64) throws {
@@ -60,7 +79,7 @@ public final class LowRankAdapters: @unchecked Sendable {
         self.rank = rank
         matrices = list
         factors = FloatBuffer(count: total)
-        base = list.map { model.parameters.array($0.view) }
+        base = list.map { FrozenMatrix(model.parameters.array($0.view)) }
         var rng = SplitMix64(seed: seed)
         for mat in list {
             let bound = 1 / Float(mat.columns).squareRoot()
@@ -76,7 +95,7 @@ public final class LowRankAdapters: @unchecked Sendable {
     public func materialise(into parameters: FloatBuffer) {
         for (mat, w0) in zip(matrices, base) {
             let w = parameters.pointer + mat.view.offset
-            w0.withUnsafeBufferPointer { w.update(from: $0.baseAddress!, count: w0.count) }
+            w0.copy(into: w)
             gemm(m: mat.rows, n: mat.columns, k: rank, a: factors.pointer + mat.factorsB.offset, lda: rank,
                  b: factors.pointer + mat.factorsA.offset, ldb: mat.columns, beta: 1, c: w, ldc: mat.columns, parallel: false)
         }
