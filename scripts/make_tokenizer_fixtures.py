@@ -124,3 +124,38 @@ tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="first", spli
 trainer = trainers.BpeTrainer(vocab_size=700, special_tokens=["<unk>", "<s>", "</s>"], limit_alphabet=90)
 tok.train_from_iterator(lines(), trainer)
 write("metaspace-bpe", tok)
+
+# DeepSeek style: Splits on runs of up to three digits, on CJK runs, then on its main
+# expression (each Isolated), then ByteLevel without its own expression.
+DS_DIGITS = r"\p{N}{1,3}"
+DS_CJK = "[\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+"
+DS_MAIN = r"""[!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+# gpt-oss style (o200k): one Split with cased words, contractions inside, digits by three.
+O200K = r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+
+def byte_level_with(pre, name, extra_texts=()):
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=900, special_tokens=["<|endoftext|>", "<|im_start|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(corpus(), trainer)
+    write(name, tok)
+
+TEXTS += ["ALLCAPS and CamelCase words, McDonald's DON'T", "path/to/file\r\n/x", "１２３ full-width ٣٤٥ Arabic ½ fraction 1234567",
+          "漢字かなカナ混じり文123", "«quotes» „low“ — dash…"]
+byte_level_with(pre_tokenizers.Sequence([
+    pre_tokenizers.Split(Regex(DS_DIGITS), behavior="isolated", invert=False),
+    pre_tokenizers.Split(Regex(DS_CJK), behavior="isolated", invert=False),
+    pre_tokenizers.Split(Regex(DS_MAIN), behavior="isolated", invert=False),
+    pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]), "deepseek-bpe")
+byte_level_with(pre_tokenizers.Sequence([
+    pre_tokenizers.Split(Regex(O200K), behavior="isolated", invert=False),
+    pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]), "o200k-bpe")
+# Digits one by one, then GPT-2's expression on each piece (with a prefix space per piece).
+byte_level_with(pre_tokenizers.Sequence([
+    pre_tokenizers.Digits(individual_digits=True),
+    pre_tokenizers.ByteLevel(add_prefix_space=True, use_regex=True)]), "digits-bpe")
+byte_level_with(pre_tokenizers.Sequence([
+    pre_tokenizers.Digits(individual_digits=False),
+    pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)]), "digit-runs-bpe")

@@ -27,11 +27,13 @@ public struct Tokenizer: Sendable {
         /// None: each text between added tokens is one word of characters (SentencePiece).
         case none
         case metaspace(Metaspace)
+        /// Split and Digits steps, then ByteLevel (DeepSeek's, gpt-oss's, Digits files).
+        case pipeline(SplitPipeline)
 
         var isGPT2: Bool { if case .gpt2 = self { return true } else { return false } }
         var byteLevel: Bool {
             switch self {
-            case .gpt2, .qwen2: return true
+            case .gpt2, .qwen2, .pipeline: return true
             case .none, .metaspace: return false
             }
         }
@@ -117,19 +119,17 @@ public struct Tokenizer: Sendable {
             addPrefixSpace = flag(pre, "add_prefix_space")
         case "Sequence":
             let parts = pre?["pretokenizers"]?.arrayValue ?? []
-            guard parts.count == 2, type(parts[0]) == "Split", type(parts[1]) == "ByteLevel" else {
-                throw bad("pre_tokenizer Sequence of \(parts.map { type($0) ?? "?" }) is not supported (Split then ByteLevel is)")
+            // Qwen2's exact pair keeps its own path; any other Split/Digits sequence is a pipeline.
+            if parts.count == 2, type(parts[0]) == "Split", type(parts[1]) == "ByteLevel",
+               parts[0]["pattern"]?["Regex"]?.stringValue == QwenSplit.pattern,
+               parts[0]["behavior"]?.stringValue == "Isolated", !flag(parts[0], "invert"),
+               !(parts[1]["use_regex"]?.boolValue ?? true) {
+                preTokenizer = .qwen2
+                addPrefixSpace = flag(parts[1], "add_prefix_space")
+            } else {
+                preTokenizer = .pipeline(try SplitPipeline(parts, bad: bad))
+                addPrefixSpace = false
             }
-            let split = parts[0]
-            guard split["pattern"]?["Regex"]?.stringValue == QwenSplit.pattern else {
-                throw bad("pre_tokenizer Split pattern \(split["pattern"].map { $0.serialized() }?.prefix(120) ?? "none") is not one this reader implements (Qwen2's is)")
-            }
-            guard split["behavior"]?.stringValue == "Isolated", !flag(split, "invert") else {
-                throw bad("pre_tokenizer Split with behavior \(split["behavior"]?.stringValue ?? "?") is not supported (Isolated is)")
-            }
-            guard !(parts[1]["use_regex"]?.boolValue ?? true) else { throw bad("pre_tokenizer ByteLevel after a Split must not split again (use_regex)") }
-            preTokenizer = .qwen2
-            addPrefixSpace = flag(parts[1], "add_prefix_space")
         default:
             throw bad("pre_tokenizer \(type(pre) ?? "none") is not supported (ByteLevel, Split then ByteLevel, Metaspace, or none are)")
         }
@@ -269,6 +269,8 @@ public struct Tokenizer: Sendable {
                 for n in normalizers { normalized = n.apply(normalized) }
                 var scalars = normalized[...].unicodeScalars
                 switch preTokenizer {
+                case let .pipeline(pipeline):
+                    for word in pipeline.words(scalars) { ids += try model.byteLevelIDs(word) }
                 case .gpt2, .qwen2:
                     if addPrefixSpace, let first = scalars.first, !ScalarScanner.isSpace(first) {
                         scalars = (" " + String(scalars))[...].unicodeScalars

@@ -12,7 +12,8 @@ import TesseraTestSupport
 
     struct Case: Decodable { var text: String; var ids: [Int]; var decoded: String }
 
-    @Test(arguments: ["bytelevel-bpe", "qwen2-bpe", "qwen2-bpe-template", "sentencepiece-bpe", "metaspace-bpe"]) func idsAndDecodingEqualTokenizers(_ name: String) throws {
+    @Test(arguments: ["bytelevel-bpe", "qwen2-bpe", "qwen2-bpe-template", "sentencepiece-bpe", "metaspace-bpe",
+                            "deepseek-bpe", "o200k-bpe", "digits-bpe", "digit-runs-bpe"]) func idsAndDecodingEqualTokenizers(_ name: String) throws {
         let tokenizer = try Tokenizer(path: (Self.directory as NSString).appendingPathComponent(name + ".json"))
         let data = try Data(contentsOf: URL(fileURLWithPath: (Self.directory as NSString).appendingPathComponent(name + ".expected.json")))
         let cases = try JSONDecoder().decode([Case].self, from: data)
@@ -45,8 +46,13 @@ import TesseraTestSupport
             ({ var j = $0; j["pre_tokenizer"] = ["type": "Digits", "individual_digits": true]; return j }, "pre_tokenizer Digits"),
             ({ var j = $0; j["decoder"] = ["type": "WordPiece"]; return j }, "decoder WordPiece"),
             ({ var j = $0; var m = j["model"] as! [String: Any]; m["byte_fallback"] = true; j["model"] = m; return j }, "byte_fallback after a byte-level pre-tokenizer"),
-            ({ var j = $0; j["pre_tokenizer"] = ["type": "Sequence", "pretokenizers": [["type": "Split", "pattern": ["Regex": "\\w+"], "behavior": "Isolated", "invert": false],
-                                                                                         ["type": "ByteLevel", "use_regex": false]]]; return j }, "Split pattern"),
+            ({ var j = $0; j["pre_tokenizer"] = ["type": "Sequence", "pretokenizers": [["type": "Split", "pattern": ["Regex": "\\w+"], "behavior": "Removed", "invert": false],
+                                                                                         ["type": "ByteLevel", "use_regex": false]]]; return j }, "Split with behavior Removed"),
+            ({ var j = $0; j["pre_tokenizer"] = ["type": "Sequence", "pretokenizers": [["type": "Split", "pattern": ["Regex": "(unclosed"], "behavior": "Isolated", "invert": false],
+                                                                                         ["type": "ByteLevel", "use_regex": false]]]; return j }, "is not an expression this reader can run"),
+            ({ var j = $0; j["pre_tokenizer"] = ["type": "Sequence", "pretokenizers": [["type": "Whitespace"], ["type": "ByteLevel", "use_regex": false]]]; return j },
+             "pre_tokenizer Whitespace inside a Sequence"),
+            ({ var j = $0; j["pre_tokenizer"] = ["type": "Sequence", "pretokenizers": [["type": "Digits"], ["type": "Metaspace"]]]; return j }, "then ByteLevel"),
             ({ var j = $0; j["pre_tokenizer"] = ["type": "Metaspace"]; return j }, "pre_tokenizer Metaspace needs a one-character replacement"),
             ({ var j = $0; j["post_processor"] = ["type": "TemplateProcessing"]; return j }, "post_processor TemplateProcessing lacks"),
             ({ var j = $0; j["post_processor"] = ["type": "RobertaProcessing"]; return j }, "post_processor RobertaProcessing"),
