@@ -108,3 +108,71 @@ enum QwenSplit {
         }
     }
 }
+
+/// gpt-oss's (o200k) pre-tokenization, the Split expression below. Its alternatives cover
+/// every scalar too. "Upper" is [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}], "lower" [\p{Ll}\p{Lm}\p{Lo}\p{M}]:
+/// modifier and other letters and marks are both, which is where backtracking matters.
+enum O200kSplit {
+    static let pattern = #"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+
+    static func isMark(_ c: Unicode.Scalar) -> Bool {
+        switch c.properties.generalCategory {
+        case .nonspacingMark, .spacingMark, .enclosingMark: return true
+        default: return false
+        }
+    }
+    static func isUpper(_ c: Unicode.Scalar) -> Bool {
+        switch c.properties.generalCategory {
+        case .uppercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter, .nonspacingMark, .spacingMark, .enclosingMark: return true
+        default: return false
+        }
+    }
+    static func isLower(_ c: Unicode.Scalar) -> Bool {
+        switch c.properties.generalCategory {
+        case .lowercaseLetter, .modifierLetter, .otherLetter, .nonspacingMark, .spacingMark, .enclosingMark: return true
+        default: return false
+        }
+    }
+
+    static func split(_ text: Substring.UnicodeScalarView) -> [Substring.UnicodeScalarView] {
+        let scan = ScalarScanner(text), s = scan.s
+        func withContraction(_ end: Int) -> Int {
+            end < s.count ? scan.contraction(at: end, ignoringCase: true) ?? end : end
+        }
+        // upper* lower+ from j: the longest upper run that still leaves a lower scalar after it.
+        func upperThenLower(_ j: Int) -> Int? {
+            guard j < s.count else { return nil }
+            let upperEnd = scan.run(from: j, isUpper)
+            var k = upperEnd
+            while k >= j {
+                if k < s.count, isLower(s[k]) { return withContraction(scan.run(from: k, isLower)) }
+                k -= 1
+            }
+            return nil
+        }
+        // upper+ lower* from j.
+        func upperThenMaybeLower(_ j: Int) -> Int? {
+            guard j < s.count, isUpper(s[j]) else { return nil }
+            return withContraction(scan.run(from: scan.run(from: j, isUpper), isLower))
+        }
+        return scan.pieces(of: text) { i in
+            let c = s[i]
+            let prefixable = !ScalarScanner.isBreak(c) && !ScalarScanner.isLetter(c) && !ScalarScanner.isNumber(c)
+            if prefixable, let end = upperThenLower(i + 1) { return end }
+            if let end = upperThenLower(i) { return end }
+            if prefixable, let end = upperThenMaybeLower(i + 1) { return end }
+            if let end = upperThenMaybeLower(i) { return end }
+            // \p{N}{1,3}
+            if ScalarScanner.isNumber(c) { return min(scan.run(from: i, ScalarScanner.isNumber), i + 3) }
+            // ` ?[^\s\p{L}\p{N}]+[\r\n/]*`
+            let j = c == " " && i + 1 < s.count && ScalarScanner.isOther(s[i + 1]) ? i + 1 : i
+            if ScalarScanner.isOther(s[j]) {
+                return scan.run(from: scan.run(from: j, ScalarScanner.isOther)) { ScalarScanner.isBreak($0) || $0 == "/" }
+            }
+            // `\s*[\r\n]+`: through the run's last line break; else `\s+(?!\S)|\s+`.
+            let end = scan.run(from: i, ScalarScanner.isSpace)
+            if let lastBreak = (i..<end).last(where: { ScalarScanner.isBreak(s[$0]) }) { return lastBreak + 1 }
+            return scan.whitespace(from: i)
+        }
+    }
+}

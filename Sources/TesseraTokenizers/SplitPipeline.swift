@@ -4,13 +4,14 @@ import TesseraCore
 /// A `Sequence` pre-tokenizer of Split and Digits steps ending in ByteLevel, as DeepSeek's
 /// and gpt-oss's files have it: each step cuts every piece the previous one made, then
 /// ByteLevel maps each piece's bytes (and, with `use_regex`, cuts it again by GPT-2's
-/// expression). Qwen2's expression keeps its scanner; any other expression runs on Swift's
+/// expression). Qwen2's and gpt-oss's (o200k) expressions keep their scanners; any other runs on Swift's
 /// `Regex` over Unicode scalars, as Oniguruma runs over code points in `tokenizers`: it is
 /// slower than the scanners (whitepaper-notes/tokenizers.md has the figures), but writing
 /// a scanner per expression does not scale to the families' long ones.
 struct SplitPipeline: @unchecked Sendable {
     enum Step {
         case qwen
+        case o200k
         case regex(Regex<AnyRegexOutput>, source: String)
         /// `individual`: every digit its own piece; otherwise runs of digits.
         case digits(individual: Bool)
@@ -39,6 +40,8 @@ struct SplitPipeline: @unchecked Sendable {
                 }
                 if pattern == QwenSplit.pattern {
                     steps.append(.qwen)
+                } else if pattern == O200kSplit.pattern {
+                    steps.append(.o200k)
                 } else {
                     do {
                         steps.append(.regex(try Regex(pattern).matchingSemantics(.unicodeScalar), source: pattern))
@@ -73,6 +76,8 @@ struct SplitPipeline: @unchecked Sendable {
         switch step {
         case .qwen:
             return QwenSplit.split(piece)
+        case .o200k:
+            return O200kSplit.split(piece)
         case let .digits(individual):
             var out: [Substring.UnicodeScalarView] = []
             var i = piece.startIndex

@@ -36,6 +36,31 @@ import TesseraTestSupport
         #expect(split("\tword") == ["\t", "word"])
     }
 
+    /// The o200k scanner against the expression itself (run by Swift's Regex, which gives
+    /// tokenizers' ids on the fixtures) on random strings over the scalars where its
+    /// backtracking matters: modifier and other letters and marks, which are both "upper"
+    /// and "lower", titlecase, digits past three, slashes and breaks after punctuation.
+    @Test func o200kScannerEqualsItsExpression() throws {
+        let regex = try Regex(O200kSplit.pattern).matchingSemantics(.unicodeScalar)
+        let alphabet = ["a", "Z", "ǅ", "ʰ", "中", "\u{301}", "\u{903}", "ß", "Ж", "ж", "1", "٣", "½", " ", "  ", "\t", "\n", "\r\n", "\u{a0}",
+                        "'", "'S", "'ll", "'RE", "!", "/", "-", "🙂", "\u{200d}", "x'd", "AB", "ab"]
+        var rng = SplitMix64(seed: 11)
+        for _ in 0..<3000 {
+            let text = (0..<Int(rng.next() % 16 + 1)).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] }.joined()
+            let scanned = O200kSplit.split(text[...].unicodeScalars).map { String($0) }
+            let sub = Substring(text)
+            var expected: [String] = []
+            var last = sub.startIndex
+            for m in sub.matches(of: regex) where !m.range.isEmpty {
+                if m.range.lowerBound > last { expected.append(String(sub[last..<m.range.lowerBound])) }
+                expected.append(String(sub[m.range]))
+                last = m.range.upperBound
+            }
+            if last < sub.endIndex { expected.append(String(sub[last...])) }
+            #expect(scanned == expected, "\(text.unicodeScalars.map { String($0.value, radix: 16) })")
+        }
+    }
+
     /// Components this reader does not implement are refused by name.
     @Test func unsupportedComponentsAreNamed() throws {
         let path = (Self.directory as NSString).appendingPathComponent("bytelevel-bpe.json")
