@@ -159,3 +159,15 @@ byte_level_with(pre_tokenizers.Sequence([
 byte_level_with(pre_tokenizers.Sequence([
     pre_tokenizers.Digits(individual_digits=False),
     pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)]), "digit-runs-bpe")
+
+# Added tokens with single_word: a match inside a word (letters, digits, "_" beside it) is
+# not the token; the text is then tokenized as text.
+from tokenizers import AddedToken
+tok = Tokenizer.from_file(os.path.join(out, "bytelevel-bpe.json"))
+tok.add_tokens([AddedToken("cat", single_word=True), AddedToken("<tag>", single_word=True, special=True),
+                AddedToken("dog", single_word=True, lstrip=True, rstrip=True), AddedToken("catalog", single_word=False)])
+TEXTS += ["cat catalog bobcat cat_x _cat écat caté 1cat cat1 (cat) cat.", "<tag>x x<tag> <tag> <tag><tag> a<tag>b",
+          "hot dog  dogs  dog\tdog", "catcat cat-cat ćat 中cat cat中 ٣cat"]
+RANDOM += ["".join(rng.choice(["cat", "dog", "<tag>", "catalog", " ", "x", "_", "é", "1", "中", "-", "\n"]) for _ in range(rng.randint(1, 10)))
+           for _ in range(100)]
+write("single-word-bpe", tok)

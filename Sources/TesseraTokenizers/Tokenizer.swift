@@ -6,8 +6,8 @@ import TesseraCore
 /// Split before it; SentencePiece-style BPE (Llama, Mixtral) over characters with
 /// byte_fallback and fuse_unk, after the Prepend/Replace normalizers or the Metaspace
 /// pre-tokenizer; the NFC, NFKC, Prepend, Replace and Sequence normalizers; added and
-/// special tokens (matched before anything else, leftmost and longest, with lstrip and
-/// rstrip); TemplateProcessing and ByteLevel post-processors; the ByteLevel decoder and the
+/// special tokens (matched before anything else, leftmost and longest, with lstrip,
+/// rstrip and single_word); TemplateProcessing and ByteLevel post-processors; the ByteLevel decoder and the
 /// Replace, ByteFallback, Fuse, Strip and Metaspace decoder steps. Any other component is
 /// refused by name rather than tokenized wrongly.
 public struct Tokenizer: Sendable {
@@ -16,6 +16,8 @@ public struct Tokenizer: Sendable {
         let content: String
         let special: Bool
         let lstrip: Bool, rstrip: Bool
+        /// Matches only where no word character (Rust's is_alphanumeric, or "_") touches it.
+        let singleWord: Bool
     }
 
     /// How text between added tokens is cut into words before BPE.
@@ -237,8 +239,8 @@ public struct Tokenizer: Sendable {
             guard let id = t["id"]?.intValue, id >= 0, id < 1 << 24, let content = t["content"]?.stringValue, !content.isEmpty else {
                 throw bad("added_tokens[\(i)] lacks an id or content")
             }
-            guard !flag(t, "single_word") else { throw bad("added_tokens[\(i)] (\(content.debugDescription)): single_word is not supported") }
-            added.append(AddedToken(id: id, content: content, special: flag(t, "special"), lstrip: flag(t, "lstrip"), rstrip: flag(t, "rstrip")))
+            added.append(AddedToken(id: id, content: content, special: flag(t, "special"), lstrip: flag(t, "lstrip"), rstrip: flag(t, "rstrip"),
+                                    singleWord: flag(t, "single_word")))
             idToToken[id] = content
         }
         // Longest first, so that a scan taking the first match at a position takes the longest.
@@ -306,6 +308,11 @@ public struct Tokenizer: Sendable {
         }
     }
 
+    /// Rust's `char::is_alphanumeric` (the Alphabetic property, or a number category) or "_".
+    static func isWordCharacter(_ c: Unicode.Scalar) -> Bool {
+        c == "_" || c.properties.isAlphabetic || ScalarScanner.isNumber(c)
+    }
+
     /// Text between added tokens; `atStart` when it begins the original text.
     enum Segment { case added(Int), text(Substring.UnicodeScalarView, atStart: Bool) }
 
@@ -328,6 +335,14 @@ public struct Tokenizer: Sendable {
             guard let hit = tokens.first(where: { t in i + t.scalars.count <= scalars.count && scalars[i..<(i + t.scalars.count)].elementsEqual(t.scalars) }) else {
                 pending.append(scalars[i])
                 i += 1
+                continue
+            }
+            // A single_word match inside a word is text, and as in tokenizers' non-overlapping
+            // search, no other token is looked for inside it.
+            if hit.token.singleWord, (i > 0 && Self.isWordCharacter(scalars[i - 1]))
+                || (i + hit.scalars.count < scalars.count && Self.isWordCharacter(scalars[i + hit.scalars.count])) {
+                pending += hit.scalars
+                i += hit.scalars.count
                 continue
             }
             if hit.token.lstrip { while let last = pending.last, ScalarScanner.isSpace(last) { pending.removeLast() } }

@@ -13,7 +13,7 @@ import TesseraTestSupport
     struct Case: Decodable { var text: String; var ids: [Int]; var decoded: String }
 
     @Test(arguments: ["bytelevel-bpe", "qwen2-bpe", "qwen2-bpe-template", "sentencepiece-bpe", "metaspace-bpe",
-                            "deepseek-bpe", "o200k-bpe", "digits-bpe", "digit-runs-bpe"]) func idsAndDecodingEqualTokenizers(_ name: String) throws {
+                            "deepseek-bpe", "o200k-bpe", "digits-bpe", "digit-runs-bpe", "single-word-bpe"]) func idsAndDecodingEqualTokenizers(_ name: String) throws {
         let tokenizer = try Tokenizer(path: (Self.directory as NSString).appendingPathComponent(name + ".json"))
         let data = try Data(contentsOf: URL(fileURLWithPath: (Self.directory as NSString).appendingPathComponent(name + ".expected.json")))
         let cases = try JSONDecoder().decode([Case].self, from: data)
