@@ -135,7 +135,7 @@ let package = Package(
             path: "Sources/TesseraFuzz"
         ),
         .testTarget(name: "TesseraCoreTests", dependencies: ["TesseraCore", "TesseraTestSupport", "CSodium"]),
-        .testTarget(name: "TesseraTokenizersTests", dependencies: ["TesseraTokenizers", "TesseraCore", "TesseraTestSupport"]),
+        .testTarget(name: "TesseraTokenizersTests", dependencies: ["TesseraTokenizers", "TesseraCore", "TesseraTestSupport", "TesseraLibrary"]),
         .testTarget(name: "TesseraEngineTests", dependencies: ["TesseraEngine", "TesseraCore", "TesseraTestSupport"]),
         .testTarget(name: "TesseraLibraryTests", dependencies: ["TesseraLibrary", "TesseraEngine", "TesseraCore", "TesseraTestSupport"]),
         .testTarget(name: "TesseraProofTests", dependencies: ["TesseraProof", "TesseraLibrary", "TesseraEngine", "TesseraCore", "TesseraTestSupport", "TesseraBenchmarks", "TesseraTokenizers"]),

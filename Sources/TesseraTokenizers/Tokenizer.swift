@@ -263,6 +263,16 @@ public struct Tokenizer: Sendable {
 
     func encodeText(_ text: String) throws -> [Int] {
         var ids: [Int] = []
+        // Words repeat: their ids are kept for the rest of the text, as tokenizers' BPE
+        // caches words (up to 10,000 of them; past that, new words are not kept).
+        var cache: [String: [Int]] = [:]
+        func byteLevelWord(_ word: Substring.UnicodeScalarView) throws -> [Int] {
+            let key = String(word)
+            if let hit = cache[key] { return hit }
+            let found = try model.byteLevelIDs(word)
+            if cache.count < 10_000 { cache[key] = found }
+            return found
+        }
         for segment in segments(text) {
             switch segment {
             case let .added(id): ids.append(id)
@@ -272,13 +282,13 @@ public struct Tokenizer: Sendable {
                 var scalars = normalized[...].unicodeScalars
                 switch preTokenizer {
                 case let .pipeline(pipeline):
-                    for word in pipeline.words(scalars) { ids += try model.byteLevelIDs(word) }
+                    for word in pipeline.words(scalars) { ids += try byteLevelWord(word) }
                 case .gpt2, .qwen2:
                     if addPrefixSpace, let first = scalars.first, !ScalarScanner.isSpace(first) {
                         scalars = (" " + String(scalars))[...].unicodeScalars
                     }
                     let words = preTokenizer.isGPT2 ? GPT2Split.split(scalars) : QwenSplit.split(scalars)
-                    for word in words { ids += try model.byteLevelIDs(word) }
+                    for word in words { ids += try byteLevelWord(word) }
                 case .none:
                     if !normalized.isEmpty { ids += try model.characterIDs(normalized) }
                 case let .metaspace(m):
@@ -322,6 +332,10 @@ public struct Tokenizer: Sendable {
         let scalars = Array(text.unicodeScalars)
         guard !added.isEmpty else { return scalars.isEmpty ? [] : [.text(text[...].unicodeScalars, atStart: true)] }
         let tokens = added.map { (token: $0, scalars: Array($0.content.unicodeScalars)) }
+        // Candidates by first scalar, longest first: DeepSeek's file has 1,283 added tokens,
+        // and trying each at every position cost more than the rest of encoding.
+        var byFirst: [Unicode.Scalar: [Int]] = [:]
+        for (k, t) in tokens.enumerated() { if let first = t.scalars.first { byFirst[first, default: []].append(k) } }
         var out: [Segment] = []
         var pending: [Unicode.Scalar] = []
         var pendingStart = 0
@@ -332,11 +346,14 @@ public struct Tokenizer: Sendable {
         }
         var i = 0
         while i < scalars.count {
-            guard let hit = tokens.first(where: { t in i + t.scalars.count <= scalars.count && scalars[i..<(i + t.scalars.count)].elementsEqual(t.scalars) }) else {
+            guard let k = byFirst[scalars[i]]?.first(where: { k in
+                      let t = tokens[k].scalars
+                      return i + t.count <= scalars.count && scalars[i..<(i + t.count)].elementsEqual(t) }) else {
                 pending.append(scalars[i])
                 i += 1
                 continue
             }
+            let hit = tokens[k]
             // A single_word match inside a word is text, and as in tokenizers' non-overlapping
             // search, no other token is looked for inside it.
             if hit.token.singleWord, (i > 0 && Self.isWordCharacter(scalars[i - 1]))
