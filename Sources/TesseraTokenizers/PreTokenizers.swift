@@ -176,3 +176,88 @@ enum O200kSplit {
         }
     }
 }
+
+/// DeepSeek's pre-tokenization (V2's and V3's tokenizer.json): three Isolated Splits, on
+/// runs of up to three digits, on runs of CJK ideographs and kana, then on the main
+/// expression below, whose alternatives do not cover every scalar (a digit or a control
+/// character alone matches none), so text between matches is a piece of its own, as
+/// tokenizers' Isolated split leaves it.
+enum DeepSeekSplit {
+    static let digitsPattern = #"\p{N}{1,3}"#
+    static let cjkPattern = "[\u{4E00}-\u{9FA5}\u{3040}-\u{309F}\u{30A0}-\u{30FF}]+"
+    static let mainPattern = ##"[!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"##
+
+    /// The real files spell \r and \n in the expression as the characters themselves (JSON
+    /// escapes), files written from a raw string as escapes: the same expression.
+    static func isMainPattern(_ pattern: String) -> Bool {
+        pattern == mainPattern || pattern == mainPattern.replacingOccurrences(of: "\\r", with: "\r").replacingOccurrences(of: "\\n", with: "\n")
+    }
+
+    static func isCJK(_ c: Unicode.Scalar) -> Bool {
+        (0x4E00...0x9FA5).contains(c.value) || (0x3040...0x309F).contains(c.value) || (0x30A0...0x30FF).contains(c.value)
+    }
+    static func isPunctuationOrSymbol(_ c: Unicode.Scalar) -> Bool {
+        switch c.properties.generalCategory {
+        case .connectorPunctuation, .dashPunctuation, .openPunctuation, .closePunctuation, .initialPunctuation, .finalPunctuation,
+             .otherPunctuation, .mathSymbol, .currencySymbol, .modifierSymbol, .otherSymbol: return true
+        default: return false
+        }
+    }
+    static func isLetterOrMark(_ c: Unicode.Scalar) -> Bool { ScalarScanner.isLetter(c) || O200kSplit.isMark(c) }
+    static func isASCIILetter(_ c: Unicode.Scalar) -> Bool { (0x41...0x5A).contains(c.value) || (0x61...0x7A).contains(c.value) }
+    static let asciiPunctuation = Set(##"!"#$%&'()*+,-./:;<=>?@[\]^_`{|}~"##.unicodeScalars)
+
+    /// Isolated: the matches `match` finds, leftmost first, and the text between them.
+    static func isolated(_ text: Substring.UnicodeScalarView, match: (ScalarScanner, Int) -> Int?) -> [Substring.UnicodeScalarView] {
+        let scan = ScalarScanner(text), s = scan.s
+        var out: [Substring.UnicodeScalarView] = []
+        var cuts: [(Int, Int)] = []
+        var i = 0, gapStart = 0
+        while i < s.count {
+            if let end = match(scan, i), end > i {
+                if i > gapStart { cuts.append((gapStart, i)) }
+                cuts.append((i, end))
+                i = end
+                gapStart = end
+            } else {
+                i += 1
+            }
+        }
+        if s.count > gapStart { cuts.append((gapStart, s.count)) }
+        var index = text.startIndex
+        for (a, b) in cuts {
+            let end = text.index(index, offsetBy: b - a)
+            out.append(text[index..<end])
+            index = end
+        }
+        return out
+    }
+
+    static func splitDigits(_ text: Substring.UnicodeScalarView) -> [Substring.UnicodeScalarView] {
+        isolated(text) { scan, i in ScalarScanner.isNumber(scan.s[i]) ? min(scan.run(from: i, ScalarScanner.isNumber), i + 3) : nil }
+    }
+
+    static func splitCJK(_ text: Substring.UnicodeScalarView) -> [Substring.UnicodeScalarView] {
+        isolated(text) { scan, i in isCJK(scan.s[i]) ? scan.run(from: i, isCJK) : nil }
+    }
+
+    static func splitMain(_ text: Substring.UnicodeScalarView) -> [Substring.UnicodeScalarView] {
+        isolated(text) { scan, i in
+            let s = scan.s, c = s[i]
+            // [ASCII punctuation][A-Za-z]+
+            if asciiPunctuation.contains(c), i + 1 < s.count, isASCIILetter(s[i + 1]) { return scan.run(from: i + 1, isASCIILetter) }
+            // [^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+
+            let prefixable = !ScalarScanner.isBreak(c) && !ScalarScanner.isLetter(c) && !isPunctuationOrSymbol(c)
+            if prefixable, i + 1 < s.count, isLetterOrMark(s[i + 1]) { return scan.run(from: i + 1, isLetterOrMark) }
+            if isLetterOrMark(c) { return scan.run(from: i, isLetterOrMark) }
+            // ` ?[\p{P}\p{S}]+[\r\n]*`
+            let j = c == " " && i + 1 < s.count && isPunctuationOrSymbol(s[i + 1]) ? i + 1 : i
+            if isPunctuationOrSymbol(s[j]) { return scan.run(from: scan.run(from: j, isPunctuationOrSymbol), ScalarScanner.isBreak) }
+            // `\s*[\r\n]+|\s+(?!\S)|\s+`
+            guard ScalarScanner.isSpace(c) else { return nil }
+            let end = scan.run(from: i, ScalarScanner.isSpace)
+            if let lastBreak = (i..<end).last(where: { ScalarScanner.isBreak(s[$0]) }) { return lastBreak + 1 }
+            return scan.whitespace(from: i)
+        }
+    }
+}

@@ -4,7 +4,7 @@ import TesseraCore
 /// A `Sequence` pre-tokenizer of Split and Digits steps ending in ByteLevel, as DeepSeek's
 /// and gpt-oss's files have it: each step cuts every piece the previous one made, then
 /// ByteLevel maps each piece's bytes (and, with `use_regex`, cuts it again by GPT-2's
-/// expression). Qwen2's and gpt-oss's (o200k) expressions keep their scanners; any other runs on Swift's
+/// expression). Qwen2's, gpt-oss's (o200k) and DeepSeek's expressions run as scanners; any other runs on Swift's
 /// `Regex` over Unicode scalars, as Oniguruma runs over code points in `tokenizers`: it is
 /// slower than the scanners (whitepaper-notes/tokenizers.md has the figures), but writing
 /// a scanner per expression does not scale to the families' long ones.
@@ -12,6 +12,7 @@ struct SplitPipeline: @unchecked Sendable {
     enum Step {
         case qwen
         case o200k
+        case deepSeekDigits, deepSeekCJK, deepSeekMain
         case regex(Regex<AnyRegexOutput>, source: String)
         /// `individual`: every digit its own piece; otherwise runs of digits.
         case digits(individual: Bool)
@@ -42,6 +43,12 @@ struct SplitPipeline: @unchecked Sendable {
                     steps.append(.qwen)
                 } else if pattern == O200kSplit.pattern {
                     steps.append(.o200k)
+                } else if pattern == DeepSeekSplit.digitsPattern {
+                    steps.append(.deepSeekDigits)
+                } else if pattern == DeepSeekSplit.cjkPattern {
+                    steps.append(.deepSeekCJK)
+                } else if DeepSeekSplit.isMainPattern(pattern) {
+                    steps.append(.deepSeekMain)
                 } else {
                     do {
                         steps.append(.regex(try Regex(pattern).matchingSemantics(.unicodeScalar), source: pattern))
@@ -78,6 +85,9 @@ struct SplitPipeline: @unchecked Sendable {
             return QwenSplit.split(piece)
         case .o200k:
             return O200kSplit.split(piece)
+        case .deepSeekDigits: return DeepSeekSplit.splitDigits(piece)
+        case .deepSeekCJK: return DeepSeekSplit.splitCJK(piece)
+        case .deepSeekMain: return DeepSeekSplit.splitMain(piece)
         case let .digits(individual):
             var out: [Substring.UnicodeScalarView] = []
             var i = piece.startIndex

@@ -265,9 +265,11 @@ public struct Tokenizer: Sendable {
         var ids: [Int] = []
         // Words repeat: their ids are kept for the rest of the text, as tokenizers' BPE
         // caches words (up to 10,000 of them; past that, new words are not kept).
-        var cache: [String: [Int]] = [:]
+        // Keyed by the UTF-8 bytes: Swift's String equality is canonical equivalence, and
+        // "é" and "e\u{301}" are different words to a byte-level BPE.
+        var cache: [[UInt8]: [Int]] = [:]
         func byteLevelWord(_ word: Substring.UnicodeScalarView) throws -> [Int] {
-            let key = String(word)
+            let key = Array(String(word).utf8)
             if let hit = cache[key] { return hit }
             let found = try model.byteLevelIDs(word)
             if cache.count < 10_000 { cache[key] = found }

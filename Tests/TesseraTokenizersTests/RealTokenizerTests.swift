@@ -26,5 +26,7 @@ import TesseraTestSupport
             #expect(tokenizer.decode(c.ids) == c.decoded, "\(c.text.debugDescription)")
         }
         #expect(tokenizer.id(of: "<｜end▁of▁sentence｜>") == 1)
+        guard case let .pipeline(p) = tokenizer.preTokenizer else { Issue.record("not a pipeline"); return }
+        #expect(p.steps.map { "\($0)" } == ["deepSeekDigits", "deepSeekCJK", "deepSeekMain"], "the real file's expressions run on the scanners")
     }
 }

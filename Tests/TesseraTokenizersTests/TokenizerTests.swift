@@ -61,6 +61,39 @@ import TesseraTestSupport
         }
     }
 
+    /// DeepSeek's three scanners against their expressions (Swift's Regex, which gives
+    /// tokenizers' ids on the fixtures and the real file) on random strings over digits of
+    /// several scripts, CJK and other ideographs, ASCII punctuation before letters, marks,
+    /// symbols, breaks, controls and spaces; and both the real file and the trained one use them.
+    @Test func deepSeekScannersEqualTheirExpressions() throws {
+        let alphabet = ["1", "23", "٣", "½", "中", "か", "カ", "龥", "한", "'s", ".com", "_x", "a", "Q", "é", "\u{301}", "Ж", "€", "©", "🙂",
+                        "!", "(", "-", " ", "  ", "\t", "\n", "\r\n", "\u{1}", "\u{a0}", "/", "x'LL"]
+        let cases: [(String, (Substring.UnicodeScalarView) -> [Substring.UnicodeScalarView])] = [
+            (DeepSeekSplit.digitsPattern, DeepSeekSplit.splitDigits), (DeepSeekSplit.cjkPattern, DeepSeekSplit.splitCJK),
+            (DeepSeekSplit.mainPattern, DeepSeekSplit.splitMain)]
+        var rng = SplitMix64(seed: 12)
+        for (pattern, scanner) in cases {
+            let regex = try Regex(pattern).matchingSemantics(.unicodeScalar)
+            for _ in 0..<2000 {
+                let text = (0..<Int(rng.next() % 14 + 1)).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] }.joined()
+                let sub = Substring(text)
+                var expected: [String] = []
+                var last = sub.startIndex
+                for m in sub.matches(of: regex) where !m.range.isEmpty {
+                    if m.range.lowerBound > last { expected.append(String(sub[last..<m.range.lowerBound])) }
+                    expected.append(String(sub[m.range]))
+                    last = m.range.upperBound
+                }
+                if last < sub.endIndex { expected.append(String(sub[last...])) }
+                #expect(scanner(text[...].unicodeScalars).map { String($0) } == expected, "\(pattern.prefix(12)) \(text.unicodeScalars.map { String($0.value, radix: 16) })")
+            }
+        }
+        for file in [Self.directory + "/deepseek-bpe.json"] {
+            guard case let .pipeline(p) = try Tokenizer(path: file).preTokenizer else { Issue.record("\(file): not a pipeline"); continue }
+            #expect(p.steps.map { "\($0)" } == ["deepSeekDigits", "deepSeekCJK", "deepSeekMain"])
+        }
+    }
+
     /// Components this reader does not implement are refused by name.
     @Test func unsupportedComponentsAreNamed() throws {
         let path = (Self.directory as NSString).appendingPathComponent("bytelevel-bpe.json")
