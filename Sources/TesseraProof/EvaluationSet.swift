@@ -15,36 +15,55 @@ public final class EvaluationSet: @unchecked Sendable {
     public let baseLosses: [Double]
     /// The matrix-product precision of every pass over these windows.
     public let matmul: MatmulPrecision
-    let batches: [(range: Range<Int>, tokens: TokenBatch, run: ModelRun, cache: ForwardCache)]
+    /// Batches share one run per batch size (a run's buffers are overwritten by each pass);
+    /// a batch past the cache budget has no cache and is evaluated in full.
+    let batches: [(range: Range<Int>, tokens: TokenBatch, run: ModelRun, cache: ForwardCache?)]
+    /// Windows whose batches have a forward cache (the rest are evaluated in full).
+    public let cachedWindows: Int
 
-    /// Runs the base model (as `model` holds it now) over the windows and keeps the caches.
+    /// Runs the base model (as `model` holds it now) over the windows and keeps the caches,
+    /// as many as `cacheBudget` bytes hold (all when nil): at a real model's size a cache is
+    /// hundreds of MB per window (OLMoE-1B-7B: about 1.2 MB per token), and a validator
+    /// that keeps them all runs out of memory instead of evaluating in full.
     public init(name: String, windows: TokenWindows, model: MoEModel, batch: Int = 16,
-                matmul: MatmulPrecision = .machineDefault) throws {
+                matmul: MatmulPrecision = .machineDefault, cacheBudget: Int? = nil) throws {
         guard windows.count > 0 else { throw EngineError.invalidInput("\(windows.origin): no windows to evaluate") }
         self.name = name
         self.matmul = matmul
         self.windows = windows
         self.windowsSHA256 = windows.contentHash
         self.batch = batch
-        var list: [(Range<Int>, TokenBatch, ModelRun, ForwardCache)] = []
+        var list: [(Range<Int>, TokenBatch, ModelRun, ForwardCache?)] = []
+        var runs: [Int: ModelRun] = [:]
         var losses: [Double] = []
-        var start = 0
+        var start = 0, used = 0, cached = 0
         while start < windows.count {
             let n = min(batch, windows.count - start)
             let tokens = try windows.batch(Array(start..<(start + n)))
-            let run = ModelRun(model: model, batch: n, seq: windows.seq, training: false)
+            let run = runs[n] ?? ModelRun(model: model, batch: n, seq: windows.seq, training: false)
             run.matmul = matmul
-            let cache = ForwardCache(batch: n, seq: windows.seq, config: model.config)
-            try run.forward(tokens, capture: cache)
+            runs[n] = run
+            let estimate = ForwardCache.estimatedBytes(batch: n, seq: windows.seq, config: model.config)
+            var cache: ForwardCache?
+            if cacheBudget.map({ used + estimate <= $0 }) ?? true {
+                let c = ForwardCache(batch: n, seq: windows.seq, config: model.config)
+                try run.forward(tokens, capture: c)
+                used += c.bytes
+                cached += n
+                cache = c
+            } else {
+                try run.forward(tokens)
+            }
             losses += Self.rowMeans(run, rows: n, seq: windows.seq)
             list.append((start..<(start + n), tokens, run, cache))
             start += n
         }
         batches = list
         baseLosses = losses
+        cachedWindows = cached
     }
 
-    public var cacheBytes: Int { batches.reduce(0) { $0 + $1.cache.bytes } }
+    public var cacheBytes: Int { batches.reduce(0) { $0 + ($1.cache?.bytes ?? 0) } }
 
     /// Per-window losses of the model as it is now, which must differ from the base only
     /// in the routed experts `changed`. Incremental unless `full` is set; both give the
@@ -53,10 +72,10 @@ public final class EvaluationSet: @unchecked Sendable {
         var out: [Double] = []
         out.reserveCapacity(windows.count)
         for b in batches {
-            if full || changed.isEmpty {
-                try b.run.forward(b.tokens)
+            if let cache = b.cache, !full, !changed.isEmpty {
+                _ = try b.run.forwardIncremental(b.tokens, cache: cache, changed: changed)
             } else {
-                _ = try b.run.forwardIncremental(b.tokens, cache: b.cache, changed: changed)
+                try b.run.forward(b.tokens)
             }
             out += Self.rowMeans(b.run, rows: b.range.count, seq: windows.seq)
         }

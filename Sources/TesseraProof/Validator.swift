@@ -26,7 +26,7 @@ public final class Validator {
     /// `versions` pins expert versions (the library's current ones otherwise).
     public init(library: ExpertLibrary, key: ParticipantKey, policy: ProofPolicy, heldOut: TokenWindows,
                 background: TokenWindows, versions pinned: [ExpertID: String] = [:], batch: Int = 16,
-                matmul: MatmulPrecision? = nil) throws {
+                matmul: MatmulPrecision? = nil, cacheBudget: Int? = nil) throws {
         // The market's precision unless a re-check asks for the one a verdict recorded.
         let matmul = matmul ?? policy.matmul
         guard matmul.isUsable else {
@@ -39,8 +39,13 @@ public final class Validator {
         self.policy = policy
         baseVersions = try library.versions(pinned)
         model = try library.loadModel(versions: baseVersions)
-        self.heldOut = try EvaluationSet(name: "held-out", windows: heldOut, model: model, batch: batch, matmul: matmul)
-        self.background = try EvaluationSet(name: "background", windows: background, model: model, batch: batch, matmul: matmul)
+        // Forward caches within the budget (half the memory available after loading the
+        // model unless one is given), held-out windows first; the rest are evaluated in full.
+        let budget = cacheBudget ?? availableMemoryBytes().map { $0 / 2 }
+        let held = try EvaluationSet(name: "held-out", windows: heldOut, model: model, batch: batch, matmul: matmul, cacheBudget: budget)
+        self.heldOut = held
+        self.background = try EvaluationSet(name: "background", windows: background, model: model, batch: batch, matmul: matmul,
+                                            cacheBudget: budget.map { max(0, $0 - held.cacheBytes) })
     }
 
     /// Per-window losses of the base model with `weights` swapped in.

@@ -86,6 +86,8 @@ struct ProofInputs: ParsableArguments {
     @Option(help: "Background windows (general text the base was trained on).") var background: String
     @Option(help: "market.toml whose [proof_of_loss] table is the policy.") var policy = "Market/market.toml"
     @Option(name: .customLong("max-windows"), help: "Use at most this many windows of each set (1 or more).") var maxWindows: Count?
+    @Option(name: .customLong("cache-gb"), help: "Memory for the forward caches that make validation incremental, in GB (default: half of what is available after loading the model); windows past it are evaluated in full, with the same figures.")
+    var cacheGB: Double?
 
     /// A validator over these inputs, computing in the market's precision
     /// (`proof_of_loss.matmul`); `matmul` overrides it for a re-check in the precision a
@@ -100,7 +102,10 @@ struct ProofInputs: ParsableArguments {
         return try Validator(library: try ExpertLibrary(directory: library), key: key, policy: proof,
                              heldOut: try TokenWindows.load(path: heldout).prefix(maxWindows?.value),
                              background: try TokenWindows.load(path: background).prefix(maxWindows?.value), versions: versions,
-                             matmul: precision)
+                             matmul: precision, cacheBudget: try cacheGB.map { gb in
+                                 guard gb >= 0, gb.isFinite, gb < 1e6 else { throw ValidationError("--cache-gb \(gb): give 0 or more gigabytes") }
+                                 return Int(gb * 1e9)
+                             })
     }
 }
 

@@ -195,6 +195,28 @@ import TesseraTestSupport
         #expect(incremental.heldOut == candidate.candidate)
     }
 
+    /// Forward caches are kept only within the budget; windows past it are evaluated in
+    /// full, and the verdict is the same whatever the budget.
+    @Test func cacheBudgetBoundsTheCachesAndNotTheFigures() throws {
+        let s = try Self.setup()
+        let honest = try Self.contribute(s, name: "honest", data: ProofFixture.windows(ProofFixture.domain, count: 64, seed: 11), steps: 10)
+        let perBatch = ForwardCache.estimatedBytes(batch: 8, seq: s.held.seq, config: try s.f.library.config())
+        var verdicts: [Verdict] = []
+        for (budget, heldCached) in [(nil, s.held.count), (0, 0), (perBatch, 8), (2 * perBatch + perBatch / 2, 16)] as [(Int?, Int)] {
+            let v = try Validator(library: s.f.library, key: s.validatorKey, policy: Self.policy, heldOut: s.held, background: s.background,
+                                  batch: 8, cacheBudget: budget ?? Int.max)
+            #expect(v.heldOut.cachedWindows == min(heldCached, s.held.count), "budget \(budget.map(String.init) ?? "none")")
+            #expect(v.heldOut.cacheBytes + v.background.cacheBytes <= (budget ?? Int.max))
+            if let b = budget, b > 0 {
+                // The estimate bounds what a cache holds, and misses by little (the experts' starts).
+                let estimate = heldCached / 8 * perBatch
+                #expect(v.heldOut.cacheBytes <= estimate && Double(v.heldOut.cacheBytes) > 0.99 * Double(estimate))
+            }
+            verdicts.append(try v.judge(bundle: honest))
+        }
+        #expect(verdicts.allSatisfy { $0 == verdicts[0] })
+    }
+
     @Test func mergingKeepsTheBestCandidateAndCreditsMarginalGains() throws {
         #expect(RoundMerge.ties([[1, -2, 0.1, 3], [2, 1, -0.2, 3]], density: 0.5) == [2, -2, 0, 3])
         #expect(RoundMerge.weightedMean([[2, 0], [0, 2]], weights: [3, 1]) == [1.5, 0.5])

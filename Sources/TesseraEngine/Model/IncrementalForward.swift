@@ -46,6 +46,15 @@ public final class ForwardCache: @unchecked Sendable {
 
     public var bytes: Int { layers.reduce(0) { $0 + $1.bytes } }
 
+    /// What a cache of a batch [batch, seq] holds, before it is filled: per sparse layer the
+    /// residual after attention (T·H floats), the routed rows (T·K·H), the weights and three
+    /// index arrays (4·T·K) and the experts' starts.
+    public static func estimatedBytes(batch: Int, seq: Int, config c: ModelConfig) -> Int {
+        let t = batch * seq
+        let perLayer = (t * c.hiddenSize + t * c.topK * c.hiddenSize + 4 * t * c.topK) * 4 + (c.experts + 1) * 8
+        return perLayer * c.sparseLayers.filter { $0 }.count
+    }
+
     func check(batch b: Int, seq s: Int, config: ModelConfig) throws {
         guard b == batch, s == seq, config == self.config else {
             throw EngineError.invalidInput("forward cache was made for batch [\(batch), \(seq)] of another model shape; this run is [\(b), \(s)]")
