@@ -36,6 +36,21 @@ import TesseraTestSupport
         #expect(split("\tword") == ["\t", "word"])
     }
 
+    /// An Isolated split by `regex`, written from its matches: the reference the scanners
+    /// are checked against.
+    static func isolatedPieces(_ text: String, _ regex: Regex<AnyRegexOutput>) -> [String] {
+        let sub = Substring(text)
+        var pieces: [String] = []
+        var last = sub.startIndex
+        for m in sub.matches(of: regex) where !m.range.isEmpty {
+            if m.range.lowerBound > last { pieces.append(String(sub[last..<m.range.lowerBound])) }
+            pieces.append(String(sub[m.range]))
+            last = m.range.upperBound
+        }
+        if last < sub.endIndex { pieces.append(String(sub[last...])) }
+        return pieces
+    }
+
     /// The o200k scanner against the expression itself (run by Swift's Regex, which gives
     /// tokenizers' ids on the fixtures) on random strings over the scalars where its
     /// backtracking matters: modifier and other letters and marks, which are both "upper"
@@ -48,16 +63,7 @@ import TesseraTestSupport
         for _ in 0..<3000 {
             let text = (0..<Int(rng.next() % 16 + 1)).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] }.joined()
             let scanned = O200kSplit.split(text[...].unicodeScalars).map { String($0) }
-            let sub = Substring(text)
-            var expected: [String] = []
-            var last = sub.startIndex
-            for m in sub.matches(of: regex) where !m.range.isEmpty {
-                if m.range.lowerBound > last { expected.append(String(sub[last..<m.range.lowerBound])) }
-                expected.append(String(sub[m.range]))
-                last = m.range.upperBound
-            }
-            if last < sub.endIndex { expected.append(String(sub[last...])) }
-            #expect(scanned == expected, "\(text.unicodeScalars.map { String($0.value, radix: 16) })")
+            #expect(scanned == Self.isolatedPieces(text, regex), "\(text.unicodeScalars.map { String($0.value, radix: 16) })")
         }
     }
 
@@ -76,16 +82,7 @@ import TesseraTestSupport
             let regex = try Regex(pattern).matchingSemantics(.unicodeScalar)
             for _ in 0..<2000 {
                 let text = (0..<Int(rng.next() % 14 + 1)).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] }.joined()
-                let sub = Substring(text)
-                var expected: [String] = []
-                var last = sub.startIndex
-                for m in sub.matches(of: regex) where !m.range.isEmpty {
-                    if m.range.lowerBound > last { expected.append(String(sub[last..<m.range.lowerBound])) }
-                    expected.append(String(sub[m.range]))
-                    last = m.range.upperBound
-                }
-                if last < sub.endIndex { expected.append(String(sub[last...])) }
-                #expect(scanner(text[...].unicodeScalars).map { String($0) } == expected, "\(pattern.prefix(12)) \(text.unicodeScalars.map { String($0.value, radix: 16) })")
+                #expect(scanner(text[...].unicodeScalars).map { String($0) } == Self.isolatedPieces(text, regex), "\(pattern.prefix(12)) \(text.unicodeScalars.map { String($0.value, radix: 16) })")
             }
         }
         for file in [Self.directory + "/deepseek-bpe.json"] {
