@@ -7,8 +7,20 @@ extension ExpertLibrary {
     /// (all when nil), the chosen version (the current one unless `chosen` names another).
     /// A partial model routes tokens among its resident experts only; the parameter pages
     /// of the others are never touched, so they cost no memory.
-    public func loadModel(versions chosen: [ExpertID: String] = [:], resident: Set<ExpertID>? = nil) throws -> MoEModel {
+    public func loadModel(versions chosen: [ExpertID: String] = [:], resident: Set<ExpertID>? = nil,
+                          availableMemory: Int? = nil) throws -> MoEModel {
         let config = try config()
+        // What loading touches: everything but the experts left out. Checked before the
+        // parameter map exists, so a model this machine cannot hold is refused, not killed.
+        var touched = WeightLayout(config: config, expertLayout: manifest.expertLayout).tensors.reduce(0) { $0 + $1.count }
+        if let resident {
+            for e in manifest.experts where !resident.contains(e.id) {
+                touched -= try expertSlots(e.id).reduce(0) { $0 + $1.count }
+            }
+        }
+        try requireMemory(forParameters: touched * MemoryLayout<Float>.stride, what: resident == nil ? "the whole model of \(directory)" : "this partial model of \(directory)",
+                          hint: resident == nil ? "load part of it: --resident with the experts you need (at least top-k per layer)" : "keep fewer experts resident",
+                          available: availableMemory)
         let model = MoEModel(config: config, layout: manifest.expertLayout)
         let versions = try versions(chosen)
         let layout = model.layout

@@ -174,6 +174,19 @@ import TesseraTestSupport
         #expect(!FileManager.default.fileExists(atPath: s.sub("lib") + "/manifest.json"))
     }
 
+    /// A model the machine cannot hold is refused before its parameters are read, naming
+    /// the way out; the same memory holds a partial model of it.
+    @Test func aModelLargerThanMemoryIsRefusedAndAPartialOneFits() throws {
+        let s = TemporaryDirectory()
+        try ExpertLibrary.split(checkpoint: ReferenceFixtures.path("olmoe-tiny"), into: s.sub("lib"))
+        let lib = try ExpertLibrary(directory: s.sub("lib"))
+        let whole = try lib.loadModel().parameterCount * 4
+        #expect { try lib.loadModel(availableMemory: whole - 1) } throws: { "\($0)".contains("the whole model") && "\($0)".contains("--resident") }
+        let resident = Set(lib.manifest.experts.map(\.id).filter { $0.expert < 2 })
+        let partial = try lib.loadModel(resident: resident, availableMemory: whole - 1)
+        #expect(partial.residentExperts != nil)
+    }
+
     @Test func splittingAgainIsANoOpAndAnotherModelIsRefused() throws {
         let s = TemporaryDirectory()
         let lib = s.sub("lib")

@@ -93,6 +93,15 @@ public func availableMemoryBytes() -> Int? {
     return kb.multipliedReportingOverflow(by: 1024).overflow ? nil : kb * 1024
 }
 
+/// Refuses to load `bytes` of parameters that the machine cannot hold: past MemAvailable
+/// the kernel kills the process minutes into reading them. `available` overrides the
+/// kernel's figure (tests).
+public func requireMemory(forParameters bytes: Int, what: String, hint: String, available: Int? = nil) throws {
+    guard let free = available ?? availableMemoryBytes(), bytes > free else { return }
+    throw EngineError.invalidInput(String(format: "%@ needs %.2f GB for its parameters as float32, and %.2f GB of memory are available; %@",
+                                          what, Double(bytes) / 1e9, Double(free) / 1e9, hint))
+}
+
 /// Resident set size of this process now (VmRSS), in bytes; nil where it cannot be read.
 public func residentBytes() -> Int? {
     guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),

@@ -35,6 +35,9 @@ public final class MoEModel: @unchecked Sendable {
         // that promises more than the files hold would otherwise size the buffer.
         let layout = WeightLayout(config: config, expertLayout: Self.expertLayout(of: files))
         try layout.checkCheckpoint(files)
+        let (bytes, overflow) = layout.tensors.reduce(0) { $0 + $1.count }.multipliedReportingOverflow(by: MemoryLayout<Float>.stride)
+        try requireMemory(forParameters: overflow ? Int.max : bytes, what: "the model in \(directory)",
+                          hint: "split it into a library (tessera split) and load part of it (--resident)")
         self.init(layout: layout)
         try fill(from: files)
     }
