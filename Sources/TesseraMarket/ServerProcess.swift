@@ -60,12 +60,7 @@ public final class ServerProcess: @unchecked Sendable {
     public var pid: Int32 { process.processIdentifier }
 
     /// The server's resident memory in bytes (Linux: VmRSS in /proc/PID/status), nil if unknown.
-    public var residentBytes: Int? {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-              let kb = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first.flatMap({ Int($0) }) else { return nil }
-        return kb * 1024
-    }
+    public var residentBytes: Int? { ProcessMemory.resident(pid: pid) }
 
     /// Stops the server the way an operator would (SIGTERM: in-flight requests finish).
     public func stop() async { await signal(SIGTERM) }

@@ -233,10 +233,10 @@ public final class Trainer {
         let gradients = (views.reduce(0) { $0 + $1.count } + (adapters?.factors.count ?? 0)) * MemoryLayout<Float>.stride
         let moments = optimizer.stateCount * 2 * MemoryLayout<Float>.stride
         let added = activations + gradients + moments
-        guard let available = memoryAvailable ?? availableMemoryBytes() else { return }
+        guard let available = memoryAvailable ?? ProcessMemory.available else { return }
         func gb(_ bytes: Int) -> String { String(format: "%.2f GB", Double(bytes) / 1e9) }
         guard added <= available else {
-            throw EngineError.invalidInput("this run needs about \(gb(added)) more memory than the model holds (\(gb(residentBytes() ?? 0))), and \(gb(available)) are available: activations \(gb(activations)) for batch \(options.batch) × \(train.seq) tokens, gradients \(gb(gradients)), optimizer moments \(gb(moments)). Lower --batch (activations grow with it)\(adapters == nil ? " or train through low-rank adapters (--lora-rank 4)" : "") or train fewer experts; nothing was trained")
+            throw EngineError.invalidInput("this run needs about \(gb(added)) more memory than the model holds (\(gb(ProcessMemory.resident() ?? 0))), and \(gb(available)) are available: activations \(gb(activations)) for batch \(options.batch) × \(train.seq) tokens, gradients \(gb(gradients)), optimizer moments \(gb(moments)). Lower --batch (activations grow with it)\(adapters == nil ? " or train through low-rank adapters (--lora-rank 4)" : "") or train fewer experts; nothing was trained")
         }
     }
 

@@ -41,7 +41,7 @@ public final class Validator {
         model = try library.loadModel(versions: baseVersions)
         // Forward caches within the budget (half the memory available after loading the
         // model unless one is given), held-out windows first; the rest are evaluated in full.
-        let budget = cacheBudget ?? availableMemoryBytes().map { $0 / 2 }
+        let budget = cacheBudget ?? ProcessMemory.available.map { $0 / 2 }
         let held = try EvaluationSet(name: "held-out", windows: heldOut, model: model, batch: batch, matmul: matmul, cacheBudget: budget)
         self.heldOut = held
         self.background = try EvaluationSet(name: "background", windows: background, model: model, batch: batch, matmul: matmul,

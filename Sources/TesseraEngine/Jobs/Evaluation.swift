@@ -84,30 +84,13 @@ public enum GradientExport {
     }
 }
 
-/// Memory the kernel says can still be given to processes without swapping
-/// (MemAvailable in /proc/meminfo), in bytes; nil where it cannot be read.
-public func availableMemoryBytes() -> Int? {
-    guard let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8),
-          let line = text.split(separator: "\n").first(where: { $0.hasPrefix("MemAvailable:") }),
-          let kb = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) else { return nil }
-    return kb.multipliedReportingOverflow(by: 1024).overflow ? nil : kb * 1024
-}
-
 /// Refuses to load `bytes` of parameters that the machine cannot hold: past MemAvailable
 /// the kernel kills the process minutes into reading them. `available` overrides the
 /// kernel's figure (tests).
 public func requireMemory(forParameters bytes: Int, what: String, hint: String, available: Int? = nil) throws {
-    guard let free = available ?? availableMemoryBytes(), bytes > free else { return }
+    guard let free = available ?? ProcessMemory.available, bytes > free else { return }
     throw EngineError.invalidInput(String(format: "%@ needs %.2f GB for its parameters as float32, and %.2f GB of memory are available; %@",
                                           what, Double(bytes) / 1e9, Double(free) / 1e9, hint))
-}
-
-/// Resident set size of this process now (VmRSS), in bytes; nil where it cannot be read.
-public func residentBytes() -> Int? {
-    guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-          let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-          let kb = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) else { return nil }
-    return kb * 1024
 }
 
 /// Peak resident set size of this process (getrusage), in bytes.
