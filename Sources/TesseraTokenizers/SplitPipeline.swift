@@ -13,7 +13,7 @@ struct SplitPipeline: @unchecked Sendable {
         case qwen
         case o200k
         case deepSeekDigits, deepSeekCJK, deepSeekMain
-        case regex(Regex<AnyRegexOutput>, source: String)
+        case regex(Regex<AnyRegexOutput>)
         /// `individual`: every digit its own piece; otherwise runs of digits.
         case digits(individual: Bool)
     }
@@ -51,7 +51,7 @@ struct SplitPipeline: @unchecked Sendable {
                     steps.append(.deepSeekMain)
                 } else {
                     do {
-                        steps.append(.regex(try Regex(pattern).matchingSemantics(.unicodeScalar), source: pattern))
+                        steps.append(.regex(try Regex(pattern).matchingSemantics(.unicodeScalar)))
                     } catch {
                         throw bad("pre_tokenizer Split pattern \(pattern.prefix(120)) is not an expression this reader can run: \(error)")
                     }
@@ -101,7 +101,7 @@ struct SplitPipeline: @unchecked Sendable {
                 i = j
             }
             return out
-        case let .regex(regex, _):
+        case let .regex(regex):
             let text = Substring(piece)
             var out: [Substring.UnicodeScalarView] = []
             var last = text.startIndex

@@ -18,6 +18,7 @@ public struct Tokenizer: Sendable {
         let lstrip: Bool, rstrip: Bool
         /// Matches only where no word character (Rust's is_alphanumeric, or "_") touches it.
         let singleWord: Bool
+        var scalars: [Unicode.Scalar] { Array(content.unicodeScalars) }
     }
 
     /// How text between added tokens is cut into words before BPE.
@@ -52,6 +53,10 @@ public struct Tokenizer: Sendable {
     enum TemplateItem: Sendable { case ids([Int]), text }
 
     let added: [AddedToken]
+    /// Indices into `added` by first scalar, longest first, with each token's scalars:
+    /// DeepSeek's file has 1,283 added tokens, and trying each at every position of a text
+    /// cost more than the rest of encoding.
+    let addedByFirst: [Unicode.Scalar: [(index: Int, scalars: [Unicode.Scalar])]]
     let addPrefixSpace: Bool
     let preTokenizer: PreTokenizer
     /// Applied in order to each text between added tokens.
@@ -245,6 +250,9 @@ public struct Tokenizer: Sendable {
         }
         // Longest first, so that a scan taking the first match at a position takes the longest.
         self.added = added.sorted { $0.content.unicodeScalars.count > $1.content.unicodeScalars.count }
+        var byFirst: [Unicode.Scalar: [(index: Int, scalars: [Unicode.Scalar])]] = [:]
+        for (k, t) in self.added.enumerated() { if let first = t.content.unicodeScalars.first { byFirst[first, default: []].append((k, t.scalars)) } }
+        addedByFirst = byFirst
         self.idToToken = idToToken
         contentHash = ContentHash.sha256(Array(data))
     }
@@ -333,11 +341,6 @@ public struct Tokenizer: Sendable {
     func segments(_ text: String) -> [Segment] {
         let scalars = Array(text.unicodeScalars)
         guard !added.isEmpty else { return scalars.isEmpty ? [] : [.text(text[...].unicodeScalars, atStart: true)] }
-        let tokens = added.map { (token: $0, scalars: Array($0.content.unicodeScalars)) }
-        // Candidates by first scalar, longest first: DeepSeek's file has 1,283 added tokens,
-        // and trying each at every position cost more than the rest of encoding.
-        var byFirst: [Unicode.Scalar: [Int]] = [:]
-        for (k, t) in tokens.enumerated() { if let first = t.scalars.first { byFirst[first, default: []].append(k) } }
         var out: [Segment] = []
         var pending: [Unicode.Scalar] = []
         var pendingStart = 0
@@ -348,27 +351,26 @@ public struct Tokenizer: Sendable {
         }
         var i = 0
         while i < scalars.count {
-            guard let k = byFirst[scalars[i]]?.first(where: { k in
-                      let t = tokens[k].scalars
-                      return i + t.count <= scalars.count && scalars[i..<(i + t.count)].elementsEqual(t) }) else {
+            guard let (k, tokenScalars) = addedByFirst[scalars[i]]?.first(where: { _, t in
+                      i + t.count <= scalars.count && scalars[i..<(i + t.count)].elementsEqual(t) }) else {
                 pending.append(scalars[i])
                 i += 1
                 continue
             }
-            let hit = tokens[k]
+            let hit = added[k], length = tokenScalars.count
             // A single_word match inside a word is text, and as in tokenizers' non-overlapping
             // search, no other token is looked for inside it.
-            if hit.token.singleWord, (i > 0 && Self.isWordCharacter(scalars[i - 1]))
-                || (i + hit.scalars.count < scalars.count && Self.isWordCharacter(scalars[i + hit.scalars.count])) {
-                pending += hit.scalars
-                i += hit.scalars.count
+            if hit.singleWord, (i > 0 && Self.isWordCharacter(scalars[i - 1]))
+                || (i + length < scalars.count && Self.isWordCharacter(scalars[i + length])) {
+                pending += tokenScalars
+                i += length
                 continue
             }
-            if hit.token.lstrip { while let last = pending.last, ScalarScanner.isSpace(last) { pending.removeLast() } }
+            if hit.lstrip { while let last = pending.last, ScalarScanner.isSpace(last) { pending.removeLast() } }
             flush(next: i)
-            out.append(.added(hit.token.id))
-            i += hit.scalars.count
-            if hit.token.rstrip { while i < scalars.count, ScalarScanner.isSpace(scalars[i]) { i += 1 } }
+            out.append(.added(hit.id))
+            i += length
+            if hit.rstrip { while i < scalars.count, ScalarScanner.isSpace(scalars[i]) { i += 1 } }
             pendingStart = i
         }
         flush(next: i)
