@@ -18,27 +18,22 @@ extension ExpertLibrary {
         let files = try CheckpointFiles(directory: dir)
         var out: [(name: String, dtype: DType, shape: [Int], values: [Float])] = []
         for slot in try expertSlots(id) {
-            let modelShape = slot.modelShape
             let per = slot.count
             var values = [Float](repeating: 0, count: per)
             // Only this expert's slice of a fused tensor is read and converted.
             if let info = files.info(slot.modelTensor), info.dtype.isFloatingPoint {
-                guard info.shape == modelShape else {
-                    throw LibraryError("\(dir): tensor \(slot.modelTensor) has shape \(info.shape), the library's is \(modelShape)")
+                guard info.shape == slot.modelShape else {
+                    throw LibraryError("\(dir): tensor \(slot.modelTensor) has shape \(info.shape), the library's is \(slot.modelShape)")
                 }
                 let all = files.bytes(slot.modelTensor)!
                 if per > 0 {
                     values.withUnsafeMutableBufferPointer { convertToFloat(all.baseAddress! + slot.elementOffset * info.dtype.byteSize, dtype: info.dtype, count: per, into: $0.baseAddress!) }
                 }
             } else if slot.mxfp4 != nil, let blocks = files.info(MXFP4.blocksName(slot.modelTensor)), let scales = files.info(MXFP4.scalesName(slot.modelTensor)),
-                      blocks.dtype == .u8, blocks.shape == MXFP4.blocksShape(modelShape), scales.dtype == .u8, scales.shape == MXFP4.scalesShape(modelShape) {
-                let e = id.expert, (inputs, outputs) = (slot.shape[0], slot.shape[1])
-                let blockBytes = blocks.byteCount / modelShape[0], scaleBytes = scales.byteCount / modelShape[0]
-                let b = files.bytes(MXFP4.blocksName(slot.modelTensor))!, sc = files.bytes(MXFP4.scalesName(slot.modelTensor))!
+                      blocks.dtype == .u8, blocks.shape == MXFP4.blocksShape(slot.modelShape), scales.dtype == .u8, scales.shape == MXFP4.scalesShape(slot.modelShape) {
                 let bad = values.withUnsafeMutableBufferPointer {
-                    MXFP4.decodeExpert(blocks: UnsafeRawBufferPointer(rebasing: b[(e * blockBytes)..<((e + 1) * blockBytes)]),
-                                       scales: UnsafeRawBufferPointer(rebasing: sc[(e * scaleBytes)..<((e + 1) * scaleBytes)]),
-                                       inputs: inputs, outputs: outputs, into: $0.baseAddress!)
+                    MXFP4.decodeExpert(id.expert, ofBlocks: files.bytes(MXFP4.blocksName(slot.modelTensor))!,
+                                       scales: files.bytes(MXFP4.scalesName(slot.modelTensor))!, shape: slot.modelShape, into: $0.baseAddress!)
                 }
                 if let bad { throw LibraryError("\(dir): \(slot.modelTensor) of expert \(id) decodes to a non-finite value at element \(bad)") }
             } else {

@@ -150,13 +150,10 @@ extension ExpertLibrary {
         guard let blocks = files.bytes(MXFP4.blocksName(slot.name)), let scales = files.bytes(MXFP4.scalesName(slot.name)) else {
             throw LibraryError("\(checkpoint): \(slot.name) is missing its MXFP4 blocks or scales")
         }
-        let blockBytes = blocks.count / experts, scaleBytes = scales.count / experts
         var scratch = [Float](repeating: 0, count: inputs * outputs)
         for e in 0..<experts {
             let bad = scratch.withUnsafeMutableBufferPointer {
-                MXFP4.decodeExpert(blocks: UnsafeRawBufferPointer(rebasing: blocks[(e * blockBytes)..<((e + 1) * blockBytes)]),
-                                   scales: UnsafeRawBufferPointer(rebasing: scales[(e * scaleBytes)..<((e + 1) * scaleBytes)]),
-                                   inputs: inputs, outputs: outputs, into: $0.baseAddress!)
+                MXFP4.decodeExpert(e, ofBlocks: blocks, scales: scales, shape: slot.shape, into: $0.baseAddress!)
             }
             if let bad {
                 throw LibraryError("\(checkpoint): \(slot.name) of expert \(e) decodes to a NaN or infinity (element \(bad)); a library takes finite weights only")

@@ -83,6 +83,16 @@ extension MXFP4 {
         return UInt8(best)
     }
 
+    /// Decodes expert `e` of a whole weight's stored halves (of a weight [E, in, out]) into
+    /// `out` [in, out]; returns the index of the first non-finite value, if any.
+    public static func decodeExpert(_ e: Int, ofBlocks blocks: UnsafeRawBufferPointer, scales: UnsafeRawBufferPointer, shape: [Int],
+                                    into out: UnsafeMutablePointer<Float>) -> Int? {
+        let blockBytes = blocks.count / shape[0], scaleBytes = scales.count / shape[0]
+        return decodeExpert(blocks: UnsafeRawBufferPointer(rebasing: blocks[(e * blockBytes)..<((e + 1) * blockBytes)]),
+                            scales: UnsafeRawBufferPointer(rebasing: scales[(e * scaleBytes)..<((e + 1) * scaleBytes)]),
+                            inputs: shape[1], outputs: shape[2], into: out)
+    }
+
     /// Decodes one expert's slice (blocks [out, in/32, 16], scales [out, in/32]) into
     /// `out` [in, out]; returns the index of the first non-finite value, if any.
     public static func decodeExpert(blocks: UnsafeRawBufferPointer, scales: UnsafeRawBufferPointer, inputs: Int, outputs: Int,
