@@ -39,14 +39,12 @@ public struct ModelPreset: Sendable {
         var members = try JSONValue.parse(configJSON).objectMembers ?? []
         if let layers {
             guard case let .integer(real)? = members.first(where: { $0.0 == "num_hidden_layers" })?.1, layers >= 1, layers <= real else {
-                throw EngineError.checkpoint("--layers \(layers): \(name) has layers 1 to \(configJSON.contains("num_hidden_layers") ? "its num_hidden_layers" : "?")")
+                throw EngineError.checkpoint("--layers \(layers): \(name) has layers 1 to \(try ModelConfig.parse(Data(configJSON.utf8), file: name).layers)")
             }
             for i in members.indices {
-                switch members[i].0 {
-                case "num_hidden_layers": members[i].1 = .integer(Int64(layers))
-                case "layer_types", "mlp_only_layers":
-                    if case let .array(items) = members[i].1, members[i].0 == "layer_types" { members[i].1 = .array(Array(items.prefix(layers))) }
-                case "max_window_layers": members[i].1 = .integer(Int64(layers))
+                switch (members[i].0, members[i].1) {
+                case ("num_hidden_layers", _), ("max_window_layers", _): members[i].1 = .integer(Int64(layers))
+                case let ("layer_types", .array(items)): members[i].1 = .array(Array(items.prefix(layers)))
                 default: break
                 }
             }
