@@ -7,18 +7,32 @@ extension ExpertLibrary {
     /// (all when nil), the chosen version (the current one unless `chosen` names another).
     /// A partial model routes tokens among its resident experts only; the parameter pages
     /// of the others are never touched, so they cost no memory.
+    /// bf16 matrices stay bf16 in the mapped shards (`keepBF16`, see `FrozenWeights`) until
+    /// something trains them.
     public func loadModel(versions chosen: [ExpertID: String] = [:], resident: Set<ExpertID>? = nil,
-                          availableMemory: Int? = nil) throws -> MoEModel {
+                          availableMemory: Int? = nil, keepBF16: Bool = MoEModel.keepsBF16) throws -> MoEModel {
         let config = try config()
-        // What loading touches: everything but the experts left out. Checked before the
-        // parameter map exists, so a model this machine cannot hold is refused, not killed.
-        var touched = WeightLayout(config: config, expertLayout: manifest.expertLayout).tensors.reduce(0) { $0 + $1.count }
-        if let resident {
-            for e in manifest.experts where !resident.contains(e.id) {
-                touched -= try expertSlots(e.id).reduce(0) { $0 + $1.count }
+        // What loading touches: everything but the experts left out, at 4 bytes a float and
+        // 2 a weight that stays bf16. Checked before the parameter map exists, so a model
+        // this machine cannot hold is refused, not killed.
+        let full = WeightLayout(config: config, expertLayout: manifest.expertLayout)
+        func staysBF16(_ name: String, _ dtype: DType) -> Bool {
+            keepBF16 && dtype == .bf16 && full.indexByName[name].map { MoEModel.mayStayBF16(full.tensors[$0]) } == true
+        }
+        var touched = full.tensors.reduce(0) { $0 + $1.count * 4 }
+        for entry in manifest.tensors where entry.placement == .trunk && staysBF16(entry.name, entry.dtype) {
+            touched -= entry.shape.reduce(1, *) * 2
+        }
+        for e in manifest.experts {
+            for slot in try expertSlots(e.id) {
+                if !(resident?.contains(e.id) ?? true) {
+                    touched -= slot.count * 4
+                } else if slot.mxfp4 == nil, staysBF16(slot.modelTensor, slot.dtype) {
+                    touched -= slot.count * 2
+                }
             }
         }
-        try requireMemory(forParameters: touched * MemoryLayout<Float>.stride, what: resident == nil ? "the whole model of \(directory)" : "this partial model of \(directory)",
+        try requireMemory(forParameters: touched, what: resident == nil ? "the whole model of \(directory)" : "this partial model of \(directory)",
                           hint: resident == nil ? "load part of it: --resident with the experts you need (at least top-k per layer)" : "keep fewer experts resident",
                           available: availableMemory)
         let model = MoEModel(config: config, layout: manifest.expertLayout)
@@ -40,7 +54,7 @@ extension ExpertLibrary {
         }
         let trunk = try openShard(manifest.trunk, what: "trunk")
         for entry in manifest.tensors where entry.placement == .trunk {
-            try fill(model, entry, from: trunk, inner: entry.name, elementOffset: 0)
+            try fill(model, entry, from: trunk, inner: entry.name, elementOffset: 0, keepBF16: keepBF16)
         }
         for e in manifest.experts where resident?.contains(e.id) ?? true {
             let hash = versions[e.id]!
@@ -49,7 +63,14 @@ extension ExpertLibrary {
                 guard let index = model.layout.indexByName[slot.modelTensor], model.layout.tensors[index].shape == slot.modelShape else {
                     throw LibraryError("\(manifestPath): tensor \(slot.modelTensor) is not part of a \(config.family.rawValue) model of this config")
                 }
+                if keepBF16, slot.mxfp4 == nil, slot.dtype == .bf16, let info = shard.tensors[slot.name], info.dtype == .bf16, info.shape == slot.shape {
+                    // Stays bf16 in the mapped shard where the model allows (FrozenWeights).
+                    try model.setTensor(index, from: shard.bytes(of: info), dtype: .bf16, elementOffset: slot.elementOffset,
+                                        origin: shard.path, mappedBy: shard)
+                    continue
+                }
                 let dst = model.parameters.pointer + model.layout.tensors[index].offset + slot.elementOffset
+                FrozenWeights.thaw(dst, count: slot.count, keep: false)
                 try readSlot(slot, from: shard, into: dst)
                 model.sourceDTypes[index] = slot.dtype
             }
@@ -57,7 +78,8 @@ extension ExpertLibrary {
         return model
     }
 
-    private func fill(_ model: MoEModel, _ entry: LibraryManifest.TensorEntry, from shard: SafetensorsFile, inner: String, elementOffset: Int) throws {
+    private func fill(_ model: MoEModel, _ entry: LibraryManifest.TensorEntry, from shard: SafetensorsFile, inner: String, elementOffset: Int,
+                      keepBF16: Bool) throws {
         guard let index = model.layout.indexByName[entry.name] else {
             throw LibraryError("\(manifestPath): tensor \(entry.name) is not part of a \(model.config.family.rawValue) model of this config")
         }
@@ -65,7 +87,8 @@ extension ExpertLibrary {
               entry.shape == model.layout.tensors[index].shape else {
             throw LibraryError("shard \(shard.path): tensor \(inner) is missing or not \(entry.dtype.rawValue) \(entry.shape)")
         }
-        try model.setTensor(index, from: shard.bytes(of: info), dtype: info.dtype, elementOffset: elementOffset, origin: shard.path)
+        try model.setTensor(index, from: shard.bytes(of: info), dtype: info.dtype, elementOffset: elementOffset, origin: shard.path,
+                            mappedBy: keepBF16 ? shard : nil)
     }
 }
 

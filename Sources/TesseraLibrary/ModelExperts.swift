@@ -87,7 +87,7 @@ extension ExpertLibrary {
                 throw LibraryError("the model has no tensor \(slot.modelTensor) of expert \(id)")
             }
             let base = model.layout.tensors[index].offset + slot.elementOffset
-            let values = Array(UnsafeBufferPointer(start: model.parameters.pointer + base, count: slot.count))
+            let values = FrozenWeights.array(model.parameters.pointer + base, count: slot.count)
             return (slot.name, slot.dtype, slot.shape, DeltaCodec.decodeStorage(DeltaCodec.storageBytes(values, slot.dtype), slot.dtype))
         })
     }
@@ -100,6 +100,7 @@ extension ExpertLibrary {
                 throw LibraryError("expert \(id): tensor \(slot.name) is missing or not of shape \(slot.shape)")
             }
             let dst = model.parameters.pointer + model.layout.tensors[index].offset + slot.elementOffset
+            FrozenWeights.thaw(dst, count: values.count, keep: false)
             for (i, v) in values.enumerated() { dst[i] = v }
         }
     }

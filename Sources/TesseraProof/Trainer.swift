@@ -138,6 +138,8 @@ public final class Trainer {
         self.trainable = trainable
         self.options = options
         self.views = trainable.views(in: model.layout)
+        // Trained weights are float (the optimizer writes them); the rest may stay bf16.
+        model.thaw(views)
         self.train = train
         self.heldOut = heldOut.map { $0.prefix(options.evalWindows) }
         self.statePath = statePath

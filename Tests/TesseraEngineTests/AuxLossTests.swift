@@ -47,6 +47,7 @@ import TesseraTestSupport
         let coef: Float = 0.5
         run.routerAuxLossCoefficient = coef
         try run.lossAndGradients(tokens, trainable: .all(m.layout), grads: withAux)
+        m.thawAll()
         let P = m.parameters.pointer
         var rng = SplitMix64(seed: 3)
         let eps: Float = 1e-3

@@ -77,6 +77,7 @@ import TesseraTestSupport
         run.matmul = .fp32
         let grads = FloatBuffer(count: model.parameters.count)
         try run.lossAndGradients(tokens, trainable: .all(model.layout), grads: grads)
+        model.thawAll()
         let P = model.parameters.pointer
         var rng = SplitMix64(seed: 99)
         let eps: Float = 2e-3

@@ -30,7 +30,8 @@ import TesseraTestSupport
         #expect(run.positionLosses == baseRows)
         var rng = SplitMix64(seed: 8)
         for changed in [[ExpertID(layer: 2, expert: 1)], [ExpertID(layer: 2, expert: 0), ExpertID(layer: 3, expert: 3)]] {
-            let saved = model.parameters.array
+            let saved = model.parameterValues
+            model.thawAll()
             for id in changed {
                 let w = model.layout.layers[id.layer].experts[id.expert]
                 for v in [w.gate, w.up, w.down] {

@@ -126,6 +126,6 @@ import TesseraTestSupport
         try model.save(directory: dir.path)
         let again = try MoEModel(directory: dir.path)
         #expect(again.config == model.config)
-        #expect(again.parameters.array == model.parameters.array)
+        #expect(again.parameterValues == model.parameterValues)
     }
 }

@@ -51,7 +51,7 @@ import TesseraTestSupport
         let model = try MoEModel(directory: ReferenceFixtures.path("qwen2moe-tiny"))
         let expected = try ReferenceFixtures.expected("qwen2moe-tiny")
         let tokens = try ReferenceTests.tokens(expected)
-        let before = model.parameters.array
+        let before = model.parameterValues
         let trainable = try TrainableSet.experts([ExpertID(layer: 0, expert: 0), ExpertID(layer: 1, expert: 2), ExpertID(layer: 1, expert: 4)], in: model.layout)
         let views = trainable.views(in: model.layout)
         let opt = AdamW(views: views, hyper: .init(learningRate: 3e-3, weightDecay: 0))
@@ -67,7 +67,7 @@ import TesseraTestSupport
         #expect(losses.last! < losses.first!)
         var allowed = [Bool](repeating: false, count: before.count)
         for v in views { for i in v.offset..<(v.offset + v.count) { allowed[i] = true } }
-        let after = model.parameters.array
+        let after = model.parameterValues
         #expect(!(0..<before.count).contains { !allowed[$0] && before[$0] != after[$0] })
     }
 }

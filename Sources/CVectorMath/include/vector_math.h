@@ -1,6 +1,8 @@
 #ifndef TESSERA_VECTOR_MATH_H
 #define TESSERA_VECTOR_MATH_H
 
+#include <stdint.h>
+
 /* Every kernel runs the AVX2 version where the processor has AVX2 and a portable version
    elsewhere; both give identical results, bit for bit. */
 
@@ -40,6 +42,14 @@ void tsr_pack_panels(int transB, long n, long k, const float *b, long ldb, float
 /* tsr_sgemm_fixed with op(B) already packed by tsr_pack_panels: the same bits. */
 int tsr_sgemm_fixed_packed(long m, long n, long k, float alpha, const float *a, long lda, const float *packed,
                            int accumulate, float *c, long ldc);
+
+/* bf16 weights (frozen weights kept in their checkpoint precision). Sources may be
+   unaligned (inside a mapped file); ldb counts elements. */
+void tsr_bf16_to_f32(const void *src, float *dst, long n);
+void tsr_pack_panels_bf16(int transB, long n, long k, const void *b, long ldb, uint16_t *out);
+/* tsr_sgemm_fixed_packed with bf16 panels: the same bits as float panels of the same values. */
+int tsr_sgemm_fixed_packed_bf16(long m, long n, long k, float alpha, const float *a, long lda, const uint16_t *packed,
+                                int accumulate, float *c, long ldc);
 
 /* 1 when the fixed-order products can use AVX2 and FMA here. */
 int tsr_fixed_gemm_fma_available(void);

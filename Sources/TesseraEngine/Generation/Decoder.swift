@@ -109,7 +109,7 @@ public final class Decoder: @unchecked Sendable {
         run.decoding = DecodeStep(spans: spans, config: c)
         defer { run.decoding = nil; run.rowPositions = nil; run.T = maxRows }
         let xp = run.x.pointer
-        for (t, id) in tokens.enumerated() { (xp + t * H).update(from: P + w.embed.offset + Int(id) * H, count: H) }
+        for (t, id) in tokens.enumerated() { FrozenWeights.read(P + w.embed.offset + Int(id) * H, count: H, into: xp + t * H) }
         run.routerStats = RouterStats(config: c)
         let sparse = (0..<c.layers).filter { c.sparseLayers[$0] }
         var chosen = [Int32](repeating: 0, count: rows * sparse.count * K)

@@ -25,16 +25,27 @@ public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: 
     }
     let work = parallel ? m * n * k / 64 : 0
     _ = BLASThreads.single
+    let packable = precision == .fp32Fixed && m <= PackedWeights.maxRows && !transA
+    if FrozenWeights.active, !packable || !PackedWeights.active,
+       let segments = FrozenWeights.segments(b, span: ((transB ? n : k) - 1) * ldb + (transB ? k : n)) {
+        gemmFrozen(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: segments, ldb: ldb,
+                   beta: beta, c: c, ldc: ldc, parallel: parallel, precision: precision)
+        return
+    }
     // Products narrower than two tiles gain nothing from AMX's padding to 32.
     let amx = precision.amxParts.flatMap { (beta == 0 || beta == 1) && n >= 32 && k >= 32 ? $0 : nil }
     if precision == .fp32Fixed {
         if beta != 0 && beta != 1 { for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } } }
-        if m <= PackedWeights.maxRows, !transA, let packed = PackedWeights.lookup(b, n: n, k: k, ldb: ldb, transB: transB) {
+        if packable, let packed = PackedWeights.lookup(b, n: n, k: k, ldb: ldb, transB: transB) {
             // Split by 32-column blocks (whole packed panels): each element's sum is unchanged.
             Parallel.ranges(n, granule: 32, work: parallel ? n * k / 4 : 0) { cols in
-                _ = tsr_sgemm_fixed_packed(m, cols.count, k, alpha, a, lda, packed + cols.lowerBound * k, beta == 0 ? 0 : 1,
-                                           c + cols.lowerBound, ldc)
+                packed.multiply(m: m, columns: cols, k: k, alpha: alpha, a: a, lda: lda, accumulate: beta != 0, c: c, ldc: ldc)
             }
+            return
+        }
+        if let segments = FrozenWeights.segments(b, span: ((transB ? n : k) - 1) * ldb + (transB ? k : n)) {
+            gemmFrozen(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: segments, ldb: ldb,
+                       beta: beta == 0 ? 0 : 1, c: c, ldc: ldc, parallel: parallel, precision: precision)
             return
         }
         Parallel.ranges(m, granule: 6, work: work) { rows in
@@ -77,7 +88,7 @@ public func linearForwardShared(_ x: UnsafePointer<Float>, _ products: [(w: Unsa
             let start = max(range.lowerBound, first), end = min(range.upperBound, first + blocks[i])
             if start < end {
                 let lo = (start - first) * 32, hi = min(p.outDim, (end - first) * 32)
-                _ = tsr_sgemm_fixed_packed(rows, hi - lo, inDim, 1, x, inDim, packed[i]! + lo * inDim, 0, p.y + lo, p.outDim)
+                packed[i]!.multiply(m: rows, columns: lo..<hi, k: inDim, alpha: 1, a: x, lda: inDim, accumulate: false, c: p.y, ldc: p.outDim)
             }
             first += blocks[i]
         }

@@ -12,10 +12,37 @@ public enum PackedWeights {
     struct Key: Hashable { let address: UInt; let n: Int; let k: Int; let ldb: Int; let transB: Bool }
     struct State {
         var ranges: [ObjectIdentifier: (lo: UInt, hi: UInt, count: Int)] = [:]
-        var packed: [Key: FloatBuffer] = [:]
+        var packed: [Key: Panels] = [:]
+    }
+    /// A weight's packed panels: floats, or bf16 for a frozen weight (half the bytes to
+    /// read per decoded token, the same bits).
+    @usableFromInline enum Panels: @unchecked Sendable {
+        case f32(FloatBuffer)
+        case bf16(BF16Buffer)
+
+        var bytes: Int {
+            switch self {
+            case .f32(let b): return b.count * 4
+            case .bf16(let b): return b.count * 2
+            }
+        }
+
+        /// C[:, columns] (+)= alpha · A · op(B)[:, columns]; `columns` starts on a panel.
+        @usableFromInline
+        func multiply(m: Int, columns: Range<Int>, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int, accumulate: Bool,
+                      c: UnsafeMutablePointer<Float>, ldc: Int) {
+            let j = columns.lowerBound
+            switch self {
+            case .f32(let p):
+                _ = tsr_sgemm_fixed_packed(m, columns.count, k, alpha, a, lda, p.pointer + j * k, accumulate ? 1 : 0, c + j, ldc)
+            case .bf16(let p):
+                _ = tsr_sgemm_fixed_packed_bf16(m, columns.count, k, alpha, a, lda, p.pointer + j * k, accumulate ? 1 : 0, c + j, ldc)
+            }
+        }
     }
     static let state = Mutex(State())
     static let registered = Atomic<Int>(0)
+    @usableFromInline static var active: Bool { registered.load(ordering: .relaxed) > 0 }
 
     /// Rows at most for which packed weights are used.
     public static let maxRows = 8
@@ -44,22 +71,44 @@ public enum PackedWeights {
     }
 
     /// Bytes of packed copies held.
-    public static var packedBytes: Int { state.withLock { $0.packed.values.reduce(0) { $0 + $1.count * 4 } } }
+    public static var packedBytes: Int { state.withLock { $0.packed.values.reduce(0) { $0 + $1.bytes } } }
 
     /// The packed form of op(b) [k, n] when b lies in registered parameters.
     @usableFromInline
-    static func lookup(_ b: UnsafePointer<Float>, n: Int, k: Int, ldb: Int, transB: Bool) -> UnsafePointer<Float>? {
+    static func lookup(_ b: UnsafePointer<Float>, n: Int, k: Int, ldb: Int, transB: Bool) -> Panels? {
         guard registered.load(ordering: .relaxed) > 0 else { return nil }
         let address = UInt(bitPattern: b)
         let key = Key(address: address, n: n, k: k, ldb: ldb, transB: transB)
-        return state.withLock { s -> UnsafePointer<Float>? in
-            if let p = s.packed[key] { return UnsafePointer(p.pointer) }
-            let span = UInt(((transB ? n : k) - 1) * ldb + (transB ? k : n)) * UInt(MemoryLayout<Float>.size)
-            guard s.ranges.values.contains(where: { address >= $0.lo && address + span <= $0.hi }) else { return nil }
-            let buffer = FloatBuffer(count: (n + 7) / 8 * 8 * k)
-            tsr_pack_panels(transB ? 1 : 0, n, k, b, ldb, buffer.pointer)
-            s.packed[key] = buffer
-            return UnsafePointer(buffer.pointer)
+        return state.withLock { s -> Panels? in
+            if let p = s.packed[key] { return p }
+            let span = ((transB ? n : k) - 1) * ldb + (transB ? k : n)
+            let end = address + UInt(span) * UInt(MemoryLayout<Float>.size)
+            guard s.ranges.values.contains(where: { address >= $0.lo && end <= $0.hi }) else { return nil }
+            let panels: Panels
+            if let segments = FrozenWeights.segments(b, span: span) {
+                if let single = segments.single {
+                    let buffer = BF16Buffer(count: (n + 7) / 8 * 8 * k)
+                    tsr_pack_panels_bf16(transB ? 1 : 0, n, k, single, ldb, buffer.pointer)
+                    panels = .bf16(buffer)
+                } else if let bits = segments.bf16Copy() {
+                    let buffer = BF16Buffer(count: (n + 7) / 8 * 8 * k)
+                    tsr_pack_panels_bf16(transB ? 1 : 0, n, k, bits, ldb, buffer.pointer)
+                    panels = .bf16(buffer)
+                } else {
+                    // Partly float: packed as floats (widening is exact).
+                    let floats = FloatBuffer(count: span)
+                    segments.widen(0, span, into: floats.pointer)
+                    let buffer = FloatBuffer(count: (n + 7) / 8 * 8 * k)
+                    tsr_pack_panels(transB ? 1 : 0, n, k, floats.pointer, ldb, buffer.pointer)
+                    panels = .f32(buffer)
+                }
+            } else {
+                let buffer = FloatBuffer(count: (n + 7) / 8 * 8 * k)
+                tsr_pack_panels(transB ? 1 : 0, n, k, b, ldb, buffer.pointer)
+                panels = .f32(buffer)
+            }
+            s.packed[key] = panels
+            return panels
         }
     }
 }

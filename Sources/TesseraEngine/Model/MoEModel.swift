@@ -27,19 +27,23 @@ public final class MoEModel: @unchecked Sendable {
 
     /// Loads a Hugging Face checkpoint directory (config.json plus one or several
     /// safetensors files). Strict: every expected tensor present with its exact shape, no
-    /// tensor left unused.
-    public convenience init(directory: String) throws {
+    /// tensor left unused. bf16 matrices stay bf16 in the mapped files (`keepBF16`, see
+    /// `FrozenWeights`) until something trains them.
+    public convenience init(directory: String, keepBF16: Bool = MoEModel.keepsBF16) throws {
         let config = try ModelConfig.load(directory: directory)
         let files = try CheckpointFiles(directory: directory)
         // The files must match the config before the parameters are allocated: a config
         // that promises more than the files hold would otherwise size the buffer.
         let layout = WeightLayout(config: config, expertLayout: Self.expertLayout(of: files))
         try layout.checkCheckpoint(files)
-        let (bytes, overflow) = layout.tensors.reduce(0) { $0 + $1.count }.multipliedReportingOverflow(by: MemoryLayout<Float>.stride)
+        let (bytes, overflow) = layout.tensors.enumerated().reduce(0) { sum, t in
+            let bf16 = keepBF16 && files.entries[t.element.name]?.1.dtype == .bf16 && Self.mayStayBF16(t.element)
+            return sum + t.element.count * (bf16 ? 1 : 2)
+        }.multipliedReportingOverflow(by: 2)
         try requireMemory(forParameters: overflow ? Int.max : bytes, what: "the model in \(directory)",
                           hint: "split it into a library (tessera split) and load part of it (--resident)")
         self.init(layout: layout)
-        try fill(from: files)
+        try fill(from: files, keepBF16: keepBF16)
     }
 
     /// The on-disk expert layout of a checkpoint: fused when it holds fused expert tensors.
@@ -52,13 +56,13 @@ public final class MoEModel: @unchecked Sendable {
         try layout.checkCheckpoint(files)
     }
 
-    public func load(from files: CheckpointFiles) throws {
+    public func load(from files: CheckpointFiles, keepBF16: Bool = MoEModel.keepsBF16) throws {
         try checkCheckpoint(files)
-        try fill(from: files)
+        try fill(from: files, keepBF16: keepBF16)
     }
 
     /// `load` after the check.
-    private func fill(from files: CheckpointFiles) throws {
+    private func fill(from files: CheckpointFiles, keepBF16: Bool) throws {
         for (i, slot) in layout.tensors.enumerated() {
             if slot.mxfp4 {
                 try loadMXFP4(i, from: files)
@@ -66,8 +70,8 @@ public final class MoEModel: @unchecked Sendable {
             }
             let (fileIndex, info) = files.entries[slot.name]!
             let file = files.files[fileIndex]
-            try setTensor(i, from: file.bytes(of: info), dtype: info.dtype, origin: file.path)
-            file.release(info)
+            try setTensor(i, from: file.bytes(of: info), dtype: info.dtype, origin: file.path, mappedBy: keepBF16 ? file : nil)
+            if !FrozenWeights.overlaps(parameters.pointer + slot.offset, count: slot.count) { file.release(info) }
         }
     }
 
@@ -90,10 +94,26 @@ public final class MoEModel: @unchecked Sendable {
         }
     }
 
+    /// Whether bf16 matrices read from mapped files stay bf16 (`FrozenWeights`) until
+    /// something trains them: on unless TESSERA_FROZEN=f32 (to compare the two).
+    public static let keepsBF16: Bool = getenv("TESSERA_FROZEN").map { String(cString: $0) != "f32" } ?? true
+
+    /// Whether tensor `index` may stay bf16: a matrix that the engine reads through matrix
+    /// products and embedding rows only (Qwen2-MoE's one-row shared-expert gate is read as
+    /// a vector).
+    public func mayStayBF16(_ index: Int) -> Bool { Self.mayStayBF16(layout.tensors[index]) }
+
+    public static func mayStayBF16(_ slot: TensorSlot) -> Bool {
+        // Biases (gpt-oss's per-expert ones are 2-D) are added, not multiplied: they stay float.
+        slot.shape.count >= 2 && !slot.name.hasSuffix("shared_expert_gate.weight") && !slot.name.hasSuffix("_bias") && !slot.name.hasSuffix(".bias")
+    }
+
     /// Fills tensor `index` (or, with `elementOffset`, a run of it: one expert's slice of a
     /// fused tensor) from little-endian bytes of a floating-point dtype. Non-finite values
-    /// are refused with the tensor, element and origin named.
-    public func setTensor(_ index: Int, from bytes: UnsafeRawBufferPointer, dtype: DType, elementOffset: Int = 0, origin: String) throws {
+    /// are refused with the tensor, element and origin named. With `mappedBy` (the mapped
+    /// file holding `bytes`, kept alive as long as needed), a bf16 matrix stays bf16 there.
+    public func setTensor(_ index: Int, from bytes: UnsafeRawBufferPointer, dtype: DType, elementOffset: Int = 0, origin: String,
+                          mappedBy file: AnyObject? = nil) throws {
         let slot = layout.tensors[index]
         guard dtype.isFloatingPoint else {
             throw EngineError.checkpoint("tensor \(slot.name) in \(origin) has dtype \(dtype.rawValue); supported: F32, F16, BF16, F64")
@@ -105,6 +125,16 @@ public final class MoEModel: @unchecked Sendable {
         sourceDTypes[index] = dtype
         guard count > 0 else { return }
         let dst = parameters.pointer + slot.offset + elementOffset
+        if let file, dtype == .bf16, mayStayBF16(index) {
+            let source = bytes.baseAddress!
+            for j in 0..<count where source.loadUnaligned(fromByteOffset: 2 * j, as: UInt16.self) & 0x7F80 == 0x7F80 {
+                throw EngineError.checkpoint("tensor \(slot.name) in \(origin) holds a non-finite value (\(floatFromBF16(source.loadUnaligned(fromByteOffset: 2 * j, as: UInt16.self)))) at element \(elementOffset + j)")
+            }
+            FrozenWeights.thaw(dst, count: count, keep: false)
+            FrozenWeights.register(dst, count: count, source: source, owner: file)
+            return
+        }
+        FrozenWeights.thaw(dst, count: count, keep: false)
         convertToFloat(bytes.baseAddress!, dtype: dtype, count: count, into: dst)
         for j in 0..<count where !dst[j].isFinite {
             throw EngineError.checkpoint("tensor \(slot.name) in \(origin) holds a non-finite value (\(dst[j])) at element \(elementOffset + j)")
@@ -114,13 +144,33 @@ public final class MoEModel: @unchecked Sendable {
     public func tensor(_ name: String) -> [Float]? {
         guard let i = layout.indexByName[name] else { return nil }
         let s = layout.tensors[i]
-        return Array(UnsafeBufferPointer(start: parameters.pointer + s.offset, count: s.count))
+        return FrozenWeights.array(parameters.pointer + s.offset, count: s.count)
+    }
+
+    /// The values of a view, wherever they are kept.
+    public func values(_ view: ParamView) -> [Float] { FrozenWeights.array(parameters.pointer + view.offset, count: view.count) }
+
+    /// Every parameter value in buffer order, wherever it is kept.
+    public var parameterValues: [Float] { FrozenWeights.array(parameters.pointer, count: parameters.count) }
+
+    /// Makes every parameter float, for code that edits weights in place.
+    public func thawAll() { FrozenWeights.thaw(parameters.pointer, count: parameters.count) }
+
+    /// Makes views float in the parameter buffer, for code that writes them (training).
+    public func thaw(_ views: [ParamView]) {
+        for v in views { FrozenWeights.thaw(parameters.pointer + v.offset, count: v.count) }
+    }
+
+    /// Bytes of parameters kept as bf16 outside the parameter buffer.
+    public var bf16Bytes: Int {
+        let lo = UInt(bitPattern: parameters.pointer)
+        return FrozenWeights.backedBytes(in: lo..<(lo + UInt(parameters.count * 4))) / 2
     }
 
     /// The parameters as checkpoint tensors, each in its source dtype (or `dtype`).
     public func records(dtype: DType? = nil) -> [TensorRecord] {
         layout.tensors.enumerated().map { i, slot in
-            let values = Array(UnsafeBufferPointer(start: parameters.pointer + slot.offset, count: slot.count))
+            let values = FrozenWeights.array(parameters.pointer + slot.offset, count: slot.count)
             return TensorRecord(name: slot.name, shape: slot.shape, floats: values, as: dtype ?? sourceDTypes[i])
         }
     }

@@ -89,7 +89,7 @@ public final class ModelRun: @unchecked Sendable {
         let w = model.layout
         let xp = x.pointer
         PhaseTimer.shared.measure("fwd.embed") {
-            for t in 0..<T { (xp + t * H).update(from: P + w.embed.offset + Int(ids.pointer[t]) * H, count: H) }
+            for t in 0..<T { FrozenWeights.read(P + w.embed.offset + Int(ids.pointer[t]) * H, count: H, into: xp + t * H) }
         }
         routerStats = RouterStats(config: config)
         if let capture { try capture.check(batch: batch, seq: seq, config: config) }

@@ -43,6 +43,7 @@ public final class FloatBuffer: @unchecked Sendable {
     }
 
     deinit {
+        FrozenWeights.thaw(pointer, count: count, keep: false)
         Self.live.withLock { $0 -= max(count, 1) * MemoryLayout<Float>.stride }
         if mappedBytes > 0 { munmap(pointer, mappedBytes) } else { free(pointer) }
     }

@@ -79,7 +79,8 @@ public final class LowRankAdapters: @unchecked Sendable {
         self.rank = rank
         matrices = list
         factors = FloatBuffer(count: total)
-        base = list.map { FrozenMatrix(model.parameters.array($0.view)) }
+        base = list.map { FrozenMatrix(model.values($0.view)) }
+        model.thaw(list.map(\.view))
         var rng = SplitMix64(seed: seed)
         for mat in list {
             let bound = 1 / Float(mat.columns).squareRoot()
