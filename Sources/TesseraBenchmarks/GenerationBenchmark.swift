@@ -21,6 +21,9 @@ public struct GenerationBenchmarkResult: Codable, Sendable {
     public var meterNanosecondsPerToken: Double
     public var meterShareOfBatch1Generation: Double
     public var matmul: MatmulPrecision
+    /// The weights' precision in memory: f32, or bf16 (frozen weights kept bf16, read
+    /// through bf16 packed panels).
+    public var weights: String
     public var shape: String
     /// With --profile: wall time per phase of the batch-1 decoding steps, seconds.
     public var profile: [String: Double]?
@@ -30,11 +33,11 @@ public struct GenerationBenchmarkResult: Codable, Sendable {
         case kvCacheBytesPerToken = "kv_cache_bytes_per_token", kvCacheNaiveBytesPerToken = "kv_cache_naive_bytes_per_token"
         case meterMicrosecondsPerRequest = "meter_us_per_request", meterNanosecondsPerToken = "meter_ns_per_token"
         case meterShareOfBatch1Generation = "meter_share_of_batch1_generation"
-        case matmul, shape, profile
+        case matmul, weights, shape, profile
     }
 
     public var text: String {
-        [shape, "matrix products: \(matmul.rawValue)",
+        [shape, "matrix products: \(matmul.rawValue), weights in \(weights)",
          String(format: "prefill: %.0f tokens/s at batch 1, %.0f at batch 8 (64-token prompts)", prefillTokensPerS, prefillBatch8TokensPerS),
          String(format: "generate: %.1f new tokens/s at batch 1, %.1f at batch 8 (128 new tokens, greedy)",
                 generateBatch1TokensPerS, generateBatch8TokensPerS),
@@ -76,9 +79,16 @@ public enum GenerationBenchmark {
     }
 
     public static func run(repeats: Int, precision: MatmulPrecision, config: ModelConfig = EngineBenchmark.referenceConfig,
-                           profile: Bool = false) throws -> GenerationBenchmarkResult {
-        let model = MoEModel(config: config)
+                           profile: Bool = false, bf16Weights: Bool = false) throws -> GenerationBenchmarkResult {
+        var model = MoEModel(config: config)
         model.initializeRandomly(seed: 0)
+        let saved = NSTemporaryDirectory() + "tessera-generate-bench-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: saved) }
+        if bf16Weights {
+            // As a bf16 checkpoint is loaded: its matrices stay bf16 in the mapped file.
+            try model.save(directory: saved, dtype: .bf16)
+            model = try MoEModel(directory: saved, keepBF16: true)
+        }
         let decoder = Decoder(model: model, maxRows: 512, maxContext: promptLength + newTokens)
         decoder.matmul = precision
         _ = try time(decoder, batch: 1, repeats: 1)
@@ -106,7 +116,7 @@ public enum GenerationBenchmark {
             kvCacheNaiveBytesPerToken: KVCache.naiveBytes(config: config, capacity: 1),
             meterMicrosecondsPerRequest: meter * 1e6, meterNanosecondsPerToken: meter * 1e9 / Double(promptLength + newTokens),
             meterShareOfBatch1Generation: meter / batch1Seconds,
-            matmul: precision, shape: shape, profile: phases)
+            matmul: precision, weights: bf16Weights ? "bf16" : "f32", shape: shape, profile: phases)
     }
 
     /// Seconds to meter one request of the benchmark's size: its receipt made and signed,

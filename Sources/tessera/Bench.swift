@@ -20,14 +20,19 @@ struct Bench: ParsableCommand {
     @OptionGroup var matmul: MatmulOption
     @Option(help: "The reference shape in this family's architecture: mixtral (the engine's reference), deepseek_v2 or deepseek_v3.")
     var family = "mixtral"
+    enum Weights: String, CaseIterable, ExpressibleByArgument { case f32, bf16 }
+    @Option(help: "Generation only: the weights in memory as f32, or as bf16 (how a bf16 checkpoint's frozen weights are kept).")
+    var weights = Weights.f32
 
     func run() throws {
         guard repeats > 0 else { throw ValidationError("--repeats \(repeats) must be positive") }
         guard let config = EngineBenchmark.referenceConfig(family: family) else {
             throw ValidationError("--family \(family): supported: mixtral, deepseek_v2, deepseek_v3")
         }
+        if weights == .bf16 && phase != .generate { throw ValidationError("--weights bf16 applies to --phase generate") }
         if phase == .generate {
-            let result = try GenerationBenchmark.run(repeats: repeats, precision: matmul.precision, config: config, profile: profile)
+            let result = try GenerationBenchmark.run(repeats: repeats, precision: matmul.precision, config: config, profile: profile,
+                                                  bf16Weights: weights == .bf16)
             print(json ? try JSONOutput.compact(result) : result.text)
             return
         }

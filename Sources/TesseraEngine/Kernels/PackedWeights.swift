@@ -15,27 +15,26 @@ public enum PackedWeights {
         var packed: [Key: Panels] = [:]
     }
     /// A weight's packed panels: floats, or bf16 for a frozen weight (half the bytes to
-    /// read per decoded token, the same bits).
-    @usableFromInline enum Panels: @unchecked Sendable {
-        case f32(FloatBuffer)
-        case bf16(BF16Buffer)
+    /// read per decoded token, the same bits). Two optionals, not an enum with two class
+    /// payloads: Swift keeps such an enum's case in the reference's spare bits, which hides
+    /// the buffer from the leak checker, so a cache that lives until exit reads as leaked.
+    @usableFromInline struct Panels: @unchecked Sendable {
+        let floats: FloatBuffer?
+        let halves: BF16Buffer?
 
-        var bytes: Int {
-            switch self {
-            case .f32(let b): return b.count * 4
-            case .bf16(let b): return b.count * 2
-            }
-        }
+        static func f32(_ b: FloatBuffer) -> Panels { Panels(floats: b, halves: nil) }
+        static func bf16(_ b: BF16Buffer) -> Panels { Panels(floats: nil, halves: b) }
+
+        var bytes: Int { (floats?.count ?? 0) * 4 + (halves?.count ?? 0) * 2 }
 
         /// C[:, columns] (+)= alpha · A · op(B)[:, columns]; `columns` starts on a panel.
         @usableFromInline
         func multiply(m: Int, columns: Range<Int>, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int, accumulate: Bool,
                       c: UnsafeMutablePointer<Float>, ldc: Int) {
             let j = columns.lowerBound
-            switch self {
-            case .f32(let p):
+            if let p = floats {
                 _ = tsr_sgemm_fixed_packed(m, columns.count, k, alpha, a, lda, p.pointer + j * k, accumulate ? 1 : 0, c + j, ldc)
-            case .bf16(let p):
+            } else if let p = halves {
                 _ = tsr_sgemm_fixed_packed_bf16(m, columns.count, k, alpha, a, lda, p.pointer + j * k, accumulate ? 1 : 0, c + j, ldc)
             }
         }
