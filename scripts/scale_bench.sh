@@ -56,9 +56,10 @@ measure() {
 [ -d "$lib" ] || measure split $bin split --model "$ckpt" --library "$lib"
 [ -f "$ckpt/config.json" ] && cp "$ckpt/config.json" "$runs/config.json"
 [ $drop = 0 ] || rm -rf "$ckpt"
-n_layers=$(python3 -c "import json; print(json.load(open('$runs/config.json'))['num_hidden_layers'])")
-n_experts=$(python3 -c "import json; c = json.load(open('$runs/config.json')); print(c.get('num_experts') or c.get('n_routed_experts') or c.get('num_local_experts'))")
-vocab=$(python3 -c "import json; print(json.load(open('$runs/config.json'))['vocab_size'])")
+# Layers, routed experts, vocabulary and the first sparse layer (DeepSeek's first are dense).
+read -r n_layers n_experts vocab first_sparse < <(python3 -c "import json; c = json.load(open('$runs/config.json'))
+print(c['num_hidden_layers'], c.get('num_experts') or c.get('n_routed_experts') or c.get('num_local_experts'),
+      c['vocab_size'], c.get('first_k_dense_replace', 0))")
 
 # Token windows: English fortunes as bytes, 512 per window (ids < 256 fit every vocabulary).
 [ -f "$work/text/train.safetensors" ] || $bin corpus /usr/share/games/fortunes --out "$work/text" --seq 512 --held-out-bps 2000 \
@@ -80,7 +81,6 @@ open(dst, 'wb').write(struct.pack('<Q', len(h)) + h + data)
 EOF
 
 # The first PER_LAYER experts of every sparse layer (DeepSeek's first layers are dense).
-first_sparse=$(python3 -c "import json; print(json.load(open('$runs/config.json')).get('first_k_dense_replace', 0))")
 resident=$(python3 -c "print(','.join(f'{l}:{e}' for l in range($first_sparse, $n_layers) for e in range($per_layer)))")
 [ $evals = 0 ] || measure eval-partial $bin eval --model "$lib" --tokens "$runs/eval.safetensors" --resident "$resident" --json
 [ $whole = 0 ] || [ $evals = 0 ] || measure eval-whole $bin eval --model "$lib" --tokens "$runs/eval.safetensors" --json
@@ -104,6 +104,8 @@ else:  # no whole-model pass: even affinity, the first PER_LAYER experts
            "affinity": [[1 / E] * E for _ in range(L)]}
 sel["experts"] = [{"layer": l, "expert": e} for l in range(first, L)
                   for e in sorted(sorted(range(E), key=lambda e: -sel["affinity"][l][e])[:k])]
+# Recorded for the file's format only: no single top-p cut yields a fixed count per layer;
+# this is the largest share of affinity the chosen experts hold in any layer.
 sel["top_p"] = min(1.0, max(sum(sorted(row, reverse=True)[:k]) for row in sel["affinity"]))
 json.dump(sel, open(path, "w"))
 EOF

@@ -82,10 +82,11 @@ public enum GenerationBenchmark {
                            profile: Bool = false, bf16Weights: Bool = false) throws -> GenerationBenchmarkResult {
         var model = MoEModel(config: config)
         model.initializeRandomly(seed: 0)
-        let saved = NSTemporaryDirectory() + "tessera-generate-bench-\(getpid())"
-        defer { try? FileManager.default.removeItem(atPath: saved) }
         if bf16Weights {
-            // As a bf16 checkpoint is loaded: its matrices stay bf16 in the mapped file.
+            // As a bf16 checkpoint is loaded: its matrices stay bf16 in the mapped file,
+            // which the model keeps mapped, so the directory can go once it is loaded.
+            let saved = NSTemporaryDirectory() + "tessera-generate-bench-\(getpid())"
+            defer { try? FileManager.default.removeItem(atPath: saved) }
             try model.save(directory: saved, dtype: .bf16)
             model = try MoEModel(directory: saved, keepBF16: true)
         }
