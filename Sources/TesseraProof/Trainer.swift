@@ -176,12 +176,12 @@ public final class Trainer {
             let step = try restore(statePath, optimizer: optimizer, history: &history)
             first = step + 1
         }
-        let buffersBefore = FloatBuffer.liveBytes
-        let run = ModelRun(model: model, batch: o.batch, seq: train.seq, training: true)
+        let ((run, work), activations) = FloatBuffer.allocatedBytes {
+            let run = ModelRun(model: model, batch: o.batch, seq: train.seq, training: true)
+            return (run, BackwardWorkspace(run: run))
+        }
         run.matmul = matmul
         run.routerAuxLossCoefficient = o.routerAuxLossCoefficient
-        let work = BackwardWorkspace(run: run)
-        let activations = FloatBuffer.liveBytes - buffersBefore
         try checkMemory(activations: activations, optimizer: optimizer)
         let grads = FloatBuffer(count: model.parameters.count)
         let factorGrads = adapters.map { FloatBuffer(count: $0.factors.count) }

@@ -14,15 +14,20 @@ public final class FloatBuffer: @unchecked Sendable {
     public let pointer: UnsafeMutablePointer<Float>
     private let mappedBytes: Int
 
-    /// Bytes held by all live buffers: a run's activation buffers are the difference
-    /// across its construction (what a memory estimate before training needs).
-    public static var liveBytes: Int { live.withLock { $0 } }
-    private static let live = LockedValue(0)
+    /// Bytes of the buffers `body` allocates on this task, such as a run's activation
+    /// buffers (what a memory estimate before training needs). Counted per task, not as
+    /// a difference of a process-wide total, which other threads' buffers would skew.
+    public static func allocatedBytes<T>(_ body: () throws -> T) rethrows -> (value: T, bytes: Int) {
+        let tally = LockedValue(0)
+        let value = try $tally.withValue(tally) { try body() }
+        return (value, tally.withLock { $0 })
+    }
+    @TaskLocal private static var tally: LockedValue<Int>?
 
     public init(count: Int) {
         self.count = count
         let bytes = max(count, 1) * MemoryLayout<Float>.stride
-        Self.live.withLock { $0 += bytes }
+        Self.tally?.withLock { $0 += bytes }
         if bytes >= 1 << 20 {
             let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
             guard let p, p != MAP_FAILED else { fatalError("out of memory: cannot map \(bytes) bytes") }
@@ -44,7 +49,6 @@ public final class FloatBuffer: @unchecked Sendable {
 
     deinit {
         FrozenWeights.thaw(pointer, count: count, keep: false)
-        Self.live.withLock { $0 -= max(count, 1) * MemoryLayout<Float>.stride }
         if mappedBytes > 0 { munmap(pointer, mappedBytes) } else { free(pointer) }
     }
 
