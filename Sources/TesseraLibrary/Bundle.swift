@@ -78,7 +78,7 @@ public struct SubmissionBundle: Sendable {
     /// finite values of the expert's shapes. With `requireCurrent`, every base must be the
     /// expert's current version.
     public static func verify(_ dir: String, library: ExpertLibrary, requireCurrent: Bool = false) throws -> SubmissionBundle {
-        try verifyDecoding(dir, library: library, requireCurrent: requireCurrent).bundle
+        try verify(dir, library: library, requireCurrent: requireCurrent) { _, _ in }
     }
 
     /// `verify`, also returning the experts' weights each delta decodes to (decoding is
@@ -86,6 +86,17 @@ public struct SubmissionBundle: Sendable {
     public static func verifyDecoding(_ dir: String, library: ExpertLibrary, requireCurrent: Bool = false) throws
         -> (bundle: SubmissionBundle, weights: [ExpertID: ExpertWeights]) {
         var decoded: [ExpertID: ExpertWeights] = [:]
+        let bundle = try verify(dir, library: library, requireCurrent: requireCurrent) { item, weights in decoded[item.expert] = weights }
+        return (bundle, decoded)
+    }
+
+    /// `verify`, handing each expert's decoded weights to `each` as soon as its delta checks
+    /// out, in the manifest's order, so that only one expert's floats are held at a time (a
+    /// bundle of 128 OLMoE experts decodes to 3.2 GB). `each` may have seen some experts
+    /// when a later one fails and the whole call throws.
+    public static func verify(_ dir: String, library: ExpertLibrary, requireCurrent: Bool = false,
+                              each: (Item, ExpertWeights) throws -> Void) throws -> SubmissionBundle {
+        var seen: Set<ExpertID> = []
         let fm = FileManager.default
         let manifestPath = (dir as NSString).appendingPathComponent("bundle.json")
         let sigPath = (dir as NSString).appendingPathComponent("bundle.sig")
@@ -122,18 +133,19 @@ public struct SubmissionBundle: Sendable {
             guard ContentHash.sha256(Array(bytes)) == hash else { throw LibraryError("\(path): SHA-256 does not match the manifest") }
             let (header, weights) = try library.decodeDelta(path)
             let id = ExpertID(layer: l, expert: x)
+            guard seen.insert(id).inserted else { throw LibraryError("\(manifestPath): experts[\(n)] repeats expert \(id)") }
             guard header.id == id, header.base == base, header.encoding.rawValue == encoding else {
                 throw LibraryError("\(path): delta is for expert \(header.id) base \(header.base.prefix(12)) (\(header.encoding.rawValue)), the manifest says \(id) base \(base.prefix(12)) (\(encoding))")
             }
             if requireCurrent, library.manifest.entry(id)?.head.hash != base {
                 throw LibraryError("\(path): base \(base.prefix(12)) of expert \(id) is no longer its current version")
             }
-            items.append(Item(expert: id, base: base, file: file, sha256: hash, size: size, encoding: encoding))
-            decoded[id] = weights
+            let item = Item(expert: id, base: base, file: file, sha256: hash, size: size, encoding: encoding)
+            items.append(item)
+            try each(item, weights)
         }
-        let bundle = SubmissionBundle(contributor: contributor, market: try text("market"), domain: try text("domain"), round: try text("round"),
-                                      items: items, training: json["training"] ?? .object([]))
-        return (bundle, decoded)
+        return SubmissionBundle(contributor: contributor, market: try text("market"), domain: try text("domain"), round: try text("round"),
+                                items: items, training: json["training"] ?? .object([]))
     }
 
     /// The contributor a bundle names (before any check: for rate limits and messages).

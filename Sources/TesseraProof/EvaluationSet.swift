@@ -92,13 +92,3 @@ public final class EvaluationSet: @unchecked Sendable {
         }
     }
 }
-
-/// Swaps expert weights into a model for the length of `body`, then puts the originals back.
-public func withExperts<T>(_ weights: [ExpertID: ExpertWeights], in model: MoEModel, library: ExpertLibrary,
-                           _ body: () throws -> T) throws -> T {
-    var saved: [ExpertID: ExpertWeights] = [:]
-    for id in weights.keys { saved[id] = try library.expertWeights(id, from: model) }
-    defer { for (id, w) in saved { try? library.setExpert(id, w, in: model) } }
-    for (id, w) in weights { try library.setExpert(id, w, in: model) }
-    return try body()
-}

@@ -21,7 +21,7 @@ public final class Validator {
     /// Evaluate every candidate from scratch instead of from the forward caches (same figures).
     public var fullEvaluation = false
     /// Deltas of the round's earlier submissions, for copy detection.
-    var earlier: [(submission: String, delta: [ExpertID: [Float]])] = []
+    let earlier: DeltaStore
 
     /// `versions` pins expert versions (the library's current ones otherwise).
     public init(library: ExpertLibrary, key: ParticipantKey, policy: ProofPolicy, heldOut: TokenWindows,
@@ -34,6 +34,7 @@ public final class Validator {
         }
         try heldOut.requireVocabulary(of: library)
         try background.requireVocabulary(of: library)
+        earlier = try DeltaStore()
         self.library = library
         self.key = key
         self.policy = policy
@@ -61,40 +62,50 @@ public final class Validator {
     /// everything the round received.
     public func remember(bundle dir: String) throws {
         let submission = try SubmissionBundle.submissionRecord(dir).hash
-        guard !earlier.contains(where: { $0.submission == submission }) else { return }
-        let (bundle, decoded) = try SubmissionBundle.verifyDecoding(dir, library: library)
-        var delta: [ExpertID: [Float]] = [:]
-        for item in bundle.items {
+        guard !earlier.contains(submission) else { return }
+        var record = earlier.begin(submission)
+        _ = try SubmissionBundle.verify(dir, library: library) { item, new in
             let base = try library.expertWeights(item.expert, version: item.base).weights.flattened
-            delta[item.expert] = zip(decoded[item.expert]!.flattened, base).map { $0 - $1 }
+            try earlier.append(zip(new.flattened, base).map { $0 - $1 }, for: item.expert, to: &record)
         }
-        earlier.append((submission, delta))
+        earlier.commit(record)
     }
 
     /// Whether this validator has judged or remembered a submission.
-    public func hasSeen(_ submission: String) -> Bool { earlier.contains { $0.submission == submission } }
+    public func hasSeen(_ submission: String) -> Bool { earlier.contains(submission) }
 
     /// Judges the bundle in `dir`. A bundle whose signature or files do not check out is
     /// an error (it cannot be attributed); every other problem is a signed rejection.
+    ///
+    /// The bundle is read one expert at a time: each is compared with its base and with
+    /// the earlier submissions' deltas, and put into the model in place of its base, so
+    /// that at billions of parameters nothing of the size of the whole bundle is held in
+    /// memory as floats (see `ExpertSwap`, `DeltaStore`).
     public func judge(bundle dir: String, policy override: ProofPolicy? = nil) throws -> Verdict {
         let policy = override ?? self.policy
-        let (bundle, decoded) = try SubmissionBundle.verifyDecoding(dir, library: library)
         let submission = try SubmissionBundle.submissionRecord(dir).hash
         let seedHash = ContentHash.sha256(Array("\(submission)|\(heldOut.windowsSHA256)".utf8))
         let seed = UInt64(seedHash.prefix(13), radix: 16)! & ((1 << 52) - 1)
+        // Only the submissions recorded before this one count (a remembered later one does not).
+        let priors = Array(earlier.records.prefix { $0.submission != submission })
+        let seen = priors.count < earlier.records.count
+        var dots = [Double](repeating: 0, count: priors.count)
+        var normSquared = 0.0
+        var record = earlier.begin(submission)
+        let swap = ExpertSwap(model: model, library: library)
+        defer { swap.restore() }
         var items: [Verdict.Item] = []
-        var weights: [ExpertID: ExpertWeights] = [:]
-        var delta: [ExpertID: [Float]] = [:]
         var stale: [ExpertID] = []
-        for item in bundle.items {
-            let new = decoded[item.expert]!
+        let bundle = try SubmissionBundle.verify(dir, library: library) { item, new in
             let base = try library.expertWeights(item.expert, version: item.base).weights.flattened
             let d = zip(new.flattened, base).map { $0 - $1 }
-            let norm = sqrt(d.reduce(0.0) { $0 + Double($1) * Double($1) }) / max(sqrt(base.reduce(0.0) { $0 + Double($1) * Double($1) }), 1e-30)
+            let squares = d.reduce(0.0) { $0 + Double($1) * Double($1) }
+            normSquared += squares
+            let norm = sqrt(squares) / max(sqrt(base.reduce(0.0) { $0 + Double($1) * Double($1) }), 1e-30)
             items.append(.init(layer: item.expert.layer, expert: item.expert.expert, base: item.base, relativeNorm: norm))
-            weights[item.expert] = new
-            delta[item.expert] = d
-            if baseVersions[item.expert] != item.base { stale.append(item.expert) }
+            for (k, prior) in priors.enumerated() { dots[k] += try earlier.dot(prior, item.expert, d) }
+            if !seen { try earlier.append(d, for: item.expert, to: &record) }
+            if baseVersions[item.expert] != item.base { stale.append(item.expert) } else if stale.isEmpty { try swap.put(item.expert, new) }
         }
         var verdict = Verdict(format: Verdict.formatName, submission: submission, contributor: bundle.contributor, validator: key.publicHex,
                               market: bundle.market, domain: bundle.domain, round: bundle.round, experts: items, policy: policy,
@@ -107,24 +118,22 @@ public final class Validator {
         if !stale.isEmpty {
             return reject("stale base: expert\(stale.count > 1 ? "s" : "") \(stale.map(\.description).joined(separator: ", ")) moved on since the bundle's base version")
         }
-        // Only the submissions recorded before this one count (a remembered later one does not).
-        let priors = earlier.prefix { $0.submission != submission }
-        let seen = priors.count < earlier.count
-        for prior in priors {
-            let c = cosine(delta, prior.delta)
+        if !seen { earlier.commit(record) }
+        for (k, prior) in priors.enumerated() {
+            let c = normSquared > 0 && prior.normSquared > 0 ? dots[k] / (normSquared.squareRoot() * prior.normSquared.squareRoot()) : 0
             verdict.maxCosine = max(verdict.maxCosine ?? c, c)
             if c > policy.copyThreshold {
                 verdict.copyOf = prior.submission
-                if !seen { earlier.append((submission, delta)) }
                 return reject("copy: cosine " + String(format: "%.4f", c) + " with earlier submission \(prior.submission.prefix(12)) exceeds \(policy.copyThreshold); the earlier one keeps the credit")
             }
         }
-        if !seen { earlier.append((submission, delta)) }
         if let big = items.first(where: { $0.relativeNorm > policy.deltaNormBound }) {
             return reject("oversized delta: ‖Δ‖/‖W‖ = " + String(format: "%.3f", big.relativeNorm) + " for expert \(big.layer):\(big.expert) exceeds the bound \(policy.deltaNormBound)")
         }
         if items.allSatisfy({ $0.relativeNorm == 0 }) { return reject("unchanged: every delta is zero") }
-        let losses = try candidateLosses(weights, full: fullEvaluation)
+        let changed = Set(items.map { ExpertID(layer: $0.layer, expert: $0.expert) })
+        let losses = (heldOut: try heldOut.losses(changed: changed, full: fullEvaluation),
+                      background: try background.losses(changed: changed, full: fullEvaluation))
         let gain = PairedBounds.compute(zip(heldOut.baseLosses, losses.heldOut).map { $0 - $1 }, confidence: policy.confidence,
                                         seed: seed, resamples: policy.resamples)
         let regression = PairedBounds.compute(zip(losses.background, background.baseLosses).map { $0 - $1 }, confidence: policy.confidence,
@@ -146,15 +155,4 @@ public final class Validator {
         verdict.reason = "accepted: held-out gain " + String(format: "%.4f", gain.mean) + " nats/token, \(level)% lower bound \(verdict.gainLCBMicronats) µnats ≥ \(policy.minGainMicronats); background regression bound \(verdict.regressionUCBMicronats) ≤ \(policy.backgroundToleranceMicronats)"
         return verdict
     }
-}
-
-/// Cosine similarity of two per-expert deltas, over the union of their experts.
-func cosine(_ a: [ExpertID: [Float]], _ b: [ExpertID: [Float]]) -> Double {
-    var dot = 0.0, na = 0.0, nb = 0.0
-    for (id, x) in a {
-        na += x.reduce(0.0) { $0 + Double($1) * Double($1) }
-        if let y = b[id], y.count == x.count { for i in x.indices { dot += Double(x[i]) * Double(y[i]) } }
-    }
-    for (_, y) in b { nb += y.reduce(0.0) { $0 + Double($1) * Double($1) } }
-    return na > 0 && nb > 0 ? dot / (na.squareRoot() * nb.squareRoot()) : 0
 }

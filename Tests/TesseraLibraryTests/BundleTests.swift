@@ -105,6 +105,20 @@ import TesseraTestSupport
         try sig.write(to: URL(fileURLWithPath: sigPath))
         _ = try SubmissionBundle.verify(s.sub("bundle"), library: lib)
 
+        // A manifest that names one expert twice, properly signed, is refused by name (a
+        // validator would otherwise count the expert's delta twice).
+        guard case .object(var fields)? = try? JSONValue.parse(Data(manifest.utf8)),
+              let at = fields.firstIndex(where: { $0.0 == "experts" }), case .array(let experts) = fields[at].1 else {
+            Issue.record("manifest has no experts array"); return
+        }
+        fields[at].1 = .array(experts + [experts[0]])
+        let doubled = JSONValue.object(fields).canonicalBytes
+        try Data(doubled).write(to: URL(fileURLWithPath: manifestPath))
+        try Data((Hex.encode(try key.sign(doubled)) + "\n").utf8).write(to: URL(fileURLWithPath: sigPath))
+        #expect { try SubmissionBundle.verify(s.sub("bundle"), library: lib) } throws: { "\($0)".contains("experts[2] repeats expert") }
+        try manifest.write(toFile: manifestPath, atomically: true, encoding: .utf8)
+        try sig.write(to: URL(fileURLWithPath: sigPath))
+
         // Once one delta is applied, its base is stale for a bundle that must be current.
         try lib.applyDelta(s.sub("bundle/" + b.items[0].file), producedBy: ["bundle"])
         let fresh = try ExpertLibrary(directory: s.sub("lib"))

@@ -15,13 +15,13 @@ final class ProofFixture {
 
     /// `mxfp4Experts` writes the checkpoint the library is split from with its experts in
     /// MXFP4, as gpt-oss is released.
-    init(seed: UInt64 = 3, config: ModelConfig? = nil, mxfp4Experts: Bool = false) throws {
+    init(seed: UInt64 = 3, config: ModelConfig? = nil, mxfp4Experts: Bool = false, dtype: DType = .f32) throws {
         dir = scratch.path
         self.config = config ?? ModelConfig(family: .qwen3MoE, vocabSize: 256, hiddenSize: 16, layers: 3, heads: 2, kvHeads: 1, headDim: 8,
                                             experts: 4, topK: 2, expertWidth: 16, normTopKProb: true, tieWordEmbeddings: true)
         let model = MoEModel(config: self.config)
         model.initializeRandomly(seed: seed, std: 0.1)
-        try model.save(directory: dir + "/hf", dtype: .f32, mxfp4Experts: mxfp4Experts)
+        try model.save(directory: dir + "/hf", dtype: dtype, mxfp4Experts: mxfp4Experts)
         _ = try ExpertLibrary.split(checkpoint: dir + "/hf", into: dir + "/lib")
         library = try ExpertLibrary(directory: dir + "/lib")
     }

@@ -21,8 +21,8 @@ import TesseraTestSupport
         let validatorKey = ParticipantKey.generate()
     }
 
-    static func setup() throws -> Setup {
-        let f = try ProofFixture()
+    static func setup(dtype: DType = .f32) throws -> Setup {
+        let f = try ProofFixture(dtype: dtype)
         let held = ProofFixture.windows(ProofFixture.domain, count: 24, seed: 99)
         let bg = ProofFixture.windows(ProofFixture.background, count: 24, seed: 98)
         let sel = try ExpertSelection.compute(model: try f.library.loadModel(), data: ProofFixture.windows(ProofFixture.domain, count: 16, seed: 5),
@@ -158,6 +158,37 @@ import TesseraTestSupport
         }
         #expect(mismatch.outcome == .differs && mismatch.differences.contains { $0.contains("matrix products") && $0.contains(other.matmul!) },
                 "\(mismatch.differences)")
+    }
+
+    /// On a bf16 library (the validator's model keeps its experts bf16 and swaps candidates
+    /// in by address, copy detection reads earlier deltas back from its store), an honest
+    /// update is accepted, its copy caught, a remembered submission not judged twice over,
+    /// and the model is the base again after each verdict.
+    @Test func aBF16LibraryIsJudgedAsAFloatOne() throws {
+        let s = try Self.setup(dtype: .bf16)
+        let honest = try Self.contribute(s, name: "honest", data: ProofFixture.windows(ProofFixture.domain, count: 64, seed: 11))
+        let copy = s.f.dir + "/bundles/copy"
+        let items = try SubmissionBundle.verify(honest, library: s.f.library).items
+        _ = try SubmissionBundle.create(key: ParticipantKey.generate(), market: "m", domain: "es", round: "r1",
+                                        deltas: items.map { honest + "/" + $0.file }, training: .object([]), library: s.f.library, into: copy)
+        let v = try Validator(library: s.f.library, key: s.validatorKey, policy: Self.policy, heldOut: s.held, background: s.background, batch: 8)
+        #expect(v.model.bf16Bytes > 0)
+        let base = v.model.parameterValues
+        let good = try v.judge(bundle: honest)
+        #expect(good.accept, "\(good.reason)")
+        #expect(v.model.parameterValues == base)
+        let c = try v.judge(bundle: copy)
+        #expect(!c.accept && c.copyOf == good.submission && abs((c.maxCosine ?? 0) - 1) < 1e-9, "\(c.reason)")
+        #expect(v.model.parameterValues == base)
+        // Another validator that remembered the honest bundle first catches the copy the same way.
+        let w = try Validator(library: s.f.library, key: s.validatorKey, policy: Self.policy, heldOut: s.held, background: s.background, batch: 8)
+        try w.remember(bundle: honest)
+        #expect(w.hasSeen(good.submission))
+        let c2 = try w.judge(bundle: copy)
+        #expect(c2.copyOf == good.submission && c2.maxCosine == c.maxCosine)
+        // The full evaluation (no forward caches) agrees bit for bit.
+        w.fullEvaluation = true
+        #expect(try w.judge(bundle: honest) == good)
     }
 
     /// A bundle built on a version that has since been replaced is rejected as stale.

@@ -78,6 +78,49 @@ public enum FrozenWeights {
         }
     }
 
+    /// What `swap` replaced, for `restore`.
+    public struct Swapped: @unchecked Sendable {
+        fileprivate let replaced: [Entry]
+        fileprivate let lo: UInt
+    }
+
+    /// Backs floats [p, p + count) by other bf16 values (a candidate's weights) in place
+    /// of the ranges that back it now, without widening anything: swapping and restoring
+    /// cost no float pages. Nil, and nothing changed, unless the backed ranges lie inside
+    /// [p, p + count) and cover it whole.
+    public static func swap(_ p: UnsafeMutablePointer<Float>, count: Int, source: UnsafeRawPointer, owner: AnyObject) -> Swapped? {
+        guard registered.load(ordering: .relaxed) > 0, count > 0 else { return nil }
+        let lo = UInt(bitPattern: p), hi = lo + UInt(count * 4)
+        return entries.withLock { list -> Swapped? in
+            let first = max(0, insertionIndex(list, lo) - 1)
+            var i = first, covered = lo
+            while i < list.count, list[i].lo < hi {
+                let e = list[i]
+                if e.hi > lo {
+                    guard e.lo == covered, e.hi <= hi else { return nil }
+                    covered = e.hi
+                }
+                i += 1
+            }
+            guard covered == hi else { return nil }
+            let start = insertionIndex(list, lo)
+            let replaced = Array(list[start..<i])
+            list.replaceSubrange(start..<i, with: [Entry(lo: lo, hi: hi, source: source, owner: owner)])
+            registered.add(1 - replaced.count, ordering: .sequentiallyConsistent)
+            return Swapped(replaced: replaced, lo: lo)
+        }
+    }
+
+    /// Puts back the ranges `swap` replaced.
+    public static func restore(_ swapped: Swapped) {
+        entries.withLock { list in
+            let i = insertionIndex(list, swapped.lo)
+            precondition(i < list.count && list[i].lo == swapped.lo, "restoring a frozen range that was not swapped")
+            list.replaceSubrange(i...i, with: swapped.replaced)
+        }
+        registered.add(swapped.replaced.count - 1, ordering: .sequentiallyConsistent)
+    }
+
     /// The backed parts of floats [p, p + span) (nil when there are none): one product's
     /// weight may span several ranges, as a gate and an up projection multiplied as one.
     @usableFromInline
