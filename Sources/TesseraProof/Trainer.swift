@@ -185,18 +185,19 @@ public final class Trainer {
         try checkMemory(activations: activations, optimizer: optimizer)
         let grads = FloatBuffer(count: model.parameters.count)
         let factorGrads = adapters.map { FloatBuffer(count: $0.factors.count) }
+        // Adapters take their experts' gradients from the backward pass (no page of `grads` is touched).
+        if let adapters, let factorGrads { run.expertGradients = AdapterGradients(adapters, into: factorGrads) }
         let bar = progress ? ProgressBar(label: "train", total: Double(o.steps)) : nil
         bar?.update(Double(first - 1))
         let started = Date()
         var tokens = 0
         var recent: [Double] = []
         for step in first...max(first, o.steps) where step <= o.steps {
-            for v in views { grads.zero(v) }
+            if let factorGrads { factorGrads.zero() } else { for v in views { grads.zero(v) } }
             let batch = try train.batch(o.windows(at: step, of: train.count))
             let loss = try run.lossAndGradients(batch, trainable: trainable, grads: grads, buffers: work)
             guard loss.isFinite else { throw EngineError.invalidInput("training diverged at step \(step): loss \(loss)") }
             if let adapters, let factorGrads {
-                adapters.factorGradients(from: grads, into: factorGrads)
                 clipGradientNorm(factorGrads, views: optimizedViews, maxNorm: o.clipNorm)
                 optimizer.update(params: adapters.factors, grads: factorGrads, learningRate: o.learningRate(at: step))
                 adapters.materialise(into: model.parameters)
@@ -232,7 +233,10 @@ public final class Trainer {
     /// buffers (all written every step), the gradients of the trained tensors (a full-size
     /// buffer of which only those pages are touched) and the optimizer's two moments.
     func checkMemory(activations: Int, optimizer: AdamW) throws {
-        let gradients = (views.reduce(0) { $0 + $1.count } + (adapters?.factors.count ?? 0)) * MemoryLayout<Float>.stride
+        // Adapters: the factors' gradients, and one expert's gradient per worker in flight.
+        let largestExpert = adapters.map { a in Dictionary(grouping: a.matrices, by: \.expert).values.map { $0.reduce(0) { $0 + $1.view.count } }.max() ?? 0 }
+        let gradients = (adapters.map { $0.factors.count + Parallel.workers * (largestExpert ?? 0) } ?? views.reduce(0) { $0 + $1.count })
+            * MemoryLayout<Float>.stride
         let moments = optimizer.stateCount * 2 * MemoryLayout<Float>.stride
         let added = activations + gradients + moments
         guard let available = memoryAvailable ?? ProcessMemory.available else { return }

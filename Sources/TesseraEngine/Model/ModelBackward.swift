@@ -210,17 +210,32 @@ extension ModelRun {
         let order = expertsBySize(start)
         let sA = mlpScratchA.pointer, sB = mlpScratchB.pointer
         let xd = a.xDisp!.pointer, gu = a.gu!.pointer
+        let sink = expertGradients
         Parallel.forEach(E) { i in
             let e = order[i]
             let n = start[e + 1] - start[e]
             if n == 0 || (dh2 == nil && !expertTrains[e]) { return }
             let r = start[e]
             if dh2 != nil { (dXd + r * H).update(repeating: 0, count: n * H) }
-            mlpBackward(xd + r * H, MLPPointers(lw.experts[e], base: P), rows: n, hidden: H,
-                        gu: gu + r * 2 * I, dy: dY + r * H,
-                        grads: expertTrains[e] ? MLPPointers(lw.experts[e], base: G) : nil,
+            let w = lw.experts[e]
+            // A sink's expert: its weight gradient goes to a scratch the sink then consumes.
+            let lent = expertTrains[e] && sink?.takes(layer: l, expert: e) == true
+                ? FloatBuffer(count: w.gate.count + w.up.count + w.down.count) : nil
+            var grads = expertTrains[e] ? MLPPointers(w, base: G) : nil
+            if let lent {
+                grads?.gateUp = lent.pointer
+                grads?.down = lent.pointer + w.gate.count + w.up.count
+                grads?.gateUpBias = nil
+                grads?.downBias = nil
+            }
+            mlpBackward(xd + r * H, MLPPointers(w, base: P), rows: n, hidden: H,
+                        gu: gu + r * 2 * I, dy: dY + r * H, grads: grads,
                         dx: dh2 != nil ? dXd + r * H : nil,
                         scratchA: sA + r * I, scratchB: sB + r * 2 * I, parallel: false, precision: matmul)
+            if let lent, let sink {
+                sink.consume(ExpertGradient(layer: l, expert: e, weights: w, gateUp: lent.pointer,
+                                            down: lent.pointer + w.gate.count + w.up.count))
+            }
         }
         if let dh2 {
             Parallel.ranges(T, work: T * K * H) { range in
@@ -295,6 +310,30 @@ extension ModelRun {
                         scratchA: mlpScratchA.pointer, scratchB: mlpScratchB.pointer, precision: matmul)
         }
     }
+}
+
+/// One routed expert's weight gradient, complete for this backward pass: gate and up rows
+/// (as the model lays them out, one after the other), then down.
+public struct ExpertGradient {
+    public let layer: Int, expert: Int
+    public let weights: MLPWeights
+    public let gateUp: UnsafePointer<Float>
+    public let down: UnsafePointer<Float>
+
+    /// The gradient of a view of this expert's gate, up or down matrix.
+    public func pointer(_ view: ParamView) -> UnsafePointer<Float> {
+        view.offset >= weights.down.offset && view.offset < weights.down.offset + weights.down.count
+            ? down + (view.offset - weights.down.offset) : gateUp + (view.offset - weights.gate.offset)
+    }
+}
+
+/// Takes over the weight gradients of some routed experts: the backward pass computes
+/// each into a scratch and hands it over once complete (low-rank adapters project it onto
+/// their factors), so no full-size gradient of those experts is ever written. `consume`
+/// is called from several threads at once, for different experts.
+public protocol ExpertGradientSink: AnyObject, Sendable {
+    func takes(layer: Int, expert: Int) -> Bool
+    func consume(_ gradient: ExpertGradient)
 }
 
 /// Backward-only buffers, kept apart from a run so several runs can share one set.

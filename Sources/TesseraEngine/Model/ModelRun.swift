@@ -32,6 +32,9 @@ public final class ModelRun: @unchecked Sendable {
     /// in the gradients `lossAndGradients` computes; 0 leaves it out. The loss returned is
     /// always the cross-entropy alone.
     public var routerAuxLossCoefficient: Float = 0
+    /// Where the weight gradients of some trained experts go instead of the gradient
+    /// buffer (nil: all go to the buffer).
+    public var expertGradients: ExpertGradientSink?
     /// How this run's matrix products are computed (see `MatmulPrecision`).
     public var matmul: MatmulPrecision = .machineDefault
 

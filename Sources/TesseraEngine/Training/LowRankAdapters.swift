@@ -1,4 +1,5 @@
 import Foundation
+import CVectorMath
 import TesseraCore
 
 /// Low-rank adapters on chosen experts' matrices (LoRA): each matrix W [m, n] is trained as
@@ -11,6 +12,7 @@ import TesseraCore
 /// uniform in ±1/√n from a seed.
 public final class LowRankAdapters: @unchecked Sendable {
     public struct Matrix: Sendable {
+        public let expert: ExpertID
         /// The matrix's values in the model's parameter buffer.
         public let view: ParamView
         public let rows: Int, columns: Int
@@ -26,13 +28,17 @@ public final class LowRankAdapters: @unchecked Sendable {
     /// Every B and A, laid out as `matrices` says: what the optimizer updates.
     public let factors: FloatBuffer
     public var factorViews: [ParamView] { matrices.flatMap { [$0.factorsB, $0.factorsA] } }
-    /// W₀ of every matrix, in the order of `matrices`: as bf16 bits when every value is a
-    /// bf16 value (a library's weights are), which halves the copy without changing a bit.
+    /// W₀ of every matrix, in the order of `matrices`: read from the bf16 values that back
+    /// it in the model (the library's mapped shard) when there are such, no copy at all;
+    /// otherwise as bf16 bits when every value is a bf16 value, which halves the copy
+    /// without changing a bit.
     let base: [FrozenMatrix]
 
     enum FrozenMatrix {
         case bf16([UInt16])
         case f32([Float])
+        /// `count` bf16 values at `source` (any alignment), kept alive by `owner`.
+        case mapped(source: UnsafeRawPointer, count: Int, owner: AnyObject)
 
         init(_ values: [Float]) {
             let bits = values.map { UInt16(truncatingIfNeeded: $0.bitPattern >> 16) }
@@ -44,6 +50,7 @@ public final class LowRankAdapters: @unchecked Sendable {
             switch self {
             case let .f32(values): values.withUnsafeBufferPointer { w.update(from: $0.baseAddress!, count: values.count) }
             case let .bf16(bits): for (i, b) in bits.enumerated() { w[i] = Float(bitPattern: UInt32(b) << 16) }
+            case let .mapped(source, count, owner): withExtendedLifetime(owner) { tsr_bf16_to_f32(source, w, count) }
             }
         }
     }
@@ -72,14 +79,17 @@ public final class LowRankAdapters: @unchecked Sendable {
                 let b = ParamView(offset: total, count: rows * rank, tensor: view.tensor)
                 let a = ParamView(offset: total + rows * rank, count: rank * columns, tensor: view.tensor)
                 total += b.count + a.count
-                list.append(Matrix(view: view, rows: rows, columns: columns, factorsB: b, factorsA: a))
+                list.append(Matrix(expert: id, view: view, rows: rows, columns: columns, factorsB: b, factorsA: a))
             }
         }
         guard !list.isEmpty else { throw EngineError.invalidInput("low-rank adapters: no experts to adapt") }
         self.rank = rank
         matrices = list
         factors = FloatBuffer(count: total)
-        base = list.map { FrozenMatrix(model.values($0.view)) }
+        base = list.map { mat in
+            FrozenWeights.backing(model.parameters.pointer + mat.view.offset, count: mat.view.count)
+                .map { .mapped(source: $0.source, count: mat.view.count, owner: $0.owner) } ?? FrozenMatrix(model.values(mat.view))
+        }
         model.thaw(list.map(\.view))
         var rng = SplitMix64(seed: seed)
         for mat in list {
@@ -105,13 +115,41 @@ public final class LowRankAdapters: @unchecked Sendable {
     /// The factors' gradients from the matrices' gradients G in `grads` (laid out like the
     /// model's parameters): ∂B = G·Aᵀ, ∂A = Bᵀ·G, into `factorGrads` (laid out like `factors`).
     public func factorGradients(from grads: FloatBuffer, into factorGrads: FloatBuffer) {
-        for mat in matrices {
-            let g = grads.pointer + mat.view.offset
-            gemm(transB: true, m: mat.rows, n: rank, k: mat.columns, a: g, lda: mat.columns,
-                 b: factors.pointer + mat.factorsA.offset, ldb: mat.columns, beta: 0,
-                 c: factorGrads.pointer + mat.factorsB.offset, ldc: rank, parallel: false)
-            gemm(transA: true, m: rank, n: mat.columns, k: mat.rows, a: factors.pointer + mat.factorsB.offset, lda: rank,
-                 b: g, ldb: mat.columns, beta: 0, c: factorGrads.pointer + mat.factorsA.offset, ldc: mat.columns, parallel: false)
+        for mat in matrices { project(UnsafePointer(grads.pointer + mat.view.offset), mat, into: factorGrads) }
+    }
+
+    /// ∂B and ∂A of one matrix from its gradient `g`.
+    func project(_ g: UnsafePointer<Float>, _ mat: Matrix, into factorGrads: FloatBuffer) {
+        gemm(transB: true, m: mat.rows, n: rank, k: mat.columns, a: g, lda: mat.columns,
+             b: factors.pointer + mat.factorsA.offset, ldb: mat.columns, beta: 0,
+             c: factorGrads.pointer + mat.factorsB.offset, ldc: rank, parallel: false)
+        gemm(transA: true, m: rank, n: mat.columns, k: mat.rows, a: factors.pointer + mat.factorsB.offset, lda: rank,
+             b: g, ldb: mat.columns, beta: 0, c: factorGrads.pointer + mat.factorsA.offset, ldc: mat.columns, parallel: false)
+    }
+}
+
+/// The adapters as the backward pass's sink for their experts' gradients: each expert's
+/// gradient is projected onto its factors as soon as it is complete, so training adapters
+/// never holds the full-size gradient of the experts it adapts (3.2 GB for 8 experts per
+/// layer of OLMoE-1B-7B, 7.2 GB for DeepSeek-V2-Lite). The factor gradients are the same
+/// bits as `factorGradients` gives from a full gradient buffer. Zero `factorGrads` before
+/// each backward pass: an expert no token reached is not handed over.
+public final class AdapterGradients: ExpertGradientSink, @unchecked Sendable {
+    public let adapters: LowRankAdapters
+    public let factorGrads: FloatBuffer
+    private let byExpert: [ExpertID: [LowRankAdapters.Matrix]]
+
+    public init(_ adapters: LowRankAdapters, into factorGrads: FloatBuffer) {
+        self.adapters = adapters
+        self.factorGrads = factorGrads
+        byExpert = Dictionary(grouping: adapters.matrices, by: \.expert)
+    }
+
+    public func takes(layer: Int, expert: Int) -> Bool { byExpert[ExpertID(layer: layer, expert: expert)] != nil }
+
+    public func consume(_ gradient: ExpertGradient) {
+        for mat in byExpert[ExpertID(layer: gradient.layer, expert: gradient.expert)] ?? [] {
+            adapters.project(gradient.pointer(mat.view), mat, into: factorGrads)
         }
     }
 }
