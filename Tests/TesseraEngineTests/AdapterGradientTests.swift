@@ -15,10 +15,7 @@ import TesseraTestSupport
         let experts = (0..<c.layers).filter { c.sparseLayers[$0] }.flatMap { l in [0, c.experts - 1].map { ExpertID(layer: l, expert: $0) } }
         let trainable = try TrainableSet.experts(experts, in: model.layout)
         let adapters = try LowRankAdapters(model: model, experts: experts, rank: 2, seed: 5)
-        var rng = SplitMix64(seed: 9)
-        for mat in adapters.matrices {
-            for i in 0..<mat.factorsB.count { adapters.factors.pointer[mat.factorsB.offset + i] = (Float(rng.next() >> 40) / Float(1 << 24) - 0.5) * 0.2 }
-        }
+        adapters.fillB(seed: 9)
         adapters.materialise(into: model.parameters)
         let tokens = try ReferenceTests.tokens(try ReferenceFixtures.expected(name))
         let run = ModelRun(model: model, batch: tokens.batch, seq: tokens.seq, training: true)

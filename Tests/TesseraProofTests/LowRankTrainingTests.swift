@@ -17,11 +17,7 @@ import TesseraTestSupport
         let experts = [ExpertID(layer: 1, expert: 2)]
         let trainable = try TrainableSet.experts(experts, in: model.layout)
         let adapters = try LowRankAdapters(model: model, experts: experts, rank: 2, seed: 5)
-        // B = 0 at the start makes ∂A vanish; give B values so both are checked.
-        var rng = SplitMix64(seed: 9)
-        for mat in adapters.matrices {
-            for i in 0..<mat.factorsB.count { adapters.factors.pointer[mat.factorsB.offset + i] = (Float(rng.next() >> 40) / Float(1 << 24) - 0.5) * 0.2 }
-        }
+        adapters.fillB(seed: 9)
         adapters.materialise(into: model.parameters)
         let data = ProofFixture.windows(ProofFixture.domain, count: 4, seed: 2)
         let batch = try data.batch(Array(0..<4))
