@@ -78,7 +78,7 @@ public struct SubmissionBundle: Sendable {
     /// finite values of the expert's shapes. With `requireCurrent`, every base must be the
     /// expert's current version.
     public static func verify(_ dir: String, library: ExpertLibrary, requireCurrent: Bool = false) throws -> SubmissionBundle {
-        try verify(dir, library: library, requireCurrent: requireCurrent) { _, _ in }
+        try verify(dir, library: library, requireCurrent: requireCurrent) { _, _, _ in }
     }
 
     /// `verify`, also returning the experts' weights each delta decodes to (decoding is
@@ -86,16 +86,16 @@ public struct SubmissionBundle: Sendable {
     public static func verifyDecoding(_ dir: String, library: ExpertLibrary, requireCurrent: Bool = false) throws
         -> (bundle: SubmissionBundle, weights: [ExpertID: ExpertWeights]) {
         var decoded: [ExpertID: ExpertWeights] = [:]
-        let bundle = try verify(dir, library: library, requireCurrent: requireCurrent) { item, weights in decoded[item.expert] = weights }
+        let bundle = try verify(dir, library: library, requireCurrent: requireCurrent) { item, _, weights in decoded[item.expert] = weights }
         return (bundle, decoded)
     }
 
-    /// `verify`, handing each expert's decoded weights to `each` as soon as its delta checks
-    /// out, in the manifest's order, so that only one expert's floats are held at a time (a
-    /// bundle of 128 OLMoE experts decodes to 3.2 GB). `each` may have seen some experts
-    /// when a later one fails and the whole call throws.
+    /// `verify`, handing each expert's base and decoded weights to `each` as soon as its
+    /// delta checks out, in the manifest's order, so that only one expert's floats are held
+    /// at a time (a bundle of 128 OLMoE experts decodes to 3.2 GB). `each` may have seen
+    /// some experts when a later one fails and the whole call throws.
     public static func verify(_ dir: String, library: ExpertLibrary, requireCurrent: Bool = false,
-                              each: (Item, ExpertWeights) throws -> Void) throws -> SubmissionBundle {
+                              each: (Item, _ base: ExpertWeights, _ new: ExpertWeights) throws -> Void) throws -> SubmissionBundle {
         var seen: Set<ExpertID> = []
         let fm = FileManager.default
         let manifestPath = (dir as NSString).appendingPathComponent("bundle.json")
@@ -131,9 +131,9 @@ public struct SubmissionBundle: Sendable {
             guard let bytes = fm.contents(atPath: path) else { throw LibraryError("\(path): missing") }
             guard bytes.count == size else { throw LibraryError("\(path): \(bytes.count) bytes, the manifest says \(size)") }
             guard ContentHash.sha256(Array(bytes)) == hash else { throw LibraryError("\(path): SHA-256 does not match the manifest") }
-            let (header, weights) = try library.decodeDelta(path)
             let id = ExpertID(layer: l, expert: x)
             guard seen.insert(id).inserted else { throw LibraryError("\(manifestPath): experts[\(n)] repeats expert \(id)") }
+            let (header, baseWeights, weights) = try library.decodeDeltaWithBase(path)
             guard header.id == id, header.base == base, header.encoding.rawValue == encoding else {
                 throw LibraryError("\(path): delta is for expert \(header.id) base \(header.base.prefix(12)) (\(header.encoding.rawValue)), the manifest says \(id) base \(base.prefix(12)) (\(encoding))")
             }
@@ -142,7 +142,7 @@ public struct SubmissionBundle: Sendable {
             }
             let item = Item(expert: id, base: base, file: file, sha256: hash, size: size, encoding: encoding)
             items.append(item)
-            try each(item, weights)
+            try each(item, baseWeights, weights)
         }
         return SubmissionBundle(contributor: contributor, market: try text("market"), domain: try text("domain"), round: try text("round"),
                                 items: items, training: json["training"] ?? .object([]))

@@ -35,7 +35,7 @@ public final class ExpertSwap {
             return (model.parameters.pointer + model.layout.tensors[index].offset + slot.elementOffset, values, slot.dtype)
         }
         for (dst, values, dtype) in slots {
-            if dtype == .bf16, let halves = Self.exactBF16(values),
+            if dtype == .bf16, let halves = BF16Buffer(exactly: values),
                let swapped = FrozenWeights.swap(dst, count: values.count, source: UnsafeRawPointer(halves.pointer), owner: halves) {
                 undo.append { FrozenWeights.restore(swapped) }
                 bf16Bytes += values.count * 2
@@ -54,17 +54,6 @@ public final class ExpertSwap {
         while let step = undo.popLast() { step() }
         bf16Bytes = 0
         floatBytes = 0
-    }
-
-    /// `values` as bf16, when every one is a bf16 value (nil otherwise).
-    static func exactBF16(_ values: [Float]) -> BF16Buffer? {
-        let out = BF16Buffer(count: values.count)
-        for (i, v) in values.enumerated() {
-            let bits = v.bitPattern
-            guard bits & 0xFFFF == 0 else { return nil }
-            out.pointer[i] = UInt16(bits >> 16)
-        }
-        return out
     }
 }
 

@@ -93,9 +93,16 @@ extension ExpertLibrary {
 
     /// Reconstructs the weights a delta describes, from its base version.
     public func decodeDelta(_ path: String) throws -> (header: DeltaHeader, weights: ExpertWeights) {
+        let (header, _, weights) = try decodeDeltaWithBase(path)
+        return (header, weights)
+    }
+
+    /// `decodeDelta`, also returning the base it was decoded against (for norms and
+    /// deltas, without reading the base's shard again).
+    public func decodeDeltaWithBase(_ path: String) throws -> (header: DeltaHeader, base: ExpertWeights, weights: ExpertWeights) {
         let (file, header) = try checkDelta(path)
         let (_, base) = try expertWeights(header.id, version: header.base)
-        return (header, try DeltaCodec.decode(file, header: header, base: base))
+        return (header, base, try DeltaCodec.decode(file, header: header, base: base))
     }
 
     /// Applies a delta: the result becomes the expert's new current version. Refused

@@ -43,7 +43,8 @@ final class DeltaStore {
         return Record(submission: submission)
     }
 
-    func append(_ delta: [Float], for id: ExpertID, to record: inout Record) throws {
+    /// Writes `delta` (whose Σ x² is `squares`) as the record's delta of expert `id`.
+    func append(_ delta: [Float], squares: Double, for id: ExpertID, to record: inout Record) throws {
         let bytes = delta.count * MemoryLayout<Float>.stride
         try delta.withUnsafeBytes { raw in
             var done = 0
@@ -54,7 +55,7 @@ final class DeltaStore {
             }
         }
         record.experts[id] = (writeEnd, delta.count)
-        record.normSquared += delta.reduce(0.0) { $0 + Double($1) * Double($1) }
+        record.normSquared += squares
         writeEnd += bytes
     }
 

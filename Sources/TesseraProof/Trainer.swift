@@ -234,8 +234,7 @@ public final class Trainer {
     /// buffer of which only those pages are touched) and the optimizer's two moments.
     func checkMemory(activations: Int, optimizer: AdamW) throws {
         // Adapters: the factors' gradients, and one expert's gradient per worker in flight.
-        let largestExpert = adapters.map { a in Dictionary(grouping: a.matrices, by: \.expert).values.map { $0.reduce(0) { $0 + $1.view.count } }.max() ?? 0 }
-        let gradients = (adapters.map { $0.factors.count + Parallel.workers * (largestExpert ?? 0) } ?? views.reduce(0) { $0 + $1.count })
+        let gradients = (adapters.map { $0.factors.count + Parallel.workers * $0.largestExpertParameters } ?? views.reduce(0) { $0 + $1.count })
             * MemoryLayout<Float>.stride
         let moments = optimizer.stateCount * 2 * MemoryLayout<Float>.stride
         let added = activations + gradients + moments

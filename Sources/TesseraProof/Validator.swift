@@ -64,9 +64,9 @@ public final class Validator {
         let submission = try SubmissionBundle.submissionRecord(dir).hash
         guard !earlier.contains(submission) else { return }
         var record = earlier.begin(submission)
-        _ = try SubmissionBundle.verify(dir, library: library) { item, new in
-            let base = try library.expertWeights(item.expert, version: item.base).weights.flattened
-            try earlier.append(zip(new.flattened, base).map { $0 - $1 }, for: item.expert, to: &record)
+        _ = try SubmissionBundle.verify(dir, library: library) { item, base, new in
+            let d = zip(new.flattened, base.flattened).map { $0 - $1 }
+            try earlier.append(d, squares: sumOfSquares(d), for: item.expert, to: &record)
         }
         earlier.commit(record)
     }
@@ -96,15 +96,15 @@ public final class Validator {
         defer { swap.restore() }
         var items: [Verdict.Item] = []
         var stale: [ExpertID] = []
-        let bundle = try SubmissionBundle.verify(dir, library: library) { item, new in
-            let base = try library.expertWeights(item.expert, version: item.base).weights.flattened
+        let bundle = try SubmissionBundle.verify(dir, library: library) { item, baseWeights, new in
+            let base = baseWeights.flattened
             let d = zip(new.flattened, base).map { $0 - $1 }
-            let squares = d.reduce(0.0) { $0 + Double($1) * Double($1) }
+            let squares = sumOfSquares(d)
             normSquared += squares
-            let norm = sqrt(squares) / max(sqrt(base.reduce(0.0) { $0 + Double($1) * Double($1) }), 1e-30)
+            let norm = sqrt(squares) / max(sqrt(sumOfSquares(base)), 1e-30)
             items.append(.init(layer: item.expert.layer, expert: item.expert.expert, base: item.base, relativeNorm: norm))
             for (k, prior) in priors.enumerated() { dots[k] += try earlier.dot(prior, item.expert, d) }
-            if !seen { try earlier.append(d, for: item.expert, to: &record) }
+            if !seen { try earlier.append(d, squares: squares, for: item.expert, to: &record) }
             if baseVersions[item.expert] != item.base { stale.append(item.expert) } else if stale.isEmpty { try swap.put(item.expert, new) }
         }
         var verdict = Verdict(format: Verdict.formatName, submission: submission, contributor: bundle.contributor, validator: key.publicHex,
@@ -156,3 +156,6 @@ public final class Validator {
         return verdict
     }
 }
+
+/// Σ x², in double precision (norms and cosines of deltas).
+func sumOfSquares(_ x: [Float]) -> Double { x.reduce(0.0) { $0 + Double($1) * Double($1) } }

@@ -273,6 +273,16 @@ public final class BF16Buffer: @unchecked Sendable {
         self.count = count
         pointer = .allocate(capacity: max(count, 1))
     }
+
+    /// `values` as bf16, when every one is a bf16 value (nil otherwise): a bf16
+    /// checkpoint's or library's weights are, and keeping them so changes no bit.
+    public convenience init?(exactly values: [Float]) {
+        self.init(count: values.count)
+        for (i, v) in values.enumerated() {
+            guard v.bitPattern & 0xFFFF == 0 else { return nil }
+            pointer[i] = UInt16(v.bitPattern >> 16)
+        }
+    }
     deinit { pointer.deallocate() }
 }
 

@@ -221,10 +221,11 @@ extension ModelRun {
             // A sink's expert: its weight gradient goes to a scratch the sink then consumes.
             let lent = expertTrains[e] && sink?.takes(layer: l, expert: e) == true
                 ? FloatBuffer(count: w.gate.count + w.up.count + w.down.count) : nil
+            let lentDown = lent.map { $0.pointer + w.gate.count + w.up.count }
             var grads = expertTrains[e] ? MLPPointers(w, base: G) : nil
-            if let lent {
+            if let lent, let lentDown {
                 grads?.gateUp = lent.pointer
-                grads?.down = lent.pointer + w.gate.count + w.up.count
+                grads?.down = lentDown
                 grads?.gateUpBias = nil
                 grads?.downBias = nil
             }
@@ -232,9 +233,8 @@ extension ModelRun {
                         gu: gu + r * 2 * I, dy: dY + r * H, grads: grads,
                         dx: dh2 != nil ? dXd + r * H : nil,
                         scratchA: sA + r * I, scratchB: sB + r * 2 * I, parallel: false, precision: matmul)
-            if let lent, let sink {
-                sink.consume(ExpertGradient(layer: l, expert: e, weights: w, gateUp: lent.pointer,
-                                            down: lent.pointer + w.gate.count + w.up.count))
+            if let lent, let lentDown, let sink {
+                sink.consume(ExpertGradient(layer: l, expert: e, weights: w, gateUp: lent.pointer, down: lentDown))
             }
         }
         if let dh2 {

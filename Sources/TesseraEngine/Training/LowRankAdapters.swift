@@ -28,6 +28,10 @@ public final class LowRankAdapters: @unchecked Sendable {
     /// Every B and A, laid out as `matrices` says: what the optimizer updates.
     public let factors: FloatBuffer
     public var factorViews: [ParamView] { matrices.flatMap { [$0.factorsB, $0.factorsA] } }
+    /// The matrices of each adapted expert.
+    public let matricesByExpert: [ExpertID: [Matrix]]
+    /// Parameters of the largest adapted expert's matrices (one expert's gradient in flight).
+    public var largestExpertParameters: Int { matricesByExpert.values.map { $0.reduce(0) { $0 + $1.view.count } }.max() ?? 0 }
     /// W₀ of every matrix, in the order of `matrices`: read from the bf16 values that back
     /// it in the model (the library's mapped shard) when there are such, no copy at all;
     /// otherwise as bf16 bits when every value is a bf16 value, which halves the copy
@@ -35,21 +39,19 @@ public final class LowRankAdapters: @unchecked Sendable {
     let base: [FrozenMatrix]
 
     enum FrozenMatrix {
-        case bf16([UInt16])
+        case bf16(BF16Buffer)
         case f32([Float])
         /// `count` bf16 values at `source` (any alignment), kept alive by `owner`.
         case mapped(source: UnsafeRawPointer, count: Int, owner: AnyObject)
 
         init(_ values: [Float]) {
-            let bits = values.map { UInt16(truncatingIfNeeded: $0.bitPattern >> 16) }
-            let exact = zip(values, bits).allSatisfy { $0.bitPattern == UInt32($1) << 16 }
-            self = exact ? .bf16(bits) : .f32(values)
+            self = BF16Buffer(exactly: values).map { .bf16($0) } ?? .f32(values)
         }
 
         func copy(into w: UnsafeMutablePointer<Float>) {
             switch self {
             case let .f32(values): values.withUnsafeBufferPointer { w.update(from: $0.baseAddress!, count: values.count) }
-            case let .bf16(bits): for (i, b) in bits.enumerated() { w[i] = Float(bitPattern: UInt32(b) << 16) }
+            case let .bf16(bits): tsr_bf16_to_f32(bits.pointer, w, bits.count)
             case let .mapped(source, count, owner): withExtendedLifetime(owner) { tsr_bf16_to_f32(source, w, count) }
             }
         }
@@ -85,6 +87,7 @@ public final class LowRankAdapters: @unchecked Sendable {
         guard !list.isEmpty else { throw EngineError.invalidInput("low-rank adapters: no experts to adapt") }
         self.rank = rank
         matrices = list
+        matricesByExpert = Dictionary(grouping: list, by: \.expert)
         factors = FloatBuffer(count: total)
         base = list.map { mat in
             FrozenWeights.backing(model.parameters.pointer + mat.view.offset, count: mat.view.count)
@@ -137,18 +140,16 @@ public final class LowRankAdapters: @unchecked Sendable {
 public final class AdapterGradients: ExpertGradientSink, @unchecked Sendable {
     public let adapters: LowRankAdapters
     public let factorGrads: FloatBuffer
-    private let byExpert: [ExpertID: [LowRankAdapters.Matrix]]
 
     public init(_ adapters: LowRankAdapters, into factorGrads: FloatBuffer) {
         self.adapters = adapters
         self.factorGrads = factorGrads
-        byExpert = Dictionary(grouping: adapters.matrices, by: \.expert)
     }
 
-    public func takes(layer: Int, expert: Int) -> Bool { byExpert[ExpertID(layer: layer, expert: expert)] != nil }
+    public func takes(layer: Int, expert: Int) -> Bool { adapters.matricesByExpert[ExpertID(layer: layer, expert: expert)] != nil }
 
     public func consume(_ gradient: ExpertGradient) {
-        for mat in byExpert[ExpertID(layer: gradient.layer, expert: gradient.expert)] ?? [] {
+        for mat in adapters.matricesByExpert[ExpertID(layer: gradient.layer, expert: gradient.expert)] ?? [] {
             adapters.project(gradient.pointer(mat.view), mat, into: factorGrads)
         }
     }
