@@ -45,12 +45,13 @@ let package = Package(
         .target(name: "CEd25519Batch", linkerSettings: [.linkedLibrary("sodium")]),
         .target(name: "CAMXMatmul"),
         .target(name: "CVectorMath"),
+        .target(name: "CWorkerPool"),
 
         // Layer 0: JSON and canonical JSON, policy files, hashes, keys and signatures,
         // ExpertID, parallel work, timers, the seeded generator, atomic files.
         .target(
             name: "TesseraCore",
-            dependencies: ["CEd25519Batch", .product(name: "Crypto", package: "swift-crypto"), "TOMLKit"]
+            dependencies: ["CEd25519Batch", "CWorkerPool", .product(name: "Crypto", package: "swift-crypto"), "TOMLKit"]
         ),
         // Hugging Face tokenizer.json files, reproduced exactly (needs nothing but the core).
         .target(name: "TesseraTokenizers", dependencies: ["TesseraCore"]),

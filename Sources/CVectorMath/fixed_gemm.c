@@ -8,6 +8,7 @@
    bits between processors (and between OPENBLAS_CORETYPE choices on one processor). */
 #pragma STDC FP_CONTRACT OFF
 #include "vector_math.h"
+#include "fixed_internal.h"
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -195,145 +196,21 @@ AVX2FMA static void small_rows_nn_avx2(long m, long n, long k, float alpha, cons
 }
 
 static int detect_fma(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0; }
+static int detect_avx512(void) { return detect_fma() && __builtin_cpu_supports("avx512f") ? 1 : 0; }
 #else
 static int detect_fma(void) { return 0; }
+static int detect_avx512(void) { return 0; }
 #endif
 
+/* 0 portable, 1 AVX2 and FMA, 2 the same with AVX-512 for the packed decoding products;
+   -1 until first use. */
 static int gemm_path = -1;
-
-
-/* op(B) as 8-column panels, k-major: out[(j/8)·8k + p·8 + j%8], zero past n. A weight
-   packed once serves every decoding step: the kernel below then reads each weight once
-   per step with no shuffles. */
-void tsr_pack_panels(int transB, long n, long k, const float *b, long ldb, float *out) {
-    for (long j0 = 0; j0 < n; j0 += 8)
-        for (long p = 0; p < k; p++)
-            for (long q = 0; q < 8; q++) {
-                long j = j0 + q;
-                out[(j0 / 8) * 8 * k + p * 8 + q] = j < n ? (transB ? b[j * ldb + p] : b[p * ldb + j]) : 0.0f;
-            }
+static int best_path(void) { return detect_avx512() ? 2 : detect_fma(); }
+int tsr_fixed_path(void) {
+    if (gemm_path < 0) gemm_path = best_path();
+    return gemm_path;
 }
 
-#if defined(__x86_64__)
-
-/* Few rows against packed panels; each element's sum in the fixed order. One row runs
-   four panels at once so that four FMA chains are in flight. The panels hold floats or
-   bf16 values (`bf16`: a constant in each caller, so each gets its own loop); a bf16
-   value widened to float is exact, so both give the same bits for the same values. */
-AVX2FMA static inline __m256 panel_load(const void *pk, long index, int bf16) {
-    if (!bf16) return _mm256_loadu_ps((const float *)pk + index);
-    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)pk + index));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-}
-
-AVX2FMA static inline __attribute__((always_inline)) void packed_rows_body(long m, long n, long k, float alpha, const float *a, long lda,
-                                                                             const void *pk, int bf16, int accumulate, float *c, long ldc) {
-    long panels = (n + 7) / 8, pj = 0;
-    if (m == 1) {
-        for (; pj + 4 <= panels; pj += 4) {
-            long b0 = pj * 8 * k, b1 = b0 + 8 * k, b2 = b1 + 8 * k, b3 = b2 + 8 * k;
-            __m256 c0 = _mm256_setzero_ps(), c1 = _mm256_setzero_ps(), c2 = _mm256_setzero_ps(), c3 = _mm256_setzero_ps();
-            for (long p = 0; p < k; p++) {
-                __m256 x = _mm256_broadcast_ss(a + p);
-                c0 = _mm256_fmadd_ps(x, panel_load(pk, b0 + p * 8, bf16), c0);
-                c1 = _mm256_fmadd_ps(x, panel_load(pk, b1 + p * 8, bf16), c1);
-                c2 = _mm256_fmadd_ps(x, panel_load(pk, b2 + p * 8, bf16), c2);
-                c3 = _mm256_fmadd_ps(x, panel_load(pk, b3 + p * 8, bf16), c3);
-            }
-            __m256 cs[4] = {c0, c1, c2, c3};
-            for (long g = 0; g < 4; g++) {
-                long j0 = (pj + g) * 8;
-                store_panel(cs[g], alpha, accumulate, c + j0, n - j0 < 8 ? n - j0 : 8);
-            }
-        }
-    }
-    for (; pj < panels; pj++) {
-        long bp = pj * 8 * k;
-        __m256 acc[SMALL_M];
-        for (long r = 0; r < SMALL_M; r++) acc[r] = _mm256_setzero_ps();
-        for (long p = 0; p < k; p++) {
-            __m256 b = panel_load(pk, bp + p * 8, bf16);
-            for (long r = 0; r < m; r++) acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(a + r * lda + p), b, acc[r]);
-        }
-        long j0 = pj * 8;
-        for (long r = 0; r < m; r++) store_panel(acc[r], alpha, accumulate, c + r * ldc + j0, n - j0 < 8 ? n - j0 : 8);
-    }
-}
-
-AVX2FMA static void packed_rows_avx2(long m, long n, long k, float alpha, const float *a, long lda, const float *pk,
-                                     int accumulate, float *c, long ldc) {
-    packed_rows_body(m, n, k, alpha, a, lda, pk, 0, accumulate, c, ldc);
-}
-
-AVX2FMA static void packed_rows_bf16_avx2(long m, long n, long k, float alpha, const float *a, long lda, const uint16_t *pk,
-                                          int accumulate, float *c, long ldc) {
-    packed_rows_body(m, n, k, alpha, a, lda, pk, 1, accumulate, c, ldc);
-}
-#endif
-
-int tsr_sgemm_fixed_packed(long m, long n, long k, float alpha, const float *a, long lda, const float *packed,
-                           int accumulate, float *c, long ldc) {
-    if (m <= 0 || n <= 0) return 0;
-    if (gemm_path < 0) gemm_path = detect_fma();
-#if defined(__x86_64__)
-    if (gemm_path && m <= SMALL_M) {
-        packed_rows_avx2(m, n, k, alpha, a, lda, packed, accumulate, c, ldc);
-        return 0;
-    }
-#endif
-    for (long i = 0; i < m; i++)
-        for (long j = 0; j < n; j++) {
-            const float *bp = packed + (j / 8) * 8 * k + j % 8;
-            float acc = 0.0f;
-            for (long p = 0; p < k; p++) acc = fmaf(a[i * lda + p], bp[p * 8], acc);
-            float x = alpha != 1.0f ? alpha * acc : acc;
-            c[i * ldc + j] = accumulate ? c[i * ldc + j] + x : x;
-        }
-    return 0;
-}
-
-static inline float widen_bf16(uint16_t h) {
-    uint32_t bits = (uint32_t)h << 16;
-    float x;
-    memcpy(&x, &bits, 4);
-    return x;
-}
-
-static inline uint16_t load_u16(const void *base, long index) {
-    uint16_t h;
-    memcpy(&h, (const char *)base + 2 * index, 2);
-    return h;
-}
-
-void tsr_pack_panels_bf16(int transB, long n, long k, const void *b, long ldb, uint16_t *out) {
-    for (long j0 = 0; j0 < n; j0 += 8)
-        for (long p = 0; p < k; p++)
-            for (long q = 0; q < 8; q++) {
-                long j = j0 + q;
-                out[(j0 / 8) * 8 * k + p * 8 + q] = j < n ? load_u16(b, transB ? j * ldb + p : p * ldb + j) : 0;
-            }
-}
-
-int tsr_sgemm_fixed_packed_bf16(long m, long n, long k, float alpha, const float *a, long lda, const uint16_t *packed,
-                                int accumulate, float *c, long ldc) {
-    if (m <= 0 || n <= 0) return 0;
-    if (gemm_path < 0) gemm_path = detect_fma();
-#if defined(__x86_64__)
-    if (gemm_path && m <= SMALL_M) {
-        packed_rows_bf16_avx2(m, n, k, alpha, a, lda, packed, accumulate, c, ldc);
-        return 0;
-    }
-#endif
-    for (long i = 0; i < m; i++)
-        for (long j = 0; j < n; j++) {
-            const uint16_t *bp = packed + (j / 8) * 8 * k + j % 8;
-            float acc = 0.0f;
-            for (long p = 0; p < k; p++) acc = fmaf(a[i * lda + p], widen_bf16(bp[p * 8]), acc);
-            float x = alpha != 1.0f ? alpha * acc : acc;
-            c[i * ldc + j] = accumulate ? c[i * ldc + j] + x : x;
-        }
-    return 0;
-}
 
 #if defined(__x86_64__)
 AVX2FMA static void widen_avx2(const void *src, float *dst, long n) {
@@ -347,7 +224,7 @@ AVX2FMA static void widen_avx2(const void *src, float *dst, long n) {
 #endif
 
 void tsr_bf16_to_f32(const void *src, float *dst, long n) {
-    if (gemm_path < 0) gemm_path = detect_fma();
+    tsr_fixed_path();
 #if defined(__x86_64__)
     if (gemm_path) { widen_avx2(src, dst, n); return; }
 #endif
@@ -355,18 +232,20 @@ void tsr_bf16_to_f32(const void *src, float *dst, long n) {
 }
 
 int tsr_fixed_gemm_fma_available(void) { return detect_fma(); }
+int tsr_fixed_gemm_avx512_available(void) { return detect_avx512(); }
 
 int tsr_fixed_gemm_force(int p) {
-    if (gemm_path < 0) gemm_path = detect_fma();
-    int previous = gemm_path;
-    gemm_path = (p == 1 && detect_fma()) ? 1 : (p < 0 ? detect_fma() : 0);
+    int previous = tsr_fixed_path();
+    if (p < 0) gemm_path = best_path();
+    else if (p == 2 && detect_avx512()) gemm_path = 2;
+    else gemm_path = (p >= 1 && detect_fma()) ? 1 : 0;
     return previous;
 }
 
 int tsr_sgemm_fixed(int transA, int transB, long m, long n, long k, float alpha,
                     const float *a, long lda, const float *b, long ldb, int accumulate, float *c, long ldc) {
     if (m <= 0 || n <= 0) return 0;
-    if (gemm_path < 0) gemm_path = detect_fma();
+    tsr_fixed_path();
 #if defined(__x86_64__)
     if (gemm_path && !transA && transB && m <= SMALL_M) {
         small_rows_avx2(m, n, k, alpha, a, lda, b, ldb, accumulate, c, ldc);

@@ -233,25 +233,44 @@ private func referenceDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, 
     }
 
     /// Weights packed for decoding give the bits of the ordinary fixed-order product, for
-    /// every row count up to the packed limit, either layout of B, and odd widths.
+    /// row counts up to and past a pass of eight, either layout of B, odd widths, float and
+    /// bf16 panels, on every path this processor has (portable, AVX2, AVX-512).
     @Test func packedProductsGiveTheSameBits() {
-        for (n, k) in [(37, 70), (64, 33), (8, 5), (100, 16)] {
+        let paths: [Int32] = [0] + (tsr_fixed_gemm_fma_available() == 1 ? [1] : []) + (tsr_fixed_gemm_avx512_available() == 1 ? [2] : [])
+        for (n, k) in [(37, 70), (64, 33), (8, 5), (100, 16), (160, 9), (300, 3)] {
             for tb in [false, true] {
-                let b = Self.random(n * k, seed: UInt64(n + k)), a = Self.random(8 * k, seed: 6)
-                var packed = [Float](repeating: 0, count: (n + 7) / 8 * 8 * k)
+                // bf16-exact weights, so that float and bf16 panels hold the same values.
+                let b = Self.random(n * k, seed: UInt64(n + k)).map { Float(bitPattern: $0.bitPattern & 0xFFFF_0000) }
+                let halves = b.map { UInt16($0.bitPattern >> 16) }
+                let a = Self.random(11 * k, seed: 6)
+                var packed = [Float](repeating: 0, count: tsr_packed_panels_count(n, k))
+                var packedHalves = [UInt16](repeating: 0, count: tsr_packed_panels_count(n, k))
                 b.withUnsafeBufferPointer { pb in packed.withUnsafeMutableBufferPointer { pp in
                     tsr_pack_panels(tb ? 1 : 0, n, k, pb.baseAddress!, tb ? k : n, pp.baseAddress!)
                 } }
-                for m in 1...8 {
+                halves.withUnsafeBufferPointer { pb in packedHalves.withUnsafeMutableBufferPointer { pp in
+                    tsr_pack_panels_bf16(tb ? 1 : 0, n, k, pb.baseAddress!, tb ? k : n, pp.baseAddress!)
+                } }
+                for m in [1, 2, 3, 5, 8, 11] {
                     for (alpha, accumulate) in [(Float(1), false), (Float(0.5), true)] {
-                        var plain = Self.random(m * n, seed: 2), fast = plain
+                        var plain = Self.random(m * n, seed: 2)
+                        let start = plain
                         _ = a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in plain.withUnsafeMutableBufferPointer { pc in
                             tsr_sgemm_fixed(0, tb ? 1 : 0, m, n, k, alpha, pa.baseAddress!, k, pb.baseAddress!, tb ? k : n, accumulate ? 1 : 0, pc.baseAddress!, n)
                         } } }
-                        _ = a.withUnsafeBufferPointer { pa in packed.withUnsafeBufferPointer { pp in fast.withUnsafeMutableBufferPointer { pc in
-                            tsr_sgemm_fixed_packed(m, n, k, alpha, pa.baseAddress!, k, pp.baseAddress!, accumulate ? 1 : 0, pc.baseAddress!, n)
-                        } } }
-                        #expect(plain.map(\.bitPattern) == fast.map(\.bitPattern), "m \(m) n \(n) k \(k) transB \(tb)")
+                        for path in paths {
+                            let previous = tsr_fixed_gemm_force(path)
+                            defer { _ = tsr_fixed_gemm_force(previous) }
+                            var fast = start, fastHalves = start
+                            _ = a.withUnsafeBufferPointer { pa in packed.withUnsafeBufferPointer { pp in fast.withUnsafeMutableBufferPointer { pc in
+                                tsr_sgemm_fixed_packed(m, n, k, alpha, pa.baseAddress!, k, pp.baseAddress!, accumulate ? 1 : 0, pc.baseAddress!, n)
+                            } } }
+                            _ = a.withUnsafeBufferPointer { pa in packedHalves.withUnsafeBufferPointer { pp in fastHalves.withUnsafeMutableBufferPointer { pc in
+                                tsr_sgemm_fixed_packed_bf16(m, n, k, alpha, pa.baseAddress!, k, pp.baseAddress!, accumulate ? 1 : 0, pc.baseAddress!, n)
+                            } } }
+                            #expect(plain.map(\.bitPattern) == fast.map(\.bitPattern), "f32 path \(path) m \(m) n \(n) k \(k) transB \(tb)")
+                            #expect(plain.map(\.bitPattern) == fastHalves.map(\.bitPattern), "bf16 path \(path) m \(m) n \(n) k \(k) transB \(tb)")
+                        }
                     }
                 }
             }

@@ -36,25 +36,33 @@ int tsr_vector_math_force(int path);
 int tsr_sgemm_fixed(int transA, int transB, long m, long n, long k, float alpha,
                     const float *a, long lda, const float *b, long ldb, int accumulate, float *c, long ldc);
 
-/* op(B) [k, n] as 8-column panels, k-major (ceil(n/8)·8·k floats), for the product below. */
+/* op(B) [k, n] packed for the products below, in tsr_packed_panels_count(n, k) elements:
+   32-column panels, k-major, zero past n. Float panels hold each row's 32 values in column
+   order; bf16 panels interleave them (column q < 16 at 2q, column 16 + q at 2q + 1), so
+   that a 32-bit lane holds two columns and a shift or a mask widens either to float. */
+long tsr_packed_panels_count(long n, long k);
 void tsr_pack_panels(int transB, long n, long k, const float *b, long ldb, float *out);
+void tsr_pack_panels_bf16(int transB, long n, long k, const void *b, long ldb, uint16_t *out);
 
-/* tsr_sgemm_fixed with op(B) already packed by tsr_pack_panels: the same bits. */
+/* tsr_sgemm_fixed with op(B) packed: the same bits. Columns of C start at the packed
+   pointer's panel; callers splitting columns split at multiples of 32. */
 int tsr_sgemm_fixed_packed(long m, long n, long k, float alpha, const float *a, long lda, const float *packed,
                            int accumulate, float *c, long ldc);
-
-/* bf16 weights (frozen weights kept in their checkpoint precision). Sources may be
-   unaligned (inside a mapped file); ldb counts elements. */
-void tsr_bf16_to_f32(const void *src, float *dst, long n);
-void tsr_pack_panels_bf16(int transB, long n, long k, const void *b, long ldb, uint16_t *out);
-/* tsr_sgemm_fixed_packed with bf16 panels: the same bits as float panels of the same values. */
+/* The same with bf16 panels: the bits of float panels holding the same values. */
 int tsr_sgemm_fixed_packed_bf16(long m, long n, long k, float alpha, const float *a, long lda, const uint16_t *packed,
                                 int accumulate, float *c, long ldc);
+
+/* bf16 values widened to float; the source may be unaligned (inside a mapped file). */
+void tsr_bf16_to_f32(const void *src, float *dst, long n);
 
 /* 1 when the fixed-order products can use AVX2 and FMA here. */
 int tsr_fixed_gemm_fma_available(void);
 
-/* As tsr_vector_math_force, for the fixed-order products. */
+/* 1 when the packed products can also use AVX-512 here. */
+int tsr_fixed_gemm_avx512_available(void);
+
+/* As tsr_vector_math_force, for the fixed-order products, with path 2 for AVX-512 (the
+   packed products; the rest as path 1). Every path gives the same bits. */
 int tsr_fixed_gemm_force(int path);
 
 #endif

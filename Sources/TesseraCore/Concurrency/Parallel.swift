@@ -1,3 +1,4 @@
+import CWorkerPool
 import Dispatch
 
 /// Work is split across cores in Swift (the engine runs OpenBLAS single-threaded, because
@@ -13,7 +14,21 @@ public enum Parallel {
             for i in 0..<n { body(i) }
             return
         }
+        spread(n, body)
+    }
+
+    /// The worker pool (`CWorkerPool`: helpers that spin briefly between regions, so short
+    /// regions do not pay for waking a thread), or Dispatch when the pool is busy with
+    /// another caller's work or is asked from inside its own.
+    @usableFromInline static func spread(_ n: Int, _ body: (Int) -> Void) {
         withoutActuallyEscaping(body) { b in
+            var closure = b
+            let pooled = withUnsafeMutablePointer(to: &closure) { pointer in
+                tsr_pool_run(n, { context, i in
+                    context!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(i)
+                }, pointer, Int32(workers)) == 0
+            }
+            if pooled { return }
             let box = UncheckedBox(b)
             DispatchQueue.concurrentPerform(iterations: n) { box.value($0) }
         }

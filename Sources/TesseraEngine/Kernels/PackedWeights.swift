@@ -86,23 +86,23 @@ public enum PackedWeights {
             let panels: Panels
             if let segments = FrozenWeights.segments(b, span: span) {
                 if let single = segments.single {
-                    let buffer = BF16Buffer(count: (n + 7) / 8 * 8 * k)
+                    let buffer = BF16Buffer(count: tsr_packed_panels_count(n, k))
                     tsr_pack_panels_bf16(transB ? 1 : 0, n, k, single, ldb, buffer.pointer)
                     panels = .bf16(buffer)
                 } else if let bits = segments.bf16Copy() {
-                    let buffer = BF16Buffer(count: (n + 7) / 8 * 8 * k)
+                    let buffer = BF16Buffer(count: tsr_packed_panels_count(n, k))
                     tsr_pack_panels_bf16(transB ? 1 : 0, n, k, bits, ldb, buffer.pointer)
                     panels = .bf16(buffer)
                 } else {
                     // Partly float: packed as floats (widening is exact).
                     let floats = FloatBuffer(count: span)
                     segments.widen(0, span, into: floats.pointer)
-                    let buffer = FloatBuffer(count: (n + 7) / 8 * 8 * k)
+                    let buffer = FloatBuffer(count: tsr_packed_panels_count(n, k))
                     tsr_pack_panels(transB ? 1 : 0, n, k, floats.pointer, ldb, buffer.pointer)
                     panels = .f32(buffer)
                 }
             } else {
-                let buffer = FloatBuffer(count: (n + 7) / 8 * 8 * k)
+                let buffer = FloatBuffer(count: tsr_packed_panels_count(n, k))
                 tsr_pack_panels(transB ? 1 : 0, n, k, b, ldb, buffer.pointer)
                 panels = .f32(buffer)
             }
