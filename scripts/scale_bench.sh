@@ -6,17 +6,18 @@
 #
 #   scripts/scale_bench.sh [--preset olmoe-1b-7b] [--layers N] [--work DIR] [--experts 8]
 #                          [--skip-whole] [--skip-eval] [--skip-train] [--windows 4]
-#                          [--drop-checkpoint] [--cache-gb G]
+#                          [--drop-checkpoint] [--cache-gb G] [--skip-esft]
 #
 # --experts: routed experts per layer kept resident (and trained); shared experts (DeepSeek)
 # are part of the trunk and always resident. Frozen weights stay bf16 (TESSERA_FROZEN=f32
 # in the environment makes them float32, to compare).
 # --drop-checkpoint deletes the checkpoint once split (a disk that cannot hold both);
 # --skip-whole skips what needs the whole model (eval, select, validate); --cache-gb bounds
-# validation's forward caches (its default is half the memory left after loading).
+# validation's forward caches (its default is half the memory left after loading);
+# --skip-esft trains only the adapters (full-weight ESFT takes minutes at these sizes).
 # Needs a release build (swift build -c release) and ~2.2× the checkpoint's size on disk.
 set -euo pipefail
-preset=olmoe-1b-7b; layers=""; work=/work/scale; per_layer=8; whole=1; train=1; windows=4; evals=1; drop=0; cache=()
+preset=olmoe-1b-7b; layers=""; work=/work/scale; per_layer=8; whole=1; train=1; windows=4; evals=1; drop=0; cache=(); esft=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --preset) preset=$2; shift 2 ;;
@@ -27,9 +28,10 @@ while [ $# -gt 0 ]; do
     --skip-whole) whole=0; shift ;;
     --skip-train) train=0; shift ;;
     --skip-eval) evals=0; shift ;;
+    --skip-esft) esft=0; shift ;;
     --drop-checkpoint) drop=1; shift ;;
     --cache-gb) cache=(--cache-gb "$2"); shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -117,7 +119,7 @@ EOF
   rm -rf "$runs/esft" "$runs/lora"
   # Full-weight ESFT may be refused before its first step when its optimizer state cannot fit
   # (the refusal says by how much); the adapters still run.
-  measure train-esft $bin train "${common[@]}" --lora-rank 0 --out "$runs/esft" || echo "| train-esft | refused | see $runs/train-esft.log |" >> "$table"
+  [ $esft = 0 ] || measure train-esft $bin train "${common[@]}" --lora-rank 0 --out "$runs/esft" || echo "| train-esft | refused | see $runs/train-esft.log |" >> "$table"
   measure train-lora $bin train "${common[@]}" --lora-rank 4 --out "$runs/lora"
   sed -e 's/^delta_norm_bound = .*/delta_norm_bound = 100.0/' Market/market.toml > "$runs/policy.toml"
   [ $whole = 0 ] || measure validate $bin validate --library "$lib" --heldout "$runs/eval.safetensors" --background "$runs/eval.safetensors" \

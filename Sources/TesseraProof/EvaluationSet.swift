@@ -26,7 +26,7 @@ public final class EvaluationSet: @unchecked Sendable {
     /// hundreds of MB per window (OLMoE-1B-7B: about 1.2 MB per token), and a validator
     /// that keeps them all runs out of memory instead of evaluating in full.
     public init(name: String, windows: TokenWindows, model: MoEModel, batch: Int = 16,
-                matmul: MatmulPrecision = .machineDefault, cacheBudget: Int? = nil) throws {
+                matmul: MatmulPrecision = .machineDefault, cacheBudget: Int? = nil, runs shared: EvaluationRuns? = nil) throws {
         guard windows.count > 0 else { throw EngineError.invalidInput("\(windows.origin): no windows to evaluate") }
         self.name = name
         self.matmul = matmul
@@ -34,15 +34,14 @@ public final class EvaluationSet: @unchecked Sendable {
         self.windowsSHA256 = windows.contentHash
         self.batch = batch
         var list: [(Range<Int>, TokenBatch, ModelRun, ForwardCache?)] = []
-        var runs: [Int: ModelRun] = [:]
+        let runs = shared ?? EvaluationRuns(model: model)
         var losses: [Double] = []
         var start = 0, used = 0, cached = 0
         while start < windows.count {
             let n = min(batch, windows.count - start)
             let tokens = try windows.batch(Array(start..<(start + n)))
-            let run = runs[n] ?? ModelRun(model: model, batch: n, seq: windows.seq, training: false)
+            let run = runs.run(batch: n, seq: windows.seq)
             run.matmul = matmul
-            runs[n] = run
             let estimate = ForwardCache.estimatedBytes(batch: n, seq: windows.seq, config: model.config)
             var cache: ForwardCache?
             if cacheBudget.map({ used + estimate <= $0 }) ?? true {
@@ -90,5 +89,23 @@ public final class EvaluationSet: @unchecked Sendable {
             for j in 0..<per { s += Double(losses[r * per + j]) }
             return s / Double(per)
         }
+    }
+}
+
+/// Runs for evaluation sets over one model, one per batch shape. A run's buffers are
+/// overwritten by each pass, so sets evaluated one after the other (a validator's held-out
+/// and background windows) can share them: at OLMoE-1B-7B's size a run of 4 windows of 512
+/// tokens holds 412 MB of logits alone.
+public final class EvaluationRuns: @unchecked Sendable {
+    let model: MoEModel
+    private var runs: [[Int]: ModelRun] = [:]
+
+    public init(model: MoEModel) { self.model = model }
+
+    func run(batch: Int, seq: Int) -> ModelRun {
+        if let run = runs[[batch, seq]] { return run }
+        let run = ModelRun(model: model, batch: batch, seq: seq, training: false)
+        runs[[batch, seq]] = run
+        return run
     }
 }

@@ -43,10 +43,12 @@ public final class Validator {
         // Forward caches within the budget (half the memory available after loading the
         // model unless one is given), held-out windows first; the rest are evaluated in full.
         let budget = cacheBudget ?? ProcessMemory.available.map { $0 / 2 }
-        let held = try EvaluationSet(name: "held-out", windows: heldOut, model: model, batch: batch, matmul: matmul, cacheBudget: budget)
+        let runs = EvaluationRuns(model: model)
+        let held = try EvaluationSet(name: "held-out", windows: heldOut, model: model, batch: batch, matmul: matmul, cacheBudget: budget,
+                                     runs: runs)
         self.heldOut = held
         self.background = try EvaluationSet(name: "background", windows: background, model: model, batch: batch, matmul: matmul,
-                                            cacheBudget: budget.map { max(0, $0 - held.cacheBytes) })
+                                            cacheBudget: budget.map { max(0, $0 - held.cacheBytes) }, runs: runs)
     }
 
     /// Per-window losses of the base model with `weights` swapped in.

@@ -94,6 +94,17 @@ public enum FrozenWeights {
     public struct Swapped: @unchecked Sendable {
         fileprivate let replaced: [Entry]
         fileprivate let lo: UInt
+
+        /// Drops from this process's memory the pages of the replaced ranges that a mapped
+        /// file backs (the base experts a candidate stands in for, after the base was
+        /// evaluated): the map is read-only, so a later read after `restore` faults them in
+        /// again from the file. Values are unchanged; only resident memory falls.
+        public func releaseReplacedPages() {
+            for e in replaced {
+                guard let file = e.owner as? SafetensorsFile else { continue }
+                file.release(UnsafeRawBufferPointer(start: e.source, count: Int(e.hi - e.lo) / 2))
+            }
+        }
     }
 
     /// Backs floats [p, p + count) by other bf16 values (a candidate's weights) in place
