@@ -282,11 +282,30 @@ AVX512 static void packed_avx512_bf16(long m, long n, long k, float alpha, const
 }
 #endif
 
-/* Rows in passes of eight; every pass's elements are summed as one row alone would be. */
+/* Rows in passes of eight; every pass's elements are summed as one row alone would be.
+   Past eight rows the passes go panel by panel, so that each panel is read from memory
+   once and from the first-level cache by the later passes. */
+static void packed_rows(int path, long m, long n, long k, float alpha, const float *a, long lda, const void *pk, int bf16,
+                        int accumulate, float *c, long ldc);
+
 static int packed_product(long m, long n, long k, float alpha, const float *a, long lda, const void *pk, int bf16,
                           int accumulate, float *c, long ldc) {
     if (m <= 0 || n <= 0) return 0;
     int path = tsr_fixed_path();
+    if (m <= ROWS) {
+        packed_rows(path, m, n, k, alpha, a, lda, pk, bf16, accumulate, c, ldc);
+        return 0;
+    }
+    for (long j0 = 0; j0 < n; j0 += PW) {
+        long cols = n - j0 < PW ? n - j0 : PW;
+        const void *panel = bf16 ? (const void *)((const uint16_t *)pk + j0 * k) : (const void *)((const float *)pk + j0 * k);
+        packed_rows(path, m, cols, k, alpha, a, lda, panel, bf16, accumulate, c + j0, ldc);
+    }
+    return 0;
+}
+
+static void packed_rows(int path, long m, long n, long k, float alpha, const float *a, long lda, const void *pk, int bf16,
+                        int accumulate, float *c, long ldc) {
     for (long i0 = 0; i0 < m; i0 += ROWS) {
         long rows = m - i0 < ROWS ? m - i0 : ROWS;
         const float *ai = a + i0 * lda;
@@ -305,7 +324,6 @@ static int packed_product(long m, long n, long k, float alpha, const float *a, l
 #endif
         packed_portable(rows, n, k, alpha, ai, lda, pk, bf16, accumulate, ci, ldc);
     }
-    return 0;
 }
 
 int tsr_sgemm_fixed_packed(long m, long n, long k, float alpha, const float *a, long lda, const float *packed,

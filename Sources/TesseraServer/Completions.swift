@@ -30,7 +30,7 @@ public final class CompletionService: Sendable {
     let keysStamp: LockedValue<FileStamp?>
     let now: @Sendable () -> Int64
 
-    public init(market: LocalMarket, serverKey: ParticipantKey, maxBatch: Int = 8, matmul: MatmulPrecision = .machineDefault,
+    public init(market: LocalMarket, serverKey: ParticipantKey, maxBatch: Int = 16, matmul: MatmulPrecision = .machineDefault,
                 now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }) throws {
         marketPath = market.directory.path
         libraryPath = market.library.directory

@@ -74,3 +74,24 @@ struct ServerBench: AsyncParsableCommand {
         print(json ? try JSONOutput.compact(r) : r.text)
     }
 }
+
+struct CompletionsBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "completions-bench",
+        abstract: "Load test of POST /v1/completions on loopback: concurrent clients streaming completions from tessera serve --serve-model on the reference shape (tokens/s served, time to first token).")
+
+    @Option(help: "Concurrent clients.") var clients = 16
+    @Option(help: "Streamed completions per client, one after the other.") var requests = 4
+    @Option(name: .customLong("max-batch"), help: "The server's --max-batch.") var maxBatch = 16
+    @Option(help: "Market rules folder (market.toml and domains/).") var policy = "Market"
+    @Flag var json = false
+
+    func run() async throws {
+        let quiet = json
+        let r = try await CompletionsBenchmark.run(binary: try executablePath(), policy: policy, clients: clients, perClient: requests, maxBatch: maxBatch) { line in
+            if !quiet { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+        }
+        print(json ? try JSONOutput.compact(r) : r.text)
+    }
+}
+

@@ -34,9 +34,12 @@ struct Serve: AsyncParsableCommand {
     var serverKey: String?
     @Option(name: .customLong("settle-key"), help: "With --serve-model: the operator's key file; closed periods are then settled automatically.")
     var settleKey: String?
+    @Option(name: .customLong("max-batch"), help: "With --serve-model: sequences decoded together at most (continuous batching); further requests wait for a place.")
+    var maxBatch = 16
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port \(port) is outside 0...65535") }
+        guard (1...256).contains(maxBatch) else { throw ValidationError("--max-batch \(maxBatch) is outside 1...256") }
         guard rate >= 0, rate.isFinite else { throw ValidationError("--writes-per-second must be a non-negative number") }
         guard clockSkew > 0, clockSkew <= LedgerState.maxBackdateSeconds / 2 else {
             throw ValidationError("--clock-skew must be between 1 and \(LedgerState.maxBackdateSeconds / 2) s (half the ledger's back-dating limit), got \(clockSkew)")
@@ -64,7 +67,7 @@ struct Serve: AsyncParsableCommand {
                 try FileManager.default.createDirectory(atPath: (keyPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
                 try ParticipantKey.generate().save(to: keyPath)
             }
-            config.completions = try CompletionService(market: local, serverKey: try ParticipantKey.load(keyPath))
+            config.completions = try CompletionService(market: local, serverKey: try ParticipantKey.load(keyPath), maxBatch: maxBatch)
         } else if serverKey != nil || settleKey != nil {
             throw ValidationError("--server-key and --settle-key need --serve-model")
         }

@@ -44,7 +44,7 @@ public enum PackedWeights {
     @usableFromInline static var active: Bool { registered.load(ordering: .relaxed) > 0 }
 
     /// Rows at most for which packed weights are used.
-    public static let maxRows = 8
+    public static let maxRows = 32
 
     /// Packs, from now on, the weights inside `buffer` that few-row products use.
     public static func register(_ buffer: FloatBuffer) {
