@@ -43,8 +43,10 @@ public enum PackedWeights {
     static let registered = Atomic<Int>(0)
     @usableFromInline static var active: Bool { registered.load(ordering: .relaxed) > 0 }
 
-    /// Rows at most for which packed weights are used.
-    public static let maxRows = 32
+    /// Rows at most for which packed weights are used: a decoder's prompt chunks (128 rows)
+    /// as well as its steps, since the packed kernels run rows in passes of eight panel by
+    /// panel and reach the processor's FMA rate with AVX-512.
+    public static let maxRows = 128
 
     /// Packs, from now on, the weights inside `buffer` that few-row products use.
     public static func register(_ buffer: FloatBuffer) {
