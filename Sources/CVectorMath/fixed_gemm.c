@@ -224,9 +224,8 @@ AVX2FMA static void widen_avx2(const void *src, float *dst, long n) {
 #endif
 
 void tsr_bf16_to_f32(const void *src, float *dst, long n) {
-    tsr_fixed_path();
 #if defined(__x86_64__)
-    if (gemm_path) { widen_avx2(src, dst, n); return; }
+    if (tsr_fixed_path()) { widen_avx2(src, dst, n); return; }
 #endif
     for (long i = 0; i < n; i++) dst[i] = widen_bf16(load_u16(src, i));
 }
@@ -245,13 +244,13 @@ int tsr_fixed_gemm_force(int p) {
 int tsr_sgemm_fixed(int transA, int transB, long m, long n, long k, float alpha,
                     const float *a, long lda, const float *b, long ldb, int accumulate, float *c, long ldc) {
     if (m <= 0 || n <= 0) return 0;
-    tsr_fixed_path();
+    int path = tsr_fixed_path();
 #if defined(__x86_64__)
-    if (gemm_path && !transA && transB && m <= SMALL_M) {
+    if (path && !transA && transB && m <= SMALL_M) {
         small_rows_avx2(m, n, k, alpha, a, lda, b, ldb, accumulate, c, ldc);
         return 0;
     }
-    if (gemm_path && !transA && !transB && m <= SMALL_M) {
+    if (path && !transA && !transB && m <= SMALL_M) {
         small_rows_nn_avx2(m, n, k, alpha, a, lda, b, ldb, accumulate, c, ldc);
         return 0;
     }
@@ -269,7 +268,7 @@ int tsr_sgemm_fixed(int transA, int transB, long m, long n, long k, float alpha,
             pack_b_panel(transB, b, ldb, j0, n, k, bp);
             for (long t = t0; t < t1; t++) {
 #if defined(__x86_64__)
-                if (gemm_path) tile_avx2(ap + (t - t0) * MR * k, bp, k, acc);
+                if (path) tile_avx2(ap + (t - t0) * MR * k, bp, k, acc);
                 else
 #endif
                     tile_portable(ap + (t - t0) * MR * k, bp, k, acc);

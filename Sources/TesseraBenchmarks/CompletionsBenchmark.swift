@@ -53,14 +53,8 @@ public struct CompletionsBenchmark: Encodable, Sendable {
         log("setup: the reference shape in bf16, split into a market's library, in \(root)")
         let model = MoEModel(config: config)
         model.initializeRandomly(seed: 0)
-        try model.save(directory: root + "/hf", dtype: .bf16)
-        _ = try ExpertLibrary.split(checkpoint: root + "/hf", into: root + "/lib")
-        try? fm.removeItem(atPath: root + "/hf")
-        let market = root + "/market", now = Int64(Date().timeIntervalSince1970)
-        _ = try MarketDirectory.create(at: market, policyFolder: policy, library: root + "/lib", operatorKey: ParticipantKey.generate(),
-                                       publisher: ParticipantKey.generate().publicHex, at: now, database: nil)
-        try? fm.removeItem(atPath: root + "/lib")
-        let local = try LocalMarket(directory: MarketDirectory(path: market))
+        let local = try benchmarkMarket(model, root: root, policy: policy, operatorKey: ParticipantKey.generate())
+        let market = local.directory.path, now = Int64(Date().timeIntervalSince1970)
         let domain = local.rules.domains[0].name
         _ = try APIKeys.issue(market: market, domain: domain, pricePer1kTokens: 1000, at: now, out: root + "/api-key")
         let secret = try String(contentsOfFile: root + "/api-key", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)

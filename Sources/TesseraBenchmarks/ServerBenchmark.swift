@@ -197,16 +197,10 @@ struct Setup: Sendable {
                                  experts: 32, topK: 2, expertWidth: 1408, normTopKProb: true, tieWordEmbeddings: true)
         let model = MoEModel(config: config)
         model.initializeRandomly(seed: 1, std: 0.02)
-        try model.save(directory: root + "/hf", dtype: .bf16)
-        _ = try ExpertLibrary.split(checkpoint: root + "/hf", into: root + "/lib")
-        try? fm.removeItem(atPath: root + "/hf")
         let op = ParticipantKey.generate()
-        market = root + "/market"
+        let local = try benchmarkMarket(model, root: root, policy: policy, operatorKey: op, database: database)
+        market = local.directory.path
         let now = Int64(Date().timeIntervalSince1970)
-        _ = try MarketDirectory.create(at: market, policyFolder: policy, library: root + "/lib", operatorKey: op,
-                                       publisher: ParticipantKey.generate().publicHex, at: now, database: database)
-        try? fm.removeItem(atPath: root + "/lib")
-        let local = try LocalMarket(directory: MarketDirectory(path: market))
         contributors = (0..<clients).map { _ in ParticipantKey.generate() }
         experts = local.library.manifest.experts.map { ExpertRef(layer: $0.layer, expert: $0.expert) }
         var setup = try contributors.map { try SignedAction(.register(.init(at: now, key: $0.publicHex, roles: [.contributor], stake: 0)), key: op) }

@@ -37,9 +37,6 @@ public final class ExpertSwap {
         for (dst, values, dtype) in slots {
             if dtype == .bf16, let halves = BF16Buffer(exactly: values),
                let swapped = FrozenWeights.swap(dst, count: values.count, source: UnsafeRawPointer(halves.pointer), owner: halves) {
-                // The base's pages are not read while the candidate stands in: a validator
-                // holding the whole model would otherwise hold both.
-                swapped.releaseReplacedPages()
                 undo.append { FrozenWeights.restore(swapped) }
                 bf16Bytes += values.count * 2
                 continue

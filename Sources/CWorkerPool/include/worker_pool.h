@@ -2,10 +2,11 @@
 #define TESSERA_WORKER_POOL_H
 
 /* A pool of helper threads that wait for work by spinning briefly before they sleep.
-   Decoding one token runs some twenty short parallel regions (tens of microseconds each);
-   waking a sleeping Dispatch worker for each measured about 40 µs on this project's
-   machines, as long as the work itself. Helpers that are still spinning from the last
-   region start the next within a microsecond. */
+   Decoding one token at batch 1 runs 16 parallel regions of tens of microseconds (q/k/v,
+   attention, output projection and experts in each of the reference shape's 4 layers).
+   Two-way regions of 20 µs of work, 5,000 in a row, measured on a 2-core Xeon: 59-62 µs
+   each through DispatchQueue.concurrentPerform (waking a worker every time), 21.5-22.6 µs
+   each through this pool. */
 
 typedef void (*tsr_pool_body)(void *context, long index);
 

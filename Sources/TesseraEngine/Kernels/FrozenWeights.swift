@@ -94,27 +94,19 @@ public enum FrozenWeights {
     public struct Swapped: @unchecked Sendable {
         fileprivate let replaced: [Entry]
         fileprivate let lo: UInt
-
-        /// Drops from this process's memory the pages of the replaced ranges that a mapped
-        /// file backs (the base experts a candidate stands in for, after the base was
-        /// evaluated): the map is read-only, so a later read after `restore` faults them in
-        /// again from the file. Values are unchanged; only resident memory falls.
-        public func releaseReplacedPages() {
-            for e in replaced {
-                guard let file = e.owner as? SafetensorsFile else { continue }
-                file.release(UnsafeRawBufferPointer(start: e.source, count: Int(e.hi - e.lo) / 2))
-            }
-        }
     }
 
     /// Backs floats [p, p + count) by other bf16 values (a candidate's weights) in place
     /// of the ranges that back it now, without widening anything: swapping and restoring
     /// cost no float pages. Nil, and nothing changed, unless the backed ranges lie inside
-    /// [p, p + count) and cover it whole.
+    /// [p, p + count) and cover it whole. Nothing reads the replaced ranges until `restore`,
+    /// so the pages of those a mapped file backs are dropped from this process's memory
+    /// (a validator holding the whole model would otherwise hold the base and the candidate):
+    /// the map is read-only, and a read after `restore` faults them in again from the file.
     public static func swap(_ p: UnsafeMutablePointer<Float>, count: Int, source: UnsafeRawPointer, owner: AnyObject) -> Swapped? {
         guard registered.load(ordering: .relaxed) > 0, count > 0 else { return nil }
         let lo = UInt(bitPattern: p), hi = lo + UInt(count * 4)
-        return entries.withLock { list -> Swapped? in
+        let swapped = entries.withLock { list -> Swapped? in
             let first = max(0, insertionIndex(list, lo) - 1)
             var i = first, covered = lo
             while i < list.count, list[i].lo < hi {
@@ -132,6 +124,11 @@ public enum FrozenWeights {
             registered.add(1 - replaced.count, ordering: .sequentiallyConsistent)
             return Swapped(replaced: replaced, lo: lo)
         }
+        for e in swapped?.replaced ?? [] {
+            guard let file = e.owner as? SafetensorsFile else { continue }
+            file.release(UnsafeRawBufferPointer(start: e.source, count: Int(e.hi - e.lo) / 2))
+        }
+        return swapped
     }
 
     /// Puts back the ranges `swap` replaced.
