@@ -14,7 +14,8 @@
 # --drop-checkpoint deletes the checkpoint once split (a disk that cannot hold both);
 # --skip-whole skips what needs the whole model (eval, select, validate); --cache-gb bounds
 # validation's forward caches (its default is half the memory left after loading);
-# --skip-esft trains only the adapters (full-weight ESFT takes minutes at these sizes).
+# --skip-esft trains only the adapters (full-weight ESFT takes minutes at these sizes); the
+# adapters are trained twice, keeping every layer's activations and recomputing them.
 # Needs a release build (swift build -c release) and ~2.2× the checkpoint's size on disk.
 set -euo pipefail
 preset=olmoe-1b-7b; layers=""; work=/work/scale; per_layer=8; whole=1; train=1; windows=4; evals=1; drop=0; cache=(); esft=1
@@ -121,6 +122,9 @@ EOF
   # (the refusal says by how much); the adapters still run.
   [ $esft = 0 ] || measure train-esft $bin train "${common[@]}" --lora-rank 0 --out "$runs/esft" || echo "| train-esft | refused | see $runs/train-esft.log |" >> "$table"
   measure train-lora $bin train "${common[@]}" --lora-rank 4 --out "$runs/lora"
+  # The same step keeping one layer's activations at a time (recomputed in the backward pass).
+  rm -rf "$runs/lora-recompute"
+  measure train-lora-recompute $bin train "${common[@]}" --lora-rank 4 --recompute-activations --out "$runs/lora-recompute"
   sed -e 's/^delta_norm_bound = .*/delta_norm_bound = 100.0/' Market/market.toml > "$runs/policy.toml"
   [ $whole = 0 ] || measure validate $bin validate --library "$lib" --heldout "$runs/eval.safetensors" --background "$runs/eval.safetensors" \
     --policy "$runs/policy.toml" --max-windows "$windows" --bundle "$runs/lora" --key "$work/validator.json" --out "$runs/verdicts" --json "${cache[@]}"

@@ -19,6 +19,8 @@ public enum Contribution {
         public var domain: String
         public var round: String
         public var matmul: MatmulPrecision
+        /// `Trainer.recomputeActivations` (nil: only when keeping them would not fit).
+        public var recomputeActivations: Bool?
         public init(experts: [ExpertID], data: TokenWindows, heldOut: TokenWindows?, options: TrainingOptions, partialResidency: Bool,
                     delta: DeltaOptions, market: String, domain: String, round: String, matmul: MatmulPrecision = .machineDefault) {
             self.experts = experts; self.data = data; self.heldOut = heldOut; self.options = options
@@ -66,6 +68,7 @@ public enum Contribution {
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let trainer = try Trainer(model: model, trainable: trainable, options: r.options, train: r.data, heldOut: r.heldOut,
                                   statePath: (out as NSString).appendingPathComponent("training-state.safetensors"), matmul: r.matmul)
+        trainer.recomputeActivations = r.recomputeActivations
         let report = try trainer.run(progress: progress)
         let scratch = (out as NSString).appendingPathComponent("encoded")
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
@@ -82,6 +85,8 @@ public enum Contribution {
             fp32 += header.float32Bytes
             paths.append(path)
         }
+        // The model reads as W₀ + B·A only while the trainer's adapters live.
+        withExtendedLifetime(trainer) {}
         let training: JSONValue = try JSONValueEncoder().encode(TrainingSummary(options: r.options, dataSHA256: r.data.contentHash,
                                                                                 finalLoss: report.history.last?.trainLoss ?? 0))
         let bundle = try SubmissionBundle.create(key: key, market: r.market, domain: r.domain, round: r.round, deltas: paths,

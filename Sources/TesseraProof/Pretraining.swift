@@ -37,7 +37,7 @@ public enum Pretraining {
     /// `data` is a corpus directory (train.safetensors, heldout.safetensors). The training
     /// state lives in `out/training-state.safetensors`; rerunning after a kill resumes it.
     public static func run(shape: Shape, options: TrainingOptions, data: String, out: String, dtype: DType,
-                           progress: Bool, matmul: MatmulPrecision = .machineDefault) throws -> Report {
+                           progress: Bool, matmul: MatmulPrecision = .machineDefault, recomputeActivations: Bool? = nil) throws -> Report {
         let config = try shape.config()
         let train = try TokenWindows.load(path: (data as NSString).appendingPathComponent("train.safetensors"))
         let heldPath = (data as NSString).appendingPathComponent("heldout.safetensors")
@@ -47,6 +47,7 @@ public enum Pretraining {
         model.initializeRandomly(seed: options.seed)
         let trainer = try Trainer(model: model, trainable: .all(model.layout), options: options, train: train, heldOut: held,
                                   statePath: (out as NSString).appendingPathComponent("training-state.safetensors"), matmul: matmul)
+        trainer.recomputeActivations = recomputeActivations
         let report = try trainer.run(progress: progress)
         try model.save(directory: out, dtype: dtype)
         return Report(parameters: model.parameterCount, training: report, out: out)

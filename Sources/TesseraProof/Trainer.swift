@@ -127,6 +127,12 @@ public final class Trainer {
     var optimizedViews: [ParamView] { adapters?.factorViews ?? views }
     /// The memory a run may add, in bytes; nil asks the kernel (MemAvailable). Set by tests.
     public var memoryAvailable: Int?
+    /// Whether the backward pass recomputes each layer's forward pass instead of keeping
+    /// every layer's activations (`ModelRun.recomputesActivations`: same bits, a forward
+    /// pass more per step); nil does so only when keeping them would not fit in memory.
+    public var recomputeActivations: Bool?
+    /// Whether the last `run` recomputed activations.
+    public private(set) var recomputedActivations = false
     var optimizedBuffer: FloatBuffer { adapters?.factors ?? model.parameters }
 
     public init(model: MoEModel, trainable: TrainableSet, options: TrainingOptions, train: TokenWindows,
@@ -138,8 +144,6 @@ public final class Trainer {
         self.trainable = trainable
         self.options = options
         self.views = trainable.views(in: model.layout)
-        // Trained weights are float (the optimizer writes them); the rest may stay bf16.
-        model.thaw(views)
         self.train = train
         self.heldOut = heldOut.map { $0.prefix(options.evalWindows) }
         self.statePath = statePath
@@ -152,6 +156,9 @@ public final class Trainer {
             adapters = try LowRankAdapters(model: model, experts: Array(experts), rank: rank, seed: options.seed)
         } else {
             adapters = nil
+            // Trained weights are float (the optimizer writes them); the rest may stay bf16,
+            // and so do the matrices adapters train (they are never written).
+            model.thaw(views)
         }
     }
 
@@ -176,13 +183,22 @@ public final class Trainer {
             let step = try restore(statePath, optimizer: optimizer, history: &history)
             first = step + 1
         }
-        let ((run, work), activations) = FloatBuffer.allocatedBytes {
-            let run = ModelRun(model: model, batch: o.batch, seq: train.seq, training: true)
-            return (run, BackwardWorkspace(run: run))
+        func makeRun(recompute: Bool) -> (run: ModelRun, work: BackwardWorkspace, activations: Int) {
+            let ((run, work), activations) = FloatBuffer.allocatedBytes {
+                let run = ModelRun(model: model, batch: o.batch, seq: train.seq, training: true, recomputeActivations: recompute)
+                return (run, BackwardWorkspace(run: run))
+            }
+            return (run, work, activations)
         }
+        // Buffers this large are mapped untouched, so sizing a run costs no memory.
+        var (run, work, activations) = makeRun(recompute: recomputeActivations ?? false)
+        if recomputeActivations == nil, memoryShortfall(activations: activations, optimizer: optimizer) != nil {
+            (run, work, activations) = makeRun(recompute: true)
+        }
+        recomputedActivations = run.recomputesActivations
         run.matmul = matmul
         run.routerAuxLossCoefficient = o.routerAuxLossCoefficient
-        try checkMemory(activations: activations, optimizer: optimizer)
+        if let shortfall = memoryShortfall(activations: activations, optimizer: optimizer) { throw EngineError.invalidInput(shortfall) }
         let grads = FloatBuffer(count: model.parameters.count)
         let factorGrads = adapters.map { FloatBuffer(count: $0.factors.count) }
         // Adapters take their experts' gradients from the backward pass (no page of `grads` is touched).
@@ -200,7 +216,6 @@ public final class Trainer {
             if let adapters, let factorGrads {
                 clipGradientNorm(factorGrads, views: optimizedViews, maxNorm: o.clipNorm)
                 optimizer.update(params: adapters.factors, grads: factorGrads, learningRate: o.learningRate(at: step))
-                adapters.materialise(into: model.parameters)
             } else {
                 clipGradientNorm(grads, views: views, maxNorm: o.clipNorm)
                 optimizer.update(params: model.parameters, grads: grads, learningRate: o.learningRate(at: step))
@@ -228,21 +243,22 @@ public final class Trainer {
                               finalHeldOutLoss: history.last?.heldOutLoss)
     }
 
-    /// Refuses a run that cannot fit before its first step (the kernel would kill it
-    /// minutes in): what the steps add to what the process holds is the activation
+    /// Why a run cannot fit, said before its first step (the kernel would kill it minutes
+    /// in); nil when it fits. What the steps add to what the process holds is the activation
     /// buffers (all written every step), the gradients of the trained tensors (a full-size
     /// buffer of which only those pages are touched) and the optimizer's two moments.
-    func checkMemory(activations: Int, optimizer: AdamW) throws {
+    func memoryShortfall(activations: Int, optimizer: AdamW) -> String? {
         // Adapters: the factors' gradients, and one expert's gradient per worker in flight.
         let gradients = (adapters.map { $0.factors.count + Parallel.workers * $0.largestExpertParameters } ?? views.reduce(0) { $0 + $1.count })
             * MemoryLayout<Float>.stride
         let moments = optimizer.stateCount * 2 * MemoryLayout<Float>.stride
         let added = activations + gradients + moments
-        guard let available = memoryAvailable ?? ProcessMemory.available else { return }
+        guard let available = memoryAvailable ?? ProcessMemory.available else { return nil }
         func gb(_ bytes: Int) -> String { String(format: "%.2f GB", Double(bytes) / 1e9) }
         guard added <= available else {
-            throw EngineError.invalidInput("this run needs about \(gb(added)) more memory than the model holds (\(gb(ProcessMemory.resident() ?? 0))), and \(gb(available)) are available: activations \(gb(activations)) for batch \(options.batch) × \(train.seq) tokens, gradients \(gb(gradients)), optimizer moments \(gb(moments)). Lower --batch (activations grow with it)\(adapters == nil ? " or train through low-rank adapters (--lora-rank 4)" : "") or train fewer experts; nothing was trained")
+            return "this run needs about \(gb(added)) more memory than the model holds (\(gb(ProcessMemory.resident() ?? 0))), and \(gb(available)) are available: activations \(gb(activations)) for batch \(options.batch) × \(train.seq) tokens, gradients \(gb(gradients)), optimizer moments \(gb(moments)). Lower --batch (activations grow with it)\(adapters == nil ? " or train through low-rank adapters (--lora-rank 4)" : "") or train fewer experts; nothing was trained"
         }
+        return nil
     }
 
     /// The trained values, the optimizer's moments and the step, in one file written
@@ -288,7 +304,6 @@ public final class Trainer {
             UnsafeMutableRawPointer(optimizedBuffer.pointer + v.offset).copyMemory(from: params.baseAddress! + at, byteCount: v.count * MemoryLayout<Float>.stride)
             at += v.count * MemoryLayout<Float>.stride
         }
-        adapters?.materialise(into: model.parameters)
         if let h = file.metadata["history"] {
             history = try StrictJSON.decode([TrainingReport.Point].self, from: Data(h.utf8), file: path)
         }

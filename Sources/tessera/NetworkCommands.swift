@@ -168,6 +168,7 @@ struct Contribute: AsyncParsableCommand {
         o.topP = topP
         o.delta = delta.options
         o.matmul = training.matmul.precision
+        o.recomputeActivations = training.recomputeActivations
         let printer = ProgressPrinter(enabled: true)
         let flow = try ContributorWorkflow(market: try market.connect(), key: try ParticipantKey.load(key), work: work, options: o, log: printer.line)
         let r = try await flow.run()

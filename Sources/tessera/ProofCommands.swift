@@ -68,10 +68,11 @@ struct Train: AsyncParsableCommand {
             let count = Int((Double(windows.count) * replayShare / (1 - replayShare)).rounded())
             windows = try windows.appending(try TokenWindows.load(path: replay).spread(count))
         }
-        let request = Contribution.Request(experts: selection.experts, data: windows,
+        var request = Contribution.Request(experts: selection.experts, data: windows,
                                            heldOut: try heldOut.map { try TokenWindows.load(path: $0) }, options: delta.trainingOptions(training),
                                            partialResidency: partial, delta: delta.options,
                                            market: marketID, domain: domain, round: round, matmul: training.matmul.precision)
+        request.recomputeActivations = training.recomputeActivations
         let r = try Contribution.run(request, library: lib, key: try ParticipantKey.load(key), out: out, progress: true)
         if json { print(try jsonString(r)); return }
         print("trained \(r.experts.count) experts (\(r.training.trainedParameters) parameters) for \(r.training.steps) steps; bundle \(r.bundle): \(r.deltaBytes) bytes of deltas (" + String(format: "%.1f", Double(r.float32Bytes) / Double(max(r.deltaBytes, 1))) + "× smaller than float32)")

@@ -90,3 +90,42 @@ import TesseraTestSupport
         #expect(throws: EngineError.self) { try Trainer(model: m3, trainable: tr3, options: other, train: data, heldOut: nil, statePath: state).run(progress: false) }
     }
 }
+
+extension TrainerTests {
+    /// A run whose activations for every layer would not fit recomputes them instead,
+    /// and ends with the same weights as a run that keeps them; told to, it recomputes
+    /// whatever the memory.
+    @Test func aRunShortOfMemoryForActivationsRecomputesThemToTheSameWeights() throws {
+        let f = try ProofFixture()
+        let data = ProofFixture.windows(ProofFixture.domain, count: 16, seed: 1)
+        let experts = [ExpertID(layer: 1, expert: 0), ExpertID(layer: 0, expert: 2)]
+        var o = ProofFixture.options(steps: 3)
+        o.batch = 2
+        func activationBytes(_ recompute: Bool) throws -> Int {
+            let model = try f.library.loadModel()
+            return FloatBuffer.allocatedBytes {
+                let run = ModelRun(model: model, batch: o.batch, seq: data.seq, training: true, recomputeActivations: recompute)
+                return BackwardWorkspace(run: run)
+            }.bytes
+        }
+        let full = try activationBytes(false), recomputed = try activationBytes(true)
+        #expect(recomputed < full)
+        func train(memory: Int?, recompute: Bool?) throws -> (weights: [Float], recomputed: Bool) {
+            let model = try f.library.loadModel()
+            let trainer = try Trainer(model: model, trainable: try TrainableSet.experts(experts, in: model.layout), options: o,
+                                      train: data, heldOut: nil, statePath: nil)
+            let state = trainer.trainedParameters * 12
+            trainer.memoryAvailable = memory.map { $0 + state }
+            trainer.recomputeActivations = recompute
+            _ = try trainer.run(progress: false)
+            return (model.parameterValues, trainer.recomputedActivations)
+        }
+        let roomy = try train(memory: nil, recompute: nil)
+        #expect(!roomy.recomputed)
+        let short = try train(memory: (full + recomputed) / 2, recompute: nil)
+        #expect(short.recomputed)
+        #expect(short.weights == roomy.weights)
+        let asked = try train(memory: nil, recompute: true)
+        #expect(asked.recomputed && asked.weights == roomy.weights)
+    }
+}

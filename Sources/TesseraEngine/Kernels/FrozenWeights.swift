@@ -173,7 +173,13 @@ public enum FrozenWeights {
     }
 
     /// Copies floats [p, p + count) to `dst`, widening the backed parts.
+    /// A weight trained through adapters reads as W₀ + B·A (`AdaptedWeights`).
     public static func read(_ p: UnsafePointer<Float>, count: Int, into dst: UnsafeMutablePointer<Float>) {
+        readStored(p, count: count, into: dst)
+        if AdaptedWeights.active { AdaptedWeights.addDelta(p, count: count, into: dst) }
+    }
+
+    static func readStored(_ p: UnsafePointer<Float>, count: Int, into dst: UnsafeMutablePointer<Float>) {
         guard registered.load(ordering: .relaxed) > 0 else { dst.update(from: p, count: count); return }
         let lo = UInt(bitPattern: p), hi = lo + UInt(count * 4)
         let parts = entries.withLock { list -> [(lo: UInt, hi: UInt, source: UnsafeRawPointer)] in
@@ -309,11 +315,11 @@ func gemmFrozen(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float
             let nb = min(block, cols.upperBound - j0)
             if transB {
                 for j in 0..<nb { b.widen((j0 + j) * ldb, k, into: scratch + j * k) }
-                gemm(transA: transA, transB: true, m: m, n: nb, k: k, alpha: alpha, a: a, lda: lda, b: scratch, ldb: k,
+                gemmBase(transA: transA, transB: true, m: m, n: nb, k: k, alpha: alpha, a: a, lda: lda, b: scratch, ldb: k,
                      beta: beta, c: c + j0, ldc: ldc, parallel: false, precision: precision)
             } else {
                 for p in 0..<k { b.widen(p * ldb + j0, nb, into: scratch + p * nb) }
-                gemm(transA: transA, transB: false, m: m, n: nb, k: k, alpha: alpha, a: a, lda: lda, b: scratch, ldb: nb,
+                gemmBase(transA: transA, transB: false, m: m, n: nb, k: k, alpha: alpha, a: a, lda: lda, b: scratch, ldb: nb,
                      beta: beta, c: c + j0, ldc: ldc, parallel: false, precision: precision)
             }
             j0 += nb

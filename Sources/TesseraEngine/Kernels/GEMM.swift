@@ -8,12 +8,29 @@ import TesseraCore
 /// single-threaded OpenBLAS or AMX call. Which of the two computes a product depends on
 /// `precision`, beta, n and k but never on m, so a row's result does not depend
 /// on how many rows were computed with it.
+/// A weight trained through adapters (`AdaptedWeights`) is multiplied as W₀ plus its
+/// low-rank correction.
 @inlinable
 public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
                  alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
                  b: UnsafePointer<Float>, ldb: Int,
                  beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
                  parallel: Bool = true, precision: MatmulPrecision = .fp32) {
+    gemmBase(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+             beta: beta, c: c, ldc: ldc, parallel: parallel, precision: precision)
+    if AdaptedWeights.active, m > 0, n > 0, k > 0 {
+        AdaptedWeights.addCorrections(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                                      b: b, ldb: ldb, c: c, ldc: ldc, parallel: parallel, precision: precision)
+    }
+}
+
+/// `gemm` with the weight's stored values (W₀ of an adapted weight).
+@inlinable @usableFromInline
+func gemmBase(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+              alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+              b: UnsafePointer<Float>, ldb: Int,
+              beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
+              parallel: Bool = true, precision: MatmulPrecision = .fp32) {
     if m == 0 || n == 0 { return }
     if k == 0 {
         if beta == 0 {
@@ -75,7 +92,7 @@ public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: 
 /// element's sum is unchanged); falls back to them where weights are not packed.
 public func linearForwardShared(_ x: UnsafePointer<Float>, _ products: [(w: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, outDim: Int)],
                                 rows: Int, inDim: Int, precision: MatmulPrecision) {
-    let packed = rows <= PackedWeights.maxRows && precision == .fp32Fixed
+    let packed = rows <= PackedWeights.maxRows && precision == .fp32Fixed && !AdaptedWeights.active
         ? products.map { PackedWeights.lookup($0.w, n: $0.outDim, k: inDim, ldb: inDim, transB: true) } : []
     guard packed.count == products.count, packed.allSatisfy({ $0 != nil }), Parallel.workers > 1 else {
         for p in products { linearForward(x, p.w, p.y, rows: rows, inDim: inDim, outDim: p.outDim, precision: precision) }

@@ -1,6 +1,8 @@
 import TesseraCore
 /// What one decoder layer keeps from its forward pass: enough for the backward pass
-/// without recomputation. Evaluation reuses a single instance for every layer.
+/// without recomputation. Evaluation, and training that recomputes each layer's forward
+/// pass in the backward pass, reuse a single instance for every layer (`layer` nil: sized
+/// to fit any).
 final class LayerActivations: @unchecked Sendable {
     let xIn: FloatBuffer, rinv1: FloatBuffer, h1: FloatBuffer
     let qProj: FloatBuffer, kProj: FloatBuffer, vProj: FloatBuffer
@@ -18,7 +20,7 @@ final class LayerActivations: @unchecked Sendable {
     let mlpGU: FloatBuffer?, mlpY: FloatBuffer?, sharedGate: FloatBuffer?
     let latent: LatentActivations?
 
-    init(config c: ModelConfig, layer l: Int, tokens T: Int, batch: Int, seq: Int, training: Bool) {
+    init(config c: ModelConfig, layer l: Int?, tokens T: Int, batch: Int, seq: Int, training: Bool) {
         let H = c.hiddenSize
         xIn = FloatBuffer(count: T * H)
         rinv1 = FloatBuffer(count: T)
@@ -43,8 +45,7 @@ final class LayerActivations: @unchecked Sendable {
         xMid = FloatBuffer(count: T * H)
         rinv2 = FloatBuffer(count: T)
         h2 = FloatBuffer(count: T * H)
-        // Evaluation shares one instance across layers, so it must fit either kind.
-        let sparse = training ? c.sparseLayers[l] : c.sparseLayers.contains(true)
+        let sparse = l.map { c.sparseLayers[$0] } ?? c.sparseLayers.contains(true)
         let TK = T * c.topK
         if sparse {
             routerProbs = FloatBuffer(count: T * c.experts)
@@ -59,9 +60,8 @@ final class LayerActivations: @unchecked Sendable {
             routerProbs = nil; topIdx = nil; topW = nil; slotPos = nil; dispTok = nil
             xDisp = nil; gu = nil; y = nil
         }
-        let mlpWidth = training
-            ? (c.sparseLayers[l] ? c.sharedExpertWidth : c.denseWidth)
-            : max(c.sharedExpertWidth, c.sparseLayers.contains(false) ? c.denseWidth : 0)
+        let mlpWidth = l.map { c.sparseLayers[$0] ? c.sharedExpertWidth : c.denseWidth }
+            ?? max(c.sharedExpertWidth, c.sparseLayers.contains(false) ? c.denseWidth : 0)
         if mlpWidth > 0 {
             mlpGU = FloatBuffer(count: T * 2 * mlpWidth)
             mlpY = FloatBuffer(count: T * H)

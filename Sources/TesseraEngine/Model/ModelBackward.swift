@@ -72,8 +72,17 @@ extension ModelRun {
         dRes.update(repeating: 0, count: T * H)
         rmsNormBackward(xFinalIn.pointer, P + w.finalNorm.offset, rinvF.pointer, b.dh.pointer, dx: dRes,
                         dw: tr.contains(w.finalNorm) ? G + w.finalNorm.offset : nil, rows: T, dim: H)
+        // A recomputed layer counts its routing again; the pass's statistics are the forward's.
+        let forwardStats = routerStats
         for l in stride(from: c.layers - 1, through: 0, by: -1) {
             if !layerHasTrainable(l, tr) && !needBelow[l] { break }
+            if recomputesActivations {
+                PhaseTimer.shared.measure("bwd.recompute") {
+                    x.pointer.update(from: layerInputs[l].pointer, count: T * H)
+                    layerForward(l, acts[0])
+                }
+                routerStats = forwardStats
+            }
             layerBackward(l, tr, needInputGrad: needBelow[l], grads: G, b: b)
         }
         if tr.contains(w.embed) {
@@ -105,7 +114,7 @@ extension ModelRun {
         let c = config, H = c.hiddenSize
         let P = model.parameters.pointer
         let lw = model.layout.layers[l]
-        let a = acts[l]
+        let a = activations(l)
         let dRes = b.dRes.pointer, dh = b.dh.pointer
         let attnTrainable = attentionHasTrainable(lw, tr)
         // The MLP block's input gradient is needed when anything at or below this layer's

@@ -8,11 +8,20 @@ public final class ModelRun: @unchecked Sendable {
     public let batch: Int
     public let seq: Int
     public let training: Bool
+    /// Training that keeps one layer's activations instead of every layer's: the forward
+    /// pass keeps each layer's input, and the backward pass runs each layer's forward
+    /// pass again just before its backward. A forward pass more per step; the same bits.
+    public let recomputesActivations: Bool
     let config: ModelConfig
     /// Rows of this pass: batch · seq, or the rows of a decoding step (see `Decoder`).
     var T: Int
     let ids: IndexBuffer
     let acts: [LayerActivations]
+    /// With `recomputesActivations`: each layer's input residual [T, H].
+    let layerInputs: [FloatBuffer]
+    /// Each sparse layer's router probabilities summed over tokens [layers][experts], for
+    /// the load-balancing loss (kept apart from the activations, which may be recomputed).
+    var routerProbSums: [[Double]]
     let x: FloatBuffer          // residual stream [T, H]
     let xFinalIn: FloatBuffer   // residual entering the final norm
     let xFinal: FloatBuffer     // normed [T, H]
@@ -38,23 +47,26 @@ public final class ModelRun: @unchecked Sendable {
     /// How this run's matrix products are computed (see `MatmulPrecision`).
     public var matmul: MatmulPrecision = .machineDefault
 
-    public convenience init(model: MoEModel, batch: Int, seq: Int, training: Bool) {
-        self.init(model: model, batch: batch, seq: seq, training: training, logitRows: batch * seq)
+    public convenience init(model: MoEModel, batch: Int, seq: Int, training: Bool, recomputeActivations: Bool = false) {
+        self.init(model: model, batch: batch, seq: seq, training: training, logitRows: batch * seq, recomputeActivations: recomputeActivations)
     }
 
     /// `logitRows` below batch · seq is for decoding, whose head runs on a few rows.
-    init(model: MoEModel, batch: Int, seq: Int, training: Bool, logitRows: Int) {
+    init(model: MoEModel, batch: Int, seq: Int, training: Bool, logitRows: Int, recomputeActivations: Bool = false) {
         self.model = model
         self.batch = batch
         self.seq = seq
         self.training = training
+        recomputesActivations = training && recomputeActivations
         let c = model.config
         config = c
         T = batch * seq
         ids = IndexBuffer(count: T)
-        acts = training
+        acts = training && !recomputeActivations
             ? (0..<c.layers).map { LayerActivations(config: c, layer: $0, tokens: batch * seq, batch: batch, seq: seq, training: true) }
-            : [LayerActivations(config: c, layer: 0, tokens: batch * seq, batch: batch, seq: seq, training: false)]
+            : [LayerActivations(config: c, layer: nil, tokens: batch * seq, batch: batch, seq: seq, training: training)]
+        layerInputs = training && recomputeActivations ? (0..<c.layers).map { _ in FloatBuffer(count: batch * seq * c.hiddenSize) } : []
+        routerProbSums = [[Double]](repeating: [], count: c.layers)
         x = FloatBuffer(count: T * c.hiddenSize)
         xFinalIn = FloatBuffer(count: training ? T * c.hiddenSize : 0)
         xFinal = FloatBuffer(count: T * c.hiddenSize)
@@ -97,10 +109,14 @@ public final class ModelRun: @unchecked Sendable {
         routerStats = RouterStats(config: config)
         if let capture { try capture.check(batch: batch, seq: seq, config: config) }
         for l in 0..<config.layers {
-            layerForward(l, acts[training ? l : 0], capture: capture)
+            if recomputesActivations { layerInputs[l].pointer.update(from: xp, count: T * H) }
+            layerForward(l, activations(l), capture: capture)
         }
         return headAndLoss()
     }
+
+    /// The buffers layer l's forward pass writes.
+    func activations(_ l: Int) -> LayerActivations { acts.count == 1 ? acts[0] : acts[l] }
 
     func loadIDs(_ tokens: TokenBatch) throws {
         guard tokens.batch == batch, tokens.seq == seq else {
@@ -145,8 +161,7 @@ public final class ModelRun: @unchecked Sendable {
             var f = 0.0, pe = 0.0
             for l in sparse {
                 f += Double(routerStats.counts[l][e])
-                let probs = acts[l].routerProbs!.pointer
-                for t in 0..<T { pe += Double(probs[t * E + e]) }
+                pe += routerProbSums[l][e]
             }
             total += (f / n) * (pe / n)
         }
@@ -279,6 +294,11 @@ public final class ModelRun: @unchecked Sendable {
             }
         }
         for e in 0..<E { routerStats.counts[l][e] += start[e + 1] - start[e] }
+        if training {
+            var sums = [Double](repeating: 0, count: E)
+            for t in 0..<T { for e in 0..<E { sums[e] += Double(probs[t * E + e]) } }
+            routerProbSums[l] = sums
+        }
         a.expertStart = start
         let order = expertsBySize(start)
         let xd = a.xDisp!.pointer, gu = a.gu!.pointer, y = a.y!.pointer

@@ -5,6 +5,8 @@ import TesseraCore
 /// Low-rank adapters on chosen experts' matrices (LoRA): each matrix W [m, n] is trained as
 /// W₀ + B·A with B [m, r] and A [r, n], W₀ frozen. The update B·A then has rank r by
 /// construction, so it can be submitted as its factors instead of approximated afterwards.
+/// While the adapters live, the model computes with W₀ + B·A without writing W anywhere
+/// (`AdaptedWeights`): every product and every read of those matrices sees it.
 ///
 /// The engine's backward pass already computes G = ∂L/∂W for a trained matrix; the factors'
 /// gradients follow from it, ∂L/∂B = G·Aᵀ and ∂L/∂A = Bᵀ·G, so the adapters need no
@@ -32,30 +34,9 @@ public final class LowRankAdapters: @unchecked Sendable {
     public let matricesByExpert: [ExpertID: [Matrix]]
     /// Parameters of the largest adapted expert's matrices (one expert's gradient in flight).
     public var largestExpertParameters: Int { matricesByExpert.values.map { $0.reduce(0) { $0 + $1.view.count } }.max() ?? 0 }
-    /// W₀ of every matrix, in the order of `matrices`: read from the bf16 values that back
-    /// it in the model (the library's mapped shard) when there are such, no copy at all;
-    /// otherwise as bf16 bits when every value is a bf16 value, which halves the copy
-    /// without changing a bit.
-    let base: [FrozenMatrix]
-
-    enum FrozenMatrix {
-        case bf16(BF16Buffer)
-        case f32([Float])
-        /// `count` bf16 values at `source` (any alignment), kept alive by `owner`.
-        case mapped(source: UnsafeRawPointer, count: Int, owner: AnyObject)
-
-        init(_ values: [Float]) {
-            self = BF16Buffer(exactly: values).map { .bf16($0) } ?? .f32(values)
-        }
-
-        func copy(into w: UnsafeMutablePointer<Float>) {
-            switch self {
-            case let .f32(values): values.withUnsafeBufferPointer { w.update(from: $0.baseAddress!, count: values.count) }
-            case let .bf16(bits): tsr_bf16_to_f32(bits.pointer, w, bits.count)
-            case let .mapped(source, count, owner): withExtendedLifetime(owner) { tsr_bf16_to_f32(source, w, count) }
-            }
-        }
-    }
+    /// The model whose weights the adapters adapt: its parameter buffer must outlive the
+    /// registration of those weights in `AdaptedWeights`.
+    let model: MoEModel
 
     /// Adapters on the gate, up and down matrices of `experts`.
     public init(model: MoEModel, experts: [ExpertID], rank: Int, seed: UInt64) throws {
@@ -89,11 +70,7 @@ public final class LowRankAdapters: @unchecked Sendable {
         matrices = list
         matricesByExpert = Dictionary(grouping: list, by: \.expert)
         factors = FloatBuffer(count: total)
-        base = list.map { mat in
-            FrozenWeights.backing(model.parameters.pointer + mat.view.offset, count: mat.view.count)
-                .map { .mapped(source: $0.source, count: mat.view.count, owner: $0.owner) } ?? FrozenMatrix(model.values(mat.view))
-        }
-        model.thaw(list.map(\.view))
+        self.model = model
         var rng = SplitMix64(seed: seed)
         for mat in list {
             let bound = 1 / Float(mat.columns).squareRoot()
@@ -101,19 +78,19 @@ public final class LowRankAdapters: @unchecked Sendable {
                 factors.pointer[mat.factorsA.offset + i] = (Float(rng.next() >> 40) / Float(1 << 24) * 2 - 1) * bound
             }
         }
+        // W₀ stays where the model keeps it (bf16 in the mapped shards, as a rule): products
+        // and reads add B·A, so W is never written out as floats.
+        for mat in list {
+            AdaptedWeights.register(model.parameters.pointer + mat.view.offset, rows: mat.rows, columns: mat.columns, rank: rank,
+                                    b: factors.pointer + mat.factorsB.offset, a: factors.pointer + mat.factorsA.offset)
+        }
+    }
+
+    deinit {
+        for mat in matrices { AdaptedWeights.unregister(model.parameters.pointer + mat.view.offset) }
     }
 
     public var parameterCount: Int { factors.count }
-
-    /// Writes W = W₀ + B·A of every matrix into `parameters`.
-    public func materialise(into parameters: FloatBuffer) {
-        for (mat, w0) in zip(matrices, base) {
-            let w = parameters.pointer + mat.view.offset
-            w0.copy(into: w)
-            gemm(m: mat.rows, n: mat.columns, k: rank, a: factors.pointer + mat.factorsB.offset, lda: rank,
-                 b: factors.pointer + mat.factorsA.offset, ldb: mat.columns, beta: 1, c: w, ldc: mat.columns, parallel: false)
-        }
-    }
 
     /// The factors' gradients from the matrices' gradients G in `grads` (laid out like the
     /// model's parameters): ∂B = G·Aᵀ, ∂A = Bᵀ·G, into `factorGrads` (laid out like `factors`).

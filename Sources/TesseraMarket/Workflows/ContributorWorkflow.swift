@@ -22,6 +22,8 @@ public final class ContributorWorkflow {
         public var training: TrainingOptions
         public var delta = DeltaOptions(encoding: .sparse, density: 0.25)
         public var matmul = MatmulPrecision.machineDefault
+        /// `Trainer.recomputeActivations` (nil: only when keeping them would not fit).
+        public var recomputeActivations: Bool?
         /// Seconds between looks at the round while waiting for its window to close.
         public var pollSeconds = 2.0
         /// Name of the market signed into the bundle.
@@ -127,9 +129,10 @@ public final class ContributorWorkflow {
                 windows = try windows.appending(try TokenWindows.load(path: replay).spread(count))
             }
             let signedFor = try await destination()
-            let request = Contribution.Request(experts: experts, data: windows, heldOut: nil, options: o.training, partialResidency: false,
+            var request = Contribution.Request(experts: experts, data: windows, heldOut: nil, options: o.training, partialResidency: false,
                                                delta: o.delta, market: signedFor.market, domain: signedFor.domain,
                                                round: o.round, matmul: o.matmul)
+            request.recomputeActivations = o.recomputeActivations
             _ = try Contribution.run(request, library: library, key: key, out: bundlePath, progress: true)
             progress.trained = true
             try save()
