@@ -33,7 +33,8 @@ public enum AdaptedWeights {
         precondition(rows > 0 && columns > 0 && rank > 0, "adapted weight: empty shape")
         let lo = UInt(bitPattern: w), hi = lo + UInt(rows * columns * 4)
         entries.withLock { list in
-            let i = list.firstIndex { $0.lo >= lo } ?? list.count
+            var i = 0, end = list.count
+            while i < end { let m = (i + end) / 2; if list[m].lo < lo { i = m + 1 } else { end = m } }
             precondition((i == 0 || list[i - 1].hi <= lo) && (i == list.count || list[i].lo >= hi), "adapted ranges overlap")
             list.insert(Entry(lo: lo, hi: hi, rows: rows, columns: columns, rank: rank, b: b, a: a), at: i)
         }
@@ -52,7 +53,12 @@ public enum AdaptedWeights {
     }
 
     static func overlapping(_ lo: UInt, _ hi: UInt) -> [Entry] {
-        entries.withLock { list in list.filter { $0.lo < hi && $0.hi > lo } }
+        entries.withLock { list in
+            // The first entry ending after lo (ends are sorted as the entries are disjoint).
+            var a = 0, b = list.count
+            while a < b { let m = (a + b) / 2; if list[m].hi <= lo { a = m + 1 } else { b = m } }
+            return Array(list[a...].prefix { $0.lo < hi })
+        }
     }
 
     /// Where a weight operand starting at `lo` sits in an entry: its row 0 is the entry's
