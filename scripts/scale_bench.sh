@@ -6,7 +6,7 @@
 #
 #   scripts/scale_bench.sh [--preset olmoe-1b-7b] [--layers N] [--work DIR] [--experts 8]
 #                          [--skip-whole] [--skip-eval] [--skip-train] [--windows 4]
-#                          [--drop-checkpoint] [--cache-gb G] [--skip-esft]
+#                          [--drop-checkpoint] [--cache-gb G] [--skip-esft] [--tokenizer FILE]
 #
 # --experts: routed experts per layer kept resident (and trained); shared experts (DeepSeek)
 # are part of the trunk and always resident. Frozen weights stay bf16 (TESSERA_FROZEN=f32
@@ -16,9 +16,11 @@
 # validation's forward caches (its default is half the memory left after loading);
 # --skip-esft trains only the adapters (full-weight ESFT takes minutes at these sizes); the
 # adapters are trained twice, keeping every layer's activations and recomputing them.
+# --tokenizer puts a tokenizer.json into the checkpoint before it is split, and the token
+# windows are its ids (otherwise bytes): the library then records it and refuses others.
 # Needs a release build (swift build -c release) and ~2.2× the checkpoint's size on disk.
 set -euo pipefail
-preset=olmoe-1b-7b; layers=""; work=/work/scale; per_layer=8; whole=1; train=1; windows=4; evals=1; drop=0; cache=(); esft=1
+preset=olmoe-1b-7b; layers=""; work=/work/scale; per_layer=8; whole=1; train=1; windows=4; evals=1; drop=0; cache=(); esft=1; tokenizer=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --preset) preset=$2; shift 2 ;;
@@ -32,6 +34,7 @@ while [ $# -gt 0 ]; do
     --skip-esft) esft=0; shift ;;
     --drop-checkpoint) drop=1; shift ;;
     --cache-gb) cache=(--cache-gb "$2"); shift 2 ;;
+    --tokenizer) tokenizer=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
     -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -58,6 +61,7 @@ measure() {
 }
 
 [ -f "$ckpt/config.json" ] || [ -d "$lib" ] || measure init $bin init --preset "$preset" ${layers:+--layers $layers} --dtype bf16 --out "$ckpt"
+[ -z "$tokenizer" ] || [ -d "$lib" ] || cp "$tokenizer" "$ckpt/tokenizer.json"
 [ -d "$lib" ] || measure split $bin split --model "$ckpt" --library "$lib"
 [ -f "$ckpt/config.json" ] && cp "$ckpt/config.json" "$runs/config.json"
 [ $drop = 0 ] || rm -rf "$ckpt"
@@ -66,10 +70,12 @@ read -r n_layers n_experts vocab first_sparse < <(python3 -c "import json; c = j
 print(c['num_hidden_layers'], c.get('num_experts') or c.get('n_routed_experts') or c.get('num_local_experts'),
       c['vocab_size'], c.get('first_k_dense_replace', 0))")
 
-# Token windows: English fortunes as bytes, 512 per window (ids < 256 fit every vocabulary).
-[ -f "$work/text/train.safetensors" ] || $bin corpus /usr/share/games/fortunes --out "$work/text" --seq 512 --held-out-bps 2000 \
-  --key-hex 7363616c652d62656e63682d6b65792d686f6c646f7574 > /dev/null
-python3 - "$work/text/heldout.safetensors" "$runs/eval.safetensors" "$windows" <<'EOF'
+# Token windows: English fortunes, 512 per window, as bytes (ids < 256 fit every
+# vocabulary) or as the tokenizer's ids.
+text=$work/text${tokenizer:+-$(sha256sum "$tokenizer" | cut -c1-12)}
+[ -f "$text/train.safetensors" ] || $bin corpus /usr/share/games/fortunes --out "$text" --seq 512 --held-out-bps 2000 \
+  --key-hex 7363616c652d62656e63682d6b65792d686f6c646f7574 ${tokenizer:+--tokenizer "$tokenizer"} > /dev/null
+python3 - "$text/heldout.safetensors" "$runs/eval.safetensors" "$windows" <<'EOF'
 import json, struct, sys
 src, dst, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 raw = open(src, 'rb').read()
@@ -115,7 +121,7 @@ sel["top_p"] = min(1.0, max(sum(sorted(row, reverse=True)[:k]) for row in sel["a
 json.dump(sel, open(path, "w"))
 EOF
   market=$(printf scale-bench | sha256sum | cut -c1-64)
-  common=(--library "$lib" --experts "$runs/selection.json" --data "$work/text/train.safetensors" --key "$work/contributor.json"
+  common=(--library "$lib" --experts "$runs/selection.json" --data "$text/train.safetensors" --key "$work/contributor.json"
           --market "$market" --domain scale --round 1 --steps 1 --batch 1 --warmup 0 --partial --json)
   rm -rf "$runs/esft" "$runs/lora"
   # Full-weight ESFT may be refused before its first step when its optimizer state cannot fit
