@@ -78,18 +78,6 @@ public enum FrozenWeights {
         }
     }
 
-    /// The bf16 values backing floats [p, p + count), when one range backs them all, and
-    /// the object that keeps those values alive.
-    public static func backing(_ p: UnsafePointer<Float>, count: Int) -> (source: UnsafeRawPointer, owner: AnyObject)? {
-        guard registered.load(ordering: .relaxed) > 0, count > 0 else { return nil }
-        let lo = UInt(bitPattern: p), hi = lo + UInt(count * 4)
-        return entries.withLock { list in
-            let i = insertionIndex(list, lo + 1) - 1
-            guard i >= 0, list[i].lo <= lo, list[i].hi >= hi else { return nil }
-            return (list[i].source + Int(lo - list[i].lo) / 2, list[i].owner)
-        }
-    }
-
     /// What `swap` replaced, for `restore`.
     public struct Swapped: @unchecked Sendable {
         fileprivate let replaced: [Entry]
