@@ -192,13 +192,15 @@ public final class Trainer {
         }
         // Buffers this large are mapped untouched, so sizing a run costs no memory.
         var (run, work, activations) = makeRun(recompute: recomputeActivations ?? false)
-        if recomputeActivations == nil, memoryShortfall(activations: activations, optimizer: optimizer) != nil {
+        var shortfall = memoryShortfall(activations: activations, optimizer: optimizer)
+        if recomputeActivations == nil, shortfall != nil {
             (run, work, activations) = makeRun(recompute: true)
+            shortfall = memoryShortfall(activations: activations, optimizer: optimizer)
         }
+        if let shortfall { throw EngineError.invalidInput(shortfall) }
         recomputedActivations = run.recomputesActivations
         run.matmul = matmul
         run.routerAuxLossCoefficient = o.routerAuxLossCoefficient
-        if let shortfall = memoryShortfall(activations: activations, optimizer: optimizer) { throw EngineError.invalidInput(shortfall) }
         let grads = FloatBuffer(count: model.parameters.count)
         let factorGrads = adapters.map { FloatBuffer(count: $0.factors.count) }
         // Adapters take their experts' gradients from the backward pass (no page of `grads` is touched).

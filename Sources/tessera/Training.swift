@@ -19,7 +19,7 @@ struct TrainingArguments: ParsableArguments {
     @Option(name: .customLong("eval-windows")) var evalWindows = 64
     @Option(name: .customLong("checkpoint-every"), help: "Resumable checkpoint interval in steps (0: at the end).") var checkpointEvery = 0
     @Flag(name: .customLong("recompute-activations"), inversion: .prefixedNo,
-          help: "Keep one layer's activations and recompute each layer's forward pass in the backward pass (same result; one layer's activations instead of every layer's, for about a quarter more time per step). Default: only when keeping every layer's would not fit.")
+          help: "Keep one layer's activations and recompute each layer's forward pass in the backward pass (same result; one layer's activations instead of every layer's, for a forward pass more per step: 10-26% more time in the runs of whitepaper-notes/scale.md). Default: only when keeping every layer's would not fit.")
     var recomputeActivations: Bool?
 
     func options(auxCoef: Float = 0, defaultLearningRate: Float = 1e-3) -> TrainingOptions {

@@ -6,15 +6,16 @@ import TesseraCore
 /// the rank-r correction, X·Wᵀ = X·W₀ᵀ + (X·Aᵀ)·Bᵀ and X·W = X·W₀ + (X·B)·A. Writing W
 /// out as floats would cost 4 bytes per adapted parameter: 7.2 GB for 8 experts per layer
 /// of DeepSeek-V2-Lite, against 2 for W₀ read from the mapped shards, and a few kB for the
-/// factors. The correction costs 2·r·(m·k + m·n) flops against the product's 2·m·n·k,
-/// under 1% at rank 4 for any expert wider than 800.
+/// factors. By count, the correction costs 2·r·(m·k + m·n) flops against the product's
+/// 2·m·n·k, a share of r·(1/n + 1/k): 1% at rank 4 when both sides are 800 wide (its time
+/// was not measured apart from the step's).
 ///
 /// Like `FrozenWeights`, this is a registry by address: `gemm` looks its weight operand up
 /// here, and `FrozenWeights.read` adds B·A to the values it copies, so the model code
 /// never learns which weights are adapted. B and A are read where the adapters keep them,
 /// so an optimizer step changes the products with no further call.
 public enum AdaptedWeights {
-    struct Entry: @unchecked Sendable {
+    struct Entry: AddressRange, @unchecked Sendable {
         /// Addresses of W [rows, columns], row-major, in a parameter buffer.
         var lo: UInt, hi: UInt
         var rows: Int, columns: Int, rank: Int
@@ -32,12 +33,7 @@ public enum AdaptedWeights {
                                 b: UnsafePointer<Float>, a: UnsafePointer<Float>) {
         precondition(rows > 0 && columns > 0 && rank > 0, "adapted weight: empty shape")
         let lo = UInt(bitPattern: w), hi = lo + UInt(rows * columns * 4)
-        entries.withLock { list in
-            var i = 0, end = list.count
-            while i < end { let m = (i + end) / 2; if list[m].lo < lo { i = m + 1 } else { end = m } }
-            precondition((i == 0 || list[i - 1].hi <= lo) && (i == list.count || list[i].lo >= hi), "adapted ranges overlap")
-            list.insert(Entry(lo: lo, hi: hi, rows: rows, columns: columns, rank: rank, b: b, a: a), at: i)
-        }
+        entries.withLock { $0.insertDisjoint(Entry(lo: lo, hi: hi, rows: rows, columns: columns, rank: rank, b: b, a: a), "adapted") }
         registered.add(1, ordering: .sequentiallyConsistent)
     }
 
@@ -45,7 +41,8 @@ public enum AdaptedWeights {
     public static func unregister(_ w: UnsafePointer<Float>) {
         let lo = UInt(bitPattern: w)
         let removed = entries.withLock { list -> Bool in
-            guard let i = list.firstIndex(where: { $0.lo == lo }) else { return false }
+            let i = list.insertionIndex(lo)
+            guard i < list.count, list[i].lo == lo else { return false }
             list.remove(at: i)
             return true
         }
@@ -53,12 +50,7 @@ public enum AdaptedWeights {
     }
 
     static func overlapping(_ lo: UInt, _ hi: UInt) -> [Entry] {
-        entries.withLock { list in
-            // The first entry ending after lo (ends are sorted as the entries are disjoint).
-            var a = 0, b = list.count
-            while a < b { let m = (a + b) / 2; if list[m].hi <= lo { a = m + 1 } else { b = m } }
-            return Array(list[a...].prefix { $0.lo < hi })
-        }
+        entries.withLock { Array($0.overlapping(lo, hi)) }
     }
 
     /// Where a weight operand starting at `lo` sits in an entry: its row 0 is the entry's

@@ -19,7 +19,7 @@ import TesseraCore
 /// through a product goes through `read` (embedding rows, saving, deltas); code that writes
 /// them thaws the range first (`thaw`: training, merging a new version).
 public enum FrozenWeights {
-    struct Entry: @unchecked Sendable {
+    struct Entry: AddressRange, @unchecked Sendable {
         var lo: UInt, hi: UInt
         var source: UnsafeRawPointer
         var owner: AnyObject
@@ -45,11 +45,7 @@ public enum FrozenWeights {
         guard count > 0 else { return }
         let lo = UInt(bitPattern: p), hi = lo + UInt(count * 4)
         let entry = Entry(lo: lo, hi: hi, source: source, owner: owner)
-        entries.withLock { list in
-            let i = insertionIndex(list, lo)
-            precondition((i == 0 || list[i - 1].hi <= lo) && (i == list.count || list[i].lo >= hi), "frozen ranges overlap")
-            list.insert(entry, at: i)
-        }
+        entries.withLock { $0.insertDisjoint(entry, "frozen") }
         registered.add(1, ordering: .sequentiallyConsistent)
         protect(lo, hi, PROT_NONE)
     }
@@ -62,7 +58,7 @@ public enum FrozenWeights {
         let lo = UInt(bitPattern: p), hi = lo + UInt(count * 4)
         let removed = entries.withLock { list -> [Entry] in
             var out: [Entry] = []
-            var i = max(0, insertionIndex(list, lo) - 1)
+            var i = max(0, list.insertionIndex(lo) - 1)
             while i < list.count, list[i].lo < hi {
                 if list[i].hi > lo { out.append(list.remove(at: i)) } else { i += 1 }
             }
@@ -95,7 +91,7 @@ public enum FrozenWeights {
         guard registered.load(ordering: .relaxed) > 0, count > 0 else { return nil }
         let lo = UInt(bitPattern: p), hi = lo + UInt(count * 4)
         let swapped = entries.withLock { list -> Swapped? in
-            let first = max(0, insertionIndex(list, lo) - 1)
+            let first = max(0, list.insertionIndex(lo) - 1)
             var i = first, covered = lo
             while i < list.count, list[i].lo < hi {
                 let e = list[i]
@@ -106,7 +102,7 @@ public enum FrozenWeights {
                 i += 1
             }
             guard covered == hi else { return nil }
-            let start = insertionIndex(list, lo)
+            let start = list.insertionIndex(lo)
             let replaced = Array(list[start..<i])
             list.replaceSubrange(start..<i, with: [Entry(lo: lo, hi: hi, source: source, owner: owner)])
             registered.add(1 - replaced.count, ordering: .sequentiallyConsistent)
@@ -122,7 +118,7 @@ public enum FrozenWeights {
     /// Puts back the ranges `swap` replaced.
     public static func restore(_ swapped: Swapped) {
         entries.withLock { list in
-            let i = insertionIndex(list, swapped.lo)
+            let i = list.insertionIndex(swapped.lo)
             precondition(i < list.count && list[i].lo == swapped.lo, "restoring a frozen range that was not swapped")
             list.replaceSubrange(i...i, with: swapped.replaced)
         }
@@ -136,16 +132,10 @@ public enum FrozenWeights {
         guard registered.load(ordering: .relaxed) > 0, span > 0 else { return nil }
         let lo = UInt(bitPattern: p), hi = lo + UInt(span * 4)
         let list = entries.withLock { list -> [Segments.Part] in
-            var i = max(0, insertionIndex(list, lo) - 1), out: [Segments.Part] = []
-            while i < list.count, list[i].lo < hi {
-                let e = list[i]
-                if e.hi > lo {
-                    let a = max(e.lo, lo), b = min(e.hi, hi)
-                    out.append(.init(start: Int(a - lo) / 4, end: Int(b - lo) / 4, source: e.source + Int(a - e.lo) / 2))
-                }
-                i += 1
+            list.overlapping(lo, hi).map { e in
+                let a = max(e.lo, lo), b = min(e.hi, hi)
+                return .init(start: Int(a - lo) / 4, end: Int(b - lo) / 4, source: e.source + Int(a - e.lo) / 2)
             }
-            return out
         }
         return list.isEmpty ? nil : Segments(base: p, span: span, parts: list)
     }
@@ -154,10 +144,7 @@ public enum FrozenWeights {
     public static func overlaps(_ p: UnsafePointer<Float>, count: Int) -> Bool {
         guard registered.load(ordering: .relaxed) > 0, count > 0 else { return false }
         let lo = UInt(bitPattern: p), hi = lo + UInt(count * 4)
-        return entries.withLock { list in
-            let i = max(0, insertionIndex(list, lo) - 1)
-            return list[i...].prefix { $0.lo < hi }.contains { $0.hi > lo }
-        }
+        return entries.withLock { !$0.overlapping(lo, hi).isEmpty }
     }
 
     /// Copies floats [p, p + count) to `dst`, widening the backed parts.
@@ -171,13 +158,7 @@ public enum FrozenWeights {
         guard registered.load(ordering: .relaxed) > 0 else { dst.update(from: p, count: count); return }
         let lo = UInt(bitPattern: p), hi = lo + UInt(count * 4)
         let parts = entries.withLock { list -> [(lo: UInt, hi: UInt, source: UnsafeRawPointer)] in
-            var i = max(0, insertionIndex(list, lo) - 1), out: [(UInt, UInt, UnsafeRawPointer)] = []
-            while i < list.count, list[i].lo < hi {
-                let e = list[i]
-                if e.hi > lo { out.append((max(e.lo, lo), min(e.hi, hi), e.source + Int(max(e.lo, lo) - e.lo) / 2)) }
-                i += 1
-            }
-            return out
+            list.overlapping(lo, hi).map { e in (max(e.lo, lo), min(e.hi, hi), e.source + Int(max(e.lo, lo) - e.lo) / 2) }
         }
         var at = lo
         func floats(_ a: UInt, _ b: UInt) -> Int { Int(b - a) / 4 }
@@ -200,16 +181,6 @@ public enum FrozenWeights {
     /// Bytes of float parameters in `addresses` that are backed (twice their bf16 bytes).
     public static func backedBytes(in addresses: Range<UInt>) -> Int {
         entries.withLock { $0.reduce(0) { $0 + ($1.lo >= addresses.lowerBound && $1.hi <= addresses.upperBound ? Int($1.hi - $1.lo) : 0) } }
-    }
-
-    /// First index whose `lo` is ≥ `address`.
-    static func insertionIndex(_ list: [Entry], _ address: UInt) -> Int {
-        var a = 0, b = list.count
-        while a < b {
-            let m = (a + b) / 2
-            if list[m].lo < address { a = m + 1 } else { b = m }
-        }
-        return a
     }
 
     static func protect(_ lo: UInt, _ hi: UInt, _ flags: Int32) {
